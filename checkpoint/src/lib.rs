@@ -1,0 +1,18 @@
+//! # checkpoint: where this direction stands, durably
+//!
+//! Owns the RocksDB store in `data-dir`: the position after the last transaction applied
+//! downstream, the GTID state of every domain, the schema history, and the identity of the
+//! servers the data-dir belongs to. Values are versioned; several keys change in one
+//! `WriteBatch`; the position never moves backward.
+//!
+//! ## Why Debian's librocksdb
+//! `rocksdb = "=0.20.1"` with default features off links Debian's `librocksdb-dev`
+//! (RocksDB 7.8) through `ROCKSDB_LIB_DIR` (set in `.cargo/config.toml`). The bundled C++
+//! build of newer `rocksdb` releases takes about 23 minutes on the project's 2-core
+//! machines, paid again on every fresh machine and CI run; the system library builds in
+//! seconds. The cost: the binary needs `librocksdb7.8` at run time (installed with
+//! `librocksdb-dev`), and bindgen needs `libclang-dev` at build time. Default features stay
+//! off, or the compression `-sys` crates would be compiled from source anyway.
+//!
+//! Status: not implemented yet (issue 5). The crate exists so the workspace has its final
+//! shape; it exports nothing.

@@ -1,0 +1,48 @@
+//! # conf: the `drainer.toml` model
+//!
+//! One `drainer` process replicates one direction and reads one TOML file: `[pump]` names
+//! the upstream whose binlog is read, `[syncer]` how transactions are filtered and applied,
+//! `[syncer.to]` the downstream. This crate owns that model and nothing else: serde
+//! structs with TiDB Binlog's defaults, [`Config::validate`] (pure: no file, no network),
+//! and [`Secret`], the password type that prints as `<redacted>` in `Debug` output and
+//! when serialized, so a whole configuration can be logged or shown safely.
+//!
+//! ## Loading
+//! [`Config::load`] reads the file, lets `DRAINER_PUMP_PASSWORD` / `DRAINER_TO_PASSWORD`
+//! replace the two passwords when they are set, and validates. Errors are
+//! [`ConfigError`]s that name the file and the key: a TOML syntax error, an unknown key
+//! (every table denies unknown fields), a wrong type, a missing required key, or the list
+//! of broken rules ([`Violation`]: key path plus constraint).
+//!
+//! ## Required keys
+//! `[pump]` `host`, `port`, `user`, `server-id` and `[syncer.to]` `host`, `port`, `user`
+//! have no defaults: a wrong guess there would connect to the wrong server, or register a
+//! replica id that disconnects another reader. Everything else defaults as in the README's
+//! configuration reference.
+//!
+//! ```
+//! let text = r#"
+//!     [pump]
+//!     host = "10.0.0.1"
+//!     port = 3306
+//!     user = "drainer"
+//!     server-id = 4001
+//!     [syncer.to]
+//!     host = "10.0.1.1"
+//!     port = 3306
+//!     user = "drainer"
+//! "#;
+//! let config = conf::Config::parse(text, "drainer.toml".as_ref()).unwrap();
+//! assert_eq!(config.syncer.worker_count, 16);
+//! assert!(config.validate().is_empty());
+//! ```
+
+mod load;
+mod model;
+mod secret;
+mod validate;
+
+pub use load::{ConfigError, PasswordSource, PUMP_PASSWORD_ENV, TO_PASSWORD_ENV};
+pub use model::*;
+pub use secret::{Secret, REDACTED};
+pub use validate::{Violation, MAX_CHECKPOINT_INTERVAL_MS, MAX_WORKER_COUNT};

@@ -1,0 +1,104 @@
+//! Reading `drainer.toml`: file, then password environment variables, then validation.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Config, Secret, Violation};
+
+/// Environment variable that, when set, replaces `[pump] password`.
+pub const PUMP_PASSWORD_ENV: &str = "DRAINER_PUMP_PASSWORD";
+/// Environment variable that, when set, replaces `[syncer.to] password`.
+pub const TO_PASSWORD_ENV: &str = "DRAINER_TO_PASSWORD";
+
+/// Why a configuration could not be used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key, a wrong type or a missing key; `message` names the key.
+    #[error("configuration file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration file {} is invalid:{}", path.display(), list(violations))]
+    Invalid {
+        path: PathBuf,
+        violations: Vec<Violation>,
+    },
+}
+
+fn list(violations: &[Violation]) -> String {
+    violations.iter().map(|v| format!("\n  {v}")).collect()
+}
+
+/// Where a password in the effective configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// The environment variable named.
+    Env(&'static str),
+    File,
+}
+
+impl Config {
+    /// Reads `path`, applies `DRAINER_PUMP_PASSWORD` / `DRAINER_TO_PASSWORD` when set, and
+    /// validates. The one way the binary loads its configuration.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        config.apply_password_env(|name| std::env::var(name).ok());
+        let violations = config.validate();
+        if violations.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                violations,
+            })
+        }
+    }
+
+    /// Parses TOML `text` read from `origin` (named in errors). No environment, no validation.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: origin.to_owned(),
+            message,
+        };
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| parse_error(e.to_string()))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            parse_error(format!("key `{path}`: {}", e.into_inner()))
+        })
+    }
+
+    /// Replaces each password whose environment variable `lookup` finds (an empty value
+    /// included: it means "no password").
+    pub fn apply_password_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if let Some(p) = lookup(PUMP_PASSWORD_ENV) {
+            self.pump.password = Secret::new(p);
+        }
+        if let Some(p) = lookup(TO_PASSWORD_ENV) {
+            self.syncer.to.password = Secret::new(p);
+        }
+    }
+}
+
+impl PasswordSource {
+    /// Where the pump's (`pump = true`) or the downstream's password comes from now.
+    pub fn current(pump: bool) -> PasswordSource {
+        let var = if pump {
+            PUMP_PASSWORD_ENV
+        } else {
+            TO_PASSWORD_ENV
+        };
+        if std::env::var_os(var).is_some() {
+            PasswordSource::Env(var)
+        } else {
+            PasswordSource::File
+        }
+    }
+}

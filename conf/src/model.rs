@@ -1,0 +1,178 @@
+//! The `drainer.toml` structs. Keys are kebab-case; an unknown key is an error.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// One direction's whole configuration: the root of `drainer.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// RocksDB directory: checkpoint and schema history.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// HTTP listen address for `/status` and `/metrics`, as `host:port`.
+    #[serde(default = "default_addr")]
+    pub addr: String,
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// The upstream whose binlog is read.
+    pub pump: Pump,
+    pub syncer: Syncer,
+}
+
+/// Log verbosity, from least to most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// `[pump]`: the upstream server and where to start reading it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Pump {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Overridden by the environment variable `DRAINER_PUMP_PASSWORD` when it is set.
+    #[serde(default)]
+    pub password: Secret,
+    /// The replica server id announced to the upstream; must be unique among its replicas.
+    /// Required: two readers with one id disconnect each other.
+    pub server_id: u32,
+    /// GTID state to start from when `data-dir` holds no checkpoint (MariaDB
+    /// `domain-server-seq[,…]` or MySQL `uuid:1-100[,…]`); empty: not used.
+    #[serde(default)]
+    pub initial_gtid: String,
+    /// Binlog file to start from when `data-dir` holds no checkpoint; empty: not used.
+    #[serde(default)]
+    pub initial_file: String,
+    /// Position in `initial-file`.
+    #[serde(default = "default_initial_pos")]
+    pub initial_pos: u64,
+}
+
+/// `[syncer]`: how transactions are filtered and applied.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Syncer {
+    #[serde(default = "default_worker_count")]
+    pub worker_count: u32,
+    #[serde(default = "default_txn_batch")]
+    pub txn_batch: u32,
+    #[serde(default)]
+    pub safe_mode: bool,
+    #[serde(default)]
+    pub loopback_control: bool,
+    /// This direction's channel in the mark table; 0 means unset.
+    #[serde(default)]
+    pub channel_id: i64,
+    #[serde(default = "default_true")]
+    pub sync_ddl: bool,
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// `schema.table` of the loopback mark table.
+    #[serde(default = "default_mark_table")]
+    pub mark_table: String,
+    /// Comma-separated schemas never replicated.
+    #[serde(default = "default_ignore_schemas")]
+    pub ignore_schemas: String,
+    #[serde(default)]
+    pub replicate_do_db: Vec<String>,
+    #[serde(default)]
+    pub replicate_do_table: Vec<TableName>,
+    #[serde(default)]
+    pub ignore_table: Vec<TableName>,
+    /// The downstream.
+    pub to: To,
+}
+
+/// An entry of `[[syncer.replicate-do-table]]` or `[[syncer.ignore-table]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TableName {
+    pub db_name: String,
+    pub tbl_name: String,
+}
+
+/// `[syncer.to]`: the downstream server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct To {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Overridden by the environment variable `DRAINER_TO_PASSWORD` when it is set.
+    #[serde(default)]
+    pub password: Secret,
+    /// 1 = full columns, 2 = partial columns (rows apply while a schema change rolls out).
+    #[serde(default = "default_sync_mode")]
+    pub sync_mode: u8,
+}
+
+impl Syncer {
+    /// The schemas named by `ignore-schemas`, trimmed, empty entries left out.
+    pub fn ignored_schemas(&self) -> impl Iterator<Item = &str> {
+        self.ignore_schemas
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+pub const DEFAULT_WORKER_COUNT: u32 = 16;
+pub const DEFAULT_TXN_BATCH: u32 = 20;
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 3000;
+pub const DEFAULT_MARK_TABLE: &str = "retl._drainer_repl_mark";
+pub const DEFAULT_IGNORE_SCHEMAS: &str = "INFORMATION_SCHEMA,PERFORMANCE_SCHEMA,mysql";
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data.drainer")
+}
+fn default_addr() -> String {
+    "127.0.0.1:8249".to_owned()
+}
+fn default_initial_pos() -> u64 {
+    4
+}
+fn default_worker_count() -> u32 {
+    DEFAULT_WORKER_COUNT
+}
+fn default_txn_batch() -> u32 {
+    DEFAULT_TXN_BATCH
+}
+fn default_true() -> bool {
+    true
+}
+fn default_checkpoint_interval_ms() -> u64 {
+    DEFAULT_CHECKPOINT_INTERVAL_MS
+}
+fn default_mark_table() -> String {
+    DEFAULT_MARK_TABLE.to_owned()
+}
+fn default_ignore_schemas() -> String {
+    DEFAULT_IGNORE_SCHEMAS.to_owned()
+}
+fn default_sync_mode() -> u8 {
+    1
+}

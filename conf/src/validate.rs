@@ -1,0 +1,341 @@
+//! Rules a loaded configuration must satisfy, checked without any I/O.
+
+use std::fmt;
+
+use crate::model::{Config, TableName};
+
+/// The largest `worker-count`: each worker holds its own downstream connection.
+pub const MAX_WORKER_COUNT: u32 = 1024;
+/// The longest `checkpoint-interval-ms`: one hour.
+pub const MAX_CHECKPOINT_INTERVAL_MS: u64 = 3_600_000;
+
+/// One broken rule: the key path (`syncer.worker-count`) and what it must satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub constraint: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.constraint)
+    }
+}
+
+impl Config {
+    /// Every rule this configuration breaks, in file order; empty when it is usable.
+    /// Pure: reads no file, resolves no host, opens no connection.
+    pub fn validate(&self) -> Vec<Violation> {
+        let mut v = Violations(Vec::new());
+        if self.data_dir.as_os_str().is_empty() {
+            v.add("data-dir", "must name a directory".into());
+        }
+        if let Err(e) = check_host_port(&self.addr) {
+            v.add("addr", e);
+        }
+
+        let pump = &self.pump;
+        v.endpoint("pump", &pump.host, pump.port, &pump.user);
+        if pump.server_id == 0 {
+            v.add(
+                "pump.server-id",
+                "must be between 1 and 4294967295 (0 cannot register as a replica)".into(),
+            );
+        }
+        if !pump.initial_gtid.is_empty() {
+            if let Err(e) = check_gtid_syntax(&pump.initial_gtid) {
+                v.add("pump.initial-gtid", e);
+            }
+            if !pump.initial_file.is_empty() {
+                v.add(
+                    "pump.initial-file",
+                    "must be empty when pump.initial-gtid is set (give one starting point)".into(),
+                );
+            }
+        }
+        if pump.initial_file.is_empty() {
+            if pump.initial_pos != 4 {
+                v.add(
+                    "pump.initial-pos",
+                    format!(
+                        "is only used with pump.initial-file, which is empty (is {})",
+                        pump.initial_pos
+                    ),
+                );
+            }
+        } else {
+            if pump.initial_file.contains(['/', '\\'])
+                || pump.initial_file.trim() != pump.initial_file
+            {
+                v.add(
+                    "pump.initial-file",
+                    format!(
+                        "must be a binlog file name as SHOW BINARY LOGS prints it, not a path (is {:?})",
+                        pump.initial_file
+                    ),
+                );
+            }
+            if pump.initial_pos < 4 {
+                v.add(
+                    "pump.initial-pos",
+                    format!(
+                        "must be at least 4, the first event of a binlog file (is {})",
+                        pump.initial_pos
+                    ),
+                );
+            }
+        }
+
+        let syncer = &self.syncer;
+        if !(1..=MAX_WORKER_COUNT).contains(&syncer.worker_count) {
+            v.add(
+                "syncer.worker-count",
+                format!(
+                    "must be between 1 and {MAX_WORKER_COUNT} (is {})",
+                    syncer.worker_count
+                ),
+            );
+        }
+        if syncer.txn_batch == 0 {
+            v.add("syncer.txn-batch", "must be at least 1 (is 0)".into());
+        }
+        if !(1..=MAX_CHECKPOINT_INTERVAL_MS).contains(&syncer.checkpoint_interval_ms) {
+            v.add(
+                "syncer.checkpoint-interval-ms",
+                format!(
+                    "must be between 1 and {MAX_CHECKPOINT_INTERVAL_MS} (is {})",
+                    syncer.checkpoint_interval_ms
+                ),
+            );
+        }
+        if syncer.channel_id < 0 {
+            v.add(
+                "syncer.channel-id",
+                format!("must not be negative (is {})", syncer.channel_id),
+            );
+        } else if syncer.loopback_control && syncer.channel_id == 0 {
+            v.add(
+                "syncer.channel-id",
+                "must be set to a positive number when syncer.loopback-control = true \
+                 (both directions of a pair use the same channel)"
+                    .into(),
+            );
+        }
+        if let Err(e) = check_qualified_table(&syncer.mark_table) {
+            v.add("syncer.mark-table", e);
+        }
+        for schema in syncer.ignored_schemas() {
+            if let Err(e) = check_identifier(schema) {
+                v.add("syncer.ignore-schemas", format!("entry {schema:?} {e}"));
+            }
+        }
+        for (i, db) in syncer.replicate_do_db.iter().enumerate() {
+            if let Err(e) = check_name_or_pattern(db) {
+                v.add(&format!("syncer.replicate-do-db[{i}]"), e);
+            }
+        }
+        v.tables("syncer.replicate-do-table", &syncer.replicate_do_table);
+        v.tables("syncer.ignore-table", &syncer.ignore_table);
+
+        let to = &syncer.to;
+        v.endpoint("syncer.to", &to.host, to.port, &to.user);
+        if !matches!(to.sync_mode, 1 | 2) {
+            v.add(
+                "syncer.to.sync-mode",
+                format!(
+                    "must be 1 (full columns) or 2 (partial columns) (is {})",
+                    to.sync_mode
+                ),
+            );
+        }
+        if same_endpoint(&pump.host, pump.port, &to.host, to.port) {
+            v.add(
+                "syncer.to",
+                format!(
+                    "must be another server than [pump] ({}:{} and {}:{} are the same server)",
+                    pump.host, pump.port, to.host, to.port
+                ),
+            );
+        }
+        v.0
+    }
+}
+
+struct Violations(Vec<Violation>);
+
+impl Violations {
+    fn add(&mut self, field: &str, constraint: String) {
+        self.0.push(Violation {
+            field: field.to_owned(),
+            constraint,
+        });
+    }
+
+    fn endpoint(&mut self, section: &str, host: &str, port: u16, user: &str) {
+        if let Err(e) = check_host(host) {
+            self.add(&format!("{section}.host"), e);
+        }
+        if port == 0 {
+            self.add(
+                &format!("{section}.port"),
+                "must be between 1 and 65535 (is 0)".into(),
+            );
+        }
+        if user.is_empty() {
+            self.add(&format!("{section}.user"), "must name a user".into());
+        }
+    }
+
+    fn tables(&mut self, key: &str, tables: &[TableName]) {
+        for (i, t) in tables.iter().enumerate() {
+            if let Err(e) = check_name_or_pattern(&t.db_name) {
+                self.add(&format!("{key}[{i}].db-name"), e);
+            }
+            if let Err(e) = check_name_or_pattern(&t.tbl_name) {
+                self.add(&format!("{key}[{i}].tbl-name"), e);
+            }
+        }
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        Err("must name a host".into())
+    } else if host.contains(char::is_whitespace) || host.contains(['/', '@']) {
+        Err(format!("must be a host name or IP address (is {host:?})"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `host:port` or `[v6]:port`, with a port from 1 to 65535.
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let bad = || format!("must be host:port, e.g. 127.0.0.1:8249 (is {addr:?})");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    check_host(host).map_err(|_| bad())?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+/// Whether two endpoints name the same server as far as text can tell: equal ports and
+/// equal hosts, with every loopback spelling counted as one host.
+fn same_endpoint(host_a: &str, port_a: u16, host_b: &str, port_b: u16) -> bool {
+    fn canonical(host: &str) -> String {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let loopback = host == "localhost"
+            || host == "::1"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            "loopback".into()
+        } else {
+            host
+        }
+    }
+    port_a == port_b && canonical(host_a) == canonical(host_b)
+}
+
+/// A MariaDB/MySQL identifier as the server accepts it (unquoted or quoted).
+fn check_identifier(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("must not be empty".into())
+    } else if name.chars().count() > 64 {
+        Err(format!("is longer than 64 characters (is {name:?})"))
+    } else if name.contains(['\0', '`']) || name.ends_with(' ') {
+        Err(format!(
+            "is not a usable identifier: no NUL, no backtick, no trailing space (is {name:?})"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// An exact name, or `~` followed by a regular expression (as in TiDB Binlog).
+fn check_name_or_pattern(name: &str) -> Result<(), String> {
+    match name.strip_prefix('~') {
+        Some("") => Err("a `~` pattern needs a regular expression after the `~`".into()),
+        Some(_) => Ok(()),
+        None => check_identifier(name),
+    }
+}
+
+fn check_qualified_table(name: &str) -> Result<(), String> {
+    let (schema, table) = name
+        .split_once('.')
+        .ok_or_else(|| format!("must be schema.table (is {name:?})"))?;
+    check_identifier(schema).map_err(|e| format!("schema part {e}"))?;
+    check_identifier(table).map_err(|e| format!("table part {e}"))
+}
+
+/// The syntax of a GTID starting point: a MariaDB GTID list (`0-1-100,1-2-7`, one entry per
+/// domain) or a MySQL GTID set (`3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7,…`).
+fn check_gtid_syntax(text: &str) -> Result<(), String> {
+    let entries: Vec<&str> = text.split(',').map(str::trim).collect();
+    let mariadb = entries.iter().all(|e| is_mariadb_gtid(e));
+    let mysql = entries.iter().all(|e| is_mysql_gtid_interval_set(e));
+    if mariadb {
+        let mut domains: Vec<&str> = entries.iter().filter_map(|e| e.split('-').next()).collect();
+        domains.sort_unstable();
+        if let Some(w) = domains.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!(
+                "names GTID domain {} twice; give one GTID per domain (is {text:?})",
+                w[0]
+            ));
+        }
+        Ok(())
+    } else if mysql {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a MariaDB GTID list (domain-server-seq[,…], e.g. 0-1-100) or a MySQL GTID set \
+             (uuid:first-last[,…]) (is {text:?})"
+        ))
+    }
+}
+
+fn is_mariadb_gtid(entry: &str) -> bool {
+    let parts: Vec<&str> = entry.split('-').collect();
+    parts.len() == 3
+        && parts[0].parse::<u32>().is_ok()
+        && parts[1].parse::<u32>().is_ok()
+        && parts[2].parse::<u64>().is_ok()
+}
+
+fn is_mysql_gtid_interval_set(entry: &str) -> bool {
+    let mut parts = entry.split(':');
+    let uuid = parts.next().unwrap_or_default();
+    let is_uuid = uuid.len() == 36
+        && uuid.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    let mut intervals = 0;
+    for part in parts {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(a), Ok(b)) if a >= 1 && a <= b => intervals += 1,
+            (Ok(_), _) | (_, Ok(_)) => return false,
+            // MySQL 8.3 tagged GTIDs: `uuid:tag:1-5`.
+            _ if is_gtid_tag(part) => {}
+            _ => return false,
+        }
+    }
+    is_uuid && intervals > 0
+}
+
+fn is_gtid_tag(part: &str) -> bool {
+    let mut chars = part.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && part.len() <= 32
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

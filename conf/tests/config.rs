@@ -1,0 +1,502 @@
+//! The `drainer.toml` model: parsing, defaults, every validation rule, redaction.
+
+use std::path::{Path, PathBuf};
+
+use conf::{Config, ConfigError, LogLevel, Secret};
+
+const MINIMAL: &str = r#"
+[pump]
+host = "10.0.0.1"
+port = 3306
+user = "drainer"
+server-id = 4001
+
+[syncer.to]
+host = "10.0.1.1"
+port = 3306
+user = "drainer"
+"#;
+
+/// The example of DESIGN.md, every key spelled out.
+const FULL: &str = r#"
+data-dir = "data.drainer"
+addr = "127.0.0.1:8249"
+log-level = "info"
+
+[pump]
+host = "127.0.0.1"
+port = 3306
+user = "drainer"
+password = "pump-pw"
+server-id = 4001
+initial-gtid = ""
+initial-file = ""
+initial-pos = 4
+
+[syncer]
+worker-count = 16
+txn-batch = 20
+safe-mode = false
+loopback-control = false
+channel-id = 0
+sync-ddl = true
+checkpoint-interval-ms = 3000
+mark-table = "retl._drainer_repl_mark"
+ignore-schemas = "INFORMATION_SCHEMA,PERFORMANCE_SCHEMA,mysql"
+replicate-do-db = []
+
+[[syncer.replicate-do-table]]
+db-name = "app"
+tbl-name = "orders"
+
+[[syncer.ignore-table]]
+db-name = "tidb_binlog"
+tbl-name = "checkpoint"
+
+[syncer.to]
+host = "127.0.0.1"
+port = 3307
+user = "drainer"
+password = "to-pw"
+sync-mode = 1
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("a-to-b.toml"))
+}
+
+fn minimal() -> Config {
+    parse(MINIMAL).expect("the minimal configuration parses")
+}
+
+/// The parse error's message; panics if `text` parses.
+fn parse_error(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("parsed, but should not have: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The fields of `config`'s violations.
+fn violated(config: &Config) -> Vec<String> {
+    config.validate().into_iter().map(|v| v.field).collect()
+}
+
+fn assert_violates(config: &Config, field: &str, constraint_words: &str) {
+    let violations = config.validate();
+    let hit = violations.iter().find(|v| v.field == field);
+    let hit = hit.unwrap_or_else(|| panic!("no violation of {field}; got {violations:?}"));
+    assert!(
+        hit.constraint.contains(constraint_words),
+        "{field}: {:?} does not say {constraint_words:?}",
+        hit.constraint
+    );
+}
+
+#[test]
+fn minimal_file_gets_tidb_defaults() {
+    let c = minimal();
+    assert_eq!(c.data_dir, PathBuf::from("data.drainer"));
+    assert_eq!(c.addr, "127.0.0.1:8249");
+    assert_eq!(c.log_level, LogLevel::Info);
+    assert_eq!(c.pump.password, Secret::default());
+    assert_eq!(c.pump.initial_gtid, "");
+    assert_eq!(c.pump.initial_file, "");
+    assert_eq!(c.pump.initial_pos, 4);
+    let s = &c.syncer;
+    assert_eq!(s.worker_count, 16);
+    assert_eq!(s.txn_batch, 20);
+    assert!(!s.safe_mode);
+    assert!(!s.loopback_control);
+    assert_eq!(s.channel_id, 0);
+    assert!(s.sync_ddl);
+    assert_eq!(s.checkpoint_interval_ms, 3000);
+    assert_eq!(s.mark_table, "retl._drainer_repl_mark");
+    assert_eq!(
+        s.ignore_schemas,
+        "INFORMATION_SCHEMA,PERFORMANCE_SCHEMA,mysql"
+    );
+    assert_eq!(
+        s.ignored_schemas().collect::<Vec<_>>(),
+        ["INFORMATION_SCHEMA", "PERFORMANCE_SCHEMA", "mysql"]
+    );
+    assert!(s.replicate_do_db.is_empty());
+    assert!(s.replicate_do_table.is_empty());
+    assert!(s.ignore_table.is_empty());
+    assert_eq!(s.to.sync_mode, 1);
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+}
+
+#[test]
+fn design_example_parses_whole() {
+    let c = parse(FULL).unwrap();
+    assert_eq!(c.pump.password.expose(), "pump-pw");
+    assert_eq!(c.syncer.to.password.expose(), "to-pw");
+    assert_eq!(c.syncer.to.port, 3307);
+    assert_eq!(c.syncer.replicate_do_table[0].db_name, "app");
+    assert_eq!(c.syncer.replicate_do_table[0].tbl_name, "orders");
+    assert_eq!(c.syncer.ignore_table[0].tbl_name, "checkpoint");
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+}
+
+#[test]
+fn serialized_configuration_parses_back_to_the_same_model() {
+    let mut c = parse(FULL).unwrap();
+    let text = toml::to_string(&c).unwrap();
+    let back = parse(&text).unwrap();
+    // Passwords are written redacted; everything else survives.
+    c.pump.password = Secret::new(conf::REDACTED);
+    c.syncer.to.password = Secret::new(conf::REDACTED);
+    assert_eq!(back, c);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_path_and_the_file() {
+    for (text, path) in [
+        (format!("bogus = 1\n{MINIMAL}"), "`bogus`"),
+        (MINIMAL.replace("server-id", "serverid"), "`pump.serverid`"),
+        (
+            format!("[syncer]\nworker-cont = 3\n{MINIMAL}"),
+            "`syncer.worker-cont`",
+        ),
+        (
+            MINIMAL.replace("[syncer.to]", "[syncer.to]\nsyncmode = 2"),
+            "`syncer.to.syncmode`",
+        ),
+        (
+            format!("{MINIMAL}\n[[syncer.ignore-table]]\ndb-name = 'a'\ntbl = 'b'\n"),
+            "`syncer.ignore-table[0].tbl`",
+        ),
+    ] {
+        let e = parse_error(&text);
+        assert!(e.contains("a-to-b.toml"), "{e}");
+        assert!(e.contains(path), "{path} not in: {e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+}
+
+#[test]
+fn wrong_types_are_named_not_coerced() {
+    for (text, path) in [
+        (
+            format!("[syncer]\nsync-ddl = 3\n{MINIMAL}"),
+            "`syncer.sync-ddl`",
+        ),
+        (
+            format!("[syncer]\nworker-count = '16'\n{MINIMAL}"),
+            "`syncer.worker-count`",
+        ),
+        (
+            format!("[syncer]\nworker-count = -1\n{MINIMAL}"),
+            "`syncer.worker-count`",
+        ),
+        (
+            MINIMAL.replace("port = 3306", "port = 70000"),
+            "`pump.port`",
+        ),
+        (format!("log-level = 'loud'\n{MINIMAL}"), "`log-level`"),
+        (
+            format!("[syncer]\nreplicate-do-db = 'app'\n{MINIMAL}"),
+            "`syncer.replicate-do-db`",
+        ),
+    ] {
+        let e = parse_error(&text);
+        assert!(e.contains(path), "{path} not in: {e}");
+        assert!(e.contains("a-to-b.toml"), "{e}");
+    }
+}
+
+#[test]
+fn required_keys_are_required() {
+    let e = parse_error(&MINIMAL.replace("server-id = 4001", ""));
+    assert!(e.contains("server-id"), "{e}");
+    let e = parse_error(&MINIMAL.replacen("user = \"drainer\"\n", "", 1));
+    assert!(e.contains("`pump`") && e.contains("user"), "{e}");
+    let e = parse_error(MINIMAL.split("[syncer.to]").next().unwrap());
+    assert!(e.contains("syncer"), "{e}");
+}
+
+#[test]
+fn toml_syntax_errors_name_file_and_line() {
+    let e = parse_error(&format!("{MINIMAL}\nworker-count = = 3\n"));
+    assert!(e.contains("a-to-b.toml") && e.contains("line 13"), "{e}");
+}
+
+#[test]
+fn loopback_needs_a_channel() {
+    let mut c = minimal();
+    c.syncer.loopback_control = true;
+    assert_violates(&c, "syncer.channel-id", "loopback-control");
+    c.syncer.channel_id = 7;
+    assert!(c.validate().is_empty());
+    c.syncer.channel_id = -1;
+    assert_violates(&c, "syncer.channel-id", "negative");
+}
+
+#[test]
+fn sync_mode_is_one_or_two() {
+    let mut c = minimal();
+    for mode in [0, 3, 255] {
+        c.syncer.to.sync_mode = mode;
+        assert_violates(&c, "syncer.to.sync-mode", "1 (full columns) or 2");
+    }
+    c.syncer.to.sync_mode = 2;
+    assert!(c.validate().is_empty());
+}
+
+#[test]
+fn worker_count_txn_batch_and_interval_are_bounded() {
+    let mut c = minimal();
+    c.syncer.worker_count = 0;
+    assert_violates(&c, "syncer.worker-count", "between 1 and 1024");
+    c.syncer.worker_count = 1025;
+    assert_violates(&c, "syncer.worker-count", "(is 1025)");
+    c.syncer.worker_count = 1;
+    c.syncer.txn_batch = 0;
+    assert_violates(&c, "syncer.txn-batch", "at least 1");
+    c.syncer.txn_batch = 1;
+    c.syncer.checkpoint_interval_ms = 0;
+    assert_violates(&c, "syncer.checkpoint-interval-ms", "between 1 and 3600000");
+    c.syncer.checkpoint_interval_ms = 3_600_001;
+    assert_violates(&c, "syncer.checkpoint-interval-ms", "between 1 and 3600000");
+    c.syncer.checkpoint_interval_ms = 1;
+    assert!(c.validate().is_empty());
+}
+
+#[test]
+fn upstream_and_downstream_must_differ() {
+    let mut c = minimal();
+    c.syncer.to.host = "10.0.0.1".into();
+    assert_violates(&c, "syncer.to", "same server");
+    c.syncer.to.port = 3307;
+    assert!(c.validate().is_empty());
+    // Every spelling of loopback is one host.
+    for (a, b) in [
+        ("127.0.0.1", "localhost"),
+        ("LOCALHOST", "::1"),
+        ("[::1]", "127.0.0.2"),
+    ] {
+        c.pump.host = a.into();
+        c.syncer.to.host = b.into();
+        c.syncer.to.port = c.pump.port;
+        assert_violates(&c, "syncer.to", "same server");
+    }
+}
+
+#[test]
+fn endpoints_need_host_port_user_and_a_replica_id() {
+    let mut c = minimal();
+    c.pump.host = String::new();
+    c.pump.port = 0;
+    c.pump.user = String::new();
+    c.pump.server_id = 0;
+    c.syncer.to.host = "db host".into();
+    c.syncer.to.port = 0;
+    c.syncer.to.user = String::new();
+    assert_eq!(
+        violated(&c),
+        [
+            "pump.host",
+            "pump.port",
+            "pump.user",
+            "pump.server-id",
+            "syncer.to.host",
+            "syncer.to.port",
+            "syncer.to.user",
+        ]
+    );
+}
+
+#[test]
+fn data_dir_and_addr_are_checked() {
+    let mut c = minimal();
+    c.data_dir = PathBuf::new();
+    assert_violates(&c, "data-dir", "directory");
+    c.data_dir = "d".into();
+    for bad in [
+        "8249",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:99999",
+        ":8249",
+        "host:port",
+    ] {
+        c.addr = bad.into();
+        assert_violates(&c, "addr", "host:port");
+    }
+    for good in [
+        "127.0.0.1:8249",
+        "[::1]:8249",
+        "localhost:1",
+        "0.0.0.0:8249",
+    ] {
+        c.addr = good.into();
+        assert!(c.validate().is_empty(), "{good}: {:?}", c.validate());
+    }
+}
+
+#[test]
+fn starting_point_is_one_of_gtid_or_file() {
+    let mut c = minimal();
+    c.pump.initial_gtid = "0-1-100".into();
+    c.pump.initial_file = "binlog.000003".into();
+    assert_violates(&c, "pump.initial-file", "initial-gtid");
+    c.pump.initial_gtid.clear();
+    c.pump.initial_pos = 3;
+    assert_violates(&c, "pump.initial-pos", "at least 4");
+    c.pump.initial_pos = 1234;
+    assert!(c.validate().is_empty());
+    c.pump.initial_file = "/var/lib/mysql/binlog.000003".into();
+    assert_violates(&c, "pump.initial-file", "not a path");
+    c.pump.initial_file.clear();
+    assert_violates(&c, "pump.initial-pos", "only used with pump.initial-file");
+}
+
+#[test]
+fn initial_gtid_syntax() {
+    let mut c = minimal();
+    for good in [
+        "0-1-100",
+        "0-1-100,1-2-7",
+        "0-4294967295-18446744073709551615",
+        "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5",
+        "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7:9-11,4e11fa47-71ca-11e1-9e33-c80aa9429562:1",
+        "3E11FA47-71CA-11E1-9E33-C80AA9429562:tag_1:1-5",
+    ] {
+        c.pump.initial_gtid = good.into();
+        assert!(c.validate().is_empty(), "{good}: {:?}", c.validate());
+    }
+    for bad in [
+        "0-1",
+        "0-1-x",
+        "-1-1-1",
+        "0-1-100,",
+        "3E11FA47-71CA-11E1-9E33-C80AA9429562",
+        "3E11FA47-71CA-11E1-9E33-C80AA9429562:5-1",
+        "3E11FA47-71CA-11E1-9E33-C80AA9429562:0-3",
+        "3E11FA47:1-5",
+        "0-1-100,3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5",
+    ] {
+        c.pump.initial_gtid = bad.into();
+        assert_violates(&c, "pump.initial-gtid", "GTID");
+    }
+    c.pump.initial_gtid = "0-1-100,0-2-7".into();
+    assert_violates(&c, "pump.initial-gtid", "domain 0 twice");
+}
+
+#[test]
+fn names_and_patterns_are_checked() {
+    let mut c = minimal();
+    c.syncer.mark_table = "no_schema".into();
+    assert_violates(&c, "syncer.mark-table", "schema.table");
+    c.syncer.mark_table = ".t".into();
+    assert_violates(&c, "syncer.mark-table", "schema part");
+    c.syncer.mark_table = "retl.`m`".into();
+    assert_violates(&c, "syncer.mark-table", "backtick");
+    c.syncer.mark_table = format!("retl.{}", "x".repeat(65));
+    assert_violates(&c, "syncer.mark-table", "64 characters");
+    c.syncer.mark_table = "retl.mark".into();
+
+    c.syncer.ignore_schemas = "mysql, ,sys".into();
+    assert!(c.validate().is_empty(), "empty entries are skipped");
+    c.syncer.ignore_schemas = "mysql,bad`name".into();
+    assert_violates(&c, "syncer.ignore-schemas", "bad`name");
+    c.syncer.ignore_schemas = "mysql".into();
+
+    c.syncer.replicate_do_db = vec![
+        "app".into(),
+        "~^shop_[0-9]+$".into(),
+        "~".into(),
+        String::new(),
+    ];
+    assert_eq!(
+        violated(&c),
+        ["syncer.replicate-do-db[2]", "syncer.replicate-do-db[3]"]
+    );
+    c.syncer.replicate_do_db.clear();
+
+    c.syncer.replicate_do_table = vec![conf::TableName {
+        db_name: "app".into(),
+        tbl_name: String::new(),
+    }];
+    c.syncer.ignore_table = vec![conf::TableName {
+        db_name: String::new(),
+        tbl_name: "~^tmp_".into(),
+    }];
+    assert_eq!(
+        violated(&c),
+        [
+            "syncer.replicate-do-table[0].tbl-name",
+            "syncer.ignore-table[0].db-name"
+        ]
+    );
+}
+
+#[test]
+fn secrets_never_show_in_debug_or_serialized_output() {
+    let mut c = parse(FULL).unwrap();
+    let debug = format!("{c:?} {:#?}", c);
+    assert!(
+        !debug.contains("pump-pw") && !debug.contains("to-pw"),
+        "{debug}"
+    );
+    assert!(debug.contains("<redacted>"));
+    let text = toml::to_string(&c).unwrap();
+    assert!(
+        !text.contains("pump-pw") && !text.contains("to-pw"),
+        "{text}"
+    );
+    assert!(text.contains("password = \"<redacted>\""), "{text}");
+    // An empty password reveals nothing, so it shows as empty.
+    c.pump.password = Secret::default();
+    assert!(format!("{:?}", c.pump).contains("password: \"\""));
+}
+
+#[test]
+fn password_environment_variables_replace_the_file_values() {
+    let mut c = parse(FULL).unwrap();
+    c.apply_password_env(|name| match name {
+        conf::PUMP_PASSWORD_ENV => Some("from-env".into()),
+        _ => None,
+    });
+    assert_eq!(c.pump.password.expose(), "from-env");
+    assert_eq!(c.syncer.to.password.expose(), "to-pw");
+    c.apply_password_env(|name| (name == conf::TO_PASSWORD_ENV).then(String::new));
+    assert_eq!(
+        c.syncer.to.password.expose(),
+        "",
+        "set but empty means no password"
+    );
+}
+
+#[test]
+fn load_names_the_file_and_lists_every_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.toml");
+    let e = Config::load(&missing).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert!(e.to_string().contains("absent.toml"), "{e}");
+
+    let path = dir.path().join("bad.toml");
+    let text = MINIMAL.replace(
+        "[syncer.to]",
+        "[syncer]\nworker-count = 0\nloopback-control = true\n[syncer.to]",
+    );
+    std::fs::write(&path, text).unwrap();
+    let e = Config::load(&path).unwrap_err();
+    let ConfigError::Invalid { violations, .. } = &e else {
+        panic!("expected Invalid, got {e:?}");
+    };
+    assert_eq!(violations.len(), 2, "{violations:?}");
+    let shown = e.to_string();
+    assert!(shown.contains("bad.toml"), "{shown}");
+    assert!(
+        shown.contains("syncer.worker-count: must be between 1 and 1024 (is 0)"),
+        "{shown}"
+    );
+    assert!(shown.contains("syncer.channel-id"), "{shown}");
+
+    let path = dir.path().join("good.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    assert_eq!(Config::load(&path).unwrap().pump.server_id, 4001);
+}

@@ -1,0 +1,571 @@
+//! The preflight checks as pure functions of the configuration and what the servers said.
+
+use conf::Config;
+
+use super::facts::ServerFacts;
+
+/// Which server a check is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Upstream,
+    Downstream,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Upstream => "upstream",
+            Side::Downstream => "downstream",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// Does not apply to this server (a MariaDB-only setting on MySQL, say).
+    Skip,
+}
+
+/// One named check, reported as setting / expected / actual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub side: Side,
+    pub setting: String,
+    pub expected: String,
+    pub actual: String,
+    pub outcome: Outcome,
+}
+
+impl Check {
+    fn new(side: Side, setting: &str, expected: String, actual: String, pass: bool) -> Check {
+        Check {
+            side,
+            setting: setting.to_owned(),
+            expected,
+            actual,
+            outcome: if pass { Outcome::Pass } else { Outcome::Fail },
+        }
+    }
+}
+
+/// A privilege the user needs, satisfied by any of several names (MariaDB 10.5 renamed
+/// `REPLICATION CLIENT` to `BINLOG MONITOR`; `SUPER` used to cover it).
+struct Need {
+    any_of: &'static [&'static str],
+}
+
+const fn need(any_of: &'static [&'static str]) -> Need {
+    Need { any_of }
+}
+
+const REPLICATION_SLAVE: Need = need(&["REPLICATION SLAVE"]);
+const BINLOG_MONITOR: Need = need(&["BINLOG MONITOR", "REPLICATION CLIENT", "SUPER"]);
+const SELECT: Need = need(&["SELECT"]);
+const WRITE: &[Need] = &[
+    need(&["SELECT"]),
+    need(&["INSERT"]),
+    need(&["UPDATE"]),
+    need(&["DELETE"]),
+];
+const DDL: &[Need] = &[
+    need(&["CREATE"]),
+    need(&["DROP"]),
+    need(&["ALTER"]),
+    need(&["INDEX"]),
+];
+const MARK_TABLE: &[Need] = &[
+    need(&["CREATE"]),
+    need(&["SELECT"]),
+    need(&["INSERT"]),
+    need(&["UPDATE"]),
+];
+
+/// Where a privilege is needed: on every schema, or on the schemas named.
+enum Scope {
+    AllSchemas,
+    Schemas(Vec<String>),
+}
+
+impl Scope {
+    /// The schemas this direction replicates, when the configuration names them exactly
+    /// (`replicate-do-db`, `replicate-do-table`); otherwise every schema.
+    fn replicated(config: &Config) -> Scope {
+        let s = &config.syncer;
+        let mut names: Vec<String> = s
+            .replicate_do_db
+            .iter()
+            .chain(s.replicate_do_table.iter().map(|t| &t.db_name))
+            .cloned()
+            .collect();
+        if names.is_empty() || names.iter().any(|n| n.starts_with('~')) {
+            return Scope::AllSchemas;
+        }
+        names.sort();
+        names.dedup();
+        Scope::Schemas(names)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Scope::AllSchemas => "*.*".to_owned(),
+            Scope::Schemas(names) => names
+                .iter()
+                .map(|n| format!("{n}.*"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// Checks of the upstream: reachable, binlog settings, server id, replication privileges.
+pub fn upstream_checks(config: &Config, facts: &Result<ServerFacts, String>) -> Vec<Check> {
+    let (check, facts) = reachable(Side::Upstream, &config.pump.user, facts);
+    let mut checks = vec![check];
+    if let Some(facts) = facts {
+        checks.extend(upstream_settings(config, facts));
+    }
+    checks
+}
+
+fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
+    let side = Side::Upstream;
+    let mut checks = vec![
+        variable_is(side, facts, "log_bin", "ON"),
+        variable_is(side, facts, "binlog_format", "ROW"),
+        variable_is(side, facts, "binlog_row_image", "FULL"),
+    ];
+    checks.push(match facts.variable("log_bin_compress") {
+        Some(_) => variable_is(side, facts, "log_bin_compress", "OFF"),
+        None => Check {
+            outcome: Outcome::Skip,
+            ..Check::new(
+                side,
+                "log_bin_compress",
+                "OFF".into(),
+                "(no such variable: not MariaDB)".into(),
+                true,
+            )
+        },
+    });
+    let server_id = facts.variable("server_id").unwrap_or("?");
+    checks.push(Check::new(
+        side,
+        "server_id",
+        format!("not {} ([pump] server-id)", config.pump.server_id),
+        server_id.to_owned(),
+        server_id != config.pump.server_id.to_string(),
+    ));
+    checks.push(privileges(
+        side,
+        facts,
+        "replication privileges",
+        &[REPLICATION_SLAVE, BINLOG_MONITOR],
+        &Scope::AllSchemas,
+    ));
+    checks.push(privileges(
+        side,
+        facts,
+        "read privileges (table definitions)",
+        &[SELECT],
+        &Scope::replicated(config),
+    ));
+    checks
+}
+
+/// Checks of the downstream: reachable, another server than the upstream, writable,
+/// privileges to apply rows, DDL (with `sync-ddl`) and the mark table (with loopback).
+pub fn downstream_checks(
+    config: &Config,
+    upstream: Option<&ServerFacts>,
+    facts: &Result<ServerFacts, String>,
+) -> Vec<Check> {
+    let side = Side::Downstream;
+    let syncer = &config.syncer;
+    let (check, facts) = reachable(side, &syncer.to.user, facts);
+    let mut checks = vec![check];
+    let Some(facts) = facts else {
+        return checks;
+    };
+    if let Some(upstream) = upstream {
+        let up = upstream.variable("server_id").unwrap_or("?");
+        let down = facts.variable("server_id").unwrap_or("?");
+        checks.push(Check::new(
+            side,
+            "server_id",
+            format!("not {up} (the upstream's server_id)"),
+            down.to_owned(),
+            up != down,
+        ));
+    }
+    checks.push(variable_is(side, facts, "read_only", "OFF"));
+    let replicated = Scope::replicated(config);
+    checks.push(privileges(
+        side,
+        facts,
+        "write privileges",
+        WRITE,
+        &replicated,
+    ));
+    if syncer.sync_ddl {
+        checks.push(privileges(
+            side,
+            facts,
+            "DDL privileges (sync-ddl = true)",
+            DDL,
+            &replicated,
+        ));
+    }
+    if syncer.loopback_control {
+        let schema = syncer
+            .mark_table
+            .split_once('.')
+            .map_or(syncer.mark_table.as_str(), |(schema, _)| schema);
+        checks.push(privileges(
+            side,
+            facts,
+            "mark table privileges (loopback-control = true)",
+            MARK_TABLE,
+            &Scope::Schemas(vec![schema.to_owned()]),
+        ));
+    }
+    checks
+}
+
+fn reachable<'f>(
+    side: Side,
+    user: &str,
+    facts: &'f Result<ServerFacts, String>,
+) -> (Check, Option<&'f ServerFacts>) {
+    let expected = format!("login as {user}");
+    match facts {
+        Ok(f) => (
+            Check::new(side, "connection", expected, f.version.clone(), true),
+            Some(f),
+        ),
+        Err(e) => (
+            Check::new(side, "connection", expected, e.clone(), false),
+            None,
+        ),
+    }
+}
+
+fn variable_is(side: Side, facts: &ServerFacts, name: &str, expected: &str) -> Check {
+    let actual = facts.variable(name);
+    Check::new(
+        side,
+        name,
+        expected.to_owned(),
+        actual.unwrap_or("(no such variable)").to_owned(),
+        actual.is_some_and(|a| a.eq_ignore_ascii_case(expected)),
+    )
+}
+
+fn privileges(
+    side: Side,
+    facts: &ServerFacts,
+    setting: &str,
+    needs: &[Need],
+    scope: &Scope,
+) -> Check {
+    let names = |ns: &mut dyn Iterator<Item = &Need>| {
+        ns.map(|n| n.any_of[0]).collect::<Vec<_>>().join(", ")
+    };
+    let missing: Vec<&Need> = needs.iter().filter(|n| !granted(facts, n, scope)).collect();
+    let actual = if missing.is_empty() {
+        format!("granted to {}", facts.current_user)
+    } else {
+        format!(
+            "{} lacks {}",
+            facts.current_user,
+            names(&mut missing.iter().copied())
+        )
+    };
+    Check::new(
+        side,
+        setting,
+        format!("{} on {}", names(&mut needs.iter()), scope.describe()),
+        actual,
+        missing.is_empty(),
+    )
+}
+
+fn granted(facts: &ServerFacts, need: &Need, scope: &Scope) -> bool {
+    let has = |privilege: &str| {
+        need.any_of
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(privilege))
+    };
+    if facts.global_privileges.iter().any(|p| has(p)) {
+        return true;
+    }
+    match scope {
+        Scope::AllSchemas => false,
+        Scope::Schemas(schemas) => schemas.iter().all(|schema| {
+            facts
+                .schema_privileges
+                .iter()
+                .any(|(pattern, p)| has(p) && like_match(pattern, schema))
+        }),
+    }
+}
+
+/// SQL `LIKE` as GRANT uses it for schema names: `%` any run, `_` one character, `\`
+/// escapes the next one.
+fn like_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('%', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('_', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some(('\\', rest)) if !rest.is_empty() => {
+                n.first() == Some(&rest[0]) && go(&rest[1..], &n[1..])
+            }
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+        [pump]
+        host = "10.0.0.1"
+        port = 3306
+        user = "pump"
+        server-id = 4001
+        [syncer.to]
+        host = "10.0.1.1"
+        port = 3306
+        user = "apply"
+    "#;
+
+    fn config() -> Config {
+        Config::parse(CONFIG, Path::new("t.toml")).unwrap()
+    }
+
+    fn facts(server_id: &str, privileges: &[&str]) -> ServerFacts {
+        let variables = [
+            ("log_bin", "ON"),
+            ("binlog_format", "ROW"),
+            ("binlog_row_image", "FULL"),
+            ("log_bin_compress", "OFF"),
+            ("server_id", server_id),
+            ("read_only", "OFF"),
+        ];
+        ServerFacts {
+            version: "10.11.19-MariaDB-log".into(),
+            variables: variables
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            current_user: "u@%".into(),
+            global_privileges: privileges.iter().map(|p| p.to_string()).collect(),
+            schema_privileges: Vec::new(),
+        }
+    }
+
+    fn good_upstream() -> ServerFacts {
+        facts("1", &["REPLICATION SLAVE", "BINLOG MONITOR", "SELECT"])
+    }
+
+    fn good_downstream() -> ServerFacts {
+        facts(
+            "2",
+            &[
+                "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX",
+            ],
+        )
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .map(|c| c.setting.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_well_set_up_pair_passes_every_check() {
+        let c = config();
+        let up = upstream_checks(&c, &Ok(good_upstream()));
+        let down = downstream_checks(&c, Some(&good_upstream()), &Ok(good_downstream()));
+        assert!(failed(&up).is_empty(), "{up:?}");
+        assert!(failed(&down).is_empty(), "{down:?}");
+        let settings: Vec<&str> = up.iter().map(|c| c.setting.as_str()).collect();
+        assert_eq!(
+            settings,
+            [
+                "connection",
+                "log_bin",
+                "binlog_format",
+                "binlog_row_image",
+                "log_bin_compress",
+                "server_id",
+                "replication privileges",
+                "read privileges (table definitions)"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_binlog_setting_is_reported_with_expected_and_actual() {
+        let c = config();
+        for (name, bad) in [
+            ("log_bin", "OFF"),
+            ("binlog_format", "STATEMENT"),
+            ("binlog_format", "MIXED"),
+            ("binlog_row_image", "MINIMAL"),
+            ("log_bin_compress", "ON"),
+        ] {
+            let mut up = good_upstream();
+            up.variables.insert(name.into(), bad.into());
+            let checks = upstream_checks(&c, &Ok(up));
+            assert_eq!(failed(&checks), [name]);
+            let check = checks.iter().find(|c| c.setting == name).unwrap();
+            assert_eq!(check.actual, bad);
+        }
+    }
+
+    #[test]
+    fn log_bin_compress_is_skipped_on_mysql() {
+        let mut up = good_upstream();
+        up.variables.remove("log_bin_compress");
+        let checks = upstream_checks(&config(), &Ok(up));
+        let check = checks
+            .iter()
+            .find(|c| c.setting == "log_bin_compress")
+            .unwrap();
+        assert_eq!(check.outcome, Outcome::Skip);
+    }
+
+    #[test]
+    fn the_replica_id_must_differ_from_the_upstreams() {
+        let checks = upstream_checks(
+            &config(),
+            &Ok(facts(
+                "4001",
+                &["REPLICATION SLAVE", "BINLOG MONITOR", "SELECT"],
+            )),
+        );
+        assert_eq!(failed(&checks), ["server_id"]);
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_once_and_skips_the_rest() {
+        let checks = upstream_checks(&config(), &Err("Access denied for user 'pump'".into()));
+        assert_eq!(checks.len(), 1);
+        assert_eq!(failed(&checks), ["connection"]);
+        assert!(checks[0].actual.contains("Access denied"));
+    }
+
+    #[test]
+    fn missing_privileges_are_named() {
+        let c = config();
+        let checks = upstream_checks(&c, &Ok(facts("1", &["SELECT"])));
+        assert_eq!(failed(&checks), ["replication privileges"]);
+        let check = checks
+            .iter()
+            .find(|c| c.setting == "replication privileges")
+            .unwrap();
+        assert_eq!(check.actual, "u@% lacks REPLICATION SLAVE, BINLOG MONITOR");
+        // REPLICATION CLIENT (MySQL, MariaDB before 10.5) stands for BINLOG MONITOR.
+        let checks = upstream_checks(
+            &c,
+            &Ok(facts(
+                "1",
+                &["REPLICATION SLAVE", "REPLICATION CLIENT", "SELECT"],
+            )),
+        );
+        assert!(failed(&checks).is_empty(), "{checks:?}");
+
+        let down = downstream_checks(&c, None, &Ok(facts("2", &["SELECT", "INSERT"])));
+        assert_eq!(
+            failed(&down),
+            ["write privileges", "DDL privileges (sync-ddl = true)"]
+        );
+    }
+
+    #[test]
+    fn ddl_and_mark_table_privileges_follow_the_settings() {
+        let mut c = config();
+        c.syncer.sync_ddl = false;
+        let writer = facts("2", &["SELECT", "INSERT", "UPDATE", "DELETE"]);
+        assert!(failed(&downstream_checks(&c, None, &Ok(writer.clone()))).is_empty());
+        c.syncer.loopback_control = true;
+        c.syncer.channel_id = 1;
+        let down = downstream_checks(&c, None, &Ok(writer.clone()));
+        assert_eq!(
+            failed(&down),
+            ["mark table privileges (loopback-control = true)"]
+        );
+        let mut with_retl = writer;
+        with_retl.schema_privileges = ["CREATE", "SELECT", "INSERT", "UPDATE"]
+            .iter()
+            .map(|p| ("retl".to_string(), p.to_string()))
+            .collect();
+        assert!(failed(&downstream_checks(&c, None, &Ok(with_retl))).is_empty());
+    }
+
+    #[test]
+    fn schema_level_grants_count_for_the_replicated_schemas() {
+        let mut c = config();
+        c.syncer.replicate_do_db = vec!["app".into(), "shop_1".into()];
+        let mut up = facts("1", &["REPLICATION SLAVE", "BINLOG MONITOR"]);
+        up.schema_privileges = vec![
+            ("app".into(), "SELECT".into()),
+            ("shop\\_%".into(), "SELECT".into()),
+        ];
+        assert!(failed(&upstream_checks(&c, &Ok(up.clone()))).is_empty());
+        c.syncer.replicate_do_db.push("other".into());
+        assert_eq!(
+            failed(&upstream_checks(&c, &Ok(up.clone()))),
+            ["read privileges (table definitions)"]
+        );
+        // A pattern in the filter could match any schema: only a global grant will do.
+        c.syncer.replicate_do_db = vec!["~^app".into()];
+        assert_eq!(
+            failed(&upstream_checks(&c, &Ok(up))),
+            ["read privileges (table definitions)"]
+        );
+    }
+
+    #[test]
+    fn downstream_must_be_another_writable_server() {
+        let c = config();
+        let down = downstream_checks(
+            &c,
+            Some(&good_upstream()),
+            &Ok(facts(
+                "1",
+                &[
+                    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX",
+                ],
+            )),
+        );
+        assert_eq!(failed(&down), ["server_id"]);
+        let mut ro = good_downstream();
+        ro.variables.insert("read_only".into(), "ON".into());
+        assert_eq!(failed(&downstream_checks(&c, None, &Ok(ro))), ["read_only"]);
+    }
+
+    #[test]
+    fn like_patterns_match_as_grant_does() {
+        assert!(like_match("app", "app"));
+        assert!(!like_match("app", "apps"));
+        assert!(like_match("app%", "apps"));
+        assert!(like_match("a_p", "axp"));
+        assert!(!like_match("a\\_p", "axp"));
+        assert!(like_match("a\\_p", "a_p"));
+        assert!(like_match("%", ""));
+    }
+}

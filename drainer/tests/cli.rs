@@ -1,0 +1,116 @@
+//! The command line without servers: help, version, and configuration errors (exit 2).
+//! Tests that need MariaDB live in the `integration` crate.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const VALID: &str = r#"
+[pump]
+host = "127.0.0.1"
+port = 3306
+user = "drainer"
+server-id = 4001
+[syncer.to]
+host = "127.0.0.1"
+port = 3307
+user = "drainer"
+"#;
+
+fn drainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drainer"))
+        .args(args)
+        .env_remove("DRAINER_PUMP_PASSWORD")
+        .env_remove("DRAINER_TO_PASSWORD")
+        .output()
+        .expect("the drainer binary runs")
+}
+
+fn with_config(text: &str, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drainer.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--config", path.to_str().unwrap()]);
+    drainer(&all)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_unknown_key_exits_2_and_names_the_key_and_file() {
+    let text = VALID.replace("[syncer.to]", "[syncer]\nworker-cont = 4\n[syncer.to]");
+    for args in [&[][..], &["check-config"][..]] {
+        let out = with_config(&text, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("key `syncer.worker-cont`"), "{err}");
+        assert!(
+            err.contains("drainer.toml") && err.contains("line 8"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_configuration_exits_2_listing_every_broken_rule() {
+    let text = VALID.replace("port = 3307", "port = 3306\nsync-mode = 3");
+    let out = with_config(&text, &["check-config"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("syncer.to.sync-mode: must be 1 (full columns) or 2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("syncer.to: must be another server than [pump]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_or_flag_exits_2() {
+    let out = drainer(&["--config", "/nonexistent/drainer.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/drainer.toml"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = drainer(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--config FILE is required"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = drainer(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_shows_an_example_and_the_exit_codes() {
+    let out = drainer(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("drainer check-config --config a-to-b.toml"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight"
+        ),
+        "{text}"
+    );
+    let out = drainer(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("drainer {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(Path::new(env!("CARGO_BIN_EXE_drainer")).is_file());
+}

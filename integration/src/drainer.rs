@@ -1,0 +1,290 @@
+//! `drainer` processes for tests: a generated configuration, the real binary, its exit
+//! code and output.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use conf::Config;
+use tempfile::TempDir;
+
+use crate::eventually::poll_until;
+use crate::mariadb::{
+    die_with_parent, free_port, signal, MariaDb, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD,
+    PUMP_USER,
+};
+use crate::HarnessError;
+
+/// A configuration for the direction `upstream` → `downstream`, logging in as the harness
+/// users, with its data directory in `data_dir`. Tests change fields as they need.
+pub fn config_for(
+    upstream: &MariaDb,
+    downstream: &MariaDb,
+    data_dir: &Path,
+) -> Result<Config, HarnessError> {
+    let text = format!(
+        r#"
+        addr = "127.0.0.1:{http_port}"
+        [pump]
+        host = "{up_host}"
+        port = {up_port}
+        user = "{PUMP_USER}"
+        password = "{PUMP_PASSWORD}"
+        server-id = {pump_id}
+        [syncer.to]
+        host = "{down_host}"
+        port = {down_port}
+        user = "{APPLY_USER}"
+        password = "{APPLY_PASSWORD}"
+        "#,
+        http_port = free_port()?,
+        up_host = upstream.host(),
+        up_port = upstream.port(),
+        pump_id = 10_000 + upstream.server_id(),
+        down_host = downstream.host(),
+        down_port = downstream.port(),
+    );
+    let mut config = Config::parse(&text, Path::new("<harness>"))
+        .expect("the harness writes a valid configuration");
+    config.data_dir = data_dir.to_owned();
+    Ok(config)
+}
+
+/// Where the `drainer` binary is: `$DRAINER_BIN`, else beside the test executable's
+/// directory (`target/<profile>/drainer`, which `cargo test --workspace` builds first).
+/// A binary older than its sources is refused: `cargo test -p integration` alone does not
+/// rebuild it, and a stale binary would test old code.
+pub fn drainer_binary() -> Result<PathBuf, HarnessError> {
+    if let Some(path) = std::env::var_os("DRAINER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| HarnessError::io("find the test executable", e))?;
+    // target/<profile>/deps/<test> → target/<profile>/drainer
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("drainer"))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            HarnessError::Missing(format!(
+                "the drainer binary is not beside {}: run `cargo test --workspace` \
+                 (or `cargo build -p drainer` first), or set DRAINER_BIN",
+                exe.display()
+            ))
+        })?;
+    let built = modified(&binary).unwrap_or(SystemTime::UNIX_EPOCH);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."));
+    let sources = ["drainer", "conf", "pump-reader", "schema", "checkpoint"]
+        .iter()
+        .map(|krate| workspace.join(krate).join("src"))
+        .chain([workspace.join("Cargo.lock")]);
+    if let Some(newer) = sources
+        .filter_map(|p| newest(&p))
+        .filter(|(t, _)| *t > built)
+        .map(|(_, p)| p)
+        .next()
+    {
+        return Err(HarnessError::Missing(format!(
+            "{} is older than {}: run `cargo test --workspace` (or `cargo build -p drainer` \
+             first) so the tests run the current code",
+            binary.display(),
+            newer.display()
+        )));
+    }
+    Ok(binary)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time under `path` (a file or a directory tree), with its file.
+fn newest(path: &Path) -> Option<(SystemTime, PathBuf)> {
+    let own = modified(path).map(|t| (t, path.to_owned()));
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return own;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| newest(&e.path()))
+        .chain(own.filter(|_| path.is_file()))
+        .max_by_key(|(t, _)| *t)
+}
+
+/// A `drainer` invocation being put together.
+pub struct DrainerCommand {
+    dir: TempDir,
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+}
+
+/// What a finished `drainer` run left: exit code and output.
+#[derive(Debug, Clone)]
+pub struct DrainerOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl DrainerOutput {
+    /// The exit code; `None` if a signal ended the process.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl DrainerCommand {
+    pub fn new() -> Result<DrainerCommand, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("drainer-run-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("create a drainer run directory", e))?;
+        Ok(DrainerCommand {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+        })
+    }
+
+    /// The run's own directory (configuration, output files; a good `data-dir` parent).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Writes `config` to `drainer.toml` and passes `--config`. The file holds the
+    /// passwords redacted, so they travel in `DRAINER_PUMP_PASSWORD` / `DRAINER_TO_PASSWORD`,
+    /// as an operator would pass them.
+    pub fn config(self, config: &Config) -> Result<Self, HarnessError> {
+        let text = toml::to_string(config).map_err(|e| {
+            HarnessError::Usage(format!("cannot write the configuration as TOML: {e}"))
+        })?;
+        let pump = config.pump.password.expose().to_owned();
+        let to = config.syncer.to.password.expose().to_owned();
+        Ok(self
+            .config_text(&text)?
+            .env(conf::PUMP_PASSWORD_ENV, &pump)
+            .env(conf::TO_PASSWORD_ENV, &to))
+    }
+
+    /// Writes `text` as `drainer.toml` and passes `--config`.
+    pub fn config_text(self, text: &str) -> Result<Self, HarnessError> {
+        let path = self.dir.path().join("drainer.toml");
+        std::fs::write(&path, text)
+            .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
+        Ok(self.arg("--config").arg(path))
+    }
+
+    /// Starts the process in the background.
+    pub fn spawn(self) -> Result<DrainerProcess, HarnessError> {
+        let out = File::create(self.dir.path().join("stdout"))
+            .map_err(|e| HarnessError::io("create stdout file", e))?;
+        let err = File::create(self.dir.path().join("stderr"))
+            .map_err(|e| HarnessError::io("create stderr file", e))?;
+        let mut command = Command::new(drainer_binary()?);
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("DRAINER_LOG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        die_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .map_err(|e| HarnessError::io("spawn drainer", e))?;
+        Ok(DrainerProcess {
+            child: Some(child),
+            dir: self.dir,
+        })
+    }
+
+    /// Runs to completion (killed after `timeout`) and returns the exit code and output.
+    pub async fn output(self, timeout: Duration) -> Result<DrainerOutput, HarnessError> {
+        let mut process = self.spawn()?;
+        process.wait(timeout).await
+    }
+}
+
+/// A running (or finished) `drainer`; killed when dropped.
+pub struct DrainerProcess {
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl DrainerProcess {
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (graceful stop) or another signal.
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = &self.child {
+            signal(child, sig);
+        }
+    }
+
+    /// Waits for the process to exit on its own; kills it after `timeout` and fails.
+    pub async fn wait(&mut self, timeout: Duration) -> Result<DrainerOutput, HarnessError> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(HarnessError::Usage("drainer was already waited for".into()));
+        };
+        let waited = poll_until("drainer to exit", timeout, || {
+            let exited = child.try_wait();
+            async move {
+                match exited {
+                    Ok(Some(status)) => Ok(status),
+                    Ok(None) => Err("still running".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(status) => {
+                self.child = None;
+                Ok(DrainerOutput {
+                    status,
+                    stdout: self.stdout(),
+                    stderr: self.stderr(),
+                })
+            }
+            Err(mut timeout) => {
+                self.kill();
+                timeout.last = format!("still running; stderr so far:\n{}", self.stderr());
+                Err(timeout.into())
+            }
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+impl Drop for DrainerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
