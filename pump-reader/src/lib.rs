@@ -2,10 +2,24 @@
 //!
 //! Owns reading the upstream's change log in commit order: the replication protocol
 //! (registering as a replica with `[pump] server-id`, MariaDB and MySQL flavours) and
-//! binlog files on disk; positions as types (`file:pos`, MariaDB GTID lists, MySQL GTID
-//! sets); and assembling whole transactions (`Txn`), each carrying the position right after
-//! its commit, so that nothing downstream has to know binlog framing.
+//! binlog files on disk; positions as types; and assembling whole transactions (`Txn`),
+//! each carrying the position right after its commit, so that nothing downstream has to
+//! know binlog framing.
 //!
-//! Status: not implemented yet (issue 3). The crate exists so the workspace has its final
-//! shape; it exports nothing. See `../shared/notes/dependencies.md` for what
-//! mysql_async/mysql_common do and do not handle on MariaDB before writing it.
+//! ## Positions
+//! [`BinlogCoords`] (`file:pos`), [`MariaGtidList`] (`domain-server-seq`, one per domain)
+//! and [`MysqlGtidSet`] (`uuid:1-100:200-300`) print in the server's notation and parse it
+//! back; [`GtidSet`] holds either flavour. Their comparisons are partial: `None` means
+//! incomparable (another server's files, states that each have something the other lacks).
+//! A [`Position`] is where a transaction ends: resuming there reads the next transaction.
+//!
+//! Status: positions are done; the live reader, transactions and binlog files are not
+//! built yet (issue 3). See `../shared/notes/dependencies.md` for what
+//! mysql_async/mysql_common do and do not handle on MariaDB.
+
+mod position;
+
+pub use position::{
+    BinlogCoords, Gtid, GtidSet, MariaGtid, MariaGtidList, MysqlGtid, MysqlGtidSet, Position,
+    PositionError, Uuid,
+};
