@@ -14,5 +14,12 @@
 //! `librocksdb-dev`), and bindgen needs `libclang-dev` at build time. Default features stay
 //! off, or the compression `-sys` crates would be compiled from source anyway.
 //!
-//! Status: not implemented yet (issue 5). The crate exists so the workspace has its final
-//! shape; it exports nothing.
+//! ## What is here
+//! [`Store::open`] opens (or creates) the store in `data-dir`, tags a new one with
+//! [`FORMAT_VERSION`] and refuses a store of another version, and refuses a data-dir that
+//! another drainer process holds open ([`Error::InUse`], from RocksDB's lock file).
+//! Positions, GTID state, schema history and server identity come with issue 5.
+
+mod store;
+
+pub use store::{Error, Store, FORMAT_VERSION};

@@ -21,11 +21,39 @@ pub enum ConfigError {
     /// Not TOML, an unknown key, a wrong type or a missing key; `message` names the key.
     #[error("configuration file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("environment variable {var} is not valid UTF-8")]
+    Env { var: &'static str },
     #[error("configuration file {} is invalid:{}", path.display(), list(violations))]
     Invalid {
         path: PathBuf,
         violations: Vec<Violation>,
     },
+}
+
+/// A TOML or type error as `line L, column C: key `a.b`: message`. The source line is not
+/// quoted, and neither is the value of a password key (serde quotes values it rejects).
+fn describe(text: &str, key: Option<&str>, e: &toml::de::Error) -> String {
+    let mut out = String::new();
+    let mut line_text = "";
+    if let Some(span) = e.span() {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        line_text = text.lines().nth(line - 1).unwrap_or_default();
+        out.push_str(&format!("line {line}, column {column}: "));
+    }
+    let key = key.filter(|k| !k.is_empty() && *k != ".");
+    if let Some(key) = key {
+        out.push_str(&format!("key `{key}`: "));
+    }
+    let secret = key.is_some_and(|k| k.ends_with("password"))
+        || line_text.trim_start().starts_with("password");
+    if secret {
+        out.push_str("must be a quoted string (the value is not shown: it is a password)");
+    } else {
+        out.push_str(e.message().trim());
+    }
+    out
 }
 
 fn list(violations: &[Violation]) -> String {
@@ -49,6 +77,11 @@ impl Config {
             source,
         })?;
         let mut config = Config::parse(&text, path)?;
+        for var in [PUMP_PASSWORD_ENV, TO_PASSWORD_ENV] {
+            if std::env::var_os(var).is_some_and(|v| v.to_str().is_none()) {
+                return Err(ConfigError::Env { var });
+            }
+        }
         config.apply_password_env(|name| std::env::var(name).ok());
         let violations = config.validate();
         if violations.is_empty() {
@@ -68,10 +101,10 @@ impl Config {
             message,
         };
         let deserializer =
-            toml::Deserializer::parse(text).map_err(|e| parse_error(e.to_string()))?;
+            toml::Deserializer::parse(text).map_err(|e| parse_error(describe(text, None, &e)))?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
-            parse_error(format!("key `{path}`: {}", e.into_inner()))
+            parse_error(describe(text, Some(&path), e.inner()))
         })
     }
 

@@ -224,23 +224,24 @@ fn check_host_port(addr: &str) -> Result<(), String> {
 }
 
 /// Whether two endpoints name the same server as far as text can tell: equal ports and
-/// equal hosts, with every loopback spelling counted as one host.
+/// equal hosts, with `localhost`, `127.0.0.1` and `::1` (in any spelling) counted as one.
 fn same_endpoint(host_a: &str, port_a: u16, host_b: &str, port_b: u16) -> bool {
     fn canonical(host: &str) -> String {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
-        let loopback = host == "localhost"
-            || host == "::1"
-            || host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            "loopback".into()
-        } else {
-            host
+        let ip = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            Ok(ip) => ip,
+            Err(_) if host == "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Err(_) => return host,
+        };
+        if ip == IpAddr::V6(Ipv6Addr::LOCALHOST) {
+            return Ipv4Addr::LOCALHOST.to_string();
         }
+        ip.to_string()
     }
     port_a == port_b && canonical(host_a) == canonical(host_b)
 }

@@ -274,13 +274,20 @@ fn upstream_and_downstream_must_differ() {
     for (a, b) in [
         ("127.0.0.1", "localhost"),
         ("LOCALHOST", "::1"),
-        ("[::1]", "127.0.0.2"),
+        ("[::1]", "127.0.0.1"),
+        ("0:0:0:0:0:0:0:1", "localhost"),
+        ("::ffff:127.0.0.1", "127.0.0.1"),
+        ("DB1.example", "db1.example"),
     ] {
         c.pump.host = a.into();
         c.syncer.to.host = b.into();
         c.syncer.to.port = c.pump.port;
         assert_violates(&c, "syncer.to", "same server");
     }
+    // Another loopback address is another socket: two servers may bind one each.
+    c.pump.host = "127.0.0.1".into();
+    c.syncer.to.host = "127.0.0.2".into();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
 }
 
 #[test]
@@ -347,6 +354,8 @@ fn starting_point_is_one_of_gtid_or_file() {
     c.pump.initial_pos = 1234;
     assert!(c.validate().is_empty());
     c.pump.initial_file = "/var/lib/mysql/binlog.000003".into();
+    assert_violates(&c, "pump.initial-file", "not a path");
+    c.pump.initial_file = " binlog.000003".into();
     assert_violates(&c, "pump.initial-file", "not a path");
     c.pump.initial_file.clear();
     assert_violates(&c, "pump.initial-pos", "only used with pump.initial-file");
@@ -450,6 +459,38 @@ fn secrets_never_show_in_debug_or_serialized_output() {
     // An empty password reveals nothing, so it shows as empty.
     c.pump.password = Secret::default();
     assert!(format!("{:?}", c.pump).contains("password: \"\""));
+}
+
+#[test]
+fn errors_never_quote_a_password() {
+    for (line, secret) in [
+        ("password = 12345", "12345"),
+        ("password = hunter2", "hunter2"),
+        ("password = [\"s3cr3t\"]", "s3cr3t"),
+        ("password = \"unterminated-s3cr3t", "unterminated-s3cr3t"),
+    ] {
+        for section in ["[pump]", "[syncer.to]"] {
+            let text = MINIMAL.replace(section, &format!("{section}\n{line}"));
+            let e = parse_error(&text);
+            assert!(!e.contains(secret), "{secret} shown in: {e}");
+            assert!(e.contains("line "), "{e}");
+        }
+    }
+    let e = parse_error(&MINIMAL.replace("[pump]", "[pump]\npassword = 12345"));
+    assert!(
+        e.contains("key `pump.password`: must be a quoted string"),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_name_line_and_column_without_quoting_the_file() {
+    let e = parse_error(&format!("[syncer]\nworker-count = 'x'\n{MINIMAL}"));
+    assert!(e.contains("line 2, column 16: key `syncer.worker-count`: invalid type: string \"x\", expected u32"), "{e}");
+    assert!(
+        !e.contains("worker-count = 'x'"),
+        "the source line is not echoed: {e}"
+    );
 }
 
 #[test]

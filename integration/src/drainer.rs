@@ -198,8 +198,10 @@ impl DrainerCommand {
         let mut command = Command::new(drainer_binary()?);
         command
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("DRAINER_LOG")
+            .env_remove(conf::PUMP_PASSWORD_ENV)
+            .env_remove(conf::TO_PASSWORD_ENV)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);

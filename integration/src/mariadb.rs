@@ -45,6 +45,8 @@ const INNODB_ARGS: &[&str] = &[
 ];
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long one readiness probe (connect and ask) may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a start is retried when another process took the chosen port meanwhile.
 const PORT_ATTEMPTS: usize = 5;
@@ -119,9 +121,15 @@ impl MariaDbBuilder {
                 extra_args: self.args.clone(),
                 child: None,
             };
+            let log_before = server.error_log().len();
             match server.launch().await {
                 Ok(()) => return Ok(server),
-                Err(e) if server.error_log().contains("Address already in use") => {
+                Err(e)
+                    if server
+                        .error_log()
+                        .get(log_before..)
+                        .is_some_and(|new| new.contains("Address already in use")) =>
+                {
                     last_error = Some(e);
                     dir = server.take_dir();
                 }
@@ -316,20 +324,31 @@ impl MariaDb {
             "mariadbd (server_id {}) to accept logins on port {}",
             self.server_id, self.port
         );
+        // Another process's server may hold the port for a moment: only ours counts.
+        let pid_file = self.dir.path().join("mariadbd.pid").display().to_string();
         let child = self.child.as_mut().expect("just spawned");
         let ready = poll_until(&what, START_TIMEOUT, || {
             let exited = child.try_wait();
             let opts = opts.clone();
+            let pid_file = pid_file.clone();
             async move {
                 if let Ok(Some(status)) = exited {
                     return Ok(Some(status));
                 }
-                match Conn::new(opts).await {
-                    Ok(conn) => {
-                        conn.disconnect().await.ok();
-                        Ok(None)
-                    }
-                    Err(e) => Err(e.to_string()),
+                let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
+                    let mut conn = Conn::new(opts).await?;
+                    let theirs: Option<String> = conn.query_first("SELECT @@pid_file").await?;
+                    conn.disconnect().await.ok();
+                    Ok::<_, mysql_async::Error>(theirs)
+                })
+                .await;
+                match answer {
+                    Ok(Ok(Some(theirs))) if theirs == pid_file => Ok(None),
+                    Ok(Ok(theirs)) => Err(format!(
+                        "another server answers on the port (pid file {theirs:?})"
+                    )),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
                 }
             }
         })
@@ -413,7 +432,10 @@ fn make_template() -> Result<PathBuf, HarnessError> {
         .map_err(|e| HarnessError::io(format!("run {} --version", mariadbd.display()), e))?;
     let mut hasher = DefaultHasher::new();
     (version.stdout, TEMPLATE_SQL, INNODB_ARGS).hash(&mut hasher);
-    let root = std::env::temp_dir().join("drainer-harness");
+    // Per user: another user's template would not be writable by this one's servers.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let root = std::env::temp_dir().join(format!("drainer-harness-{uid}"));
     let path = root.join(format!("template-{:016x}", hasher.finish()));
     if path.join("ready").exists() {
         return Ok(path.join("data"));

@@ -24,27 +24,61 @@ async fn check_config(
         .unwrap()
 }
 
-/// The report line of `setting` on `server`, e.g. `FAIL   upstream   binlog_format  ROW  STATEMENT`.
-fn line<'a>(out: &'a DrainerOutput, server: &str, setting: &str) -> &'a str {
-    out.stdout
-        .lines()
-        .find(|l| {
-            let mut words = l.split_whitespace().skip(1);
-            words.next() == Some(server) && l.contains(&format!(" {setting} "))
-        })
-        .unwrap_or_else(|| panic!("no {server} {setting} line in:\n{}", out.stdout))
+/// One line of the preflight table.
+#[derive(Debug)]
+struct Row {
+    result: String,
+    expected: String,
+    actual: String,
 }
 
-fn assert_line(out: &DrainerOutput, server: &str, setting: &str, result: &str, words: &[&str]) {
-    let l = line(out, server, setting);
-    assert!(
-        l.starts_with(result),
-        "expected {result}: {l}\n{}",
+/// The report line of `setting` on `server`, split into its columns (separated by two or
+/// more spaces; the first two columns by one).
+fn row(out: &DrainerOutput, server: &str, setting: &str) -> Row {
+    for line in out.stdout.lines() {
+        let mut words = line
+            .splitn(3, char::is_whitespace)
+            .filter(|w| !w.is_empty());
+        let (Some(result), Some(rest)) = (
+            words.next(),
+            line.split_once(' ').map(|(_, r)| r.trim_start()),
+        ) else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix(server).and_then(|r| r.strip_prefix(' ')) else {
+            continue;
+        };
+        let columns: Vec<&str> = rest
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let [found, expected, actual] = columns[..] {
+            if found == setting {
+                return Row {
+                    result: result.to_owned(),
+                    expected: expected.to_owned(),
+                    actual: actual.to_owned(),
+                };
+            }
+        }
+    }
+    panic!("no {server} {setting} line in:\n{}", out.stdout)
+}
+
+/// Asserts the result and that the ACTUAL column contains `actual`.
+fn assert_line(out: &DrainerOutput, server: &str, setting: &str, result: &str, actual: &str) {
+    let r = row(out, server, setting);
+    assert_eq!(
+        r.result, result,
+        "{server} {setting}: {r:?}\n{}",
         out.stdout
     );
-    for w in words {
-        assert!(l.contains(w), "{w:?} missing from: {l}");
-    }
+    assert!(
+        r.actual.contains(actual),
+        "{server} {setting}: actual {:?} lacks {actual:?}",
+        r.actual
+    );
 }
 
 #[tokio::test]
@@ -66,20 +100,52 @@ async fn a_correctly_set_up_pair_passes() {
     assert!(out.stdout.contains("preflight passed"), "{}", out.stdout);
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
     for (server, setting, actual) in [
-        ("upstream", "connection", "MariaDB"),
+        ("upstream", "connection", "-MariaDB-"),
         ("upstream", "log_bin", "ON"),
         ("upstream", "binlog_format", "ROW"),
         ("upstream", "binlog_row_image", "FULL"),
         ("upstream", "log_bin_compress", "OFF"),
         ("upstream", "server_id", &up.server_id().to_string()),
-        ("upstream", "replication privileges", "granted"),
-        ("downstream", "connection", "MariaDB"),
+        (
+            "upstream",
+            "replication privileges",
+            "granted to drainer_pump@127.0.0.1",
+        ),
+        (
+            "upstream",
+            "read privileges (table definitions)",
+            "granted to drainer_pump@127.0.0.1",
+        ),
+        ("downstream", "connection", "-MariaDB-"),
         ("downstream", "server_id", &down.server_id().to_string()),
-        ("downstream", "write privileges", "granted"),
-        ("downstream", "mark table privileges", "granted"),
+        ("downstream", "read_only", "OFF"),
+        (
+            "downstream",
+            "write privileges",
+            "granted to drainer_to@127.0.0.1",
+        ),
+        (
+            "downstream",
+            "DDL privileges (sync-ddl = true)",
+            "granted to drainer_to@127.0.0.1",
+        ),
+        (
+            "downstream",
+            "mark table privileges (loopback-control = true)",
+            "granted to drainer_to@127.0.0.1",
+        ),
     ] {
-        assert_line(&out, server, setting, "ok", &[actual]);
+        let r = row(&out, server, setting);
+        assert_eq!(r.result, "ok", "{server} {setting}: {r:?}");
+        assert!(
+            r.actual == actual || actual.starts_with('-') && r.actual.contains(actual),
+            "{server} {setting}: {r:?}"
+        );
     }
+    assert_eq!(
+        row(&out, "upstream", "server_id").expected,
+        format!("not {} ([pump] server-id)", 10_000 + up.server_id())
+    );
     // The effective configuration comes first, with the passwords redacted.
     assert!(
         out.stdout.contains(&format!("port = {}", up.port())),
@@ -113,13 +179,8 @@ async fn statement_binlog_upstream_fails_with_exit_3_naming_binlog_format() {
     let (up, down) = (up.unwrap(), down.unwrap());
     let out = check_config(&up, &down, |_| {}).await;
     assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
-    assert_line(
-        &out,
-        "upstream",
-        "binlog_format",
-        "FAIL",
-        &["ROW", "STATEMENT"],
-    );
+    assert_line(&out, "upstream", "binlog_format", "FAIL", "STATEMENT");
+    assert_eq!(row(&out, "upstream", "binlog_format").expected, "ROW");
     assert!(
         out.stdout
             .contains("preflight FAILED: upstream binlog_format"),
@@ -134,7 +195,8 @@ async fn upstream_without_binlog_fails_with_exit_3_naming_log_bin() {
     let (up, down) = (up.unwrap(), down.unwrap());
     let out = check_config(&up, &down, |_| {}).await;
     assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
-    assert_line(&out, "upstream", "log_bin", "FAIL", &["ON", "OFF"]);
+    assert_line(&out, "upstream", "log_bin", "FAIL", "OFF");
+    assert_eq!(row(&out, "upstream", "log_bin").expected, "ON");
 }
 
 #[tokio::test]
@@ -169,22 +231,32 @@ async fn wrong_credentials_missing_privileges_and_a_clashing_replica_id_fail() {
         "upstream",
         "replication privileges",
         "FAIL",
-        &["lacks REPLICATION SLAVE, BINLOG MONITOR"],
+        "reader@127.0.0.1 lacks REPLICATION SLAVE, BINLOG MONITOR",
     );
     assert_line(
         &out,
         "upstream",
         "server_id",
         "FAIL",
-        &[&format!("not {}", up.server_id())],
+        &up.server_id().to_string(),
     );
-    assert_line(&out, "downstream", "write privileges", "ok", &["app.*"]);
     assert_line(
         &out,
         "downstream",
-        "DDL privileges",
+        "write privileges",
+        "ok",
+        "granted to writer@127.0.0.1",
+    );
+    assert_eq!(
+        row(&out, "downstream", "write privileges").expected,
+        "SELECT, INSERT, UPDATE, DELETE on app.*"
+    );
+    assert_line(
+        &out,
+        "downstream",
+        "DDL privileges (sync-ddl = true)",
         "FAIL",
-        &["lacks CREATE, DROP, ALTER, INDEX"],
+        "writer@127.0.0.1 lacks CREATE, DROP, ALTER, INDEX",
     );
 
     let out = check_config(&up, &down, |c| {
@@ -192,7 +264,35 @@ async fn wrong_credentials_missing_privileges_and_a_clashing_replica_id_fail() {
     })
     .await;
     assert_eq!(out.code(), Some(3));
-    assert_line(&out, "downstream", "connection", "FAIL", &["Access denied"]);
+    assert_line(&out, "downstream", "connection", "FAIL", "Access denied");
+}
+
+#[tokio::test]
+async fn privileges_granted_through_a_default_role_count() {
+    let (up, down) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (up, down) = (up.unwrap(), down.unwrap());
+    up.exec(&[
+        "CREATE ROLE replication_reader",
+        "GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.* TO replication_reader",
+        "CREATE USER 'via_role'@'127.0.0.1' IDENTIFIED BY 'pw'",
+        "GRANT replication_reader TO 'via_role'@'127.0.0.1'",
+        "SET DEFAULT ROLE replication_reader FOR 'via_role'@'127.0.0.1'",
+    ])
+    .await
+    .unwrap();
+    let out = check_config(&up, &down, |c| {
+        c.pump.user = "via_role".into();
+        c.pump.password = conf::Secret::new("pw");
+    })
+    .await;
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_line(
+        &out,
+        "upstream",
+        "replication privileges",
+        "ok",
+        "granted to via_role@127.0.0.1",
+    );
 }
 
 #[tokio::test]
@@ -212,8 +312,8 @@ async fn an_unreachable_server_fails_the_preflight() {
         .await
         .unwrap();
     assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
-    assert_line(&out, "downstream", "connection", "FAIL", &[]);
-    assert_line(&out, "upstream", "connection", "ok", &[]);
+    assert_line(&out, "downstream", "connection", "FAIL", "");
+    assert_line(&out, "upstream", "connection", "ok", "-MariaDB-");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! The harness itself, against real MariaDB servers.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use integration::{eventually, MariaDb, PUMP_PASSWORD, PUMP_USER};
@@ -26,7 +28,9 @@ async fn variables(server: &MariaDb) -> (u32, u32, String, String, String) {
 async fn several_servers_run_at_once_with_their_own_ids_and_a_row_binlog() {
     let (a, b, c) = tokio::join!(MariaDb::start(), MariaDb::start(), MariaDb::start());
     let servers = [a.unwrap(), b.unwrap(), c.unwrap()];
-    let mut ids = Vec::new();
+    let mut ids = HashSet::new();
+    let mut domains = HashSet::new();
+    let mut ports = HashSet::new();
     for server in &servers {
         let (id, domain, log_bin, format, image) = variables(server).await;
         assert_eq!((id, domain), (server.server_id(), server.gtid_domain_id()));
@@ -34,14 +38,14 @@ async fn several_servers_run_at_once_with_their_own_ids_and_a_row_binlog() {
             (log_bin.as_str(), format.as_str(), image.as_str()),
             ("1", "ROW", "FULL")
         );
-        ids.push((id, domain, server.port()));
+        ids.insert(id);
+        domains.insert(domain);
+        ports.insert(server.port());
     }
-    ids.sort();
-    ids.dedup_by(|x, y| x.0 == y.0 || x.1 == y.1 || x.2 == y.2);
     assert_eq!(
-        ids.len(),
-        3,
-        "server ids, domains and ports are distinct: {ids:?}"
+        (ids.len(), domains.len(), ports.len()),
+        (3, 3, 3),
+        "distinct ids, domains and ports"
     );
 
     // Writes land in each server's own binlog, with its own GTID domain.
@@ -103,6 +107,33 @@ async fn dropping_a_server_stops_it_and_removes_its_directory() {
     assert!(
         Conn::new(opts).await.is_err(),
         "nothing answers on the port any more"
+    );
+}
+
+#[test]
+fn a_panicking_test_still_stops_its_server() {
+    let seen: Mutex<Option<(u16, std::path::PathBuf)>> = Mutex::new(None);
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let server = MariaDb::start().await.unwrap();
+                    *seen.lock().unwrap() = Some((server.port(), server.data_dir()));
+                    panic!("the test fails while its server runs");
+                })
+            })
+            .join()
+    });
+    assert!(result.is_err(), "the thread panicked");
+    let (port, dir) = seen.lock().unwrap().take().expect("the server had started");
+    assert!(!dir.exists(), "{} is removed", dir.display());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens on port {port} any more"
     );
 }
 

@@ -28,9 +28,11 @@ pub struct ServerFacts {
     pub variables: BTreeMap<String, String>,
     /// `CURRENT_USER()`, e.g. `drainer@%`.
     pub current_user: String,
-    /// Global privileges (`REPLICATION SLAVE`, `SELECT`, …) of the user and its role.
+    /// Global privileges (`REPLICATION SLAVE`, `SELECT`, `ALL PRIVILEGES`, …) of the user
+    /// and its current role.
     pub global_privileges: BTreeSet<String>,
-    /// Schema-level grants: (schema name or LIKE pattern, privilege).
+    /// Schema-level grants of the user and its current role: (schema name or LIKE
+    /// pattern, privilege).
     pub schema_privileges: Vec<(String, String)>,
 }
 
@@ -95,52 +97,81 @@ async fn read_facts(conn: &mut Conn) -> Result<ServerFacts, mysql_async::Error> 
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
 
-    // The grantees whose privileges this session has: the user itself and its current
-    // role (MariaDB writes a role's grantee without a host part).
-    let role: Option<String> = conn
-        .query_first("SELECT CURRENT_ROLE()")
-        .await
-        .ok()
-        .flatten()
-        .flatten();
-    let mut grantees = vec![grantee(&current_user)];
-    if let Some(role) = role.filter(|r| !r.is_empty() && r != "NONE") {
-        grantees.push(format!("'{role}'"));
-        grantees.push(format!("'{role}'@''"));
+    // SHOW GRANTS (of the session, no FOR) lists the user's grants and, on MariaDB, those
+    // of its current role: what this session may do. information_schema's privilege
+    // tables leave out roles. The lines carry the password hash; only privileges are kept.
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
+    let mut global_privileges = BTreeSet::new();
+    let mut schema_privileges = Vec::new();
+    for line in &grants {
+        match parse_grant(line) {
+            Some((privileges, GrantTarget::Global)) => global_privileges.extend(privileges),
+            Some((privileges, GrantTarget::Schema(schema))) => {
+                schema_privileges.extend(privileges.into_iter().map(|p| (schema.clone(), p)))
+            }
+            Some((_, GrantTarget::Table)) | None => {}
+        }
     }
-    let grantee_list = grantees
-        .iter()
-        .map(|g| format!("'{}'", g.replace('\\', "\\\\").replace('\'', "\\'")))
-        .collect::<Vec<_>>()
-        .join(",");
-    let global: Vec<String> = conn
-        .query(format!(
-            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
-             WHERE GRANTEE IN ({grantee_list})"
-        ))
-        .await?;
-    let schema_privileges: Vec<(String, String)> = conn
-        .query(format!(
-            "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES \
-             WHERE GRANTEE IN ({grantee_list})"
-        ))
-        .await?;
     Ok(ServerFacts {
         version,
         variables,
         current_user,
-        global_privileges: global.into_iter().collect(),
+        global_privileges,
         schema_privileges,
     })
 }
 
-/// `user@host` as `CURRENT_USER()` prints it, to `'user'@'host'` as information_schema
-/// writes grantees. The host part follows the last `@` (user names may contain `@`).
-fn grantee(current_user: &str) -> String {
-    match current_user.rsplit_once('@') {
-        Some((user, host)) => format!("'{user}'@'{host}'"),
-        None => format!("'{current_user}'"),
-    }
+/// What a GRANT line applies to.
+#[derive(Debug, PartialEq, Eq)]
+enum GrantTarget {
+    /// `*.*`
+    Global,
+    /// `` `db`.* ``: the schema name or LIKE pattern, unquoted.
+    Schema(String),
+    /// `` `db`.`table` `` and routines: not enough for schema-wide work.
+    Table,
+}
+
+/// `GRANT SELECT, INSERT ON `app`.* TO …` → (["SELECT", "INSERT"], Schema("app")). Column
+/// lists (`SELECT (a, b)`) are dropped; `ALL PRIVILEGES` stays as one name, which every
+/// check accepts. Role grants (`GRANT `role` TO …`) have no `ON` and give `None`.
+fn parse_grant(line: &str) -> Option<(Vec<String>, GrantTarget)> {
+    let rest = line.strip_prefix("GRANT ")?;
+    let (privileges, rest) = rest.split_once(" ON ")?;
+    let (target, _) = rest.split_once(" TO ")?;
+    let mut depth = 0u32;
+    let without_columns: String = privileges
+        .chars()
+        .filter(|&c| match c {
+            '(' => {
+                depth += 1;
+                false
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            _ => depth == 0,
+        })
+        .collect();
+    let privileges = without_columns
+        .split(',')
+        .map(|p| p.trim().to_ascii_uppercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let target = target.trim();
+    let target = if target == "*.*" {
+        GrantTarget::Global
+    } else if let Some(schema) = target.strip_suffix(".*") {
+        let schema = schema
+            .strip_prefix('`')
+            .and_then(|s| s.strip_suffix('`'))
+            .map_or(schema.to_owned(), |s| s.replace("``", "`"));
+        GrantTarget::Schema(schema)
+    } else {
+        GrantTarget::Table
+    };
+    Some((privileges, target))
 }
 
 #[cfg(test)]
@@ -148,9 +179,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grantee_splits_at_the_last_at_sign() {
-        assert_eq!(grantee("drainer@%"), "'drainer'@'%'");
-        assert_eq!(grantee("a@b@localhost"), "'a@b'@'localhost'");
-        assert_eq!(grantee("role"), "'role'");
+    fn grant_lines() {
+        let (p, t) = parse_grant(
+            "GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `drainer_pump`@`127.0.0.1` \
+             IDENTIFIED BY PASSWORD '*46E2AF36BC83070CDBD41CA0A4EEACB51AE2FD9E'",
+        )
+        .unwrap();
+        assert_eq!(p, ["SELECT", "REPLICATION SLAVE", "BINLOG MONITOR"]);
+        assert_eq!(t, GrantTarget::Global);
+        let (p, t) = parse_grant(r"GRANT SELECT, INSERT ON `app\_%`.* TO `w`@`127.0.0.1`").unwrap();
+        assert_eq!(
+            (p, t),
+            (
+                vec!["SELECT".into(), "INSERT".into()],
+                GrantTarget::Schema(r"app\_%".into())
+            )
+        );
+        let (p, t) =
+            parse_grant("GRANT ALL PRIVILEGES ON `we``ird`.* TO `w`@`%` WITH GRANT OPTION")
+                .unwrap();
+        assert_eq!(
+            (p, t),
+            (
+                vec!["ALL PRIVILEGES".into()],
+                GrantTarget::Schema("we`ird".into())
+            )
+        );
+        let (p, t) =
+            parse_grant("GRANT SELECT (a, b), UPDATE (c) ON `app`.`t` TO `w`@`%`").unwrap();
+        assert_eq!(
+            (p, t),
+            (vec!["SELECT".into(), "UPDATE".into()], GrantTarget::Table)
+        );
+        assert_eq!(parse_grant("GRANT `repl_role` TO `ru`@`127.0.0.1`"), None);
+        assert_eq!(
+            parse_grant("SET DEFAULT ROLE `repl_role` FOR `ru`@`127.0.0.1`"),
+            None
+        );
     }
 }

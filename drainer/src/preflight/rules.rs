@@ -293,9 +293,11 @@ fn privileges(
 
 fn granted(facts: &ServerFacts, need: &Need, scope: &Scope) -> bool {
     let has = |privilege: &str| {
-        need.any_of
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(privilege))
+        privilege.eq_ignore_ascii_case("ALL PRIVILEGES")
+            || need
+                .any_of
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(privilege))
     };
     if facts.global_privileges.iter().any(|p| has(p)) {
         return true;
