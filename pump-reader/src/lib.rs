@@ -17,7 +17,17 @@
 //! built yet (issue 3). See `../shared/notes/dependencies.md` for what
 //! mysql_async/mysql_common do and do not handle on MariaDB.
 
+mod assemble;
+mod error;
+pub mod event;
+mod file;
 mod position;
+mod txn;
+
+pub use assemble::{Assembler, RawEvent};
+pub use error::Error;
+pub use file::{EventFile, FileReader};
+pub use txn::{Change, Collector, Rows, Statement, Txn, TxnEvent, TxnStart};
 
 pub use position::{
     BinlogCoords, Gtid, GtidSet, MariaGtid, MariaGtidList, MysqlGtid, MysqlGtidSet, Position,

@@ -23,7 +23,10 @@ impl FormatDescription {
         let mut c = Cursor::new(body);
         let binlog_version = c.u16_le("binlog version")?;
         let version = c.bytes(50, "server version")?;
-        let end = version.iter().position(|&b| b == 0).unwrap_or(version.len());
+        let end = version
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(version.len());
         let server_version = String::from_utf8_lossy(&version[..end]).into_owned();
         c.skip(4, "creation timestamp")?;
         let header_len = c.u8("header length")?;
@@ -53,7 +56,9 @@ impl FormatDescription {
 
     /// The post-header length of event type `kind`, if this description lists it.
     pub fn post_header_len(&self, kind: u8) -> Option<u8> {
-        self.post_header_lens.get(usize::from(kind).checked_sub(1)?).copied()
+        self.post_header_lens
+            .get(usize::from(kind).checked_sub(1)?)
+            .copied()
     }
 }
 
@@ -168,8 +173,17 @@ mod tests {
         assert_eq!((q.thread_id, q.schema.as_str()), (7, "app"));
         assert_eq!(q.statement, "ALTER TABLE t ADD c INT");
         assert_eq!(q.control(), None);
-        let cut = Query::decode(&body[..15]).unwrap_err();
-        assert!(matches!(cut, DecodeError::Truncated { what: "query status variables", .. }), "{cut}");
+        let cut = Query::decode(&body[..14]).unwrap_err();
+        assert!(
+            matches!(
+                cut,
+                DecodeError::Truncated {
+                    what: "query status variables",
+                    ..
+                }
+            ),
+            "{cut}"
+        );
     }
 
     #[test]
@@ -206,7 +220,9 @@ mod tests {
 
     #[test]
     fn checksum_capable_versions() {
-        assert!(FormatDescription::server_writes_checksums("10.11.19-MariaDB-log"));
+        assert!(FormatDescription::server_writes_checksums(
+            "10.11.19-MariaDB-log"
+        ));
         assert!(FormatDescription::server_writes_checksums("5.6.1"));
         assert!(FormatDescription::server_writes_checksums("8.0.36"));
         assert!(!FormatDescription::server_writes_checksums("5.5.62-log"));

@@ -131,7 +131,9 @@ mod tests {
 
     #[test]
     fn length_encoded_integers() {
-        let mut c = Cursor::new(&[250, 0xfc, 0x34, 0x12, 0xfd, 1, 2, 3, 0xfe, 1, 0, 0, 0, 0, 0, 0, 0x80]);
+        let mut c = Cursor::new(&[
+            250, 0xfc, 0x34, 0x12, 0xfd, 1, 2, 3, 0xfe, 1, 0, 0, 0, 0, 0, 0, 0x80,
+        ]);
         assert_eq!(c.lenenc("x").unwrap(), 250);
         assert_eq!(c.lenenc("x").unwrap(), 0x1234);
         assert_eq!(c.lenenc("x").unwrap(), 0x030201);

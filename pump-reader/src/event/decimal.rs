@@ -15,7 +15,10 @@ const DIGITS_PER_WORD: usize = 9;
 pub fn packed_len(precision: u8, scale: u8) -> usize {
     let intg = usize::from(precision - scale);
     let frac = usize::from(scale);
-    (intg / DIGITS_PER_WORD) * 4 + DIG2BYTES[intg % DIGITS_PER_WORD] + (frac / DIGITS_PER_WORD) * 4 + DIG2BYTES[frac % DIGITS_PER_WORD]
+    (intg / DIGITS_PER_WORD) * 4
+        + DIG2BYTES[intg % DIGITS_PER_WORD]
+        + (frac / DIGITS_PER_WORD) * 4
+        + DIG2BYTES[frac % DIGITS_PER_WORD]
 }
 
 /// Reads a DECIMAL(precision, scale) and returns it as text: `-12.340`, `0.000001`, `0`.
@@ -89,7 +92,11 @@ mod tests {
         let (int, frac) = text.split_once('.').unwrap_or((text, ""));
         let intg = usize::from(precision - scale);
         let frac_n = usize::from(scale);
-        let int = format!("{int:0>intg$}");
+        let int = if intg == 0 {
+            String::new()
+        } else {
+            format!("{int:0>intg$}")
+        };
         let frac = format!("{frac:0<frac_n$}");
         let mut out = Vec::new();
         let mut push = |digits: &str| {
@@ -102,7 +109,7 @@ mod tests {
         };
         let lead = intg % 9;
         push(&int[..lead]);
-        for w in int[lead..].as_bytes().chunks(9) {
+        for w in int.as_bytes()[lead..].chunks(9) {
             push(std::str::from_utf8(w).unwrap());
         }
         for w in frac.as_bytes().chunks(9) {
@@ -142,12 +149,20 @@ mod tests {
             (max.as_str(), 65, 30),
             (&format!("-{max}"), 65, 30),
             ("0.000000000000000000000000000001", 65, 30),
-            ("12345678901234567890123456789012345.123456789012345678901234567890", 65, 30),
+            (
+                "12345678901234567890123456789012345.123456789012345678901234567890",
+                65,
+                30,
+            ),
             ("-1", 1, 0),
             ("9", 1, 0),
             ("0.5", 1, 1),
             ("-0.5", 1, 1),
-            ("99999999999999999999999999999999999999999999999999999999999999999", 65, 0),
+            (
+                "99999999999999999999999999999999999999999999999999999999999999999",
+                65,
+                0,
+            ),
             ("123456789", 9, 0),
             ("1234567890", 10, 0),
             ("-0.000000001", 10, 9),

@@ -77,7 +77,11 @@ pub fn decode_gtid_list(body: &[u8]) -> Result<MariaGtidList, DecodeError> {
         let domain = c.u32_le("GTID list domain")?;
         let server = c.u32_le("GTID list server id")?;
         let seq = c.u64_le("GTID list sequence number")?;
-        let gtid = MariaGtid { domain, server, seq };
+        let gtid = MariaGtid {
+            domain,
+            server,
+            seq,
+        };
         // A list names each domain once; keep the highest if a server repeats one.
         list.merge(&std::iter::once(gtid).collect());
     }
@@ -120,10 +124,25 @@ mod tests {
             body.extend(s.to_le_bytes());
             body.extend(n.to_le_bytes());
         }
-        assert_eq!(decode_gtid_list(&body).unwrap().to_string(), "0-1-100,1-2-7");
+        assert_eq!(
+            decode_gtid_list(&body).unwrap().to_string(),
+            "0-1-100,1-2-7"
+        );
         let e = decode_gtid_list(&body[..20]).unwrap_err();
-        assert!(matches!(e, DecodeError::Truncated { what: "GTID list entries", .. }), "{e}");
-        assert!(decode_gtid_list(&[0xff, 0xff, 0xff, 0x0f]).is_err(), "a huge count is refused, not allocated");
+        assert!(
+            matches!(
+                e,
+                DecodeError::Truncated {
+                    what: "GTID list entries",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            decode_gtid_list(&[0xff, 0xff, 0xff, 0x0f]).is_err(),
+            "a huge count is refused, not allocated"
+        );
     }
 
     #[test]
@@ -132,6 +151,9 @@ mod tests {
         body.extend(b"binlog.000001");
         assert_eq!(decode_binlog_checkpoint(&body).unwrap(), "binlog.000001");
         assert!(decode_binlog_checkpoint(&body[..10]).is_err());
-        assert_eq!(decode_annotate_rows(b"INSERT INTO t VALUES (1)"), "INSERT INTO t VALUES (1)");
+        assert_eq!(
+            decode_annotate_rows(b"INSERT INTO t VALUES (1)"),
+            "INSERT INTO t VALUES (1)"
+        );
     }
 }

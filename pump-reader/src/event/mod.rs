@@ -4,19 +4,27 @@
 //! removed) and returns a typed event or a [`DecodeError`]; none of them can panic on bad
 //! bytes. The same decoders serve the replication stream and binlog files.
 
+mod cell;
 mod control;
 mod cursor;
+mod decimal;
 mod mariadb;
 mod mysql;
 pub(crate) mod rows;
 mod table_map;
+mod temporal;
 
 use std::fmt;
 
-pub use control::{FormatDescription, Query, Rotate};
+pub use cell::Cell;
+pub use control::{decode_xid, FormatDescription, Query, QueryControl, Rotate};
 pub(crate) use cursor::Cursor;
-pub use mariadb::{MariaGtidEvent, MariaGtidFlags};
-pub use mysql::MysqlGtidEvent;
+pub use mariadb::{
+    decode_annotate_rows, decode_binlog_checkpoint, decode_gtid_list, MariaGtidEvent,
+    MariaGtidFlags,
+};
+pub use mysql::{decode_previous_gtids, MysqlGtidEvent};
+pub use rows::{RowChange, RowsKind};
 pub use table_map::{ColumnMeta, TableMap};
 
 /// Why an event body could not be decoded.
@@ -102,6 +110,8 @@ impl EventHeader {
     pub const LEN: usize = 19;
     /// Set on events the server makes up for the stream (the first ROTATE, say).
     pub const FLAG_ARTIFICIAL: u16 = 0x20;
+    /// Set on events a reader that does not know them may skip.
+    pub const FLAG_IGNORABLE: u16 = 0x80;
 
     pub fn decode(bytes: &[u8]) -> Result<EventHeader, DecodeError> {
         let mut c = Cursor::new(bytes);

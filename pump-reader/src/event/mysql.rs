@@ -83,7 +83,10 @@ pub fn decode_previous_gtids(body: &[u8]) -> Result<MysqlGtidSet, DecodeError> {
 mod tests {
     use super::*;
 
-    const SID: [u8; 16] = [0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62];
+    const SID: [u8; 16] = [
+        0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95,
+        0x62,
+    ];
 
     #[test]
     fn gtid_event() {
@@ -92,7 +95,10 @@ mod tests {
         body.extend(23u64.to_le_bytes());
         body.extend([2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]); // logical clock
         let e = MysqlGtidEvent::decode(&body, false).unwrap();
-        assert_eq!(e.gtid.unwrap().to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:23");
+        assert_eq!(
+            e.gtid.unwrap().to_string(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+        );
         assert_eq!(MysqlGtidEvent::decode(&body, true).unwrap().gtid, None);
         assert!(MysqlGtidEvent::decode(&body[..20], false).is_err());
     }

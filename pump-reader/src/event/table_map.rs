@@ -6,37 +6,68 @@ use super::{Cursor, DecodeError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnMeta {
     /// Integers of 1, 2, 3, 4 or 8 bytes; signedness is not in the row image.
-    Int { bytes: u8 },
+    Int {
+        bytes: u8,
+    },
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Year,
     Date,
     /// TIME before MySQL 5.6's format (`mysql56_temporal_format = OFF`).
     TimeOld,
-    Time2 { fsp: u8 },
+    Time2 {
+        fsp: u8,
+    },
     DateTimeOld,
-    DateTime2 { fsp: u8 },
+    DateTime2 {
+        fsp: u8,
+    },
     TimestampOld,
-    Timestamp2 { fsp: u8 },
+    Timestamp2 {
+        fsp: u8,
+    },
     /// VARCHAR / VARBINARY: a 1- or 2-byte length, then bytes. `max_len` is in bytes.
-    VarString { max_len: u16 },
+    VarString {
+        max_len: u16,
+    },
     /// CHAR / BINARY (and MariaDB UUID/INET6): a 1- or 2-byte length, then bytes.
-    String { max_len: u16 },
+    String {
+        max_len: u16,
+    },
     /// 1- or 2-byte member index (1-based; 0 for the empty string of an invalid value).
-    Enum { bytes: u8 },
+    Enum {
+        bytes: u8,
+    },
     /// 1- to 8-byte member bitmask.
-    Set { bytes: u8 },
-    Bit { bits: u16 },
+    Set {
+        bytes: u8,
+    },
+    Bit {
+        bits: u16,
+    },
     /// BLOB / TEXT (and MariaDB's JSON): a `len_bytes`-byte length, then bytes.
-    Blob { len_bytes: u8 },
-    Geometry { len_bytes: u8 },
+    Blob {
+        len_bytes: u8,
+    },
+    Geometry {
+        len_bytes: u8,
+    },
     /// MySQL's binary JSON: a `len_bytes`-byte length, then JSONB.
-    MysqlJson { len_bytes: u8 },
+    MysqlJson {
+        len_bytes: u8,
+    },
     Null,
     /// MariaDB compressed columns (`COMPRESSED` attribute).
-    VarStringCompressed { max_len: u16 },
-    BlobCompressed { len_bytes: u8 },
+    VarStringCompressed {
+        max_len: u16,
+    },
+    BlobCompressed {
+        len_bytes: u8,
+    },
 }
 
 /// Column type codes (`enum_field_types`).
@@ -151,7 +182,10 @@ impl ColumnMeta {
                 let b1 = c.u8("CHAR metadata")?;
                 // CHAR lengths above 255 borrow two bits of the type byte.
                 let (real, max_len) = if b0 & 0x30 != 0x30 {
-                    (b0 | 0x30, u16::from(b1) | (u16::from((b0 & 0x30) ^ 0x30) << 4))
+                    (
+                        b0 | 0x30,
+                        u16::from(b1) | (u16::from((b0 & 0x30) ^ 0x30) << 4),
+                    )
                 } else {
                     (b0, u16::from(b1))
                 };
@@ -174,7 +208,9 @@ impl ColumnMeta {
                 ))
             }
             other => {
-                return Err(DecodeError::Unsupported(format!("column type code {other}")));
+                return Err(DecodeError::Unsupported(format!(
+                    "column type code {other}"
+                )));
             }
         };
         Ok(meta)
@@ -184,7 +220,10 @@ impl ColumnMeta {
     fn is_numeric(self) -> bool {
         matches!(
             self,
-            ColumnMeta::Int { .. } | ColumnMeta::Float | ColumnMeta::Double | ColumnMeta::Decimal { .. }
+            ColumnMeta::Int { .. }
+                | ColumnMeta::Float
+                | ColumnMeta::Double
+                | ColumnMeta::Decimal { .. }
         )
     }
 }
@@ -248,7 +287,9 @@ impl TableMap {
         let mut meta = Cursor::new(c.bytes(meta_len, "column metadata")?);
         let mut columns = Vec::with_capacity(n);
         for &code in types {
-            columns.push(ColumnMeta::decode(code, &mut meta).map_err(|e| with_column(e, columns.len()))?);
+            columns.push(
+                ColumnMeta::decode(code, &mut meta).map_err(|e| with_column(e, columns.len()))?,
+            );
         }
         if !meta.is_empty() {
             return Err(DecodeError::Invalid {
@@ -258,7 +299,9 @@ impl TableMap {
             });
         }
         let null_bits = c.bytes(n.div_ceil(8), "NULL bitmap")?;
-        let nullable = (0..n).map(|i| null_bits[i / 8] & (1 << (i % 8)) != 0).collect();
+        let nullable = (0..n)
+            .map(|i| null_bits[i / 8] & (1 << (i % 8)) != 0)
+            .collect();
         let mut map = TableMap {
             table_id,
             schema,
@@ -285,7 +328,11 @@ impl TableMap {
             match kind {
                 SIGNEDNESS => {
                     let bits = field.rest();
-                    let numeric = self.columns.iter().enumerate().filter(|(_, m)| m.is_numeric());
+                    let numeric = self
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| m.is_numeric());
                     for (bit, (i, _)) in numeric.enumerate() {
                         let byte = bits.get(bit / 8).copied().unwrap_or(0);
                         self.unsigned[i] = Some(byte & (0x80 >> (bit % 8)) != 0);
@@ -296,7 +343,9 @@ impl TableMap {
                     while !field.is_empty() {
                         let len = field.lenenc("column name length")?;
                         let len = field.len_within(len, "column name")?;
-                        names.push(String::from_utf8_lossy(field.bytes(len, "column name")?).into_owned());
+                        names.push(
+                            String::from_utf8_lossy(field.bytes(len, "column name")?).into_owned(),
+                        );
                     }
                     self.column_names = Some(names);
                 }
@@ -316,7 +365,9 @@ fn name(c: &mut Cursor<'_>, what: &'static str) -> Result<String, DecodeError> {
 
 fn with_column(e: DecodeError, column: usize) -> DecodeError {
     match e {
-        DecodeError::Unsupported(what) => DecodeError::Unsupported(format!("{what} (column {})", column + 1)),
+        DecodeError::Unsupported(what) => {
+            DecodeError::Unsupported(format!("{what} (column {})", column + 1))
+        }
         other => other,
     }
 }
@@ -344,7 +395,10 @@ mod tests {
     #[test]
     fn decodes_every_layout() {
         use code::*;
-        let types = [TINY, LONGLONG, NEWDECIMAL, VARCHAR, STRING, STRING, STRING, BLOB, TIME2, BIT, DATETIME2, YEAR];
+        let types = [
+            TINY, LONGLONG, NEWDECIMAL, VARCHAR, STRING, STRING, STRING, BLOB, TIME2, BIT,
+            DATETIME2, YEAR,
+        ];
         let meta = [
             65, 30, // DECIMAL(65,30)
             0x2c, 0x01, // VARCHAR max 300 bytes
@@ -356,14 +410,21 @@ mod tests {
             1, 1, // BIT(9): 1 byte + 1 bit
             6, // DATETIME(6)
         ];
-        let map = TableMap::decode(&body(&types, &meta, &[0b1111_1110, 0b0000_1111], &[]), 6).unwrap();
-        assert_eq!((map.table_id, map.schema.as_str(), map.table.as_str()), (18, "app", "t"));
+        let map =
+            TableMap::decode(&body(&types, &meta, &[0b1111_1110, 0b0000_1111], &[]), 6).unwrap();
+        assert_eq!(
+            (map.table_id, map.schema.as_str(), map.table.as_str()),
+            (18, "app", "t")
+        );
         assert_eq!(
             map.columns,
             [
                 ColumnMeta::Int { bytes: 1 },
                 ColumnMeta::Int { bytes: 8 },
-                ColumnMeta::Decimal { precision: 65, scale: 30 },
+                ColumnMeta::Decimal {
+                    precision: 65,
+                    scale: 30
+                },
                 ColumnMeta::VarString { max_len: 300 },
                 ColumnMeta::String { max_len: 16 },
                 ColumnMeta::Enum { bytes: 1 },
@@ -384,7 +445,11 @@ mod tests {
     fn long_char_lengths_borrow_type_bits() {
         // CHAR(255) in utf8mb4 = 1020 bytes: 0xfe ^ ((1020 >> 4) & 0x30), 1020 & 0xff
         let b0 = 0xfe ^ ((1020u16 >> 4) as u8 & 0x30);
-        let map = TableMap::decode(&body(&[code::STRING], &[b0, (1020 & 0xff) as u8], &[0], &[]), 6).unwrap();
+        let map = TableMap::decode(
+            &body(&[code::STRING], &[b0, (1020 & 0xff) as u8], &[0], &[]),
+            6,
+        )
+        .unwrap();
         assert_eq!(map.columns, [ColumnMeta::String { max_len: 1020 }]);
     }
 
@@ -394,7 +459,8 @@ mod tests {
         // SIGNEDNESS over the numeric columns (TINY, LONG): second is unsigned.
         // COLUMN_NAME: "a", "b", "c".
         let optional = [1, 1, 0b0100_0000, 4, 6, 1, b'a', 1, b'b', 1, b'c'];
-        let map = TableMap::decode(&body(&[TINY, VARCHAR, LONG], &[10, 0], &[0], &optional), 6).unwrap();
+        let map =
+            TableMap::decode(&body(&[TINY, VARCHAR, LONG], &[10, 0], &[0], &optional), 6).unwrap();
         assert_eq!(map.unsigned, [Some(false), None, Some(true)]);
         assert_eq!(map.column_names.unwrap(), ["a", "b", "c"]);
     }
