@@ -102,7 +102,10 @@ impl Assembler {
                 }
                 self.file = rotate.next_file;
                 self.maps.clear();
-                if self.open.is_none() {
+                // A real ROTATE ends a file: the position moves to the next one. The
+                // artificial one that opens every stream only names the file (a GTID start
+                // learns its file from it).
+                if self.open.is_none() && (!h.is_artificial() || self.last.coords.file.is_empty()) {
                     self.last.coords = BinlogCoords::new(self.file.clone(), rotate.pos);
                 }
             }

@@ -26,6 +26,18 @@ pub enum Error {
         offset: u64,
         reason: String,
     },
+    /// The upstream refused us for good: access denied, missing privileges, a setting or
+    /// a request it cannot serve.
+    #[error("upstream: cannot {what}: {reason}")]
+    Upstream { what: String, reason: String },
+    /// The upstream does not have the binlog at our position (purged, or a GTID it never
+    /// had): replication cannot resume there without losing transactions.
+    #[error("the upstream cannot stream from {asked}: {server}; it has {has}")]
+    Unavailable {
+        asked: String,
+        server: String,
+        has: String,
+    },
     #[error("cannot read binlog file {}: {source}", path.display())]
     Io {
         path: PathBuf,

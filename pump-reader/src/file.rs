@@ -20,6 +20,8 @@ use crate::Error;
 pub const MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
 /// The checksum algorithm code for CRC32 in the format description.
 const CHECKSUM_CRC32: u8 = 1;
+/// Set in the format description of a binlog file the server still writes.
+const FLAG_BINLOG_IN_USE: u16 = 0x1;
 /// Refuse events larger than this (MariaDB's max_allowed_packet ceiling is 1 GiB).
 const MAX_EVENT: u32 = 1 << 30;
 
@@ -116,7 +118,12 @@ impl EventFile {
                 }
                 let alg = raw[raw.len() - trailer];
                 self.crc32 = Some(alg == CHECKSUM_CRC32);
-                self.verify(at, head, &raw, alg == CHECKSUM_CRC32)?;
+                // The server computes this checksum with LOG_EVENT_BINLOG_IN_USE_F clear,
+                // as the flag is cleared when the file is closed.
+                let mut closed = [0u8; EventHeader::LEN];
+                closed.copy_from_slice(head);
+                closed[17] &= !(FLAG_BINLOG_IN_USE as u8);
+                self.verify(at, &closed, &raw, alg == CHECKSUM_CRC32)?;
                 raw.truncate(raw.len() - trailer);
                 return Ok(Bytes::from(raw));
             }

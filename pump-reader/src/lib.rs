@@ -21,12 +21,14 @@ mod assemble;
 mod error;
 pub mod event;
 mod file;
+mod live;
 mod position;
 mod txn;
 
 pub use assemble::{Assembler, RawEvent};
 pub use error::Error;
 pub use file::{EventFile, FileReader};
+pub use live::{Flavor, LiveOptions, LiveReader, StartAt, Upstream};
 pub use txn::{Change, Collector, Rows, Statement, Txn, TxnEvent, TxnStart};
 
 pub use position::{

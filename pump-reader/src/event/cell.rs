@@ -3,8 +3,8 @@
 //! A [`Cell`] is the raw form: exact, but not yet interpreted where the binlog alone is
 //! ambiguous. Integers carry their bits and width, not their signedness (MariaDB's default
 //! `binlog_row_metadata = NO_LOG` does not log it); ENUM and SET carry member numbers, not
-//! names; strings carry bytes, not a charset; BINARY(n) arrives without its trailing zero
-//! bytes. The `schema` crate turns cells into typed values with the table definition in
+//! names; strings carry bytes, not a charset; BINARY(n), and MariaDB's UUID and INET6
+//! (stored like BINARY(16)), arrive without their trailing zero bytes. The `schema` crate turns cells into typed values with the table definition in
 //! force at the row's position; that is the one place those corrections live.
 
 use bytes::Bytes;

@@ -149,6 +149,8 @@ pub struct Position {
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.gtids {
+            // A GTID start before the stream has named its file.
+            Some(g) if self.coords.file.is_empty() => write!(f, "gtid {g}"),
             Some(g) => write!(f, "{} (gtid {})", self.coords, g),
             None => write!(f, "{}", self.coords),
         }
@@ -192,5 +194,10 @@ mod tests {
             gtids: Some("0-1-9".parse().unwrap()),
         };
         assert_eq!(p.to_string(), "binlog.000002:1234 (gtid 0-1-9)");
+        let by_gtid = Position {
+            coords: BinlogCoords::new("", 4),
+            gtids: p.gtids.clone(),
+        };
+        assert_eq!(by_gtid.to_string(), "gtid 0-1-9");
     }
 }
