@@ -527,7 +527,7 @@ async fn a_purged_binlog_or_unknown_gtid_is_a_definite_error_saying_what_the_ser
         .unwrap()
         .into_iter()
         .map(|(f, _): (String, u64)| f)
-        .last()
+        .next_back()
         .unwrap();
     eventually("the first binlog file to be purged", WAIT, || async {
         server
