@@ -264,6 +264,21 @@ impl MariaDb {
         status.map(drop).map_err(HarnessError::from)
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers. A hung
+    /// server, as a client sees one.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            signal(child, libc::SIGCONT);
+        }
+    }
+
     /// Starts the stopped server again on the same port and data directory.
     pub async fn restart(&mut self) -> Result<(), HarnessError> {
         self.stop().await?;

@@ -1,21 +1,72 @@
 //! # pump-reader: ordered, positioned transactions from an upstream binlog
 //!
-//! Owns reading the upstream's change log in commit order: the replication protocol
-//! (registering as a replica with `[pump] server-id`, MariaDB and MySQL flavours) and
-//! binlog files on disk; positions as types; and assembling whole transactions (`Txn`),
-//! each carrying the position right after its commit, so that nothing downstream has to
-//! know binlog framing.
+//! Turns the upstream's change log into whole transactions in commit order, each carrying
+//! the position right after its commit, so nothing downstream has to know binlog framing.
 //!
-//! ## Positions
+//! ## Data flow
+//! ```text
+//! replication stream (LiveReader) ─┐
+//!                                   ├─ RawEvent ─▶ Assembler ─▶ TxnEvent (Begin, Change…, Commit | Rollback, Idle)
+//! binlog file (EventFile)  ─────────┘                               └─▶ Collector ─▶ Txn
+//! ```
+//! Every event is decoded by this crate's own bounds-checked decoders ([`event`]): bad
+//! bytes are an [`Error`] naming the event and its position, never a panic. mysql_async
+//! only carries the replication protocol; mysql_common's row decoding is not used (see
+//! `../shared/notes/dependencies.md` for why).
+//!
+//! ## Transactions
+//! A [`Txn`] has its GTID (if any), the originating server id, the commit timestamp, its
+//! [`Position`], and its changes in order: [`Rows`] (with the TABLE_MAP's table identity
+//! and column layout, before and after images as raw [`event::Cell`]s) and [`Statement`]s
+//! (DDL and other statements the binlog carries as text, each its own transaction).
+//! Consumers that must not hold a large transaction in memory read the stream of
+//! [`TxnEvent`]s instead: the changes as they arrive, then `Commit` or `Rollback`.
+//! No `Commit` is ever made up: a partial transaction ends in `Rollback` (connection lost;
+//! it is sent again whole) or an error (a file that ends inside it).
+//!
+//! ## Values
+//! Cells are the raw form: exact bytes and numbers as written, but integers without
+//! signedness, ENUM/SET as numbers, BINARY/UUID/INET6 without their trailing zero bytes,
+//! TIMESTAMP as UTC epoch seconds. The `schema` crate applies the table definition in force
+//! at the row's position; that is the one place those corrections live.
+//!
+//! ## Positions and resume
 //! [`BinlogCoords`] (`file:pos`), [`MariaGtidList`] (`domain-server-seq`, one per domain)
 //! and [`MysqlGtidSet`] (`uuid:1-100:200-300`) print in the server's notation and parse it
-//! back; [`GtidSet`] holds either flavour. Their comparisons are partial: `None` means
-//! incomparable (another server's files, states that each have something the other lacks).
-//! A [`Position`] is where a transaction ends: resuming there reads the next transaction.
+//! back; [`GtidSet`] holds either flavour; comparisons are partial (`None` = incomparable).
+//! Resuming at a [`Position`] reads the transaction after it: the [`LiveReader`] does so by
+//! itself after a lost connection (by GTID when it has one), and a restart does it from the
+//! checkpointed position.
 //!
-//! Status: positions are done; the live reader, transactions and binlog files are not
-//! built yet (issue 3). See `../shared/notes/dependencies.md` for what
-//! mysql_async/mysql_common do and do not handle on MariaDB.
+//! ## Errors
+//! Transient failures (lost connection, silent link, server restarting) are retried by the
+//! live reader with backoff and never reach the caller. What reaches the caller is
+//! definite: undecodable bytes, a binlog the server no longer has ([`Error::Unavailable`],
+//! with what was asked and what the server has), access denied, unsupported features.
+//!
+//! ## Not supported (definite errors when met)
+//! XA transactions, compressed events (`log_bin_compress`, MySQL transaction compression),
+//! encrypted binlogs, partial JSON updates, MariaDB COMPRESSED columns, MySQL 8.3 tagged
+//! GTIDs. MySQL support is tested with synthesized binlogs only: no MySQL server can be
+//! installed on the project's machines.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pump_reader::Error> {
+//! use pump_reader::{LiveOptions, LiveReader, StartAt, Upstream};
+//! let upstream = Upstream {
+//!     host: "10.0.0.1".into(),
+//!     port: 3306,
+//!     user: "drainer".into(),
+//!     password: "…".into(),
+//!     server_id: 4001,
+//! };
+//! let mut reader = LiveReader::connect(upstream, StartAt::Now, LiveOptions::default()).await?;
+//! loop {
+//!     let txn = reader.next_txn().await?;
+//!     println!("{} changes, resume at {}", txn.changes.len(), txn.position);
+//! }
+//! # }
+//! ```
 
 mod assemble;
 mod error;

@@ -114,7 +114,14 @@ pub struct LiveReader {
     pending: VecDeque<TxnEvent>,
     scratch: Vec<TxnEvent>,
     reconnects: u64,
+    /// Failures in a row of an opened stream at one position (see [`MAX_STALLS`]).
+    stalls: u32,
+    stalled_at: Option<Position>,
 }
+
+/// A stream that opens but fails again at the same position this many times in a row is
+/// failing on something in the binlog, not on the network: a definite error, not a loop.
+const MAX_STALLS: u32 = 10;
 
 impl LiveReader {
     /// Connects and resolves `start`. Definite problems (access denied, a position the
@@ -171,6 +178,8 @@ impl LiveReader {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             reconnects: 0,
+            stalls: 0,
+            stalled_at: None,
         })
     }
 
@@ -201,6 +210,9 @@ impl LiveReader {
                 Ok(()) => backoff = self.options.backoff_initial,
                 Err(Failure::Definite(e)) => return Err(e),
                 Err(Failure::Transient(reason)) => {
+                    if self.stream.is_some() {
+                        self.count_stall(&reason)?;
+                    }
                     self.stream = None;
                     self.reconnects += 1;
                     if self.assembler.abandon() {
@@ -217,6 +229,26 @@ impl LiveReader {
                 }
             }
         }
+    }
+
+    /// Counts a failure of an opened stream; too many at one position is definite.
+    fn count_stall(&mut self, reason: &str) -> Result<(), Error> {
+        let here = self.assembler.position();
+        if self.stalled_at.as_ref() == Some(here) {
+            self.stalls += 1;
+        } else {
+            self.stalled_at = Some(here.clone());
+            self.stalls = 1;
+        }
+        if self.stalls >= MAX_STALLS {
+            return Err(Error::Stream {
+                at: here.coords.clone(),
+                reason: format!(
+                    "the stream failed {MAX_STALLS} times in a row at {here}: {reason}"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The next whole transaction (collected from [`LiveReader::next_event`]).
@@ -546,5 +578,59 @@ fn strip_early_checksum(header: &EventHeader, body: Bytes) -> Bytes {
         body.slice(..body.len() - 4)
     } else {
         body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtid_sets_become_dump_intervals_with_exclusive_ends() {
+        let set: MysqlGtidSet = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7"
+            .parse()
+            .unwrap();
+        let sids = sids(&set);
+        assert_eq!(sids.len(), 1);
+        let intervals: Vec<(u64, u64)> = sids[0]
+            .intervals()
+            .iter()
+            .map(|i| (i.start(), i.end()))
+            .collect();
+        assert_eq!(intervals, [(1, 6), (7, 8)]);
+    }
+
+    #[test]
+    fn the_early_rotate_loses_its_checksum_only_when_it_is_one() {
+        let mut body = 4u64.to_le_bytes().to_vec();
+        body.extend(b"binlog.000007");
+        let header = EventHeader {
+            timestamp: 0,
+            kind: kind::ROTATE,
+            server_id: 1,
+            size: (19 + body.len() + 4) as u32,
+            log_pos: 0,
+            flags: EventHeader::FLAG_ARTIFICIAL,
+        };
+        let mut raw = Vec::new();
+        raw.extend(header.timestamp.to_le_bytes());
+        raw.push(header.kind);
+        raw.extend(header.server_id.to_le_bytes());
+        raw.extend(header.size.to_le_bytes());
+        raw.extend(header.log_pos.to_le_bytes());
+        raw.extend(header.flags.to_le_bytes());
+        raw.extend(&body);
+        let crc = crc32fast::hash(&raw);
+        let mut with_crc = body.clone();
+        with_crc.extend(crc.to_le_bytes());
+        assert_eq!(
+            strip_early_checksum(&header, Bytes::from(with_crc)),
+            Bytes::from(body.clone())
+        );
+        // Without a checksum (binlog_checksum = NONE) the name is left alone.
+        assert_eq!(
+            strip_early_checksum(&header, Bytes::from(body.clone())),
+            Bytes::from(body)
+        );
     }
 }

@@ -227,3 +227,146 @@ fn not_a_binlog() {
         .to_string();
     assert!(e.contains("cannot read binlog file"), "{e}");
 }
+
+/// Builds a binlog file event by event, with real headers, positions and CRC32s.
+struct BinlogWriter {
+    bytes: Vec<u8>,
+}
+
+impl BinlogWriter {
+    fn new() -> Self {
+        BinlogWriter {
+            bytes: vec![0xfe, b'b', b'i', b'n'],
+        }
+    }
+
+    fn event(&mut self, kind: u8, body: &[u8]) -> &mut Self {
+        let size = (19 + body.len() + 4) as u32;
+        let log_pos = self.bytes.len() as u32 + size;
+        let mut event = Vec::new();
+        event.extend(1_700_000_000u32.to_le_bytes());
+        event.push(kind);
+        event.extend(9u32.to_le_bytes()); // server id
+        event.extend(size.to_le_bytes());
+        event.extend(log_pos.to_le_bytes());
+        event.extend(0u16.to_le_bytes());
+        event.extend(body);
+        let crc = crc32(&event);
+        event.extend(crc.to_le_bytes());
+        self.bytes.extend(event);
+        self
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    // Bitwise CRC-32 (IEEE), independent of the crate the reader uses.
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+const SID: [u8; 16] = [
+    0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62,
+];
+
+fn query_body(schema: &str, statement: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(1u32.to_le_bytes()); // thread id
+    b.extend(0u32.to_le_bytes()); // exec time
+    b.push(schema.len() as u8);
+    b.extend(0u16.to_le_bytes()); // error code
+    b.extend(0u16.to_le_bytes()); // no status variables
+    b.extend(schema.as_bytes());
+    b.push(0);
+    b.extend(statement.as_bytes());
+    b
+}
+
+fn gtid_body(gno: u64) -> Vec<u8> {
+    let mut b = vec![1];
+    b.extend(SID);
+    b.extend(gno.to_le_bytes());
+    b.push(2); // logical clock
+    b.extend(0u64.to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    b
+}
+
+#[test]
+fn a_mysql_8_binlog_with_gtids_and_v2_rows() {
+    let mut fde = 4u16.to_le_bytes().to_vec();
+    let mut version = b"8.0.36".to_vec();
+    version.resize(50, 0);
+    fde.extend(version);
+    fde.extend(0u32.to_le_bytes());
+    fde.push(19);
+    let mut post_headers = vec![0u8; 41];
+    post_headers[19 - 1] = 8; // TABLE_MAP: 6-byte table ids
+    fde.extend(post_headers);
+    fde.push(1); // checksum algorithm: CRC32 (the writer appends the CRC)
+
+    let mut previous = 1u64.to_le_bytes().to_vec();
+    previous.extend(SID);
+    previous.extend(1u64.to_le_bytes());
+    previous.extend(1u64.to_le_bytes());
+    previous.extend(6u64.to_le_bytes()); // [1, 6): 1-5
+
+    let mut table_map = vec![7, 0, 0, 0, 0, 0, 1, 0, 3];
+    table_map.extend(b"app\0");
+    table_map.push(1);
+    table_map.extend(b"t\0");
+    table_map.extend([2, 3, 15, 2, 20, 0, 0b10]); // INT, VARCHAR(20); metadata; nullable
+    let mut write_rows = vec![7, 0, 0, 0, 0, 0, 1, 0, 2, 0, 2, 0b11]; // v2: extra data length 2
+    write_rows.extend([0, 42, 0, 0, 0, 2, b'h', b'i']);
+
+    let mut w = BinlogWriter::new();
+    w.event(15, &fde)
+        .event(35, &previous)
+        .event(33, &gtid_body(6))
+        .event(2, &query_body("app", "BEGIN"))
+        .event(19, &table_map)
+        .event(30, &write_rows)
+        .event(16, &77u64.to_le_bytes())
+        .event(33, &gtid_body(7))
+        .event(2, &query_body("app", "CREATE TABLE x (a INT)"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mysql-bin.000001");
+    std::fs::write(&path, &w.bytes).unwrap();
+
+    let txns = all_txns(&path).unwrap();
+    assert_eq!(txns.len(), 2);
+    let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    assert_eq!(gtid(&txns[0]), format!("{uuid}:6"));
+    assert_eq!(txns[0].server_id, 9);
+    assert_eq!(
+        txns[0].position.gtids.as_ref().unwrap().to_string(),
+        format!("{uuid}:1-6")
+    );
+    let Change::Rows(rows) = &txns[0].changes[0] else {
+        panic!("{:?}", txns[0])
+    };
+    assert_eq!(rows.kind, RowsKind::Insert);
+    let row = rows.rows[0].after.as_ref().unwrap();
+    assert_eq!((row[0].as_signed(), text(&row[1])), (Some(42), "hi"));
+    let Change::Statement(ddl) = &txns[1].changes[0] else {
+        panic!("{:?}", txns[1])
+    };
+    assert_eq!(
+        (ddl.schema.as_str(), ddl.text.as_str()),
+        ("app", "CREATE TABLE x (a INT)")
+    );
+    assert_eq!(
+        txns[1].position.gtids.as_ref().unwrap().to_string(),
+        format!("{uuid}:1-7")
+    );
+    assert_eq!(txns[1].position.coords.pos, w.bytes.len() as u64);
+}

@@ -622,6 +622,39 @@ async fn an_idle_upstream_still_advances_the_position() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_is_noticed_and_the_connection_replaced() {
+    let server = std::sync::Arc::new(MariaDb::start().await.unwrap());
+    setup(&server).await;
+    let mut r = reader(&server, StartAt::Now).await;
+    server
+        .exec(&["INSERT INTO app.t VALUES (1, 'a')"])
+        .await
+        .unwrap();
+    next_txn(&mut r).await;
+
+    // Freeze the server for longer than dead_after (3 s): no heartbeat, no answer.
+    server.freeze();
+    let thawer = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            server.thaw();
+            server
+                .exec(&["INSERT INTO app.t VALUES (2, 'b')"])
+                .await
+                .unwrap();
+        })
+    };
+    let second = next_txn(&mut r).await;
+    thawer.await.unwrap();
+    assert_eq!(
+        rows(&second, 0).rows[0].after.as_ref().unwrap()[0].as_signed(),
+        Some(2)
+    );
+    assert!(r.reconnects() >= 1, "the silent connection was replaced");
+}
+
 #[tokio::test]
 async fn wrong_credentials_are_definite() {
     let server = MariaDb::start().await.unwrap();
