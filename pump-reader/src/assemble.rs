@@ -16,7 +16,7 @@ use crate::event::{
     self, decode_gtid_list, decode_previous_gtids, kind, rows, EventHeader, FormatDescription,
     KindName, MariaGtidEvent, MysqlGtidEvent, Query, QueryControl, Rotate, RowsKind, TableMap,
 };
-use crate::position::{BinlogCoords, Gtid, GtidSet, MariaGtidList, MysqlGtidSet, Position};
+use crate::position::{BinlogCoords, Gtid, GtidSet, Position};
 use crate::txn::{Change, Rows, Statement, TxnEvent, TxnStart};
 use crate::Error;
 
@@ -113,6 +113,12 @@ impl Assembler {
                 let gtid = MariaGtidEvent::decode(body).map_err(|e| self.decode_error(&h, e))?;
                 if gtid.is_xa() {
                     return Err(self.stream_error(&h, "XA transactions are not supported".into()));
+                }
+                if gtid.is_alter_phase() {
+                    return Err(self.stream_error(
+                        &h,
+                        "two-phase ALTER (binlog_alter_two_phase = ON) is not supported".into(),
+                    ));
                 }
                 let in_begin = !gtid.is_standalone();
                 self.begin(
@@ -304,8 +310,19 @@ impl Assembler {
             }
             None => {
                 let text = query.statement.trim();
-                let savepoint =
-                    starts_with_word(text, "SAVEPOINT") || starts_with_word(text, "ROLLBACK TO");
+                if starts_with_word(text, "ROLLBACK TO")
+                    || starts_with_word(text, "ROLLBACK WORK TO")
+                {
+                    // Written only when a non-transactional table was changed: the rows
+                    // after the savepoint, already handed out, were partly undone upstream.
+                    return Err(self.stream_error(
+                        h,
+                        "ROLLBACK TO SAVEPOINT in a transaction that changed a non-transactional \
+                         table: its effect cannot be replicated exactly"
+                            .into(),
+                    ));
+                }
+                let savepoint = starts_with_word(text, "SAVEPOINT");
                 let standalone = match &self.open {
                     Some(open) if open.in_begin => false,
                     Some(_) => true,
@@ -346,11 +363,10 @@ impl Assembler {
         };
         self.maps.clear();
         self.last.coords = BinlogCoords::new(self.file.clone(), u64::from(h.log_pos));
-        if let Some(gtid) = open.start.gtid {
-            let state = self.last.gtids.get_or_insert_with(|| match gtid {
-                Gtid::MariaDb(_) => GtidSet::MariaDb(MariaGtidList::new()),
-                Gtid::MySql(_) => GtidSet::MySql(MysqlGtidSet::new()),
-            });
+        // A state is only advanced, never made up from one GTID: a state of just
+        // {uuid:N} (MySQL, started by coordinates mid-file) would later make the server
+        // resend uuid:1..N-1. Without a known state, positions carry coordinates only.
+        if let (Some(gtid), Some(state)) = (open.start.gtid, self.last.gtids.as_mut()) {
             // A GTID of the other flavour cannot occur: its events were refused earlier.
             let _ = state.advance(&gtid);
         }
@@ -396,4 +412,287 @@ fn starts_with_word(text: &str, word: &str) -> bool {
     text.get(..word.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(word))
         && text[word.len()..].starts_with(|c: char| c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Cell, MariaGtidFlags};
+
+    /// Builds events with consecutive positions in one file.
+    struct Events {
+        pos: u32,
+    }
+
+    impl Events {
+        fn new() -> Self {
+            Events { pos: 4 }
+        }
+
+        fn event(&mut self, kind: u8, body: Vec<u8>) -> RawEvent {
+            let size = (EventHeader::LEN + body.len() + 4) as u32;
+            self.pos += size;
+            RawEvent {
+                header: EventHeader {
+                    timestamp: 1_700_000_000,
+                    kind,
+                    server_id: 7,
+                    size,
+                    log_pos: self.pos,
+                    flags: 0,
+                },
+                body: Bytes::from(body),
+            }
+        }
+
+        fn maria_gtid(&mut self, seq: u64, flags: u8) -> RawEvent {
+            let mut b = seq.to_le_bytes().to_vec();
+            b.extend(0u32.to_le_bytes());
+            b.push(flags);
+            self.event(kind::MARIA_GTID, b)
+        }
+
+        fn query(&mut self, text: &str) -> RawEvent {
+            let mut b = vec![0; 8];
+            b.push(3);
+            b.extend([0, 0, 0, 0]);
+            b.extend(b"app\0");
+            b.extend(text.as_bytes());
+            self.event(kind::QUERY, b)
+        }
+
+        fn table_map(&mut self, id_len: usize) -> RawEvent {
+            let mut b = 9u64.to_le_bytes()[..id_len].to_vec();
+            b.extend([0, 0, 3]);
+            b.extend(b"app\0");
+            b.push(1);
+            b.extend(b"t\0");
+            b.extend([1, 1, 0, 0]); // one TINYINT column, no metadata, NOT NULL
+            self.event(kind::TABLE_MAP, b)
+        }
+
+        fn write_row(&mut self, id_len: usize, value: u8) -> RawEvent {
+            let mut b = 9u64.to_le_bytes()[..id_len].to_vec();
+            b.extend([0, 0, 1, 0b1, 0, value]);
+            self.event(kind::WRITE_ROWS_V1, b)
+        }
+
+        fn xid(&mut self) -> RawEvent {
+            self.event(kind::XID, 1u64.to_le_bytes().to_vec())
+        }
+    }
+
+    fn start(gtids: Option<&str>) -> Assembler {
+        Assembler::new(Position {
+            coords: BinlogCoords::new("binlog.000001", 4),
+            gtids: gtids.map(|g| g.parse().unwrap()),
+        })
+    }
+
+    fn run(a: &mut Assembler, events: &[RawEvent]) -> Result<Vec<TxnEvent>, Error> {
+        let mut out = Vec::new();
+        for e in events {
+            a.push(e, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn shape(out: &[TxnEvent]) -> String {
+        out.iter()
+            .map(|e| match e {
+                TxnEvent::Begin(_) => 'B',
+                TxnEvent::Change(Change::Rows(_)) => 'r',
+                TxnEvent::Change(Change::Statement(_)) => 's',
+                TxnEvent::Commit { .. } => 'C',
+                TxnEvent::Rollback => 'R',
+                TxnEvent::Idle { .. } => 'i',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mariadb_transaction_and_standalone_statement() {
+        let mut ev = Events::new();
+        let mut a = start(Some("0-7-4"));
+        let events = [
+            ev.maria_gtid(5, MariaGtidFlags::TRANSACTIONAL),
+            ev.table_map(6),
+            ev.write_row(6, 42),
+            ev.xid(),
+            ev.maria_gtid(6, MariaGtidFlags::STANDALONE | MariaGtidFlags::DDL),
+            ev.query("ALTER TABLE t ADD c INT"),
+        ];
+        let out = run(&mut a, &events).unwrap();
+        assert_eq!(shape(&out), "BrCBsC");
+        let TxnEvent::Commit { position, .. } = &out[2] else {
+            unreachable!()
+        };
+        assert_eq!(
+            position.to_string(),
+            format!("binlog.000001:{} (gtid 0-7-5)", events[3].header.log_pos)
+        );
+        assert_eq!(
+            a.position().to_string(),
+            format!("binlog.000001:{} (gtid 0-7-6)", ev.pos)
+        );
+        let TxnEvent::Change(Change::Rows(rows)) = &out[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            rows.rows[0].after.as_ref().unwrap()[0],
+            Cell::Int { bits: 42, bytes: 1 }
+        );
+    }
+
+    #[test]
+    fn mysql_begin_without_gtid_and_no_invented_state() {
+        let mut ev = Events::new();
+        let mut a = start(None);
+        let events = [
+            ev.query("BEGIN"),
+            ev.table_map(6),
+            ev.write_row(6, 1),
+            ev.xid(),
+        ];
+        assert_eq!(shape(&run(&mut a, &events).unwrap()), "BrC");
+        assert_eq!(a.position().gtids, None);
+        // A GTID with no known state does not make one up.
+        let mut a = start(None);
+        let events = [
+            ev.maria_gtid(9, MariaGtidFlags::TRANSACTIONAL),
+            ev.table_map(6),
+            ev.write_row(6, 1),
+            ev.xid(),
+        ];
+        run(&mut a, &events).unwrap();
+        assert_eq!(a.position().gtids, None, "no state from a single GTID");
+    }
+
+    #[test]
+    fn rollback_moves_past_the_group_and_savepoints() {
+        let mut ev = Events::new();
+        let mut a = start(Some("0-7-1"));
+        let events = [
+            ev.maria_gtid(2, 0),
+            ev.query("SAVEPOINT s1"),
+            ev.table_map(6),
+            ev.write_row(6, 1),
+            ev.query("ROLLBACK"),
+        ];
+        let out = run(&mut a, &events).unwrap();
+        assert_eq!(shape(&out), "BrRi");
+        assert_eq!(
+            a.position().to_string(),
+            format!("binlog.000001:{} (gtid 0-7-2)", ev.pos)
+        );
+        let mut a = start(Some("0-7-1"));
+        let events = [
+            ev.maria_gtid(3, 0),
+            ev.table_map(6),
+            ev.write_row(6, 1),
+            ev.query("ROLLBACK TO `s1`"),
+        ];
+        let e = run(&mut a, &events).unwrap_err();
+        assert!(e.to_string().contains("ROLLBACK TO SAVEPOINT"), "{e}");
+    }
+
+    #[test]
+    fn heartbeats_rotates_and_gtid_lists() {
+        let mut ev = Events::new();
+        let mut a = start(Some("0-7-5"));
+        // A heartbeat while idle names the file and the upstream's position.
+        let mut hb = ev.event(kind::HEARTBEAT, b"binlog.000001".to_vec());
+        hb.header.log_pos = 9000;
+        assert_eq!(shape(&run(&mut a, &[hb.clone()]).unwrap()), "i");
+        assert_eq!(a.position().coords.to_string(), "binlog.000001:9000");
+        // Inside a transaction it changes nothing.
+        let begin = ev.maria_gtid(6, 0);
+        let out = run(&mut a, &[begin, hb]).unwrap();
+        assert_eq!(shape(&out), "B");
+        a.abandon();
+        // An artificial ROTATE names the file but keeps a known position.
+        let mut fake = ev.event(
+            kind::ROTATE,
+            [4u64.to_le_bytes().as_slice(), b"binlog.000001"].concat(),
+        );
+        fake.header.log_pos = 0;
+        run(&mut a, &[fake]).unwrap();
+        assert_eq!(a.position().coords.to_string(), "binlog.000001:9000");
+        // A real one moves to the next file.
+        let rotate = ev.event(
+            kind::ROTATE,
+            [4u64.to_le_bytes().as_slice(), b"binlog.000002"].concat(),
+        );
+        run(&mut a, &[rotate]).unwrap();
+        assert_eq!(a.position().coords.to_string(), "binlog.000002:4");
+        // A GTID_LIST merges into the known state.
+        let mut list = 2u32.to_le_bytes().to_vec();
+        for (d, s, n) in [(0u32, 7u32, 3u64), (1, 2, 7)] {
+            list.extend(d.to_le_bytes());
+            list.extend(s.to_le_bytes());
+            list.extend(n.to_le_bytes());
+        }
+        run(&mut a, &[ev.event(kind::MARIA_GTID_LIST, list)]).unwrap();
+        assert_eq!(
+            a.position().gtids.as_ref().unwrap().to_string(),
+            "0-7-5,1-2-7"
+        );
+    }
+
+    #[test]
+    fn four_byte_table_ids_of_old_servers() {
+        let mut ev = Events::new();
+        let mut a = start(Some("0-7-1"));
+        let mut fde = 4u16.to_le_bytes().to_vec();
+        fde.extend([0u8; 50]);
+        fde.extend([0; 4]);
+        fde.push(19);
+        let mut post = vec![0u8; 30];
+        post[usize::from(kind::TABLE_MAP) - 1] = 6;
+        fde.extend(post);
+        let events = [
+            ev.event(kind::FORMAT_DESCRIPTION, fde),
+            ev.maria_gtid(2, 0),
+            ev.table_map(4),
+            ev.write_row(4, 5),
+            ev.xid(),
+        ];
+        assert_eq!(shape(&run(&mut a, &events).unwrap()), "BrC");
+    }
+
+    #[test]
+    fn events_out_of_order_are_errors() {
+        let mut ev = Events::new();
+        let mut xa = 2u64.to_le_bytes().to_vec();
+        xa.extend(0u32.to_le_bytes());
+        xa.push(MariaGtidFlags::PREPARED_XA);
+        xa.extend(1u32.to_le_bytes()); // format id
+        xa.extend([2, 1]); // gtrid and bqual lengths
+        xa.extend(b"abc");
+        let xa_gtid = ev.event(kind::MARIA_GTID, xa);
+        let cases: Vec<(Vec<RawEvent>, &str)> = vec![
+            (
+                vec![ev.table_map(6)],
+                "TABLE_MAP (19) outside a transaction",
+            ),
+            (
+                vec![ev.maria_gtid(2, 0), ev.write_row(6, 1)],
+                "without its TABLE_MAP",
+            ),
+            (
+                vec![ev.maria_gtid(2, 0), ev.maria_gtid(3, 0)],
+                "before the previous one ended",
+            ),
+            (vec![ev.xid()], "XID (16) outside a transaction"),
+            (vec![xa_gtid], "XA transactions are not supported"),
+            (vec![ev.event(kind::INCIDENT, vec![1, 0, 0])], "INCIDENT"),
+            (vec![ev.event(199, vec![])], "unknown event type 199"),
+        ];
+        for (events, expected) in cases {
+            let e = run(&mut start(Some("0-7-1")), &events)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{expected:?} not in {e}");
+        }
+    }
 }

@@ -200,6 +200,9 @@ pub struct FileReader {
     assembler: Assembler,
     pending: std::collections::VecDeque<TxnEvent>,
     scratch: Vec<TxnEvent>,
+    collector: Collector,
+    /// Set by the first error: the reader hands out nothing after it.
+    failed: Option<String>,
 }
 
 impl FileReader {
@@ -214,6 +217,8 @@ impl FileReader {
             assembler: Assembler::new(start),
             pending: Default::default(),
             scratch: Vec::new(),
+            collector: Collector::default(),
+            failed: None,
         })
     }
 
@@ -221,6 +226,20 @@ impl FileReader {
     /// that ends inside a transaction is an error (after that transaction's `Begin` and
     /// changes were handed out): no `Commit` is ever made up.
     pub fn next_event(&mut self) -> Result<Option<TxnEvent>, Error> {
+        if let Some(first) = &self.failed {
+            return Err(self.events.file_error(
+                self.events.offset,
+                format!("stopped after an earlier error: {first}"),
+            ));
+        }
+        let result = self.next_event_inner();
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    fn next_event_inner(&mut self) -> Result<Option<TxnEvent>, Error> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Ok(Some(e));
@@ -239,12 +258,17 @@ impl FileReader {
         }
     }
 
-    /// The next whole transaction; `None` at the end of the file.
+    /// The next whole transaction; `None` at the end of the file. Do not mix with
+    /// [`FileReader::next_event`] inside one transaction.
     pub fn next_txn(&mut self) -> Result<Option<Txn>, Error> {
-        let mut collector = Collector::default();
         while let Some(event) = self.next_event()? {
-            if let Some(txn) = collector.push(event) {
-                return Ok(Some(txn));
+            match self.collector.push(event) {
+                Ok(Some(txn)) => return Ok(Some(txn)),
+                Ok(None) => {}
+                Err(reason) => {
+                    self.failed = Some(reason.clone());
+                    return Err(self.events.file_error(self.events.offset, reason));
+                }
             }
         }
         Ok(None)

@@ -22,7 +22,8 @@
 //! Consumers that must not hold a large transaction in memory read the stream of
 //! [`TxnEvent`]s instead: the changes as they arrive, then `Commit` or `Rollback`.
 //! No `Commit` is ever made up: a partial transaction ends in `Rollback` (connection lost;
-//! it is sent again whole) or an error (a file that ends inside it).
+//! it is sent again whole) or an error (a file that ends inside it). `next_txn` is
+//! cancel-safe (what it collected is kept for the next call).
 //!
 //! ## Values
 //! Cells are the raw form: exact bytes and numbers as written, but integers without
@@ -35,19 +36,24 @@
 //! and [`MysqlGtidSet`] (`uuid:1-100:200-300`) print in the server's notation and parse it
 //! back; [`GtidSet`] holds either flavour; comparisons are partial (`None` = incomparable).
 //! Resuming at a [`Position`] reads the transaction after it: the [`LiveReader`] does so by
-//! itself after a lost connection (by GTID when it has one), and a restart does it from the
-//! checkpointed position.
+//! itself after a lost connection (by GTID when it has one, or as [`ResumeBy`] says), and a
+//! restart does it from the checkpointed position. A GTID state is only ever advanced from
+//! a known one (a start state, GTID_LIST, PREVIOUS_GTIDS), never made up from one GTID.
 //!
 //! ## Errors
 //! Transient failures (lost connection, silent link, server restarting) are retried by the
 //! live reader with backoff and never reach the caller. What reaches the caller is
 //! definite: undecodable bytes, a binlog the server no longer has ([`Error::Unavailable`],
-//! with what was asked and what the server has), access denied, unsupported features.
+//! with what was asked and what the server has), a login refused, unsupported features, a
+//! stream that fails again and again at one position. After a definite error a reader
+//! hands out nothing more.
 //!
 //! ## Not supported (definite errors when met)
-//! XA transactions, compressed events (`log_bin_compress`, MySQL transaction compression),
-//! encrypted binlogs, partial JSON updates, MariaDB COMPRESSED columns, MySQL 8.3 tagged
-//! GTIDs. MySQL support is tested with synthesized binlogs only: no MySQL server can be
+//! XA transactions, two-phase ALTER (`binlog_alter_two_phase`), `ROLLBACK TO SAVEPOINT`
+//! after a non-transactional change, compressed events (`log_bin_compress`, MySQL
+//! transaction compression), encrypted binlogs, partial JSON updates, MariaDB COMPRESSED
+//! columns, MySQL 8.3 tagged GTIDs, MariaDB's pre-5.6 fractional temporal format
+//! (`mysql56_temporal_format = OFF`: its TABLE_MAP metadata fails to decode). MySQL support is tested with synthesized binlogs only: no MySQL server can be
 //! installed on the project's machines.
 //!
 //! ```no_run
@@ -79,7 +85,7 @@ mod txn;
 pub use assemble::{Assembler, RawEvent};
 pub use error::Error;
 pub use file::{EventFile, FileReader};
-pub use live::{Flavor, LiveOptions, LiveReader, StartAt, Upstream};
+pub use live::{Flavor, LiveOptions, LiveReader, ResumeBy, StartAt, Upstream};
 pub use txn::{Change, Collector, Rows, Statement, Txn, TxnEvent, TxnStart};
 
 pub use position::{

@@ -64,19 +64,38 @@ pub struct LiveOptions {
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// How a lost connection resumes when the position has both a GTID state and
+    /// coordinates.
+    pub resume_by: ResumeBy,
+}
+
+/// The half of a [`Position`] a reconnect asks the upstream for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeBy {
+    /// By GTID state when known (survives the upstream's binlog files being renamed or
+    /// rebuilt; MariaDB checks the history has not diverged), else by coordinates.
+    Gtid,
+    /// Always by binlog coordinates (once the stream has named its file).
+    Coords,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
             heartbeat: Duration::from_secs(1),
-            dead_after: Duration::from_secs(10),
+            // Also the longest one event may take to arrive whole: generous, for large
+            // row events on slow links (MariaDB's own replica waits 60 s).
+            dead_after: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            resume_by: ResumeBy::Gtid,
         }
     }
 }
+
+/// The largest packet (event) accepted: MariaDB's and MySQL's own ceiling.
+const MAX_PACKET: usize = 1 << 30;
 
 /// Where reading begins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +116,18 @@ pub enum Flavor {
 
 /// A failure while streaming: retry, or give up.
 enum Failure {
-    Transient(String),
+    Transient(Cause, String),
     Definite(Error),
+}
+
+/// What a transient failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// The network or the server going away: retried for as long as it lasts.
+    Network,
+    /// The stream itself (a packet the client could not read): retried, but a stream that
+    /// fails like this again and again at one position stops the reader.
+    Stream,
 }
 
 /// Reads transactions from a live upstream; see the module note.
@@ -113,10 +142,14 @@ pub struct LiveReader {
     seen_format: bool,
     pending: VecDeque<TxnEvent>,
     scratch: Vec<TxnEvent>,
+    /// Keeps a transaction being collected by `next_txn` across cancelled calls.
+    collector: Collector,
     reconnects: u64,
-    /// Failures in a row of an opened stream at one position (see [`MAX_STALLS`]).
+    /// Stream failures in a row at one position (see [`MAX_STALLS`]).
     stalls: u32,
     stalled_at: Option<Position>,
+    /// Set by the first definite error: the reader hands out nothing after it.
+    failed: Option<String>,
 }
 
 /// A stream that opens but fails again at the same position this many times in a row is
@@ -133,12 +166,12 @@ impl LiveReader {
     ) -> Result<LiveReader, Error> {
         let mut conn = connect(&upstream, &options).await.map_err(|e| match e {
             Failure::Definite(e) => e,
-            Failure::Transient(reason) => Error::Upstream {
+            Failure::Transient(_, reason) => Error::Upstream {
                 what: format!("connect to {upstream:?}"),
                 reason,
             },
         })?;
-        let resolved = async {
+        let resolve_all = async {
             let version: Option<String> = conn
                 .query_first("SELECT VERSION()")
                 .await
@@ -148,14 +181,20 @@ impl LiveReader {
                 _ => Flavor::MySql,
             };
             Ok((flavor, resolve(&mut conn, flavor, start).await?))
-        }
-        .await;
+        };
+        let resolved = match tokio::time::timeout(options.connect_timeout, resolve_all).await {
+            Ok(resolved) => resolved,
+            Err(_) => Err(Unresolved::Invalid(format!(
+                "no answer within {:?}",
+                options.connect_timeout
+            ))),
+        };
         let resolved = match resolved {
             Ok(ok) => Ok(ok),
             Err(Unresolved::NoSuchPosition { asked, why, flavor }) => Err(Error::Unavailable {
                 asked,
                 server: why,
-                has: upstream_has(&mut conn, flavor).await,
+                has: upstream_has(&mut conn, flavor, options.connect_timeout).await,
             }),
             Err(Unresolved::Invalid(reason)) => Err(Error::Upstream {
                 what: "resolve the starting position".into(),
@@ -166,7 +205,7 @@ impl LiveReader {
                 reason: e.to_string(),
             }),
         };
-        conn.disconnect().await.ok();
+        disconnect(conn, options.connect_timeout).await;
         let (flavor, position) = resolved?;
         Ok(LiveReader {
             upstream,
@@ -177,9 +216,11 @@ impl LiveReader {
             seen_format: false,
             pending: VecDeque::new(),
             scratch: Vec::new(),
+            collector: Collector::default(),
             reconnects: 0,
             stalls: 0,
             stalled_at: None,
+            failed: None,
         })
     }
 
@@ -201,6 +242,21 @@ impl LiveReader {
     /// The next piece of the transaction stream. Waits for the upstream; replaces lost
     /// connections; returns only definite errors.
     pub async fn next_event(&mut self) -> Result<TxnEvent, Error> {
+        if let Some(first) = &self.failed {
+            return Err(Error::Stream {
+                at: self.assembler.position().coords.clone(),
+                reason: format!("the reader stopped after an earlier error: {first}"),
+            });
+        }
+        let result = self.next_event_inner().await;
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+            self.stream = None;
+        }
+        result
+    }
+
+    async fn next_event_inner(&mut self) -> Result<TxnEvent, Error> {
         let mut backoff = self.options.backoff_initial;
         loop {
             if let Some(e) = self.pending.pop_front() {
@@ -209,8 +265,8 @@ impl LiveReader {
             match self.step().await {
                 Ok(()) => backoff = self.options.backoff_initial,
                 Err(Failure::Definite(e)) => return Err(e),
-                Err(Failure::Transient(reason)) => {
-                    if self.stream.is_some() {
+                Err(Failure::Transient(cause, reason)) => {
+                    if cause == Cause::Stream {
                         self.count_stall(&reason)?;
                     }
                     self.stream = None;
@@ -251,12 +307,22 @@ impl LiveReader {
         Ok(())
     }
 
-    /// The next whole transaction (collected from [`LiveReader::next_event`]).
+    /// The next whole transaction (collected from [`LiveReader::next_event`]). Cancel-safe:
+    /// a call dropped halfway keeps what it collected for the next one. Do not mix with
+    /// `next_event` inside one transaction.
     pub async fn next_txn(&mut self) -> Result<Txn, Error> {
-        let mut collector = Collector::default();
         loop {
-            if let Some(txn) = collector.push(self.next_event().await?) {
-                return Ok(txn);
+            let event = self.next_event().await?;
+            match self.collector.push(event) {
+                Ok(Some(txn)) => return Ok(txn),
+                Ok(None) => {}
+                Err(reason) => {
+                    self.failed = Some(reason.clone());
+                    return Err(Error::Stream {
+                        at: self.assembler.position().coords.clone(),
+                        reason,
+                    });
+                }
             }
         }
     }
@@ -271,12 +337,17 @@ impl LiveReader {
         let next = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx));
         let item = match tokio::time::timeout(self.options.dead_after, next).await {
             Err(_) => {
-                return Err(Failure::Transient(format!(
-                    "no event or heartbeat for {:?}",
-                    self.options.dead_after
-                )))
+                return Err(Failure::Transient(
+                    Cause::Network,
+                    format!("no event or heartbeat for {:?}", self.options.dead_after),
+                ))
             }
-            Ok(None) => return Err(Failure::Transient("the upstream ended the stream".into())),
+            Ok(None) => {
+                return Err(Failure::Transient(
+                    Cause::Network,
+                    "the upstream ended the stream".into(),
+                ))
+            }
             Ok(Some(Err(e))) => return Err(self.classify(e).await),
             Ok(Some(Ok(event))) => event,
         };
@@ -307,17 +378,21 @@ impl LiveReader {
     async fn open_stream(&self) -> Result<BinlogStream, Failure> {
         let mut conn = connect(&self.upstream, &self.options).await?;
         let position = self.assembler.position().clone();
+        let resume_gtids = match self.options.resume_by {
+            ResumeBy::Coords if !position.coords.file.is_empty() => None,
+            _ => position.gtids.as_ref().filter(|g| !g.is_empty()),
+        };
         let heartbeat_ns = self.options.heartbeat.as_nanos().min(u128::from(u64::MAX)) as u64;
         let setup = async {
             conn.query_drop(format!("SET @master_heartbeat_period = {heartbeat_ns}"))
                 .await?;
             if self.flavor == Flavor::MariaDb {
                 conn.query_drop("SET @mariadb_slave_capability = 4").await?;
-                if let Some(GtidSet::MariaDb(state)) =
-                    position.gtids.as_ref().filter(|g| !g.is_empty())
-                {
+                if let Some(GtidSet::MariaDb(state)) = resume_gtids {
                     conn.query_drop(format!("SET @slave_connect_state = '{state}'"))
                         .await?;
+                    // Refuse a history that diverged from ours (a failover gone wrong).
+                    conn.query_drop("SET @slave_gtid_strict_mode = 1").await?;
                 }
             }
             Ok::<_, mysql_async::Error>(())
@@ -325,6 +400,7 @@ impl LiveReader {
         match tokio::time::timeout(self.options.connect_timeout, setup).await {
             Err(_) => {
                 return Err(Failure::Transient(
+                    Cause::Network,
                     "no answer while preparing the dump".into(),
                 ))
             }
@@ -332,8 +408,7 @@ impl LiveReader {
             Ok(Ok(())) => {}
         }
         let request = BinlogStreamRequest::new(self.upstream.server_id);
-        let gtids = position.gtids.as_ref().filter(|g| !g.is_empty());
-        let request = match (self.flavor, gtids) {
+        let request = match (self.flavor, resume_gtids) {
             // MariaDB: the GTID start was set above; an empty file name means "by GTID".
             (Flavor::MariaDb, Some(GtidSet::MariaDb(_))) => {
                 request.with_filename(b"").with_pos(4u64)
@@ -354,6 +429,7 @@ impl LiveReader {
         .await
         {
             Err(_) => Err(Failure::Transient(
+                Cause::Network,
                 "no answer to the binlog dump request".into(),
             )),
             Ok(Err(e)) => Err(self.classify(e).await),
@@ -367,8 +443,16 @@ impl LiveReader {
     /// Sorts a client error into retry or stop; a stop because the server cannot serve our
     /// position says what it has.
     async fn classify(&self, e: mysql_async::Error) -> Failure {
-        let mysql_async::Error::Server(server) = &e else {
-            return Failure::Transient(e.to_string());
+        let server = match &e {
+            mysql_async::Error::Server(server) => server,
+            mysql_async::Error::Io(mysql_async::IoError::Io(io)) if is_network(io) => {
+                return Failure::Transient(Cause::Network, e.to_string())
+            }
+            mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+                return Failure::Transient(Cause::Network, e.to_string())
+            }
+            // A packet the client could not read, or cut short.
+            _ => return Failure::Transient(Cause::Stream, e.to_string()),
         };
         match server.code {
             // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged file, unknown GTID, bad position.
@@ -379,7 +463,7 @@ impl LiveReader {
             }),
             // Too many connections, shutdown in progress, killed, interrupted, aborted.
             1040 | 1053 | 1152 | 1156..=1161 | 1184 | 1317 | 1927 | 4031 => {
-                Failure::Transient(e.to_string())
+                Failure::Transient(Cause::Network, e.to_string())
             }
             _ => Failure::Definite(Error::Upstream {
                 what: "read the binlog".into(),
@@ -393,14 +477,20 @@ impl LiveReader {
         let Ok(mut conn) = connect(&self.upstream, &self.options).await else {
             return "(could not ask the server)".into();
         };
-        let has = upstream_has(&mut conn, self.flavor).await;
-        conn.disconnect().await.ok();
+        let has = upstream_has(&mut conn, self.flavor, self.options.connect_timeout).await;
+        disconnect(conn, self.options.connect_timeout).await;
         has
     }
 }
 
 /// "binlog files X … Y, GTID state Z", for error messages.
-async fn upstream_has(conn: &mut Conn, flavor: Flavor) -> String {
+async fn upstream_has(conn: &mut Conn, flavor: Flavor, timeout: Duration) -> String {
+    tokio::time::timeout(timeout, upstream_has_inner(conn, flavor))
+        .await
+        .unwrap_or_else(|_| "(the server did not say in time)".into())
+}
+
+async fn upstream_has_inner(conn: &mut Conn, flavor: Flavor) -> String {
     let files: Vec<String> = conn
         .query("SHOW BINARY LOGS")
         .await
@@ -433,22 +523,71 @@ async fn connect(upstream: &Upstream, options: &LiveOptions) -> Result<Conn, Fai
         .user(Some(upstream.user.as_str()))
         .pass(Some(upstream.password.as_str()))
         .prefer_socket(false)
+        .max_allowed_packet(Some(MAX_PACKET))
         .tcp_keepalive(Some(Duration::from_secs(10)));
+    let login = || format!("log in to {upstream:?}");
     match tokio::time::timeout(options.connect_timeout, Conn::new(opts)).await {
-        Err(_) => Err(Failure::Transient(format!(
-            "no answer within {:?}",
-            options.connect_timeout
-        ))),
+        Err(_) => Err(Failure::Transient(
+            Cause::Network,
+            format!("no answer within {:?}", options.connect_timeout),
+        )),
         Ok(Ok(conn)) => Ok(conn),
-        // Access denied: no retry will fix it.
-        Ok(Err(mysql_async::Error::Server(s))) if matches!(s.code, 1044 | 1045 | 1227 | 1251) => {
+        // Refusals no retry will fix: access denied, host not allowed or blocked, account
+        // locked, password expired, TLS required, an unknown authentication plugin.
+        Ok(Err(mysql_async::Error::Server(s)))
+            if matches!(
+                s.code,
+                1044 | 1045
+                    | 1129
+                    | 1130
+                    | 1227
+                    | 1251
+                    | 1524
+                    | 1698
+                    | 1820
+                    | 1862
+                    | 3118
+                    | 3159
+                    | 4151
+            ) =>
+        {
             Err(Failure::Definite(Error::Upstream {
-                what: format!("log in to {upstream:?}"),
+                what: login(),
                 reason: s.message,
             }))
         }
-        Ok(Err(e)) => Err(Failure::Transient(e.to_string())),
+        Ok(Err(
+            e @ mysql_async::Error::Driver(
+                mysql_async::DriverError::UnknownAuthPlugin { .. }
+                | mysql_async::DriverError::MysqlOldPasswordDisabled
+                | mysql_async::DriverError::CleartextPluginDisabled
+                | mysql_async::DriverError::NoClientSslFlagFromServer,
+            ),
+        )) => Err(Failure::Definite(Error::Upstream {
+            what: login(),
+            reason: e.to_string(),
+        })),
+        Ok(Err(e)) => Err(Failure::Transient(Cause::Network, e.to_string())),
     }
+}
+
+/// Closes a connection politely, without waiting long on a server that does not answer.
+async fn disconnect(conn: Conn, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, conn.disconnect()).await;
+}
+
+/// I/O errors of the network (as opposed to a stream the client could not parse).
+fn is_network(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | ConnectionRefused
+            | BrokenPipe
+            | NotConnected
+            | TimedOut
+    )
 }
 
 /// Why a starting point has no position.
@@ -491,7 +630,13 @@ async fn resolve(conn: &mut Conn, flavor: Flavor, start: StartAt) -> Result<Posi
         }
         StartAt::Coords(coords) => coords,
         StartAt::Now => {
-            let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+            // MySQL 8.4 renamed it; MariaDB and older MySQL know only the old name.
+            let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+                Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
+                    conn.query_first("SHOW BINARY LOG STATUS").await?
+                }
+                other => other?,
+            };
             let row = row.ok_or_else(|| {
                 bad("SHOW MASTER STATUS is empty: the upstream's binlog is off".into())
             })?;
@@ -549,7 +694,7 @@ fn sids(set: &MysqlGtidSet) -> Vec<Sid<'static>> {
             Sid::new(uuid.0).with_intervals(
                 intervals
                     .iter()
-                    .map(|&(a, b)| GnoInterval::new(a, b + 1))
+                    .map(|&(a, b)| GnoInterval::new(a, b.saturating_add(1)))
                     .collect(),
             )
         })

@@ -82,31 +82,42 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Feeds one piece; returns the transaction it completes.
-    pub fn push(&mut self, event: TxnEvent) -> Option<Txn> {
+    /// Feeds one piece; returns the transaction it completes. A piece out of order (a
+    /// change or commit without its begin, a begin inside a transaction) is an error: it
+    /// means pieces were lost, and a transaction must not be made up from what is left.
+    pub fn push(&mut self, event: TxnEvent) -> Result<Option<Txn>, String> {
         match event {
-            TxnEvent::Begin(start) => self.open = Some((start, Vec::new())),
-            TxnEvent::Change(change) => {
-                if let Some((_, changes)) = &mut self.open {
-                    changes.push(change);
+            TxnEvent::Begin(start) => {
+                if let Some((open, _)) = &self.open {
+                    return Err(format!(
+                        "a transaction begins inside the one that began at {}",
+                        open.start
+                    ));
                 }
+                self.open = Some((start, Vec::new()));
             }
+            TxnEvent::Change(change) => match &mut self.open {
+                Some((_, changes)) => changes.push(change),
+                None => return Err("a change outside a transaction".into()),
+            },
             TxnEvent::Commit {
                 position,
                 timestamp,
             } => {
-                let (start, changes) = self.open.take()?;
-                return Some(Txn {
+                let Some((start, changes)) = self.open.take() else {
+                    return Err(format!("a commit at {position} without its begin"));
+                };
+                return Ok(Some(Txn {
                     gtid: start.gtid,
                     server_id: start.server_id,
                     timestamp,
                     position,
                     changes,
-                });
+                }));
             }
             TxnEvent::Rollback => self.open = None,
             TxnEvent::Idle { .. } => {}
         }
-        None
+        Ok(None)
     }
 }

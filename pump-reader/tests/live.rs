@@ -5,7 +5,8 @@ use std::time::Duration;
 use integration::{eventually, MariaDb, PUMP_PASSWORD, PUMP_USER};
 use pump_reader::event::{Cell, RowsKind};
 use pump_reader::{
-    Change, Error, GtidSet, LiveOptions, LiveReader, Rows, StartAt, Txn, TxnEvent, Upstream,
+    BinlogCoords, Change, Error, GtidSet, LiveOptions, LiveReader, ResumeBy, Rows, StartAt, Txn,
+    TxnEvent, Upstream,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -28,7 +29,18 @@ fn quick() -> LiveOptions {
         connect_timeout: Duration::from_secs(5),
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
+        resume_by: ResumeBy::Gtid,
     }
+}
+
+/// Kills the upstream's binlog dump thread (ours): the connection drops.
+async fn kill_dump(server: &MariaDb) {
+    let dump: Vec<u64> = server
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+        .await
+        .unwrap();
+    assert_eq!(dump.len(), 1, "one dump thread: ours");
+    server.exec(&[&format!("KILL {}", dump[0])]).await.unwrap();
 }
 
 async fn reader(server: &MariaDb, start: StartAt) -> LiveReader {
@@ -177,7 +189,8 @@ async fn every_column_type_arrives_as_written() {
                 c CHAR(10), vc VARCHAR(300), tx TEXT, l1 VARCHAR(10) CHARACTER SET latin1,
                 bn BINARY(4), vb VARBINARY(10), bl BLOB,
                 e ENUM('a','b','c'), s SET('x','y','z'), b1 BIT(1), b64 BIT(64),
-                j JSON, u UUID, i6 INET6
+                j JSON, u UUID, i6 INET6,
+                longchar CHAR(255), wide DECIMAL(65,38)
             )",
         ])
         .await
@@ -185,6 +198,7 @@ async fn every_column_type_arrives_as_written() {
     let mut r = reader(&server, StartAt::Now).await;
     let nines = format!("{}.{}", "9".repeat(35), "9".repeat(30));
     let emoji = "😀".repeat(300);
+    let wide_max = format!("{}.{}", "9".repeat(27), "9".repeat(38));
     let max_row = format!(
         "INSERT INTO app.types VALUES (1,
             127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,
@@ -195,7 +209,10 @@ async fn every_column_type_arrives_as_written() {
             '838:59:59', '838:59:59.9', '838:59:59.99', '838:59:59.999', '838:59:59.999999', 2155,
             'abcdefghij', '{emoji}', '😀 text', _latin1 x'e9', x'01000000', x'00ff00', x'{blob}',
             'c', 'x,z', b'1', x'ffffffffffffffff',
-            '{{\"a\": [1, 2]}}', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '::1')",
+            '{{\"a\": [1, 2]}}', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '::1',
+            '{long}', {wide})",
+        long = "é".repeat(255),
+        wide = wide_max,
         blob = (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>(),
     );
     let min_row = format!(
@@ -207,7 +224,8 @@ async fn every_column_type_arrives_as_written() {
             '-838:59:59', '-00:00:00.1', '-01:02:03.45', '-00:00:01.001', '-838:59:59.999999', 0,
             '', '', '', '', '', '', '',
             'a', '', b'0', x'0000000000000000',
-            '[]', '00000000-0000-0000-0000-000000000000', '::')"
+            '[]', '00000000-0000-0000-0000-000000000000', '::', 'x',
+            -0.00000000000000000000000000000000000001)"
     );
     let null_row = "INSERT INTO app.types (id) VALUES (3)";
     server
@@ -223,7 +241,7 @@ async fn every_column_type_arrives_as_written() {
     let row = |t: usize| rows(&txns[t], 0).rows[0].after.clone().unwrap();
     let (max, min, null) = (row(0), row(1), row(2));
     let table = &rows(&txns[0], 0).table;
-    assert_eq!(table.columns.len(), 40);
+    assert_eq!(table.columns.len(), 42);
 
     // Integers: the bits as written; signedness is the schema's to apply.
     let signed = [
@@ -392,6 +410,16 @@ async fn every_column_type_arrives_as_written() {
     assert_eq!(bytes(&min[38]), b"");
     assert_eq!(bytes(&min[39]), b"");
 
+    assert_eq!(
+        bytes(&max[40]),
+        "é".repeat(255).as_bytes(),
+        "CHAR(255) in utf8mb4: 510 bytes"
+    );
+    assert_eq!(bytes(&min[40]), b"x");
+    let wide = format!("{}.{}", "9".repeat(27), "9".repeat(38));
+    assert_eq!(max[41], Cell::Decimal(wide), "DECIMAL(65,38)");
+    assert_eq!(min[41], Cell::Decimal(format!("-0.{}1", "0".repeat(37))));
+
     assert_eq!(null[0].as_signed(), Some(3));
     for (col, cell) in null.iter().enumerate().skip(1) {
         assert_eq!(*cell, Cell::Null, "column {col} of the NULL row");
@@ -474,12 +502,7 @@ async fn a_killed_connection_mid_transaction_resumes_without_loss_or_repeat() {
 
     assert!(matches!(next_event(&mut r).await, TxnEvent::Begin(_)));
     assert!(matches!(next_event(&mut r).await, TxnEvent::Change(_)));
-    let dump: Vec<u64> = server
-        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
-        .await
-        .unwrap();
-    assert_eq!(dump.len(), 1, "one dump thread: ours");
-    server.exec(&[&format!("KILL {}", dump[0])]).await.unwrap();
+    kill_dump(&server).await;
 
     // Whatever was buffered arrives, then the rollback, then the whole transaction again.
     let mut saw_rollback = false;
@@ -614,12 +637,132 @@ async fn a_purged_binlog_or_unknown_gtid_is_a_definite_error_saying_what_the_ser
 async fn an_idle_upstream_still_advances_the_position() {
     let server = MariaDb::start().await.unwrap();
     setup(&server).await;
-    let mut r = reader(&server, StartAt::Now).await;
-    // Heartbeats come every 200 ms while nothing happens.
+    let first_file: Vec<(String, u64)> = server.query("SHOW BINARY LOGS").await.unwrap();
+    let start = BinlogCoords::new(first_file[0].0.clone(), 4);
+    let mut r = reader(&server, StartAt::Coords(start.clone())).await;
+    // The two DDL statements of the set-up, then heartbeats every 200 ms while nothing
+    // happens, carrying the upstream's current position.
+    next_txn(&mut r).await;
+    next_txn(&mut r).await;
+    let status: Vec<mysql_async::Row> = server.query("SHOW MASTER STATUS").await.unwrap();
+    let file: String = status[0].get(0).unwrap();
+    let pos: u64 = status[0].get(1).unwrap();
     match next_event(&mut r).await {
-        TxnEvent::Idle { position } => assert_eq!(&position, r.position()),
+        TxnEvent::Idle { position } => {
+            assert_eq!(
+                position.coords,
+                BinlogCoords::new(file, pos),
+                "the upstream's position"
+            );
+            assert!(position.coords > start);
+            assert_eq!(&position, r.position());
+        }
         other => panic!("expected a heartbeat, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn resuming_by_coordinates_after_a_lost_connection() {
+    let server = MariaDb::start().await.unwrap();
+    setup(&server).await;
+    let mut options = quick();
+    options.resume_by = ResumeBy::Coords;
+    let mut r = LiveReader::connect(upstream(&server), StartAt::Now, options)
+        .await
+        .unwrap();
+    server
+        .exec(&["INSERT INTO app.t VALUES (1, 'a')"])
+        .await
+        .unwrap();
+    let first = next_txn(&mut r).await;
+    kill_dump(&server).await;
+    server
+        .exec(&["INSERT INTO app.t VALUES (2, 'b')"])
+        .await
+        .unwrap();
+    let second = next_txn(&mut r).await;
+    assert_eq!(
+        rows(&second, 0).rows[0].after.as_ref().unwrap()[0].as_signed(),
+        Some(2)
+    );
+    assert!(first.position.coords < second.position.coords);
+    assert!(r.reconnects() >= 1);
+}
+
+#[tokio::test]
+async fn a_login_refused_on_reconnect_is_definite() {
+    let server = MariaDb::start().await.unwrap();
+    setup(&server).await;
+    let mut r = reader(&server, StartAt::Now).await;
+    server
+        .exec(&["INSERT INTO app.t VALUES (1, 'a')"])
+        .await
+        .unwrap();
+    next_txn(&mut r).await;
+    // Not binlogged, so the reader has nothing new to read before the kill.
+    server
+        .exec(&[
+            "SET sql_log_bin = 0",
+            &format!("ALTER USER '{PUMP_USER}'@'127.0.0.1' IDENTIFIED BY 'changed'"),
+        ])
+        .await
+        .unwrap();
+    kill_dump(&server).await;
+    let e = tokio::time::timeout(WAIT, r.next_event())
+        .await
+        .expect("an answer within 30 s")
+        .unwrap_err();
+    assert!(e.to_string().contains("Access denied"), "{e}");
+    // And the reader stays stopped.
+    let again = tokio::time::timeout(WAIT, r.next_event())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        again.to_string().contains("stopped after an earlier error"),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn rows_larger_than_16_mib_and_minimal_row_images() {
+    let server = MariaDb::builder()
+        .arg("--max-allowed-packet=256M")
+        .arg("--binlog-row-image=MINIMAL")
+        .start()
+        .await
+        .unwrap();
+    server
+        .exec(&[
+            "CREATE DATABASE app",
+            "CREATE TABLE app.blobs (id INT PRIMARY KEY, a LONGBLOB, b INT, c VARCHAR(10))",
+        ])
+        .await
+        .unwrap();
+    let mut r = reader(&server, StartAt::Now).await;
+    server
+        .exec(&[
+            "INSERT INTO app.blobs VALUES (1, REPEAT('z', 20 * 1024 * 1024), 5, 'x')",
+            "UPDATE app.blobs SET b = 6 WHERE id = 1",
+        ])
+        .await
+        .unwrap();
+    let insert = next_txn(&mut r).await;
+    let row = rows(&insert, 0).rows[0].after.clone().unwrap();
+    assert_eq!(
+        bytes(&row[1]).len(),
+        20 * 1024 * 1024,
+        "a 20 MiB value in one event"
+    );
+    let update = next_txn(&mut r).await;
+    let change = &rows(&update, 0).rows[0];
+    // MINIMAL: the before image has the key only, the after image the changed column only.
+    let before = change.before.as_ref().unwrap();
+    let after = change.after.as_ref().unwrap();
+    assert_eq!(before[0].as_signed(), Some(1));
+    assert_eq!(before[1..], [Cell::Absent, Cell::Absent, Cell::Absent]);
+    assert_eq!(after[2].as_signed(), Some(6));
+    assert_eq!([&after[0], &after[1], &after[3]], [&Cell::Absent; 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

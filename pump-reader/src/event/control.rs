@@ -44,14 +44,20 @@ impl FormatDescription {
         })
     }
 
-    /// Whether a server of this version writes checksum information (5.6.1 and later).
+    /// Whether a server of this version writes checksum information: MySQL from 5.6.1,
+    /// MariaDB from 5.3.
     pub fn server_writes_checksums(server_version: &str) -> bool {
         let numbers: Vec<u32> = server_version
             .split(|c: char| !c.is_ascii_digit())
             .take(3)
             .map(|n| n.parse().unwrap_or(0))
             .collect();
-        numbers.as_slice() >= [5, 6, 1].as_slice()
+        let since: &[u32] = if server_version.contains("MariaDB") {
+            &[5, 3]
+        } else {
+            &[5, 6, 1]
+        };
+        numbers.as_slice() >= since
     }
 
     /// The post-header length of event type `kind`, if this description lists it.
@@ -226,6 +232,10 @@ mod tests {
         assert!(FormatDescription::server_writes_checksums("5.6.1"));
         assert!(FormatDescription::server_writes_checksums("8.0.36"));
         assert!(!FormatDescription::server_writes_checksums("5.5.62-log"));
+        assert!(FormatDescription::server_writes_checksums("5.5.68-MariaDB"));
+        assert!(!FormatDescription::server_writes_checksums(
+            "5.2.14-MariaDB"
+        ));
         assert!(!FormatDescription::server_writes_checksums("5.6.0"));
     }
 }

@@ -17,6 +17,8 @@ impl MariaGtidFlags {
     pub const DDL: u8 = 32;
     pub const PREPARED_XA: u8 = 64;
     pub const COMPLETED_XA: u8 = 128;
+    /// `flags_extra` bits of a two-phase ALTER (`binlog_alter_two_phase = ON`).
+    pub const EXTRA_ALTER_PHASES: u8 = 0x02 | 0x04 | 0x08;
 
     pub fn has(self, flag: u8) -> bool {
         self.0 & flag != 0
@@ -29,6 +31,8 @@ pub struct MariaGtidEvent {
     pub seq: u64,
     pub domain: u32,
     pub flags: MariaGtidFlags,
+    /// The `flags_extra` byte of MariaDB 10.8+, 0 when absent.
+    pub flags_extra: u8,
 }
 
 impl MariaGtidEvent {
@@ -37,8 +41,31 @@ impl MariaGtidEvent {
         let seq = c.u64_le("GTID sequence number")?;
         let domain = c.u32_le("GTID domain id")?;
         let flags = MariaGtidFlags(c.u8("GTID flags")?);
-        // What follows (commit id, XA id, extra flags) is not needed to assemble transactions.
-        Ok(MariaGtidEvent { seq, domain, flags })
+        if flags.has(MariaGtidFlags::GROUP_COMMIT_ID) {
+            c.skip(8, "GTID commit id")?;
+        }
+        if flags.has(MariaGtidFlags::PREPARED_XA) || flags.has(MariaGtidFlags::COMPLETED_XA) {
+            c.skip(4, "GTID XA format id")?;
+            let gtrid = usize::from(c.u8("GTID XA gtrid length")?);
+            let bqual = usize::from(c.u8("GTID XA bqual length")?);
+            c.skip(gtrid + bqual, "GTID XA id")?;
+        }
+        let flags_extra = if c.is_empty() {
+            0
+        } else {
+            c.u8("GTID extra flags")?
+        };
+        Ok(MariaGtidEvent {
+            seq,
+            domain,
+            flags,
+            flags_extra,
+        })
+    }
+
+    /// Part of a two-phase ALTER (START, COMMIT or ROLLBACK ALTER).
+    pub fn is_alter_phase(&self) -> bool {
+        self.flags_extra & MariaGtidFlags::EXTRA_ALTER_PHASES != 0
     }
 
     /// The GTID, with the server id from the event header.
@@ -114,6 +141,14 @@ mod tests {
         assert_eq!(e.gtid(5).to_string(), "3-5-42");
         assert!(e.is_standalone() && !e.is_xa());
         assert!(MariaGtidEvent::decode(&body[..12]).is_err());
+        // With a commit id and the extra flags of a START ALTER.
+        let mut body = 1u64.to_le_bytes().to_vec();
+        body.extend(0u32.to_le_bytes());
+        body.push(MariaGtidFlags::STANDALONE | MariaGtidFlags::GROUP_COMMIT_ID);
+        body.extend(77u64.to_le_bytes());
+        body.push(0x02);
+        let e = MariaGtidEvent::decode(&body).unwrap();
+        assert!(e.is_alter_phase());
     }
 
     #[test]

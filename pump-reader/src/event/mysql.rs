@@ -66,7 +66,7 @@ pub fn decode_previous_gtids(body: &[u8]) -> Result<MysqlGtidSet, DecodeError> {
         for _ in 0..n_intervals {
             let start = c.u64_le("interval start")?;
             let end = c.u64_le("interval end")?; // exclusive
-            if start == 0 || end <= start {
+            if start == 0 || end <= start || end - 1 > i64::MAX as u64 {
                 return Err(DecodeError::Invalid {
                     what: "previous GTIDs interval",
                     offset: c.offset() - 16,

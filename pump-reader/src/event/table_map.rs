@@ -156,7 +156,8 @@ impl ColumnMeta {
             NEWDECIMAL => {
                 let precision = c.u8("DECIMAL precision")?;
                 let scale = c.u8("DECIMAL scale")?;
-                if precision == 0 || precision > 65 || scale > 30 || scale > precision {
+                // MariaDB allows a scale of up to 38 (MySQL 30).
+                if precision == 0 || precision > 65 || scale > 38 || scale > precision {
                     return Err(DecodeError::Invalid {
                         what: "DECIMAL metadata",
                         offset: c.offset() - 2,

@@ -12,13 +12,26 @@ fn frac_bytes(fsp: u8) -> usize {
 /// The fraction of a `*2` temporal type as microseconds.
 fn read_frac(c: &mut Cursor<'_>, fsp: u8) -> Result<u32, DecodeError> {
     let n = frac_bytes(fsp);
+    let start = c.offset();
     let v = c.uint_be(n, "fractional seconds")? as u32;
-    Ok(match n {
-        0 => 0,
-        1 => v * 10_000,
-        2 => v * 100,
-        _ => v,
-    })
+    let (max, scale) = match n {
+        0 => (0, 0),
+        1 => (99, 10_000),
+        2 => (9_999, 100),
+        _ => (999_999, 1),
+    };
+    if v > max {
+        return Err(bad_fraction(start, i64::from(v)));
+    }
+    Ok(v * scale)
+}
+
+fn bad_fraction(offset: usize, value: i64) -> DecodeError {
+    DecodeError::Invalid {
+        what: "fractional seconds",
+        offset,
+        reason: format!("{value} is out of range"),
+    }
 }
 
 pub fn date(c: &mut Cursor<'_>) -> Result<Cell, DecodeError> {
@@ -52,23 +65,38 @@ pub fn time2(c: &mut Cursor<'_>, fsp: u8) -> Result<Cell, DecodeError> {
         0 => (c.uint_be(3, "TIME value")? as i64 - INT_OFS) << 24,
         1 => {
             let mut int = c.uint_be(3, "TIME value")? as i64 - INT_OFS;
+            let at = c.offset();
             let mut frac = c.uint_be(1, "TIME fraction")? as i64;
             if int < 0 && frac != 0 {
                 int += 1;
                 frac -= 0x100;
             }
+            if frac.abs() > 99 {
+                return Err(bad_fraction(at, frac));
+            }
             (int << 24) + frac * 10_000
         }
         2 => {
             let mut int = c.uint_be(3, "TIME value")? as i64 - INT_OFS;
+            let at = c.offset();
             let mut frac = c.uint_be(2, "TIME fraction")? as i64;
             if int < 0 && frac != 0 {
                 int += 1;
                 frac -= 0x1_0000;
             }
+            if frac.abs() > 9_999 {
+                return Err(bad_fraction(at, frac));
+            }
             (int << 24) + frac * 100
         }
-        _ => c.uint_be(6, "TIME value")? as i64 - OFS,
+        _ => {
+            let at = c.offset();
+            let packed = c.uint_be(6, "TIME value")? as i64 - OFS;
+            if packed.unsigned_abs() & 0xff_ffff > 999_999 {
+                return Err(bad_fraction(at, packed));
+            }
+            packed
+        }
     };
     let negative = packed < 0;
     let abs = packed.unsigned_abs();
@@ -261,6 +289,18 @@ mod tests {
                 micros: 120_000
             }
         );
+    }
+
+    #[test]
+    fn out_of_range_fractions_are_errors() {
+        let mut ts = 1u32.to_be_bytes().to_vec();
+        ts.push(255);
+        assert!(timestamp2(&mut Cursor::new(&ts), 2).is_err());
+        let mut t = vec![0x80, 0x00, 0x01];
+        t.push(200); // 200 hundredths
+        assert!(time2(&mut Cursor::new(&t), 2).is_err());
+        let dt = [0x80, 0, 0, 0, 0, 0xff, 0xff, 0xff];
+        assert!(datetime2(&mut Cursor::new(&dt), 6).is_err());
     }
 
     #[test]

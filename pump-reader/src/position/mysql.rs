@@ -218,10 +218,12 @@ impl FromStr for MysqlGtidSet {
     }
 }
 
+/// `a-b` or `a`, each at most 2^63 − 1 (MySQL's largest GTID number).
 fn parse_interval(part: &str) -> Option<(u64, u64)> {
+    let number = |s: &str| s.parse::<u64>().ok().filter(|n| *n <= i64::MAX as u64);
     match part.split_once('-') {
-        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-        None => part.parse().ok().map(|n| (n, n)),
+        Some((a, b)) => Some((number(a)?, number(b)?)),
+        None => number(part).map(|n| (n, n)),
     }
 }
 
@@ -269,6 +271,7 @@ mod tests {
             "3e11fa47:1".to_string(),
             format!("{A}:1,"),
             format!("{A}:-1"),
+            format!("{A}:1-9223372036854775808"),
         ] {
             let e = text.parse::<MysqlGtidSet>().unwrap_err();
             assert!(e.to_string().contains("MySQL GTID set"), "{e}");
