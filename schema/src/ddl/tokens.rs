@@ -1,0 +1,162 @@
+//! Statements as tokens: sqlparser's tokenizer knows comments, quoted identifiers and
+//! strings, so nothing here splits SQL on white space.
+
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+/// The significant tokens of `sql`: comments and white space dropped, MariaDB/MySQL
+/// executable comments (`/*! … */`, `/*!50100 … */`, `/*M!100301 … */`) expanded, since
+/// the server runs what they hold.
+pub(crate) fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
+    let tokens = Tokenizer::new(&MySqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        match token {
+            Token::Whitespace(Whitespace::MultiLineComment(text)) => {
+                if let Some(body) = executable(&text) {
+                    out.extend(tokenize(body)?);
+                }
+            }
+            Token::Whitespace(_) | Token::EOF => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// The statement text of an executable comment's body (`!50100 PARTITION …` → `PARTITION …`).
+fn executable(comment: &str) -> Option<&str> {
+    let rest = comment
+        .strip_prefix("M!")
+        .or_else(|| comment.strip_prefix('!'))?;
+    Some(rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+}
+
+/// Tokens back to SQL text, one space between tokens.
+pub(crate) fn render(tokens: &[Token]) -> String {
+    let mut out = String::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match t {
+            // Display does not double a quote inside a quoted identifier.
+            Token::Word(w) if w.quote_style.is_some() => {
+                let q = w.quote_style.unwrap_or('`');
+                out.push(q);
+                out.push_str(&w.value.replace(q, &format!("{q}{q}")));
+                out.push(q);
+            }
+            // Nor a quote or backslash inside a string (MySQL's tokenizer unescaped both).
+            Token::SingleQuotedString(v) | Token::DoubleQuotedString(v) => {
+                out.push('\'');
+                out.push_str(&v.replace('\\', "\\\\").replace('\'', "''"));
+                out.push('\'');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    out
+}
+
+/// Whether `token` is the unquoted word `word` (case-insensitive).
+pub(crate) fn is_word(token: Option<&Token>, word: &str) -> bool {
+    matches!(token, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// Whether `tokens` start with the unquoted words `words`.
+pub(crate) fn starts_with(tokens: &[Token], words: &[&str]) -> bool {
+    tokens.len() >= words.len()
+        && words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| is_word(tokens.get(i), w))
+}
+
+/// Splits at commas outside parentheses.
+pub(crate) fn split_top_level(tokens: &[Token]) -> Vec<&[Token]> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                parts.push(&tokens[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&tokens[start..]);
+    parts
+}
+
+/// The index of the `)` closing the `(` at `open`.
+pub(crate) fn closing_paren(tokens: &[Token], open: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An identifier token's name (quoted or not), for names that sqlparser may not parse.
+pub(crate) fn ident(token: Option<&Token>) -> Option<String> {
+    match token {
+        Some(Token::Word(w)) => Some(w.value.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_go_and_executable_comments_stay() {
+        let t = tokenize(
+            "/* lead */ CREATE TABLE t (a INT) -- trailing\n /*!50100 PARTITION BY HASH (a) */",
+        )
+        .unwrap();
+        assert_eq!(
+            render(&t),
+            "CREATE TABLE t ( a INT ) PARTITION BY HASH ( a )"
+        );
+        let t = tokenize("ALTER TABLE t /*M!100301 ADD COLUMN b INT */").unwrap();
+        assert_eq!(render(&t), "ALTER TABLE t ADD COLUMN b INT");
+        let t = tokenize("# hash comment\nDROP TABLE `we``ird`, 'x''y', 'a\\\\b'").unwrap();
+        assert_eq!(render(&t), r"DROP TABLE `we``ird` , 'x''y' , 'a\\b'");
+        assert_eq!(
+            render(&tokenize(&render(&t)).unwrap()),
+            render(&t),
+            "rendering round-trips"
+        );
+    }
+
+    #[test]
+    fn top_level_commas_only() {
+        let t = tokenize("ADD c DECIMAL(10,2), DROP d, ADD INDEX i (a, b)").unwrap();
+        let parts: Vec<String> = split_top_level(&t).iter().map(|p| render(p)).collect();
+        assert_eq!(
+            parts,
+            [
+                "ADD c DECIMAL ( 10 , 2 )",
+                "DROP d",
+                "ADD INDEX i ( a , b )"
+            ]
+        );
+    }
+}
