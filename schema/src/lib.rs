@@ -18,12 +18,21 @@
 //! change nothing. A statement the tracker cannot apply is a [`DdlError`] naming it; it
 //! is never passed over silently.
 //!
-//! Status (issue 4): the model and DDL tracking are here. Bootstrap from the upstream,
-//! the history per position in RocksDB, typed row decoding, the TABLE_MAP cross-check and
+//! ## Rows
+//! [`decode_row`] turns a raw row image from pump-reader, with the definition in force at
+//! its position, into typed [`Value`]s. The corrections the binlog alone cannot make live
+//! there: signedness, MEDIUMINT sign, BINARY/UUID/INET6 padding, ENUM/SET names. A row
+//! with another column count is a [`RowError`] naming the table and both column lists.
+//! [`cross_check`] compares a TABLE_MAP's full metadata (names, signedness) with the
+//! definition; where they differ the binlog wins.
+//!
+//! Status (issue 4): bootstrap from the upstream, the history per position in RocksDB and
 //! `drainer schema show` are not built yet.
 
 mod ddl;
+mod decode;
 mod model;
 
 pub use ddl::{Applied, Catalog, Class, Database, DdlError};
+pub use decode::{cross_check, decode_row, RowError, Value};
 pub use model::{Column, ColumnType, Generated, Index, LobSize, Table};
