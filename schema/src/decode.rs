@@ -302,7 +302,7 @@ pub fn cross_check(table: &Table, map: &TableMap) -> Option<(Table, String)> {
 
 fn layout_name(meta: ColumnMeta) -> String {
     format!("{meta:?}")
-        .split(|c: char| c == ' ' || c == '{')
+        .split([' ', '{'])
         .next()
         .unwrap_or_default()
         .to_ascii_uppercase()
