@@ -18,8 +18,10 @@
 //! [`Store::open`] opens (or creates) the store in `data-dir`, tags a new one with
 //! [`FORMAT_VERSION`] and refuses a store of another version, and refuses a data-dir that
 //! another drainer process holds open ([`Error::InUse`], from RocksDB's lock file).
-//! Positions, GTID state, schema history and server identity come with issue 5.
+//! [`Store::write`] applies a [`Batch`] of puts and deletes atomically and durably;
+//! [`Store::scan`] reads a key prefix in order (the schema history lives under `schema/`).
+//! Positions, GTID state and server identity come with issue 5.
 
 mod store;
 
-pub use store::{Error, Store, FORMAT_VERSION};
+pub use store::{Batch, Error, KeyValue, Store, FORMAT_VERSION};

@@ -25,6 +25,30 @@ pub enum Error {
     },
 }
 
+/// A key and its value, as [`Store::scan`] returns them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Puts and deletes that [`Store::write`] applies all together or not at all.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    deletes: Vec<Vec<u8>>,
+}
+
+impl Batch {
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.puts.push((key.into(), value.into()));
+    }
+
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.deletes.push(key.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty()
+    }
+}
+
 /// The open store. Dropping it releases the lock.
 pub struct Store {
     db: DB,
@@ -74,8 +98,58 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing store for reading only, also while a drainer has it open (for
+    /// inspection commands). Fails if `dir` holds no store.
+    pub fn open_read_only(dir: &Path) -> Result<Store, Error> {
+        let opts = Options::default();
+        let db = DB::open_for_read_only(&opts, dir, false).map_err(|source| Error::Db {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(Store {
+            db,
+            path: dir.to_owned(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes every put and delete of `batch` atomically (one RocksDB WriteBatch, synced
+    /// to disk before this returns).
+    pub fn write(&self, batch: Batch) -> Result<(), Error> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for (key, value) in &batch.puts {
+            wb.put(key, value);
+        }
+        for key in &batch.deletes {
+            wb.delete(key);
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(wb, &opts).map_err(|e| self.db_error(e))
+    }
+
+    /// Every key starting with `prefix`, with its value, in key order.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, Error> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator(rocksdb::IteratorMode::From(
+            prefix,
+            rocksdb::Direction::Forward,
+        ));
+        for item in iter {
+            let (key, value) = item.map_err(|e| self.db_error(e))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.db.get(key).map_err(|e| self.db_error(e))
     }
 
     fn db_error(&self, source: rocksdb::Error) -> Error {
@@ -115,6 +189,51 @@ mod tests {
         );
         drop(first);
         Store::open(dir.path()).expect("free again once the first is closed");
+    }
+
+    #[test]
+    fn batches_apply_whole_and_scans_stay_in_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = Batch::default();
+        batch.put(b"schema/\x00\x02".to_vec(), b"two".to_vec());
+        batch.put(b"schema/\x00\x01".to_vec(), b"one".to_vec());
+        batch.put(b"schemb".to_vec(), b"other".to_vec());
+        store.write(batch).unwrap();
+        let found: Vec<Vec<u8>> = store
+            .scan(b"schema/")
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(
+            found,
+            [b"one".to_vec(), b"two".to_vec()],
+            "in key order, prefix only"
+        );
+        let mut batch = Batch::default();
+        batch.delete(b"schema/\x00\x01".to_vec());
+        store.write(batch).unwrap();
+        assert_eq!(store.scan(b"schema/").unwrap().len(), 1);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get(b"schemb").unwrap().as_deref(),
+            Some(&b"other"[..]),
+            "durable across a reopen"
+        );
+    }
+
+    #[test]
+    fn read_only_opens_beside_a_writer_and_never_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Store::open_read_only(&dir.path().join("absent")).is_err());
+        let writer = Store::open(dir.path()).unwrap();
+        let mut batch = Batch::default();
+        batch.put(b"k".to_vec(), b"v".to_vec());
+        writer.write(batch).unwrap();
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(reader.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     #[test]

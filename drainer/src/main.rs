@@ -10,7 +10,8 @@
 //! reports it), 3 failed preflight.
 //!
 //! ## What runs today
-//! `drainer check-config --config FILE` works in full. `drainer --config FILE` loads and
+//! `drainer check-config --config FILE` and `drainer schema show --config FILE [db.table]`
+//! work in full. `drainer --config FILE` loads and
 //! validates the configuration and runs the same preflight, then stops with exit code 1:
 //! the replication pipeline (pump-reader, schema, applier) is not built yet. It never
 //! pretends to replicate.
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use conf::{Config, PasswordSource};
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, SchemaAction};
 
 /// Exit codes of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,12 @@ fn main() -> ExitCode {
             return Exit::BadConfig.into();
         }
     };
+    if let Some(Command::Schema {
+        action: SchemaAction::Show { table },
+    }) = &cli.command
+    {
+        return schema_show(&config, table.as_deref()).into();
+    }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config)),
+        Some(Command::Schema { .. }) => unreachable!("handled before the runtime starts"),
         None => runtime.block_on(run(&config)),
     };
     exit.into()
@@ -124,6 +132,60 @@ async fn run(config: &Config) -> Exit {
          (pump-reader, schema, applier) is not implemented; see README, Status"
     );
     Exit::Runtime
+}
+
+/// `drainer schema show`: the tracked definitions, from data-dir, without locking it.
+fn schema_show(config: &Config, table: Option<&str>) -> Exit {
+    let dir = &config.data_dir;
+    if !dir.exists() {
+        eprintln!(
+            "error: data-dir {} does not exist: no drainer has run with this configuration",
+            dir.display()
+        );
+        return Exit::Runtime;
+    }
+    let history = checkpoint::Store::open_read_only(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|store| schema::History::load(&store, None).map_err(|e| e.to_string()));
+    let history = match history {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    };
+    let catalog = history.catalog();
+    let tables: Vec<&schema::Table> = match table {
+        None => catalog.tables.values().collect(),
+        Some(name) => {
+            let found = name
+                .split_once('.')
+                .and_then(|(db, t)| catalog.table(db, t));
+            match found {
+                Some(t) => vec![t],
+                None => {
+                    let known: Vec<String> =
+                        catalog.tables.values().map(|t| t.qualified()).collect();
+                    eprintln!(
+                        "error: {name} is not tracked (give db.table); tracked: {}",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                    return Exit::Runtime;
+                }
+            }
+        }
+    };
+    if tables.is_empty() {
+        println!("-- no tables are tracked in {}", dir.display());
+    }
+    for t in tables {
+        println!("{};\n", t.create_statement());
+    }
+    Exit::Ok
 }
 
 /// The configuration as TOML, passwords redacted, with where each password came from.

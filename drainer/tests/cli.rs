@@ -114,3 +114,61 @@ fn help_shows_an_example_and_the_exit_codes() {
     );
     assert!(Path::new(env!("CARGO_BIN_EXE_drainer")).is_file());
 }
+
+#[test]
+fn schema_show_prints_the_tracked_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.drainer");
+    {
+        let store = checkpoint::Store::open(&data).unwrap();
+        let mut history = schema::History::load(&store, None).unwrap();
+        let at = pump_reader::Position {
+            coords: pump_reader::BinlogCoords::new("binlog.000001", 4),
+            gtids: None,
+        };
+        history
+            .bootstrap(
+                &store,
+                &at,
+                &[
+                    (String::new(), "CREATE DATABASE app".into()),
+                    (
+                        "app".into(),
+                        "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))".into(),
+                    ),
+                    ("app".into(), "CREATE TABLE notes (body TEXT)".into()),
+                ],
+            )
+            .unwrap();
+    }
+    let text = VALID.replace(
+        "[pump]",
+        &format!("data-dir = {:?}\n[pump]", data.display().to_string()),
+    );
+    let out = with_config(&text, &["schema", "show"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(shown.contains("CREATE TABLE `app`.`orders` (\n  `id` int NOT NULL,\n  `total` decimal(10,2) NULL,\n  PRIMARY KEY (`id`)\n);"), "{shown}");
+    assert!(shown.contains("CREATE TABLE `app`.`notes`"), "{shown}");
+
+    let out = with_config(&text, &["schema", "show", "app.notes"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("`notes`") && !shown.contains("`orders`"),
+        "{shown}"
+    );
+
+    let out = with_config(&text, &["schema", "show", "app.nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("app.nope is not tracked (give db.table); tracked: app.notes, app.orders"),
+        "{}",
+        stderr(&out)
+    );
+
+    let missing = VALID.replace("[pump]", "data-dir = \"/nonexistent/data\"\n[pump]");
+    let out = with_config(&missing, &["schema", "show"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}

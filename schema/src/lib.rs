@@ -26,13 +26,25 @@
 //! [`cross_check`] compares a TABLE_MAP's full metadata (names, signedness) with the
 //! definition; where they differ the binlog wins.
 //!
-//! Status (issue 4): bootstrap from the upstream, the history per position in RocksDB and
-//! `drainer schema show` are not built yet.
+//! ## History and bootstrap
+//! [`History`] keeps the catalog as of the last change and records each change, with the
+//! position where it took effect, in the checkpoint store (`schema/<sequence>`, versioned
+//! JSON): only the tables a statement changed, never a copy of every table. Loading up to
+//! a position replays what was in force there, also after a restart. The first entry is
+//! the bootstrap: [`read_upstream`] reads `SHOW CREATE DATABASE` / `SHOW CREATE TABLE`
+//! from the upstream, applied with the same code as any DDL, so both paths agree.
+//!
+//! Status (issue 4): `drainer schema show` and the configuration option to skip a
+//! statement the tracker cannot apply are not built yet.
 
+mod bootstrap;
 mod ddl;
 mod decode;
+mod history;
 mod model;
 
+pub use bootstrap::read_upstream;
 pub use ddl::{Applied, Catalog, Class, Database, DdlError};
 pub use decode::{cross_check, decode_row, RowError, Value};
+pub use history::{History, HistoryError};
 pub use model::{Column, ColumnType, Generated, Index, LobSize, Table};

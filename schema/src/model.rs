@@ -154,3 +154,129 @@ impl Table {
         format!("{}.{}", self.schema, self.name)
     }
 }
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn quote_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+impl std::fmt::Display for ColumnType {
+    /// The type as MariaDB spells it (`int unsigned`, `varchar(20)`, `enum('a','b')`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = |u: bool| if u { " unsigned" } else { "" };
+        let lob = |size: LobSize, base: &str| match size {
+            LobSize::Tiny => format!("tiny{base}"),
+            LobSize::Regular => base.to_owned(),
+            LobSize::Medium => format!("medium{base}"),
+            LobSize::Long => format!("long{base}"),
+        };
+        let members = |m: &[String]| m.iter().map(|s| quote_str(s)).collect::<Vec<_>>().join(",");
+        let fsp = |p: u8| {
+            if p > 0 {
+                format!("({p})")
+            } else {
+                String::new()
+            }
+        };
+        match self {
+            ColumnType::Int { bytes, unsigned } => {
+                let name = match bytes {
+                    1 => "tinyint",
+                    2 => "smallint",
+                    3 => "mediumint",
+                    4 => "int",
+                    _ => "bigint",
+                };
+                write!(f, "{name}{}", sign(*unsigned))
+            }
+            ColumnType::Decimal {
+                precision,
+                scale,
+                unsigned,
+            } => write!(f, "decimal({precision},{scale}){}", sign(*unsigned)),
+            ColumnType::Float { unsigned } => write!(f, "float{}", sign(*unsigned)),
+            ColumnType::Double { unsigned } => write!(f, "double{}", sign(*unsigned)),
+            ColumnType::Bit { bits } => write!(f, "bit({bits})"),
+            ColumnType::Year => f.write_str("year"),
+            ColumnType::Date => f.write_str("date"),
+            ColumnType::Time { fsp: p } => write!(f, "time{}", fsp(*p)),
+            ColumnType::DateTime { fsp: p } => write!(f, "datetime{}", fsp(*p)),
+            ColumnType::Timestamp { fsp: p } => write!(f, "timestamp{}", fsp(*p)),
+            ColumnType::Char { chars } => write!(f, "char({chars})"),
+            ColumnType::VarChar { chars } => write!(f, "varchar({chars})"),
+            ColumnType::Binary { bytes } => write!(f, "binary({bytes})"),
+            ColumnType::VarBinary { bytes } => write!(f, "varbinary({bytes})"),
+            ColumnType::Text { size } => f.write_str(&lob(*size, "text")),
+            ColumnType::Blob { size } => f.write_str(&lob(*size, "blob")),
+            ColumnType::Json => f.write_str("json"),
+            ColumnType::Enum { members: m } => write!(f, "enum({})", members(m)),
+            ColumnType::Set { members: m } => write!(f, "set({})", members(m)),
+            ColumnType::Uuid => f.write_str("uuid"),
+            ColumnType::Inet4 => f.write_str("inet4"),
+            ColumnType::Inet6 => f.write_str("inet6"),
+            ColumnType::Geometry { kind } => f.write_str(kind),
+        }
+    }
+}
+
+impl Table {
+    /// The definition as a CREATE TABLE statement (what the tracker knows: generated
+    /// columns show as such, without their expression).
+    pub fn create_statement(&self) -> String {
+        let mut lines = Vec::new();
+        for c in &self.columns {
+            let mut line = format!("  {} {}", quote(&c.name), c.ty);
+            if let (Some(cs), true) = (&c.charset, c.ty.is_text()) {
+                line.push_str(&format!(" CHARACTER SET {cs}"));
+                if let Some(coll) = &c.collation {
+                    line.push_str(&format!(" COLLATE {coll}"));
+                }
+            }
+            match c.generated {
+                Some(Generated::Virtual) => line.push_str(" /* generated */ VIRTUAL"),
+                Some(Generated::Stored) => line.push_str(" /* generated */ STORED"),
+                None => {}
+            }
+            line.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
+            if let Some(d) = &c.default {
+                line.push_str(&format!(" DEFAULT {d}"));
+            }
+            if c.invisible {
+                line.push_str(" INVISIBLE");
+            }
+            lines.push(line);
+        }
+        let cols = |i: &Index| {
+            i.columns
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if let Some(pk) = &self.primary_key {
+            lines.push(format!("  PRIMARY KEY ({})", cols(pk)));
+        }
+        for k in &self.unique_keys {
+            lines.push(format!("  UNIQUE KEY {} ({})", quote(&k.name), cols(k)));
+        }
+        for k in &self.indexes {
+            lines.push(format!("  KEY {} ({})", quote(&k.name), cols(k)));
+        }
+        let mut sql = format!(
+            "CREATE TABLE {}.{} (\n{}\n)",
+            quote(&self.schema),
+            quote(&self.name),
+            lines.join(",\n")
+        );
+        if let Some(cs) = &self.charset {
+            sql.push_str(&format!(" DEFAULT CHARSET={cs}"));
+            if let Some(coll) = &self.collation {
+                sql.push_str(&format!(" COLLATE={coll}"));
+            }
+        }
+        sql
+    }
+}

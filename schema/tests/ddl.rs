@@ -499,3 +499,18 @@ fn statements_it_cannot_apply_are_errors_naming_them() {
         .unwrap_err();
     assert_eq!(names(table(&c, "t")), ["id"], "all or nothing");
 }
+
+#[test]
+fn a_rendered_definition_parses_back_to_the_same_model() {
+    let mut c = catalog(&[types_fixture(), include_str!("data/show-create-parts.sql")]);
+    for name in ["types", "parts"] {
+        let t = table(&c, name).clone();
+        let sql = t.create_statement();
+        // Generated columns render without their expression: make one up to re-parse.
+        let sql = sql.replace("/* generated */", "AS (1)");
+        c.apply("app", &format!("DROP TABLE {name}")).unwrap();
+        c.apply("app", &sql)
+            .unwrap_or_else(|e| panic!("{sql}\n{e}"));
+        assert_eq!(table(&c, name), &t, "{sql}");
+    }
+}

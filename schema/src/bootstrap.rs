@@ -1,0 +1,60 @@
+//! The starting definitions, read from the upstream as it prints them.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+/// Schemas that are never replicated.
+const SYSTEM: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `(schema, statement)` pairs to give [`crate::History::bootstrap`]: `SHOW CREATE
+/// DATABASE` of every non-system schema, then `SHOW CREATE TABLE` of every base table
+/// `wanted` accepts (`wanted(schema, table)`).
+///
+/// The definitions are the upstream's at the moment of reading: bootstrap where the
+/// replication starts, with no DDL between the starting position and this call.
+pub async fn read_upstream(
+    conn: &mut Conn,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<(String, String)>, mysql_async::Error> {
+    let mut out = Vec::new();
+    let schemas: Vec<String> = conn
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+        .await?;
+    for schema in schemas
+        .iter()
+        .filter(|s| !SYSTEM.iter().any(|sys| sys.eq_ignore_ascii_case(s)))
+    {
+        let row: Option<(String, String)> = conn
+            .query_first(format!("SHOW CREATE DATABASE {}", quote(schema)))
+            .await?;
+        if let Some((_, create)) = row {
+            out.push((String::new(), create));
+        }
+    }
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await?;
+    for (schema, table) in tables {
+        if SYSTEM.iter().any(|sys| sys.eq_ignore_ascii_case(&schema)) || !wanted(&schema, &table) {
+            continue;
+        }
+        let row: Option<(String, String)> = conn
+            .query_first(format!(
+                "SHOW CREATE TABLE {}.{}",
+                quote(&schema),
+                quote(&table)
+            ))
+            .await?;
+        if let Some((_, create)) = row {
+            out.push((schema, create));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,301 @@
+//! The schema history: every change of a tracked table, with the position where it took
+//! effect, saved in the checkpoint store.
+//!
+//! An entry holds only what one statement changed (the definitions of the tables it
+//! created, altered or dropped), never a copy of the whole catalog; the bootstrap is the
+//! one entry with every table. Entries are keyed `schema/<sequence>` and replayed in
+//! order. Loading up to a position drops entries recorded after it (a DDL whose checkpoint
+//! was never written is applied again when the binlog is read again).
+
+use std::cmp::Ordering;
+
+use checkpoint::{Batch, Store};
+use pump_reader::{BinlogCoords, GtidSet, MariaGtidList, MysqlGtidSet, Position};
+use serde::{Deserialize, Serialize};
+
+use crate::ddl::{Applied, Catalog, Database, DdlError};
+use crate::model::Table;
+
+const PREFIX: &[u8] = b"schema/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// A statement the tracker cannot apply, at its binlog position. Replication stops
+    /// here until an operator decides (fix the statement's effect, or skip it).
+    #[error("schema change at {at}: {source}")]
+    Ddl {
+        at: Position,
+        #[source]
+        source: DdlError,
+    },
+    #[error("schema history: {0}")]
+    Store(#[from] checkpoint::Error),
+    #[error("schema history entry {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// A position as stored: text that parses back, and the GTID flavour (an empty GTID state
+/// does not tell it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredPosition {
+    file: String,
+    pos: u64,
+    gtids: Option<String>,
+    flavor: Option<String>,
+}
+
+impl StoredPosition {
+    fn from(p: &Position) -> Self {
+        StoredPosition {
+            file: p.coords.file.clone(),
+            pos: p.coords.pos,
+            gtids: p.gtids.as_ref().map(|g| g.to_string()),
+            flavor: p.gtids.as_ref().map(|g| match g {
+                GtidSet::MariaDb(_) => "mariadb".into(),
+                GtidSet::MySql(_) => "mysql".into(),
+            }),
+        }
+    }
+
+    fn to_position(&self) -> Result<Position, String> {
+        let gtids = match (self.flavor.as_deref(), &self.gtids) {
+            (Some("mariadb"), Some(g)) => Some(GtidSet::MariaDb(
+                g.parse::<MariaGtidList>().map_err(|e| e.to_string())?,
+            )),
+            (Some("mysql"), Some(g)) => Some(GtidSet::MySql(
+                g.parse::<MysqlGtidSet>().map_err(|e| e.to_string())?,
+            )),
+            (None, None) => None,
+            (flavor, _) => return Err(format!("unknown GTID flavour {flavor:?}")),
+        };
+        Ok(Position {
+            coords: BinlogCoords::new(self.file.clone(), self.pos),
+            gtids,
+        })
+    }
+}
+
+/// One table's definition after a change (`None`: dropped).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TableState {
+    schema: String,
+    name: String,
+    table: Option<Table>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EntryV1 {
+    position: StoredPosition,
+    /// What made the change: the statement, or `bootstrap`.
+    cause: String,
+    tables: Vec<TableState>,
+    databases: Vec<(String, Option<Database>)>,
+}
+
+/// Stored values carry their format version, so a later release can migrate them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Entry {
+    #[serde(rename = "1")]
+    V1(EntryV1),
+}
+
+/// The catalog as of the last recorded change, and where to record the next.
+#[derive(Debug, Default)]
+pub struct History {
+    catalog: Catalog,
+    next_seq: u64,
+}
+
+fn key(seq: u64) -> Vec<u8> {
+    let mut k = PREFIX.to_vec();
+    k.extend(seq.to_be_bytes());
+    k
+}
+
+/// Whether `entry` is at or before `upto`: by coordinates, else by GTID state.
+fn at_or_before(entry: &Position, upto: &Position) -> Option<bool> {
+    let order =
+        entry
+            .coords
+            .partial_cmp(&upto.coords)
+            .or_else(|| match (&entry.gtids, &upto.gtids) {
+                (Some(a), Some(b)) => a.partial_cmp(b),
+                _ => None,
+            })?;
+    Some(order != Ordering::Greater)
+}
+
+impl History {
+    /// Replays the recorded entries (all of them, or those at or before `upto`, deleting the
+    /// ones after it).
+    pub fn load(store: &Store, upto: Option<&Position>) -> Result<History, HistoryError> {
+        let mut history = History::default();
+        let mut later = Batch::default();
+        for (k, value) in store.scan(PREFIX)? {
+            let name = format!(
+                "schema/{}",
+                k.get(PREFIX.len()..)
+                    .map(|s| format!("{s:02x?}"))
+                    .unwrap_or_default()
+            );
+            let corrupt = |reason: String| HistoryError::Corrupt {
+                key: name.clone(),
+                reason,
+            };
+            let seq = u64::from_be_bytes(
+                k[PREFIX.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("bad key".into()))?,
+            );
+            let Entry::V1(entry) =
+                serde_json::from_slice::<Entry>(&value).map_err(|e| corrupt(e.to_string()))?;
+            let position = entry.position.to_position().map_err(corrupt)?;
+            if let Some(upto) = upto {
+                match at_or_before(&position, upto) {
+                    Some(true) => {}
+                    Some(false) => {
+                        later.delete(k);
+                        continue;
+                    }
+                    None => {
+                        return Err(corrupt(format!(
+                        "its position {position} cannot be ordered against the checkpoint {upto}"
+                    )))
+                    }
+                }
+            }
+            for state in entry.tables {
+                let key = (state.schema, state.name);
+                match state.table {
+                    Some(t) => history.catalog.tables.insert(key, t),
+                    None => history.catalog.tables.remove(&key),
+                };
+            }
+            for (name, db) in entry.databases {
+                match db {
+                    Some(db) => history.catalog.databases.insert(name, db),
+                    None => history.catalog.databases.remove(&name),
+                };
+            }
+            history.next_seq = seq + 1;
+        }
+        if !later.is_empty() {
+            store.write(later)?;
+        }
+        Ok(history)
+    }
+
+    /// Whether nothing is recorded yet (the store needs a bootstrap).
+    pub fn is_empty(&self) -> bool {
+        self.next_seq == 0
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Records the starting definitions: `statements` are `(schema, CREATE …)` as the
+    /// upstream's `SHOW CREATE DATABASE` / `SHOW CREATE TABLE` print them, applied with the
+    /// same code as any DDL.
+    pub fn bootstrap(
+        &mut self,
+        store: &Store,
+        at: &Position,
+        statements: &[(String, String)],
+    ) -> Result<(), HistoryError> {
+        let mut catalog = Catalog::new();
+        let mut all = Applied {
+            class: crate::Class::Table,
+            tables: Vec::new(),
+            databases: Vec::new(),
+        };
+        for (schema, sql) in statements {
+            let applied = catalog
+                .apply(schema, sql)
+                .map_err(|source| HistoryError::Ddl {
+                    at: at.clone(),
+                    source,
+                })?;
+            all.tables.extend(applied.tables);
+            all.databases.extend(applied.databases);
+        }
+        self.record(store, at, "bootstrap", &all)?;
+        self.catalog = catalog;
+        Ok(())
+    }
+
+    /// Applies a statement read at `at` (the position after it) with its `USE` context, and
+    /// records what it changed. The catalog changes only once the record is durable.
+    pub fn apply(
+        &mut self,
+        store: &Store,
+        at: &Position,
+        default_schema: &str,
+        sql: &str,
+    ) -> Result<Applied, HistoryError> {
+        let mut next = self.catalog.clone();
+        let applied = next
+            .apply(default_schema, sql)
+            .map_err(|source| HistoryError::Ddl {
+                at: at.clone(),
+                source,
+            })?;
+        if !applied.tables.is_empty() || !applied.databases.is_empty() {
+            self.record(store, at, sql, &applied)?;
+            self.catalog = next;
+        }
+        Ok(applied)
+    }
+
+    /// Replaces a table's definition (a correction from the binlog's own metadata).
+    pub fn replace(
+        &mut self,
+        store: &Store,
+        at: &Position,
+        table: Table,
+        why: &str,
+    ) -> Result<(), HistoryError> {
+        let key = (table.schema.clone(), table.name.clone());
+        let applied = Applied {
+            class: crate::Class::Table,
+            tables: vec![(key.clone(), Some(table.clone()))],
+            databases: Vec::new(),
+        };
+        self.record(store, at, why, &applied)?;
+        self.catalog.tables.insert(key, table);
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        store: &Store,
+        at: &Position,
+        cause: &str,
+        applied: &Applied,
+    ) -> Result<(), HistoryError> {
+        let entry = Entry::V1(EntryV1 {
+            position: StoredPosition::from(at),
+            cause: cause.to_owned(),
+            tables: applied
+                .tables
+                .iter()
+                .map(|((schema, name), table)| TableState {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    table: table.clone(),
+                })
+                .collect(),
+            databases: applied.databases.clone(),
+        });
+        let value = serde_json::to_vec(&entry).map_err(|e| HistoryError::Corrupt {
+            key: format!("schema/{}", self.next_seq),
+            reason: e.to_string(),
+        })?;
+        let mut batch = Batch::default();
+        batch.put(key(self.next_seq), value);
+        store.write(batch)?;
+        self.next_seq += 1;
+        Ok(())
+    }
+}

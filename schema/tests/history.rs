@@ -1,0 +1,126 @@
+//! The schema history in the checkpoint store: recorded per change, replayed per position.
+
+use checkpoint::Store;
+use pump_reader::{BinlogCoords, Position};
+use schema::{History, HistoryError};
+
+fn at(pos: u64) -> Position {
+    Position {
+        coords: BinlogCoords::new("binlog.000001", pos),
+        gtids: Some(format!("0-1-{pos}").parse().unwrap()),
+    }
+}
+
+fn columns(h: &History, table: &str) -> Vec<String> {
+    h.catalog()
+        .table("app", table)
+        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn bootstrapped(store: &Store) -> History {
+    let mut h = History::load(store, None).unwrap();
+    assert!(h.is_empty());
+    h.bootstrap(
+        store,
+        &at(100),
+        &[
+            (
+                String::new(),
+                "CREATE DATABASE `app` /*!40100 DEFAULT CHARACTER SET utf8mb4 */".into(),
+            ),
+            (
+                "app".into(),
+                "CREATE TABLE `t` (`id` int(11) NOT NULL, PRIMARY KEY (`id`))".into(),
+            ),
+            ("app".into(), "CREATE TABLE `u` (`x` int(11))".into()),
+        ],
+    )
+    .unwrap();
+    h
+}
+
+#[test]
+fn changes_replay_up_to_a_position_and_later_ones_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = bootstrapped(&store);
+    assert_eq!(
+        h.catalog().databases["app"].charset.as_deref(),
+        Some("utf8mb4"),
+        "executable comments count"
+    );
+    h.apply(&store, &at(200), "app", "ALTER TABLE t ADD a INT")
+        .unwrap();
+    h.apply(&store, &at(300), "app", "GRANT SELECT ON app.* TO x")
+        .unwrap();
+    h.apply(&store, &at(400), "app", "ALTER TABLE t ADD b INT")
+        .unwrap();
+    assert_eq!(columns(&h, "t"), ["id", "a", "b"]);
+    assert_eq!(
+        store.scan(b"schema/").unwrap().len(),
+        3,
+        "bootstrap and two ALTERs; the GRANT changed nothing"
+    );
+
+    // Each entry holds only what its statement changed.
+    let entries = store.scan(b"schema/").unwrap();
+    let alter = String::from_utf8(entries[1].1.clone()).unwrap();
+    assert!(
+        alter.contains("\"name\":\"t\"") && !alter.contains("\"name\":\"u\""),
+        "{alter}"
+    );
+    assert!(
+        alter.contains("\"version\":\"1\""),
+        "values carry their format version"
+    );
+
+    // A restart whose checkpoint is at 250 decodes with what was in force there.
+    drop(h);
+    let h = History::load(&store, Some(&at(250))).unwrap();
+    assert_eq!(columns(&h, "t"), ["id", "a"]);
+    assert_eq!(columns(&h, "u"), ["x"]);
+    assert_eq!(
+        store.scan(b"schema/").unwrap().len(),
+        2,
+        "the change at 400 is read again later"
+    );
+    drop(h);
+    assert_eq!(
+        columns(&History::load(&store, None).unwrap(), "t"),
+        ["id", "a"]
+    );
+}
+
+#[test]
+fn a_statement_it_cannot_apply_names_statement_and_position_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = bootstrapped(&store);
+    let e = h
+        .apply(&store, &at(500), "app", "ALTER TABLE t DROP COLUMN nope")
+        .unwrap_err();
+    assert!(matches!(e, HistoryError::Ddl { .. }));
+    let shown = e.to_string();
+    assert!(shown.contains("binlog.000001:500"), "{shown}");
+    assert!(shown.contains("ALTER TABLE t DROP COLUMN nope"), "{shown}");
+    assert_eq!(columns(&h, "t"), ["id"]);
+    assert_eq!(store.scan(b"schema/").unwrap().len(), 1);
+}
+
+#[test]
+fn renames_drops_and_recreations_survive_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = bootstrapped(&store);
+    h.apply(&store, &at(200), "app", "RENAME TABLE u TO u2")
+        .unwrap();
+    h.apply(&store, &at(300), "app", "DROP TABLE t").unwrap();
+    h.apply(&store, &at(400), "app", "CREATE TABLE t (other VARCHAR(5))")
+        .unwrap();
+    let reloaded = History::load(&store, None).unwrap();
+    assert_eq!(reloaded.catalog(), h.catalog());
+    assert_eq!(columns(&reloaded, "t"), ["other"]);
+    assert!(reloaded.catalog().table("app", "u").is_none());
+    assert_eq!(columns(&reloaded, "u2"), ["x"]);
+}
