@@ -248,6 +248,23 @@ impl History {
         Ok(applied)
     }
 
+    /// Passes over a statement deliberately (an operator's decision, for one the tracker
+    /// cannot apply): the catalog stays as it is, and the history records the skip so the
+    /// decision can be seen later.
+    pub fn skip(&mut self, store: &Store, at: &Position, sql: &str) -> Result<(), HistoryError> {
+        let applied = Applied {
+            class: crate::Class::Other,
+            tables: Vec::new(),
+            databases: Vec::new(),
+        };
+        self.record(
+            store,
+            at,
+            &format!("skipped by the operator: {sql}"),
+            &applied,
+        )
+    }
+
     /// Replaces a table's definition (a correction from the binlog's own metadata).
     pub fn replace(
         &mut self,

@@ -34,8 +34,12 @@
 //! the bootstrap: [`read_upstream`] reads `SHOW CREATE DATABASE` / `SHOW CREATE TABLE`
 //! from the upstream, applied with the same code as any DDL, so both paths agree.
 //!
-//! Status (issue 4): `drainer schema show` and the configuration option to skip a
-//! statement the tracker cannot apply are not built yet.
+//! A statement the tracker cannot apply stops replication with [`HistoryError::Ddl`] (the
+//! statement and its position); [`History::skip`] records an operator's decision to pass
+//! over it. `drainer schema show` prints the tracked definitions.
+//!
+//! Status (issue 4): the configuration key through which an operator asks for that skip
+//! comes with the pipeline that reads DDL (issue 5).
 
 mod bootstrap;
 mod ddl;

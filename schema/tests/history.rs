@@ -106,6 +106,14 @@ fn a_statement_it_cannot_apply_names_statement_and_position_and_changes_nothing(
     assert!(shown.contains("ALTER TABLE t DROP COLUMN nope"), "{shown}");
     assert_eq!(columns(&h, "t"), ["id"]);
     assert_eq!(store.scan(b"schema/").unwrap().len(), 1);
+    // The operator decides to pass over it: recorded, nothing else changes.
+    h.skip(&store, &at(500), "ALTER TABLE t DROP COLUMN nope")
+        .unwrap();
+    let entries = store.scan(b"schema/").unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(String::from_utf8_lossy(&entries[1].1)
+        .contains("skipped by the operator: ALTER TABLE t DROP COLUMN nope"));
+    assert_eq!(columns(&History::load(&store, None).unwrap(), "t"), ["id"]);
 }
 
 #[test]
