@@ -130,14 +130,17 @@ fn schema_show_prints_the_tracked_definitions() {
             .bootstrap(
                 &store,
                 &at,
-                &[
-                    (String::new(), "CREATE DATABASE app".into()),
-                    (
-                        "app".into(),
-                        "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))".into(),
-                    ),
-                    ("app".into(), "CREATE TABLE notes (body TEXT)".into()),
-                ],
+                &schema::Snapshot {
+                    server: schema::Database::default(),
+                    statements: vec![
+                        (String::new(), "CREATE DATABASE app".into()),
+                        (
+                            "app".into(),
+                            "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))".into(),
+                        ),
+                        ("app".into(), "CREATE TABLE notes (body TEXT)".into()),
+                    ],
+                },
             )
             .unwrap();
     }

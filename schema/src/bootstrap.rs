@@ -3,6 +3,9 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use crate::ddl::Database;
+use crate::history::Snapshot;
+
 /// Schemas that are never replicated.
 const SYSTEM: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
@@ -10,7 +13,7 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// `(schema, statement)` pairs to give [`crate::History::bootstrap`]: `SHOW CREATE
+/// What [`crate::History::bootstrap`] needs: the server's default charset, `SHOW CREATE
 /// DATABASE` of every non-system schema, then `SHOW CREATE TABLE` of every base table
 /// `wanted` accepts (`wanted(schema, table)`).
 ///
@@ -19,7 +22,12 @@ fn quote(name: &str) -> String {
 pub async fn read_upstream(
     conn: &mut Conn,
     wanted: impl Fn(&str, &str) -> bool,
-) -> Result<Vec<(String, String)>, mysql_async::Error> {
+) -> Result<Snapshot, mysql_async::Error> {
+    let (charset, collation): (Option<String>, Option<String>) = conn
+        .query_first("SELECT @@character_set_server, @@collation_server")
+        .await?
+        .unwrap_or_default();
+    let server = Database { charset, collation };
     let mut out = Vec::new();
     let schemas: Vec<String> = conn
         .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
@@ -56,5 +64,8 @@ pub async fn read_upstream(
             out.push((schema, create));
         }
     }
-    Ok(out)
+    Ok(Snapshot {
+        server,
+        statements: out,
+    })
 }

@@ -87,6 +87,20 @@ pub enum RowError {
         model: usize,
         model_columns: String,
     },
+    /// The TABLE_MAP stores a column in a layout its tracked type cannot have: the tracked
+    /// definition is wrong (a DDL misread, or one the tracker passed over).
+    #[error("{table}.{column}: the binlog stores it as {binlog}, which does not fit its tracked type {model}")]
+    Layout {
+        table: String,
+        column: String,
+        binlog: String,
+        model: String,
+    },
+    /// Full binlog metadata names the columns differently: the positions disagree.
+    #[error(
+        "{table}: the binlog's column names differ from the tracked definition: {differences}"
+    )]
+    Names { table: String, differences: String },
     #[error("{table}.{column}: a {cell} value in a {ty} column")]
     Type {
         table: String,
@@ -96,13 +110,95 @@ pub enum RowError {
     },
 }
 
-/// Decodes one row image; `None` for a column absent from the image (not FULL).
+/// Checks that every column's layout in the TABLE_MAP fits its tracked type (integer
+/// width, DECIMAL precision and scale, string byte length for known charsets, TEXT/BLOB
+/// length bytes, ENUM/SET size, BIT width, fractional seconds).
+pub fn check_layout(table: &Table, map: &TableMap) -> Result<(), RowError> {
+    for (column, meta) in table.columns.iter().zip(&map.columns) {
+        if !layout_fits(*meta, column) {
+            return Err(RowError::Layout {
+                table: table.qualified(),
+                column: column.name.clone(),
+                binlog: format!("{meta:?}"),
+                model: column.ty.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn layout_fits(meta: ColumnMeta, column: &crate::model::Column) -> bool {
+    use crate::model::LobSize;
+    use ColumnMeta as M;
+    use ColumnType as T;
+    let bytes_per_char = column.charset.as_deref().and_then(crate::ddl::mbmaxlen);
+    let chars_fit =
+        |chars: u32, max_len: u16| bytes_per_char.is_none_or(|mb| chars * mb == u32::from(max_len));
+    let lob_bytes = |size: LobSize| match size {
+        LobSize::Tiny => 1,
+        LobSize::Regular => 2,
+        LobSize::Medium => 3,
+        LobSize::Long => 4,
+    };
+    match (&column.ty, meta) {
+        (T::Int { bytes, .. }, M::Int { bytes: b }) => *bytes == b,
+        (
+            T::Decimal {
+                precision, scale, ..
+            },
+            M::Decimal {
+                precision: p,
+                scale: s,
+            },
+        ) => *precision == p && *scale == s,
+        (T::Float { .. }, M::Float)
+        | (T::Double { .. }, M::Double)
+        | (T::Year, M::Year)
+        | (T::Date, M::Date) => true,
+        (T::Bit { bits }, M::Bit { bits: b }) => *bits == b,
+        (T::Time { fsp }, M::Time2 { fsp: f }) => *fsp == f,
+        (T::DateTime { fsp }, M::DateTime2 { fsp: f }) => *fsp == f,
+        (T::Timestamp { fsp }, M::Timestamp2 { fsp: f }) => *fsp == f,
+        (T::Time { fsp: 0 }, M::TimeOld)
+        | (T::DateTime { fsp: 0 }, M::DateTimeOld)
+        | (T::Timestamp { fsp: 0 }, M::TimestampOld) => true,
+        (T::Char { chars }, M::String { max_len }) => chars_fit(*chars, max_len),
+        (T::VarChar { chars }, M::VarString { max_len }) => chars_fit(*chars, max_len),
+        (T::Binary { bytes }, M::String { max_len }) => *bytes == u32::from(max_len),
+        (T::VarBinary { bytes }, M::VarString { max_len }) => *bytes == u32::from(max_len),
+        (T::Text { size } | T::Blob { size }, M::Blob { len_bytes }) => {
+            lob_bytes(*size) == len_bytes
+        }
+        (T::Json, M::MysqlJson { .. } | M::Blob { .. }) => true,
+        (T::Enum { members }, M::Enum { bytes }) => {
+            bytes == if members.len() < 256 { 1 } else { 2 }
+        }
+        (T::Set { members }, M::Set { bytes }) => {
+            bytes
+                == match members.len() {
+                    0..=8 => 1,
+                    9..=16 => 2,
+                    17..=24 => 3,
+                    25..=32 => 4,
+                    _ => 8,
+                }
+        }
+        (T::Uuid | T::Inet6, M::String { max_len: 16 }) | (T::Inet4, M::String { max_len: 4 }) => {
+            true
+        }
+        (T::Geometry { .. }, M::Geometry { .. }) => true,
+        _ => false,
+    }
+}
+
+/// Decodes one row image; `None` for a column absent from the image (not FULL). The
+/// layouts are checked first ([`check_layout`]).
 pub fn decode_row(
     table: &Table,
     map: &TableMap,
     cells: &[Cell],
 ) -> Result<Vec<Option<Value>>, RowError> {
-    if cells.len() != table.columns.len() {
+    if cells.len() != table.columns.len() || map.columns.len() != table.columns.len() {
         return Err(RowError::ColumnCount {
             table: table.qualified(),
             binlog: cells.len(),
@@ -121,6 +217,7 @@ pub fn decode_row(
                 .join(", "),
         });
     }
+    check_layout(table, map)?;
     table
         .columns
         .iter()
@@ -260,25 +357,30 @@ fn fixed<const N: usize>(b: &Bytes) -> Option<[u8; N]> {
 }
 
 /// Compares what a TABLE_MAP with full metadata says (column names, signedness) with the
-/// tracked definition. When they differ, returns the definition corrected by the binlog,
-/// which wins, and what differed; `None` when they agree or the binlog says nothing.
-pub fn cross_check(table: &Table, map: &TableMap) -> Option<(Table, String)> {
+/// tracked definition. Other names mean the column positions disagree: an error. Other
+/// signedness is corrected, the binlog winning: returns the corrected definition and what
+/// differed. `None` when they agree or the binlog says nothing.
+pub fn cross_check(table: &Table, map: &TableMap) -> Result<Option<(Table, String)>, RowError> {
     if map.columns.len() != table.columns.len() {
-        return None; // decode_row reports this, with both column lists.
+        return Ok(None); // decode_row reports this, with both column lists.
+    }
+    if let Some(names) = &map.column_names {
+        let differences: Vec<String> = table
+            .columns
+            .iter()
+            .zip(names)
+            .filter(|(column, name)| !column.name.eq_ignore_ascii_case(name))
+            .map(|(column, name)| format!("column `{}` is `{name}`", column.name))
+            .collect();
+        if !differences.is_empty() {
+            return Err(RowError::Names {
+                table: table.qualified(),
+                differences: differences.join(", "),
+            });
+        }
     }
     let mut fixed = table.clone();
     let mut differences = Vec::new();
-    if let Some(names) = &map.column_names {
-        for (column, name) in fixed.columns.iter_mut().zip(names) {
-            if !column.name.eq_ignore_ascii_case(name) {
-                differences.push(format!(
-                    "column `{}` is `{name}` in the binlog",
-                    column.name
-                ));
-                column.name = name.clone();
-            }
-        }
-    }
     for (column, unsigned) in fixed.columns.iter_mut().zip(&map.unsigned) {
         let Some(binlog) = unsigned else { continue };
         let model = match &mut column.ty {
@@ -297,7 +399,7 @@ pub fn cross_check(table: &Table, map: &TableMap) -> Option<(Table, String)> {
             *model = *binlog;
         }
     }
-    (!differences.is_empty()).then(|| (fixed, differences.join("; ")))
+    Ok((!differences.is_empty()).then(|| (fixed, differences.join("; "))))
 }
 
 fn layout_name(meta: ColumnMeta) -> String {

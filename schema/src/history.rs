@@ -86,6 +86,9 @@ struct TableState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct EntryV1 {
     position: StoredPosition,
+    /// The server's default charset, recorded by the bootstrap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<Database>,
     /// What made the change: the statement, or `bootstrap`.
     cause: String,
     tables: Vec<TableState>,
@@ -105,6 +108,8 @@ enum Entry {
 pub struct History {
     catalog: Catalog,
     next_seq: u64,
+    /// The server default to write with the next entry (the bootstrap's).
+    server_to_record: Option<Database>,
 }
 
 fn key(seq: u64) -> Vec<u8> {
@@ -113,17 +118,22 @@ fn key(seq: u64) -> Vec<u8> {
     k
 }
 
-/// Whether `entry` is at or before `upto`: by coordinates, else by GTID state.
+/// Whether `entry` is at or before `upto`: by GTID state when both have one (coordinates
+/// mean nothing across a failover), else by coordinates.
 fn at_or_before(entry: &Position, upto: &Position) -> Option<bool> {
-    let order =
-        entry
-            .coords
-            .partial_cmp(&upto.coords)
-            .or_else(|| match (&entry.gtids, &upto.gtids) {
-                (Some(a), Some(b)) => a.partial_cmp(b),
-                _ => None,
-            })?;
+    let order = match (&entry.gtids, &upto.gtids) {
+        (Some(a), Some(b)) if !a.is_empty() || !b.is_empty() => a.partial_cmp(b),
+        _ => entry.coords.partial_cmp(&upto.coords),
+    }?;
     Some(order != Ordering::Greater)
+}
+
+/// What a bootstrap reads from the upstream: its default charset, and `(schema,
+/// statement)` pairs as `SHOW CREATE DATABASE` / `SHOW CREATE TABLE` print them.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub server: Database,
+    pub statements: Vec<(String, String)>,
 }
 
 impl History {
@@ -154,6 +164,12 @@ impl History {
             if let Some(upto) = upto {
                 match at_or_before(&position, upto) {
                     Some(true) => {}
+                    Some(false) if seq == 0 => {
+                        return Err(corrupt(format!(
+                            "the checkpoint {upto} is before the bootstrap at {position}: this \
+                             data-dir cannot decode from there"
+                        )))
+                    }
                     Some(false) => {
                         later.delete(k);
                         continue;
@@ -164,6 +180,9 @@ impl History {
                     )))
                     }
                 }
+            }
+            if let Some(server) = entry.server {
+                history.catalog.server = server;
             }
             for state in entry.tables {
                 let key = (state.schema, state.name);
@@ -195,16 +214,23 @@ impl History {
         &self.catalog
     }
 
-    /// Records the starting definitions: `statements` are `(schema, CREATE …)` as the
-    /// upstream's `SHOW CREATE DATABASE` / `SHOW CREATE TABLE` print them, applied with the
-    /// same code as any DDL.
+    /// Records the starting definitions, applied with the same code as any DDL. Only into
+    /// an empty history: a bootstrap over recorded changes would mix two starting points.
     pub fn bootstrap(
         &mut self,
         store: &Store,
         at: &Position,
-        statements: &[(String, String)],
+        snapshot: &Snapshot,
     ) -> Result<(), HistoryError> {
+        if !self.is_empty() {
+            return Err(HistoryError::Corrupt {
+                key: "schema/0".into(),
+                reason: "the history is not empty: bootstrap only a new data-dir".into(),
+            });
+        }
+        let statements = &snapshot.statements;
         let mut catalog = Catalog::new();
+        catalog.server = snapshot.server.clone();
         let mut all = Applied {
             class: crate::Class::Table,
             tables: Vec::new(),
@@ -220,6 +246,7 @@ impl History {
             all.tables.extend(applied.tables);
             all.databases.extend(applied.databases);
         }
+        self.server_to_record = Some(snapshot.server.clone());
         self.record(store, at, "bootstrap", &all)?;
         self.catalog = catalog;
         Ok(())
@@ -293,6 +320,7 @@ impl History {
     ) -> Result<(), HistoryError> {
         let entry = Entry::V1(EntryV1 {
             position: StoredPosition::from(at),
+            server: self.server_to_record.take(),
             cause: cause.to_owned(),
             tables: applied
                 .tables

@@ -7,7 +7,11 @@
 //! statements change.
 //!
 //! ## DDL
-//! [`Catalog::apply`] takes a statement and its `USE` context. Statements are tokenized
+//! [`Catalog::apply_filtered`] takes a statement, its `USE` context and the replication
+//! filter (statements about tables outside it change nothing). ALTER TABLE follows
+//! MariaDB's semantics: specs name columns as they were before the statement (so a
+//! `CHANGE a b …, CHANGE b a …` swap comes out right), positions and new keys use the new
+//! names, existing keys follow their columns. Statements are tokenized
 //! with sqlparser's tokenizer (comments, quoting and MariaDB's executable comments handled
 //! there), classified by their leading keywords ([`Class`]), and applied: statement forms,
 //! ALTER specs and keys are read from the tokens, and each column definition is parsed by
@@ -21,10 +25,13 @@
 //! ## Rows
 //! [`decode_row`] turns a raw row image from pump-reader, with the definition in force at
 //! its position, into typed [`Value`]s. The corrections the binlog alone cannot make live
-//! there: signedness, MEDIUMINT sign, BINARY/UUID/INET6 padding, ENUM/SET names. A row
-//! with another column count is a [`RowError`] naming the table and both column lists.
+//! there: signedness, MEDIUMINT sign, BINARY/UUID/INET6 padding, ENUM/SET names. Every
+//! column's TABLE_MAP layout must fit its tracked type ([`check_layout`]: widths,
+//! precision, byte lengths, sizes), so a wrong model stops replication instead of
+//! decoding quietly wrong values; a row with another column count is a [`RowError`]
+//! naming the table and both column lists.
 //! [`cross_check`] compares a TABLE_MAP's full metadata (names, signedness) with the
-//! definition; where they differ the binlog wins.
+//! definition: other signedness is corrected (the binlog wins), other names stop.
 //!
 //! ## History and bootstrap
 //! [`History`] keeps the catalog as of the last change and records each change, with the
@@ -49,6 +56,6 @@ mod model;
 
 pub use bootstrap::read_upstream;
 pub use ddl::{Applied, Catalog, Class, Database, DdlError};
-pub use decode::{cross_check, decode_row, RowError, Value};
-pub use history::{History, HistoryError};
+pub use decode::{check_layout, cross_check, decode_row, RowError, Value};
+pub use history::{History, HistoryError, Snapshot};
 pub use model::{Column, ColumnType, Generated, Index, LobSize, Table};

@@ -514,3 +514,269 @@ fn a_rendered_definition_parses_back_to_the_same_model() {
         assert_eq!(table(&c, name), &t, "{sql}");
     }
 }
+
+fn keys(t: &Table) -> Vec<String> {
+    t.primary_key
+        .iter()
+        .chain(&t.unique_keys)
+        .chain(&t.indexes)
+        .map(|k| format!("{}({})", k.name, k.columns.join(",")))
+        .collect()
+}
+
+#[test]
+fn alter_specs_name_columns_as_they_were_before_the_statement() {
+    let mut c =
+        catalog(&["CREATE TABLE s (id INT PRIMARY KEY, lat DOUBLE, lng FLOAT, KEY (lat), b INT)"]);
+    // A swap: each CHANGE names a column as it was.
+    c.apply(
+        "app",
+        "ALTER TABLE s CHANGE lat lng FLOAT, CHANGE lng lat DOUBLE",
+    )
+    .unwrap();
+    let t = table(&c, "s");
+    assert_eq!(names(t), ["id", "lng", "lat", "b"]);
+    assert_eq!(ty(t, "lng"), ColumnType::Float { unsigned: false });
+    assert_eq!(ty(t, "lat"), ColumnType::Double { unsigned: false });
+    assert_eq!(
+        keys(t),
+        ["PRIMARY(id)", "lat(lng)"],
+        "the key follows its column"
+    );
+    c.apply(
+        "app",
+        "ALTER TABLE s RENAME COLUMN lat TO lng, RENAME COLUMN lng TO lat",
+    )
+    .unwrap();
+    assert_eq!(names(table(&c, "s")), ["id", "lat", "lng", "b"]);
+    // Keys and positions by the new names, whatever the spec order.
+    c.apply(
+        "app",
+        "ALTER TABLE s ADD INDEX (c), ADD c INT, ADD z INT AFTER b2, CHANGE b b2 INT",
+    )
+    .unwrap();
+    let t = table(&c, "s");
+    assert_eq!(names(t), ["id", "lat", "lng", "b2", "z", "c"]);
+    assert!(keys(t).contains(&"c(c)".to_string()));
+    // A column dropped and added again under its name keeps its keys.
+    c.apply(
+        "app",
+        "ALTER TABLE s DROP COLUMN c, ADD COLUMN c VARCHAR(9)",
+    )
+    .unwrap();
+    assert!(keys(table(&c, "s")).contains(&"c(c)".to_string()));
+    // MODIFY of a primary key column leaves it NOT NULL.
+    c.apply("app", "ALTER TABLE s MODIFY id BIGINT AUTO_INCREMENT")
+        .unwrap();
+    assert!(!table(&c, "s").column("id").unwrap().1.nullable);
+    // Two columns under one name are refused.
+    let e = c
+        .apply("app", "ALTER TABLE s CHANGE lat lng DOUBLE")
+        .unwrap_err();
+    assert!(e.to_string().contains("two columns named `lng`"), "{e}");
+}
+
+#[test]
+fn constraints_options_and_statement_wrappers() {
+    let mut c = catalog(&["CREATE TABLE u (id INT PRIMARY KEY, email VARCHAR(50), pid INT, CONSTRAINT uq UNIQUE (email))"]);
+    assert_eq!(
+        keys(table(&c, "u")),
+        ["PRIMARY(id)", "uq(email)"],
+        "the constraint names the key"
+    );
+    c.apply("app", "ALTER TABLE u DROP CONSTRAINT uq").unwrap();
+    assert_eq!(keys(table(&c, "u")), ["PRIMARY(id)"]);
+    // A foreign key makes an index named after it, which outlives the constraint.
+    c.apply(
+        "app",
+        "ALTER TABLE u ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES p (id) ON DELETE CASCADE",
+    )
+    .unwrap();
+    assert_eq!(keys(table(&c, "u")), ["PRIMARY(id)", "fk(pid)"]);
+    c.apply("app", "ALTER TABLE u DROP FOREIGN KEY fk, DROP INDEX fk")
+        .unwrap();
+    assert_eq!(keys(table(&c, "u")), ["PRIMARY(id)"]);
+    // Space-separated options: the charset is not lost behind ENGINE=.
+    c.apply("app", "ALTER TABLE u ENGINE=InnoDB DEFAULT CHARSET=latin1")
+        .unwrap();
+    c.apply("app", "ALTER TABLE u ADD note TEXT").unwrap();
+    assert_eq!(
+        table(&c, "u").column("note").unwrap().1.charset.as_deref(),
+        Some("latin1")
+    );
+    // SET STATEMENT … FOR wraps the DDL that counts.
+    c.apply(
+        "app",
+        "SET STATEMENT max_statement_time=0, lock_wait_timeout=5 FOR ALTER TABLE u ADD x INT",
+    )
+    .unwrap();
+    assert!(table(&c, "u").column("x").is_some());
+    // Partition operations, with their own comma lists, change no column.
+    let before = table(&c, "u").columns.clone();
+    for sql in [
+        "ALTER TABLE u DROP PARTITION p1, p2",
+        "ALTER TABLE u REORGANIZE PARTITION p0, p1 INTO (PARTITION p2 VALUES LESS THAN (10))",
+        "ALTER TABLE u TRUNCATE PARTITION p0, p1",
+        "ALTER TABLE u ALTER INDEX uq IGNORED",
+    ] {
+        c.apply("app", sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(table(&c, "u").columns, before, "{sql}");
+    }
+    // `period` is a column name, not PERIOD FOR.
+    c.apply("app", "CREATE TABLE per (id INT, period INT)")
+        .unwrap();
+    assert_eq!(names(table(&c, "per")), ["id", "period"]);
+    c.apply("app", "RENAME TABLE IF EXISTS never_was TO whatever")
+        .unwrap();
+    c.apply("app", "CREATE INDEX i ON per (id)").unwrap();
+    c.apply("app", "CREATE OR REPLACE INDEX i ON per (period)")
+        .unwrap();
+    assert_eq!(keys(table(&c, "per")), ["i(period)"]);
+}
+
+#[test]
+fn column_types_and_charsets_as_mariadb_resolves_them() {
+    let c = catalog(&[
+        "CREATE TABLE k (a VARCHAR(5) CHARACTER SET utf8, b NCHAR(3), c NVARCHAR(4), d CHAR(4) CHARACTER SET binary,
+          e BLOB(100), f TEXT(1000), s SERIAL, g CHAR(9) BINARY, h VARCHAR(9) CHARSET latin1,
+          x INT, gen BIGINT AS (CAST(x AS SIGNED)) VIRTUAL, ts TIMESTAMP, big MEDIUMTEXT CHARACTER SET LATIN1)",
+    ]);
+    let t = table(&c, "k");
+    let col = |n: &str| t.column(n).unwrap().1.clone();
+    assert_eq!(
+        col("a").charset.as_deref(),
+        Some("utf8mb3"),
+        "utf8 is utf8mb3"
+    );
+    assert_eq!(col("b").charset.as_deref(), Some("utf8mb3"));
+    assert_eq!(col("c").charset.as_deref(), Some("utf8mb3"));
+    assert_eq!(
+        (col("d").ty, col("d").charset),
+        (ColumnType::Binary { bytes: 4 }, None)
+    );
+    assert_eq!(
+        col("e").ty,
+        ColumnType::Blob {
+            size: LobSize::Tiny
+        }
+    );
+    assert_eq!(
+        col("f").ty,
+        ColumnType::Text {
+            size: LobSize::Regular
+        }
+    );
+    assert_eq!(
+        col("s").ty,
+        ColumnType::Int {
+            bytes: 8,
+            unsigned: true
+        }
+    );
+    assert!(!col("s").nullable);
+    assert_eq!(t.unique_keys[0].columns, ["s"], "SERIAL is UNIQUE");
+    assert_eq!(
+        (col("g").ty, col("g").charset.as_deref()),
+        (ColumnType::Char { chars: 9 }, Some("utf8mb4"))
+    );
+    assert_eq!(col("h").charset.as_deref(), Some("latin1"));
+    assert_eq!(col("gen").generated, Some(Generated::Virtual));
+    assert!(
+        col("ts").nullable,
+        "explicit_defaults_for_timestamp is ON in MariaDB 10.11"
+    );
+    assert_eq!(
+        col("big").charset.as_deref(),
+        Some("latin1"),
+        "charset names are lower case"
+    );
+
+    // CONVERT TO a wider charset grows TEXT so it holds as many characters.
+    let mut c = catalog(&["CREATE TABLE w (t TEXT, v VARCHAR(30000)) CHARACTER SET latin1"]);
+    c.apply("app", "ALTER TABLE w CONVERT TO CHARACTER SET utf8mb4")
+        .unwrap();
+    let t = table(&c, "w");
+    assert_eq!(
+        ty(t, "t"),
+        ColumnType::Text {
+            size: LobSize::Medium
+        }
+    );
+    assert_eq!(
+        ty(t, "v"),
+        ColumnType::Text {
+            size: LobSize::Medium
+        }
+    );
+}
+
+#[test]
+fn only_replicated_tables_are_tracked() {
+    let wants = |_: &str, t: &str| !t.starts_with("skip");
+    let mut c = catalog(&[]);
+    c.apply_filtered("app", "CREATE TABLE skip_me (a INT)", &wants)
+        .unwrap();
+    assert!(c.table("app", "skip_me").is_none());
+    for sql in [
+        "ALTER TABLE skip_me ADD b INT",
+        "CREATE INDEX i ON skip_me (a)",
+        "DROP INDEX i ON skip_me",
+        "RENAME TABLE skip_me TO skip_too",
+    ] {
+        let applied = c
+            .apply_filtered("app", sql, &wants)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(applied.tables.is_empty(), "{sql}");
+    }
+    c.apply_filtered("app", "CREATE TABLE kept (a INT)", &wants)
+        .unwrap();
+    c.apply_filtered("app", "RENAME TABLE kept TO skip_now", &wants)
+        .unwrap();
+    assert!(
+        c.table("app", "kept").is_none() && c.table("app", "skip_now").is_none(),
+        "renamed out of replication"
+    );
+    let e = c
+        .apply_filtered("app", "RENAME TABLE skip_too TO wanted", &wants)
+        .unwrap_err();
+    assert!(e.to_string().contains("its definition is unknown"), "{e}");
+}
+
+#[test]
+fn databases_and_versioning() {
+    let mut c = Catalog::new();
+    c.server = schema::Database {
+        charset: Some("latin1".into()),
+        collation: Some("latin1_swedish_ci".into()),
+    };
+    c.apply("", "CREATE DATABASE d1").unwrap();
+    c.apply("d1", "CREATE TABLE t (s TEXT)").unwrap();
+    assert_eq!(
+        c.table("d1", "t")
+            .unwrap()
+            .column("s")
+            .unwrap()
+            .1
+            .charset
+            .as_deref(),
+        Some("latin1"),
+        "server default"
+    );
+    c.apply("", "CREATE OR REPLACE DATABASE d1 CHARACTER SET utf8mb4")
+        .unwrap();
+    assert!(
+        c.table("d1", "t").is_none(),
+        "CREATE OR REPLACE DATABASE drops its tables"
+    );
+    let e = c
+        .apply("d1", "CREATE TABLE v (a INT) WITH SYSTEM VERSIONING")
+        .unwrap_err();
+    assert!(e.to_string().contains("system versioning"), "{e}");
+    // MariaDB skips MySQL 5.7+ executable comments.
+    c.apply(
+        "d1",
+        "CREATE TABLE h (a INT /*!80023 INVISIBLE */, b INT /*!50100 COMMENT 'kept' */)",
+    )
+    .unwrap();
+    assert!(!c.table("d1", "h").unwrap().column("a").unwrap().1.invisible);
+}

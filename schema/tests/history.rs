@@ -2,7 +2,7 @@
 
 use checkpoint::Store;
 use pump_reader::{BinlogCoords, Position};
-use schema::{History, HistoryError};
+use schema::{History, HistoryError, Snapshot};
 
 fn at(pos: u64) -> Position {
     Position {
@@ -21,10 +21,12 @@ fn columns(h: &History, table: &str) -> Vec<String> {
 fn bootstrapped(store: &Store) -> History {
     let mut h = History::load(store, None).unwrap();
     assert!(h.is_empty());
-    h.bootstrap(
-        store,
-        &at(100),
-        &[
+    let snapshot = Snapshot {
+        server: schema::Database {
+            charset: Some("latin1".into()),
+            collation: Some("latin1_swedish_ci".into()),
+        },
+        statements: vec![
             (
                 String::new(),
                 "CREATE DATABASE `app` /*!40100 DEFAULT CHARACTER SET utf8mb4 */".into(),
@@ -35,8 +37,8 @@ fn bootstrapped(store: &Store) -> History {
             ),
             ("app".into(), "CREATE TABLE `u` (`x` int(11))".into()),
         ],
-    )
-    .unwrap();
+    };
+    h.bootstrap(store, &at(100), &snapshot).unwrap();
     h
 }
 
@@ -131,4 +133,61 @@ fn renames_drops_and_recreations_survive_a_reload() {
     assert_eq!(columns(&reloaded, "t"), ["other"]);
     assert!(reloaded.catalog().table("app", "u").is_none());
     assert_eq!(columns(&reloaded, "u2"), ["x"]);
+}
+
+#[test]
+fn gtid_states_order_entries_when_coordinates_mean_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = bootstrapped(&store);
+    // After a failover the new upstream's files restart at binlog.000001, with the GTIDs
+    // still rising: the change at 0-1-200 is before the checkpoint at 0-1-300 although its
+    // coordinates (binlog.000005:900) are after.
+    let change = Position {
+        coords: BinlogCoords::new("binlog.000005", 900),
+        gtids: Some("0-1-200".parse().unwrap()),
+    };
+    h.apply(&store, &change, "app", "ALTER TABLE t ADD a INT")
+        .unwrap();
+    let checkpoint = Position {
+        coords: BinlogCoords::new("binlog.000001", 400),
+        gtids: Some("0-1-300".parse().unwrap()),
+    };
+    drop(h);
+    assert_eq!(
+        columns(&History::load(&store, Some(&checkpoint)).unwrap(), "t"),
+        ["id", "a"]
+    );
+}
+
+#[test]
+fn bootstrap_only_once_and_never_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = bootstrapped(&store);
+    let e = h
+        .bootstrap(&store, &at(900), &Snapshot::default())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("bootstrap only a new data-dir"),
+        "{e}"
+    );
+    drop(h);
+    let e = History::load(&store, Some(&at(50))).unwrap_err();
+    assert!(e.to_string().contains("before the bootstrap"), "{e}");
+    assert_eq!(
+        store.scan(b"schema/").unwrap().len(),
+        1,
+        "the bootstrap entry stays"
+    );
+    assert_eq!(
+        History::load(&store, None)
+            .unwrap()
+            .catalog()
+            .server
+            .charset
+            .as_deref(),
+        Some("latin1"),
+        "the server default survives a reload"
+    );
 }

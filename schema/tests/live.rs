@@ -140,6 +140,11 @@ async fn every_row_decodes_as_select_returns_it_across_ddl_and_a_restart() {
         conn.disconnect().await.unwrap();
         history = History::load(&store, None).unwrap();
         history.bootstrap(&store, &start, &definitions).unwrap();
+        assert_eq!(
+            history.catalog().server.charset.as_deref(),
+            Some("utf8mb4"),
+            "the harness server's default"
+        );
     }
 
     // Write every step, and what SELECT returns right after each row's statement.

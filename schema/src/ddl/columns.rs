@@ -58,8 +58,25 @@ pub(crate) fn column_from<'a>(
             _ => {}
         }
     }
+    column.charset = column.charset.as_deref().map(normal_charset);
+    column.collation = column.collation.as_deref().map(normal_collation);
     if column.collation.is_some() && column.charset.is_none() {
         column.charset = column.collation.as_deref().map(charset_of_collation);
+    }
+    // NCHAR and NVARCHAR are always utf8mb3.
+    let national = matches!(data_type, DataType::Nvarchar(_))
+        || matches!(data_type, DataType::Custom(name, _) if object_name(name).eq_ignore_ascii_case("nchar"));
+    if national && column.charset.is_none() {
+        column.charset = Some("utf8mb3".into());
+    }
+    // A text type in the binary charset is a binary type.
+    if column.charset.as_deref() == Some("binary") {
+        column.ty = match column.ty {
+            ColumnType::Char { chars } => ColumnType::Binary { bytes: chars },
+            ColumnType::VarChar { chars } => ColumnType::VarBinary { bytes: chars },
+            ColumnType::Text { size } => ColumnType::Blob { size },
+            other => other,
+        };
     }
     if !column.ty.is_text() {
         column.charset = None;
@@ -70,9 +87,26 @@ pub(crate) fn column_from<'a>(
 
 /// The character set a collation belongs to (`latin1_swedish_ci` → `latin1`; `binary`).
 pub(crate) fn charset_of_collation(collation: &str) -> String {
-    let lower = collation.to_ascii_lowercase();
+    let lower = normal_collation(collation);
     match lower.split_once('_') {
         Some((cs, _)) => cs.to_owned(),
+        None => lower,
+    }
+}
+
+/// A charset name as MariaDB 10.6+ reports it: lower case, `utf8` as `utf8mb3`.
+pub(crate) fn normal_charset(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "utf8" => "utf8mb3".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// A collation name, lower case, `utf8_…` as `utf8mb3_…`.
+pub(crate) fn normal_collation(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower.strip_prefix("utf8_") {
+        Some(rest) => format!("utf8mb3_{rest}"),
         None => lower,
     }
 }
@@ -187,8 +221,12 @@ pub(crate) fn column_type(dt: &DataType) -> Result<ColumnType, String> {
         D::TinyBlob => Ok(ColumnType::Blob {
             size: LobSize::Tiny,
         }),
-        D::Blob(_) => Ok(ColumnType::Blob {
+        D::Blob(None) => Ok(ColumnType::Blob {
             size: LobSize::Regular,
+        }),
+        // BLOB(n): the smallest BLOB that holds n bytes.
+        D::Blob(Some(n)) => Ok(ColumnType::Blob {
+            size: super::alter::lob_for(u32::try_from(*n).unwrap_or(u32::MAX)),
         }),
         D::MediumBlob => Ok(ColumnType::Blob {
             size: LobSize::Medium,
@@ -227,6 +265,10 @@ fn custom(name: &str, args: &[String]) -> Result<ColumnType, String> {
     };
     match name {
         "year" => Ok(ColumnType::Year),
+        // TEXT(n): the smallest TEXT that holds n (counted here as bytes).
+        "text" => Ok(ColumnType::Text {
+            size: super::alter::lob_for(arg(65_535)?),
+        }),
         "inet4" => Ok(ColumnType::Inet4),
         "inet6" => Ok(ColumnType::Inet6),
         "nchar" | "national char" => Ok(ColumnType::Char { chars: arg(1)? }),

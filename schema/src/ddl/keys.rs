@@ -34,10 +34,11 @@ pub(crate) fn is_key_definition(tokens: &[Token]) -> bool {
         "SPATIAL",
         "FOREIGN",
         "CHECK",
-        "PERIOD",
     ]
     .iter()
     .any(|w| is_word(tokens.first(), w))
+        // PERIOD is no reserved word: `period INT` is a column.
+        || (is_word(tokens.first(), "PERIOD") && is_word(tokens.get(1), "FOR"))
 }
 
 /// Parses a key definition; `Ok(None)` for constraints that are no key (FOREIGN KEY,
@@ -45,6 +46,7 @@ pub(crate) fn is_key_definition(tokens: &[Token]) -> bool {
 pub(crate) fn parse_key(tokens: &[Token]) -> Result<Option<KeyDef>, String> {
     let mut i = 0;
     let at = |i: usize| tokens.get(i);
+    let mut symbol = None;
     if is_word(at(i), "CONSTRAINT") {
         i += 1;
         // The constraint's own name, unless the next word already says what it is.
@@ -52,6 +54,7 @@ pub(crate) fn parse_key(tokens: &[Token]) -> Result<Option<KeyDef>, String> {
             .iter()
             .any(|w| is_word(at(i), w))
         {
+            symbol = ident(at(i));
             i += 1;
         }
     }
@@ -108,10 +111,11 @@ pub(crate) fn parse_key(tokens: &[Token]) -> Result<Option<KeyDef>, String> {
     let columns = key_columns(&tokens[i + 1..close])?;
     Ok(Some(KeyDef {
         kind,
+        // CONSTRAINT uq UNIQUE (email) names the key `uq`.
         name: if kind == KeyKind::Primary {
             Some("PRIMARY".into())
         } else {
-            name
+            name.or(symbol)
         },
         columns,
         if_not_exists,

@@ -6,6 +6,7 @@
 //! (ZEROFILL, PERSISTENT, PARTITION BY, `IF [NOT] EXISTS` in specs, DROP KEY, RENAME
 //! INDEX, option-only specs, ALTER ONLINE TABLE).
 
+mod alter;
 mod columns;
 mod keys;
 mod tokens;
@@ -21,6 +22,7 @@ use crate::model::{Column, Index, Table};
 use keys::{is_key_definition, parse_key, KeyDef, KeyKind};
 use tokens::{closing_paren, ident, is_word, render, split_top_level, starts_with, tokenize};
 
+pub(crate) use alter::mbmaxlen;
 pub(crate) use columns::charset_of_collation;
 
 /// A schema (database) and its defaults.
@@ -74,15 +76,24 @@ pub struct Applied {
 pub struct Catalog {
     pub databases: BTreeMap<String, Database>,
     pub tables: BTreeMap<(String, String), Table>,
+    /// The upstream's `character_set_server` / `collation_server`: the default of a
+    /// database created without one.
+    pub server: Database,
 }
 
 /// A statement being applied.
 struct Ctx<'a> {
     default_schema: &'a str,
     sql: &'a str,
+    /// Whether a table is replicated; statements about other tables change nothing.
+    wants: &'a dyn Fn(&str, &str) -> bool,
 }
 
 impl Ctx<'_> {
+    fn wants(&self, key: &(String, String)) -> bool {
+        (self.wants)(&key.0, &key.1)
+    }
+
     fn err(&self, reason: impl Into<String>) -> DdlError {
         let mut statement: String = self.sql.trim().chars().take(300).collect();
         if self.sql.trim().chars().count() > 300 {
@@ -130,16 +141,43 @@ impl Catalog {
         self.tables.get(&(schema.to_owned(), name.to_owned()))
     }
 
-    /// Applies one statement, run with `default_schema` as its `USE` context.
+    /// Applies one statement, run with `default_schema` as its `USE` context, tracking
+    /// every table.
     pub fn apply(&mut self, default_schema: &str, sql: &str) -> Result<Applied, DdlError> {
+        self.apply_filtered(default_schema, sql, &|_, _| true)
+    }
+
+    /// Applies one statement; tables `wants(schema, table)` refuses are not tracked, and
+    /// statements about them change nothing.
+    pub fn apply_filtered(
+        &mut self,
+        default_schema: &str,
+        sql: &str,
+        wants: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Applied, DdlError> {
         let ctx = Ctx {
             default_schema,
             sql,
+            wants,
         };
         let tokens = tokenize(sql).map_err(|e| ctx.err(e))?;
         let mut t: &[Token] = &tokens;
         while matches!(t.last(), Some(Token::SemiColon)) {
             t = &t[..t.len() - 1];
+        }
+        // SET STATEMENT var = value, … FOR <statement>: the statement is what changes.
+        if starts_with(t, &["SET", "STATEMENT"]) {
+            let mut depth = 0i32;
+            let for_at = t.iter().position(|tok| {
+                match tok {
+                    Token::LParen => depth += 1,
+                    Token::RParen => depth -= 1,
+                    _ => {}
+                }
+                depth == 0 && is_word(Some(tok), "FOR")
+            });
+            let for_at = for_at.ok_or_else(|| ctx.err("SET STATEMENT without FOR"))?;
+            t = &t[for_at + 1..];
         }
         let mut changed = Applied {
             class: Class::Other,
@@ -287,8 +325,22 @@ impl Catalog {
         if if_not_exists && self.databases.contains_key(&name) {
             return Ok(());
         }
-        let (charset, collation) = charset_options(&t[i + 1..]);
-        let db = Database { charset, collation };
+        if is_word(t.get(1), "OR") {
+            // CREATE OR REPLACE DATABASE drops the old one with its tables.
+            let gone: Vec<(String, String)> = self
+                .tables
+                .keys()
+                .filter(|(s, _)| *s == name)
+                .cloned()
+                .collect();
+            for key in gone {
+                self.put(key, None, changed);
+            }
+        }
+        let db = match charset_options(&t[i + 1..]) {
+            (None, None) => self.server.clone(),
+            (charset, collation) => Database { charset, collation },
+        };
         self.databases.insert(name.clone(), db.clone());
         changed.databases.push((name, Some(db)));
         Ok(())
@@ -377,8 +429,18 @@ impl Catalog {
             i += 3;
         }
         let (key, next) = ctx.table_name(t, i)?;
+        if !ctx.wants(&key) {
+            return Ok(());
+        }
         if if_not_exists && self.tables.contains_key(&key) {
             return Ok(());
+        }
+        if t.windows(3).any(|w| {
+            is_word(w.first(), "WITH")
+                && is_word(w.get(1), "SYSTEM")
+                && is_word(w.get(2), "VERSIONING")
+        }) {
+            return Err(ctx.err("system versioning is not supported"));
         }
         if self.tables.contains_key(&key) && !or_replace {
             return Err(ctx.err(format!(
@@ -498,7 +560,16 @@ impl Catalog {
         let k = parse_key(&def)
             .map_err(|e| ctx.err(e))?
             .ok_or_else(|| ctx.err("not an index"))?;
+        if !ctx.wants(&key) {
+            return Ok(());
+        }
         let mut table = self.tracked(ctx, &key)?;
+        // CREATE OR REPLACE INDEX
+        if is_word(t.get(1), "OR") {
+            if let Some(name) = &k.name {
+                remove_key(&mut table, name);
+            }
+        }
         add_key(ctx, &mut table, k)?;
         self.put(key, Some(table), changed);
         Ok(())
@@ -520,6 +591,9 @@ impl Catalog {
             return Err(ctx.err("DROP INDEX without ON"));
         }
         let (key, _) = ctx.table_name(t, i + 2)?;
+        if !ctx.wants(&key) || (if_exists && !self.tables.contains_key(&key)) {
+            return Ok(());
+        }
         let mut table = self.tracked(ctx, &key)?;
         if !remove_key(&mut table, &name) && !if_exists {
             return Err(ctx.err(format!("no index `{name}` on {}.{}", key.0, key.1)));
@@ -561,13 +635,19 @@ impl Catalog {
         i: usize,
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
-        // Pairs apply in order, so `a TO tmp, b TO a, tmp TO b` swaps.
+        // RENAME TABLE [IF EXISTS] a TO b, …: pairs apply in order, so
+        // `a TO tmp, b TO a, tmp TO b` swaps.
+        let if_exists = starts_with(&t[i..], &["IF", "EXISTS"]);
+        let i = if if_exists { i + 2 } else { i };
         for part in split_top_level(&t[i..]) {
             let (from, next) = ctx.table_name(part, 0)?;
             if !is_word(part.get(next), "TO") {
                 return Err(ctx.err("expected TO in RENAME TABLE"));
             }
             let (to, _) = ctx.table_name(part, next + 1)?;
+            if if_exists && !self.tables.contains_key(&from) {
+                continue;
+            }
             self.rename(ctx, from, to, changed)?;
         }
         Ok(())
@@ -580,6 +660,25 @@ impl Catalog {
         to: (String, String),
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
+        match (ctx.wants(&from), ctx.wants(&to)) {
+            // Between tables that are not replicated: nothing to track.
+            (false, false) => return Ok(()),
+            // Out of replication: no longer tracked.
+            (true, false) => {
+                if self.tables.contains_key(&from) {
+                    self.put(from, None, changed);
+                }
+                return Ok(());
+            }
+            // Into replication from outside: its definition was never known.
+            (false, true) => {
+                return Err(ctx.err(format!(
+                    "{}.{} comes from {}.{}, which is not replicated, so its definition is unknown",
+                    to.0, to.1, from.0, from.1
+                )))
+            }
+            (true, true) => {}
+        }
         let mut table = self.tracked(ctx, &from)?;
         table.schema = to.0.clone();
         table.name = to.1.clone();
@@ -609,21 +708,13 @@ impl Catalog {
             i += 2;
         }
         let (key, next) = ctx.table_name(t, i)?;
-        let Some(mut table) = self.tables.get(&key).cloned() else {
-            if if_exists {
+        let Some(table) = self.tables.get(&key).cloned() else {
+            if if_exists || !ctx.wants(&key) {
                 return Ok(());
             }
             return Err(ctx.err(format!("table {}.{} is not tracked", key.0, key.1)));
         };
-        let mut rename_to = None;
-        for spec in split_top_level(&t[next..]) {
-            if spec.is_empty() {
-                continue;
-            }
-            if let Some(to) = alter_spec(ctx, &mut table, spec)? {
-                rename_to = Some(to);
-            }
-        }
+        let (mut table, rename_to) = alter::alter(ctx, table, &t[next..])?;
         inherit_column_charsets(&mut table);
         self.put(key.clone(), Some(table), changed);
         if let Some(to) = rename_to {
@@ -724,15 +815,48 @@ fn inherit_column_charsets(table: &mut Table) {
 /// UNSIGNED) and PERSISTENT (STORED).
 fn normalize_column(tokens: &[Token]) -> Vec<Token> {
     let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
-    for tok in tokens {
-        if is_word(Some(tok), "ZEROFILL") {
+    let mut depth = 0i32;
+    for (i, tok) in tokens.iter().enumerate() {
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        // Only the column's own words: an expression (DEFAULT, AS (…), CHECK (…)) keeps
+        // its SIGNED, BINARY and CHARSET.
+        let own = depth == 0;
+        if is_word(Some(tok), "BINARY") && is_word(out.last(), "SET") {
+            // CHARACTER SET binary: sqlparser wants a name there, not the keyword.
+            out.push(Token::Word(sqlparser::tokenizer::Word {
+                value: "binary".into(),
+                quote_style: Some('`'),
+                keyword: sqlparser::keywords::Keyword::NoKeyword,
+            }));
+        } else if own && is_word(Some(tok), "ZEROFILL") {
             if !is_word(out.last(), "UNSIGNED") {
                 out.push(Token::make_keyword("UNSIGNED"));
             }
-        } else if is_word(Some(tok), "PERSISTENT") {
+        } else if own && is_word(Some(tok), "PERSISTENT") {
             out.push(Token::make_keyword("STORED"));
-        } else if is_word(Some(tok), "SIGNED") {
+        } else if own && is_word(Some(tok), "SIGNED") {
             // INT SIGNED is INT.
+        } else if own && is_word(Some(tok), "CHARSET") {
+            out.push(Token::make_keyword("CHARACTER"));
+            out.push(Token::make_keyword("SET"));
+        } else if own && i == 1 && is_word(Some(tok), "SERIAL") {
+            // SERIAL is BIGINT UNSIGNED NOT NULL AUTO_INCREMENT UNIQUE.
+            for w in [
+                "BIGINT",
+                "UNSIGNED",
+                "NOT",
+                "NULL",
+                "AUTO_INCREMENT",
+                "UNIQUE",
+            ] {
+                out.push(Token::make_keyword(w));
+            }
+        } else if own && i > 1 && is_word(Some(tok), "BINARY") {
+            // CHAR(n) BINARY: a binary collation of the charset, still text.
         } else {
             out.push(tok.clone());
         }
@@ -851,349 +975,4 @@ fn remove_key(table: &mut Table, name: &str) -> bool {
         .retain(|i| !i.name.eq_ignore_ascii_case(name));
     table.indexes.retain(|i| !i.name.eq_ignore_ascii_case(name));
     before != table.unique_keys.len() + table.indexes.len()
-}
-
-/// Where a column goes: `FIRST`, `AFTER x`, or at the end; strips the clause from `tokens`.
-fn position_clause<'t>(
-    ctx: &Ctx,
-    table: &Table,
-    tokens: &'t [Token],
-) -> Result<(&'t [Token], Option<usize>), DdlError> {
-    let n = tokens.len();
-    if n >= 1 && is_word(tokens.get(n - 1), "FIRST") {
-        return Ok((&tokens[..n - 1], Some(0)));
-    }
-    if n >= 2 && is_word(tokens.get(n - 2), "AFTER") {
-        let after = ident(tokens.get(n - 1)).unwrap_or_default();
-        let (at, _) = table.column(&after).ok_or_else(|| {
-            ctx.err(format!(
-                "AFTER `{after}`: no such column in {}",
-                table.qualified()
-            ))
-        })?;
-        return Ok((&tokens[..n - 2], Some(at + 1)));
-    }
-    Ok((tokens, None))
-}
-
-/// Renames a column inside every key.
-fn rename_in_keys(table: &mut Table, from: &str, to: &str) {
-    for index in table
-        .primary_key
-        .iter_mut()
-        .chain(&mut table.unique_keys)
-        .chain(&mut table.indexes)
-    {
-        for c in &mut index.columns {
-            if c.eq_ignore_ascii_case(from) {
-                *c = to.to_owned();
-            }
-        }
-    }
-}
-
-/// Applies one ALTER TABLE spec; returns the new name for a `RENAME TO`.
-fn alter_spec(
-    ctx: &Ctx,
-    table: &mut Table,
-    spec: &[Token],
-) -> Result<Option<(String, String)>, DdlError> {
-    let w = |i: usize| match spec.get(i) {
-        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
-        _ => String::new(),
-    };
-    let mut i = 1;
-    let skip_if = |i: &mut usize, words: &[&str]| -> bool {
-        if starts_with(&spec[*i..], words) {
-            *i += words.len();
-            true
-        } else {
-            false
-        }
-    };
-    match w(0).as_str() {
-        "ADD" => {
-            if is_key_definition(&spec[1..]) {
-                if let Some(k) = parse_key(&spec[1..]).map_err(|e| ctx.err(e))? {
-                    add_key(ctx, table, k)?;
-                }
-                return Ok(None);
-            }
-            if w(1) == "SYSTEM" {
-                return Err(ctx.err("system versioning is not supported"));
-            }
-            if w(1) == "PARTITION" || w(1) == "PERIOD" {
-                return if w(1) == "PERIOD" {
-                    Err(ctx.err("ADD PERIOD (system versioning) is not supported"))
-                } else {
-                    Ok(None)
-                };
-            }
-            skip_if(&mut i, &["COLUMN"]);
-            let if_not_exists = skip_if(&mut i, &["IF", "NOT", "EXISTS"]);
-            if matches!(spec.get(i), Some(Token::LParen)) {
-                // ADD (a INT, b INT)
-                let close =
-                    closing_paren(spec, i).ok_or_else(|| ctx.err("unbalanced parentheses"))?;
-                for part in split_top_level(&spec[i + 1..close]) {
-                    add_column(ctx, table, part, None, if_not_exists)?;
-                }
-                return Ok(None);
-            }
-            let (def, at) = position_clause(ctx, table, &spec[i..])?;
-            add_column(ctx, table, def, at, if_not_exists)?;
-        }
-        "DROP" => {
-            match w(1).as_str() {
-                "PRIMARY" => {
-                    table.primary_key = None;
-                }
-                "INDEX" | "KEY" => {
-                    i = 2;
-                    let if_exists = skip_if(&mut i, &["IF", "EXISTS"]);
-                    let name =
-                        ident(spec.get(i)).ok_or_else(|| ctx.err("expected an index name"))?;
-                    if !remove_key(table, &name) && !if_exists {
-                        return Err(ctx.err(format!("no index `{name}` on {}", table.qualified())));
-                    }
-                }
-                "CONSTRAINT" => {
-                    // A UNIQUE constraint is a unique key; CHECK and FOREIGN KEY are not tracked.
-                    i = 2;
-                    skip_if(&mut i, &["IF", "EXISTS"]);
-                    if let Some(name) = ident(spec.get(i)) {
-                        remove_key(table, &name);
-                    }
-                }
-                "FOREIGN" | "CHECK" | "PARTITION" => {}
-                "SYSTEM" => return Err(ctx.err("DROP SYSTEM VERSIONING is not supported")),
-                "PERIOD" => return Err(ctx.err("DROP PERIOD (system versioning) is not supported")),
-                _ => {
-                    skip_if(&mut i, &["COLUMN"]);
-                    let if_exists = skip_if(&mut i, &["IF", "EXISTS"]);
-                    let name =
-                        ident(spec.get(i)).ok_or_else(|| ctx.err("expected a column name"))?;
-                    match table.column(&name) {
-                        Some((at, _)) => {
-                            table.columns.remove(at);
-                            drop_from_keys(table, &name);
-                        }
-                        None if if_exists => {}
-                        None => {
-                            return Err(
-                                ctx.err(format!("no column `{name}` in {}", table.qualified()))
-                            )
-                        }
-                    }
-                }
-            }
-        }
-        "MODIFY" | "CHANGE" => {
-            let change = w(0) == "CHANGE";
-            skip_if(&mut i, &["COLUMN"]);
-            let if_exists = skip_if(&mut i, &["IF", "EXISTS"]);
-            let old = if change {
-                i += 1;
-                ident(spec.get(i - 1)).ok_or_else(|| ctx.err("expected a column name"))?
-            } else {
-                ident(spec.get(i)).ok_or_else(|| ctx.err("expected a column name"))?
-            };
-            let Some((at, _)) = table.column(&old) else {
-                if if_exists {
-                    return Ok(None);
-                }
-                return Err(ctx.err(format!("no column `{old}` in {}", table.qualified())));
-            };
-            // The table is a copy until the whole statement applies: no need to undo.
-            table.columns.remove(at);
-            let (def, position) = position_clause(ctx, table, &spec[i..])?;
-            let (column, inline_keys) = parse_column(ctx, def)?;
-            rename_in_keys(table, &old, &column.name);
-            table
-                .columns
-                .insert(position.unwrap_or(at).min(table.columns.len()), column);
-            for k in inline_keys {
-                add_key(ctx, table, k)?;
-            }
-        }
-        "RENAME" => match w(1).as_str() {
-            "COLUMN" => {
-                let from = ident(spec.get(2)).ok_or_else(|| ctx.err("expected a column name"))?;
-                let to = ident(spec.get(4))
-                    .filter(|_| is_word(spec.get(3), "TO"))
-                    .ok_or_else(|| ctx.err("expected RENAME COLUMN a TO b"))?;
-                let (at, _) = table.column(&from).ok_or_else(|| {
-                    ctx.err(format!("no column `{from}` in {}", table.qualified()))
-                })?;
-                table.columns[at].name = to.clone();
-                rename_in_keys(table, &from, &to);
-            }
-            "INDEX" | "KEY" => {
-                let from = ident(spec.get(2)).ok_or_else(|| ctx.err("expected an index name"))?;
-                let to = ident(spec.get(4))
-                    .filter(|_| is_word(spec.get(3), "TO"))
-                    .ok_or_else(|| ctx.err("expected RENAME INDEX a TO b"))?;
-                let index = table
-                    .unique_keys
-                    .iter_mut()
-                    .chain(&mut table.indexes)
-                    .find(|k| k.name.eq_ignore_ascii_case(&from))
-                    .ok_or_else(|| {
-                        ctx.err(format!(
-                            "no index `{from}` on {}.{}",
-                            table.schema, table.name
-                        ))
-                    })?;
-                index.name = to;
-            }
-            _ => {
-                // RENAME [TO | AS] new_name
-                let at = if is_word(spec.get(1), "TO") || is_word(spec.get(1), "AS") {
-                    2
-                } else {
-                    1
-                };
-                let (to, _) = ctx.table_name(spec, at)?;
-                return Ok(Some(to));
-            }
-        },
-        "ALTER" => {
-            // ALTER [COLUMN] c SET DEFAULT x | DROP DEFAULT | SET [IN]VISIBLE
-            skip_if(&mut i, &["COLUMN"]);
-            let name = ident(spec.get(i)).ok_or_else(|| ctx.err("expected a column name"))?;
-            let (at, _) = table
-                .column(&name)
-                .ok_or_else(|| ctx.err(format!("no column `{name}` in {}", table.qualified())))?;
-            let rest = &spec[i + 1..];
-            let column = &mut table.columns[at];
-            if starts_with(rest, &["SET", "DEFAULT"]) {
-                column.default = Some(render(&rest[2..]));
-            } else if starts_with(rest, &["DROP", "DEFAULT"]) {
-                column.default = None;
-            } else if starts_with(rest, &["SET", "INVISIBLE"]) {
-                column.invisible = true;
-            } else if starts_with(rest, &["SET", "VISIBLE"]) {
-                column.invisible = false;
-            } else {
-                return Err(ctx.err(format!("unknown ALTER COLUMN form `{}`", render(spec))));
-            }
-        }
-        "CONVERT" => {
-            // CONVERT TO CHARACTER SET x [COLLATE y]: every text column, and the default.
-            let (charset, collation) = charset_options(&spec[1..]);
-            for c in table.columns.iter_mut().filter(|c| c.ty.is_text()) {
-                c.charset = charset.clone();
-                c.collation = collation.clone();
-            }
-            table.charset = charset;
-            table.collation = collation;
-        }
-        "DEFAULT" | "CHARACTER" | "CHARSET" | "COLLATE" => {
-            let (charset, collation) = charset_options(spec);
-            if charset.is_some() || collation.is_some() {
-                table.charset = charset;
-                table.collation = collation;
-            }
-        }
-        "WITH" | "WITHOUT" if w(1) == "SYSTEM" => {
-            return Err(ctx.err("system versioning is not supported"));
-        }
-        // Options and partitioning: no column or key changes.
-        "ENGINE"
-        | "AUTO_INCREMENT"
-        | "COMMENT"
-        | "ROW_FORMAT"
-        | "KEY_BLOCK_SIZE"
-        | "ALGORITHM"
-        | "LOCK"
-        | "FORCE"
-        | "ORDER"
-        | "STATS_AUTO_RECALC"
-        | "STATS_PERSISTENT"
-        | "STATS_SAMPLE_PAGES"
-        | "PAGE_COMPRESSED"
-        | "PAGE_COMPRESSION_LEVEL"
-        | "ENCRYPTED"
-        | "ENCRYPTION_KEY_ID"
-        | "CHECKSUM"
-        | "TABLE_CHECKSUM"
-        | "DELAY_KEY_WRITE"
-        | "PACK_KEYS"
-        | "MAX_ROWS"
-        | "MIN_ROWS"
-        | "AVG_ROW_LENGTH"
-        | "INSERT_METHOD"
-        | "UNION"
-        | "TABLESPACE"
-        | "DATA"
-        | "INDEX"
-        | "TRANSACTIONAL"
-        | "DISCARD"
-        | "IMPORT"
-        | "ENABLE"
-        | "DISABLE"
-        | "PARTITION"
-        | "COALESCE"
-        | "REORGANIZE"
-        | "EXCHANGE"
-        | "TRUNCATE"
-        | "ANALYZE"
-        | "CHECK"
-        | "OPTIMIZE"
-        | "REBUILD"
-        | "REPAIR"
-        | "REMOVE"
-        | "PARTITIONS"
-        | "SEQUENCE"
-        | "NOWAIT"
-        | "WAIT" => {}
-        _ => {
-            return Err(ctx.err(format!(
-                "an ALTER TABLE spec the tracker does not know: `{}`",
-                render(spec)
-            )))
-        }
-    }
-    Ok(None)
-}
-
-fn add_column(
-    ctx: &Ctx,
-    table: &mut Table,
-    def: &[Token],
-    at: Option<usize>,
-    if_not_exists: bool,
-) -> Result<(), DdlError> {
-    let (column, inline_keys) = parse_column(ctx, def)?;
-    if table.column(&column.name).is_some() {
-        if if_not_exists {
-            return Ok(());
-        }
-        return Err(ctx.err(format!(
-            "column `{}` already exists in {}",
-            column.name,
-            table.qualified()
-        )));
-    }
-    let at = at.unwrap_or(table.columns.len());
-    table.columns.insert(at, column);
-    for k in inline_keys {
-        add_key(ctx, table, k)?;
-    }
-    Ok(())
-}
-
-/// A dropped column leaves every key; a key left with no column goes too.
-fn drop_from_keys(table: &mut Table, column: &str) {
-    let strip = |index: &mut Index| index.columns.retain(|c| !c.eq_ignore_ascii_case(column));
-    if let Some(pk) = &mut table.primary_key {
-        strip(pk);
-        if pk.columns.is_empty() {
-            table.primary_key = None;
-        }
-    }
-    for list in [&mut table.unique_keys, &mut table.indexes] {
-        list.iter_mut().for_each(strip);
-        list.retain(|i| !i.columns.is_empty());
-    }
 }

@@ -8,15 +8,19 @@ use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 /// executable comments (`/*! … */`, `/*!50100 … */`, `/*M!100301 … */`) expanded, since
 /// the server runs what they hold.
 pub(crate) fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
-    let tokens = Tokenizer::new(&MySqlDialect {}, sql)
+    let sql = strip_mysql_only_hints(sql);
+    let tokens = Tokenizer::new(&MySqlDialect {}, &sql)
         .tokenize()
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(tokens.len());
     for token in tokens {
         match token {
+            // sqlparser expands `/*! … */` itself; MariaDB's own `/*M! … */` is left to us.
             Token::Whitespace(Whitespace::MultiLineComment(text)) => {
-                if let Some(body) = executable(&text) {
-                    out.extend(tokenize(body)?);
+                if let Some(body) = text.strip_prefix("M!") {
+                    out.extend(tokenize(
+                        body.trim_start_matches(|c: char| c.is_ascii_digit()),
+                    )?);
                 }
             }
             Token::Whitespace(_) | Token::EOF => {}
@@ -26,12 +30,62 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
-/// The statement text of an executable comment's body (`!50100 PARTITION …` → `PARTITION …`).
-fn executable(comment: &str) -> Option<&str> {
-    let rest = comment
-        .strip_prefix("M!")
-        .or_else(|| comment.strip_prefix('!'))?;
-    Some(rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+/// Removes executable comments MariaDB does not run: MySQL 5.7+ versions `/*!50700 … */` to
+/// `/*!99999 … */`. sqlparser's MySQL tokenizer runs every version. This pass walks the
+/// text as the server's lexer does (quotes, identifiers, comments), so it never looks
+/// inside a string.
+fn strip_mysql_only_hints(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("/*!") {
+        return sql.into();
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == b'\\' && q != b'`' {
+                        i += 2;
+                    } else if bytes[i] == q {
+                        i += 1;
+                        if bytes.get(i) != Some(&q) {
+                            break;
+                        }
+                        i += 1;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'#' => i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n),
+            b'-' if sql[i..].starts_with("-- ") => {
+                i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n)
+            }
+            b'/' if sql[i..].starts_with("/*") => {
+                let end = sql[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+                let digits: String = sql[i..end]
+                    .strip_prefix("/*!")
+                    .unwrap_or("")
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if digits.len() == 5 && digits.as_str() >= "50700" {
+                    out.push_str(&sql[last..i]);
+                    out.push(' ');
+                    last = end;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[last..]);
+    out.into()
 }
 
 /// Tokens back to SQL text, one space between tokens.
@@ -137,6 +191,12 @@ mod tests {
         );
         let t = tokenize("ALTER TABLE t /*M!100301 ADD COLUMN b INT */").unwrap();
         assert_eq!(render(&t), "ALTER TABLE t ADD COLUMN b INT");
+        let t = tokenize("CREATE TABLE t (a INT /*!80023 INVISIBLE */)").unwrap();
+        assert_eq!(
+            render(&t),
+            "CREATE TABLE t ( a INT )",
+            "MySQL 8 comments are not MariaDB's"
+        );
         let t = tokenize("# hash comment\nDROP TABLE `we``ird`, 'x''y', 'a\\\\b'").unwrap();
         assert_eq!(render(&t), r"DROP TABLE `we``ird` , 'x''y' , 'a\\b'");
         assert_eq!(
