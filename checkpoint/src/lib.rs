@@ -20,8 +20,14 @@
 //! another drainer process holds open ([`Error::InUse`], from RocksDB's lock file).
 //! [`Store::write`] applies a [`Batch`] of puts and deletes atomically and durably;
 //! [`Store::scan`] reads a key prefix in order (the schema history lives under `schema/`).
-//! Positions, GTID state and server identity come with issue 5.
+//! [`Store::save_checkpoint`] saves the position after the last transaction durably
+//! applied (coordinates and GTID state, versioned JSON) together with other keys in one
+//! batch, and refuses to move it backward; [`Store::set_checkpoint`] is the operator's
+//! deliberate move. [`Store::claim`] binds a data-dir to its upstream, downstream and
+//! channel, and refuses other servers afterwards.
 
+mod position;
 mod store;
 
+pub use position::{Checkpoint, Identity, ServerIdentity};
 pub use store::{Batch, Error, KeyValue, Store, FORMAT_VERSION};

@@ -17,6 +17,27 @@ pub enum Error {
     InUse { path: PathBuf },
     #[error("data-dir {} has store format version {found}; this build reads version {FORMAT_VERSION}", path.display())]
     Format { path: PathBuf, found: String },
+    /// A save that would move the checkpoint backward (or to a position that cannot be
+    /// ordered against it).
+    #[error("data-dir {}: the checkpoint would move from {current} back to {next}; use `drainer checkpoint set` to move it deliberately", path.display())]
+    Backward {
+        path: PathBuf,
+        current: String,
+        next: String,
+    },
+    /// The data-dir belongs to other servers (or another channel).
+    #[error("data-dir {} belongs to {expected}, not to {actual}: use another data-dir for these servers", path.display())]
+    WrongServers {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("data-dir {}: the value of {key} is unreadable: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
     #[error("RocksDB in data-dir {}: {source}", path.display())]
     Db {
         path: PathBuf,

@@ -8,7 +8,8 @@ const EXAMPLES: &str = "\
 Examples:
   drainer check-config --config a-to-b.toml   validate the file and preflight both servers
   drainer --config a-to-b.toml                run the direction A -> B in the foreground
-  drainer schema show --config a-to-b.toml app.orders   the tracked definition of app.orders
+    drainer schema show --config a-to-b.toml app.orders   the tracked definition of app.orders
+  drainer checkpoint set --config a-to-b.toml --gtid 0-1-1200   resume after GTID 0-1-1200
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight.
 Passwords may come from DRAINER_PUMP_PASSWORD and DRAINER_TO_PASSWORD instead of the file.";
@@ -34,6 +35,30 @@ pub enum Command {
     Schema {
         #[command(subcommand)]
         action: SchemaAction,
+    },
+    /// Inspect or move the checkpoint in data-dir.
+    Checkpoint {
+        #[command(subcommand)]
+        action: CheckpointAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointAction {
+    /// Print the saved position, GTID state and the servers the data-dir belongs to.
+    /// Reads data-dir without locking it.
+    Show,
+    /// Set the position the drainer resumes from (only while it is stopped).
+    Set {
+        /// A GTID state: MariaDB `domain-server-seq[,…]` or MySQL `uuid:1-100[,…]`.
+        #[arg(long, conflicts_with_all = ["file", "pos"])]
+        gtid: Option<String>,
+        /// A binlog file, with --pos.
+        #[arg(long, requires = "pos")]
+        file: Option<String>,
+        /// The position in --file (at least 4).
+        #[arg(long, requires = "file")]
+        pos: Option<u64>,
     },
 }
 

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use conf::{Config, PasswordSource};
 
-use cli::{Cli, Command, SchemaAction};
+use cli::{CheckpointAction, Cli, Command, SchemaAction};
 
 /// Exit codes of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,15 @@ fn main() -> ExitCode {
     {
         return schema_show(&config, table.as_deref()).into();
     }
+    if let Some(Command::Checkpoint { action }) = &cli.command {
+        return match action {
+            CheckpointAction::Show => checkpoint_show(&config),
+            CheckpointAction::Set { gtid, file, pos } => {
+                checkpoint_set(&config, gtid.as_deref(), file.as_deref(), *pos)
+            }
+        }
+        .into();
+    }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -78,7 +87,9 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config)),
-        Some(Command::Schema { .. }) => unreachable!("handled before the runtime starts"),
+        Some(Command::Schema { .. } | Command::Checkpoint { .. }) => {
+            unreachable!("handled before the runtime starts")
+        }
         None => runtime.block_on(run(&config)),
     };
     exit.into()
@@ -185,6 +196,135 @@ fn schema_show(config: &Config, table: Option<&str>) -> Exit {
     for t in tables {
         println!("{};\n", t.create_statement());
     }
+    Exit::Ok
+}
+
+/// `drainer checkpoint show`.
+fn checkpoint_show(config: &Config) -> Exit {
+    let dir = &config.data_dir;
+    let store = match checkpoint::Store::open_read_only(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e} (has a drainer run with this configuration?)");
+            return Exit::Runtime;
+        }
+    };
+    let (cp, identity) = match (store.checkpoint(), store.identity()) {
+        (Ok(cp), Ok(id)) => (cp, id),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    };
+    println!("data-dir   {}", dir.display());
+    match cp {
+        None => println!("position   (none saved yet)"),
+        Some(cp) => {
+            let coords = if cp.position.coords.file.is_empty() {
+                "(by GTID only)".to_owned()
+            } else {
+                cp.position.coords.to_string()
+            };
+            println!("position   {coords}");
+            match &cp.position.gtids {
+                Some(g) => println!("gtid       {g}"),
+                None => println!("gtid       (none)"),
+            }
+            println!("saved at   {} (seconds since the epoch)", cp.saved_at);
+        }
+    }
+    if let Some(id) = identity {
+        let server = |s: &checkpoint::ServerIdentity| match &s.uuid {
+            Some(uuid) => format!("server_id {} ({uuid}) at {}", s.server_id, s.address),
+            None => format!("server_id {} at {}", s.server_id, s.address),
+        };
+        println!("upstream   {}", server(&id.upstream));
+        println!("downstream {}", server(&id.downstream));
+        println!("channel    {}", id.channel_id);
+    }
+    Exit::Ok
+}
+
+/// `drainer checkpoint set`: only while no drainer holds data-dir.
+fn checkpoint_set(
+    config: &Config,
+    gtid: Option<&str>,
+    file: Option<&str>,
+    pos: Option<u64>,
+) -> Exit {
+    let position = match (gtid, file, pos) {
+        (Some(g), None, None) => match g.parse::<pump_reader::GtidSet>() {
+            Ok(gtids) => pump_reader::Position {
+                coords: pump_reader::BinlogCoords::new("", pump_reader::BinlogCoords::FIRST_EVENT),
+                gtids: Some(gtids),
+            },
+            Err(e) => {
+                eprintln!("error: --gtid: {e}");
+                return Exit::BadConfig;
+            }
+        },
+        (None, Some(f), Some(p)) if p >= 4 && !f.is_empty() => pump_reader::Position {
+            coords: pump_reader::BinlogCoords::new(f, p),
+            gtids: None,
+        },
+        (None, Some(_), Some(p)) => {
+            eprintln!("error: --file needs a name and --pos at least 4 (is {p})");
+            return Exit::BadConfig;
+        }
+        _ => {
+            eprintln!("error: give --gtid, or --file and --pos");
+            return Exit::BadConfig;
+        }
+    };
+    let store = match checkpoint::Store::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(e @ checkpoint::Error::InUse { .. }) => {
+            eprintln!("error: {e}: stop the drainer first");
+            return Exit::Runtime;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    };
+    match schema::History::bootstrap_position(&store) {
+        Ok(Some(bootstrap)) => {
+            let before = match (&bootstrap.gtids, &position.gtids) {
+                (Some(b), Some(p)) => p.partial_cmp(b) == Some(std::cmp::Ordering::Less),
+                _ => {
+                    position.coords.partial_cmp(&bootstrap.coords) == Some(std::cmp::Ordering::Less)
+                }
+            };
+            if before {
+                eprintln!(
+                    "error: {position} is before the schema history's bootstrap at {bootstrap}: \
+                     the table definitions there are unknown; start from a new data-dir instead"
+                );
+                return Exit::Runtime;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    }
+    let was = store
+        .checkpoint()
+        .ok()
+        .flatten()
+        .map(|c| c.position.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Err(e) = store.set_checkpoint(&position, now) {
+        eprintln!("error: {e}");
+        return Exit::Runtime;
+    }
+    println!(
+        "checkpoint set to {position} (was {})",
+        was.unwrap_or_else(|| "none".into())
+    );
     Exit::Ok
 }
 

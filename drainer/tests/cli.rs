@@ -175,3 +175,98 @@ fn schema_show_prints_the_tracked_definitions() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 }
+
+#[test]
+fn checkpoint_show_and_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.drainer");
+    let text = VALID.replace(
+        "[pump]",
+        &format!("data-dir = {:?}\n[pump]", data.display().to_string()),
+    );
+    let out = with_config(&text, &["checkpoint", "show"]);
+    assert_eq!(out.status.code(), Some(1), "no data-dir yet");
+
+    let out = with_config(&text, &["checkpoint", "set", "--gtid", "0-1-1200,1-2-7"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("checkpoint set to gtid 0-1-1200,1-2-7 (was none)"));
+    let out = with_config(&text, &["checkpoint", "show"]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        shown.contains("position   (by GTID only)") && shown.contains("gtid       0-1-1200,1-2-7"),
+        "{shown}"
+    );
+
+    let out = with_config(
+        &text,
+        &[
+            "checkpoint",
+            "set",
+            "--file",
+            "binlog.000009",
+            "--pos",
+            "1234",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("set to binlog.000009:1234 (was gtid 0-1-1200,1-2-7)"));
+
+    for (args, code) in [
+        (&["checkpoint", "set", "--gtid", "nonsense"][..], 2),
+        (
+            &["checkpoint", "set", "--file", "binlog.000001", "--pos", "3"][..],
+            2,
+        ),
+        (&["checkpoint", "set", "--file", "binlog.000001"][..], 2),
+        (
+            &["checkpoint", "set", "--gtid", "0-1-5", "--pos", "4"][..],
+            2,
+        ),
+        (&["checkpoint", "set"][..], 2),
+    ] {
+        let out = with_config(&text, args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+    }
+
+    // Not while a drainer holds the data-dir.
+    {
+        let _held = checkpoint::Store::open(&data).unwrap();
+        let out = with_config(&text, &["checkpoint", "set", "--gtid", "0-1-5"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("stop the drainer first"),
+            "{}",
+            stderr(&out)
+        );
+        // show works beside it.
+        assert_eq!(
+            with_config(&text, &["checkpoint", "show"]).status.code(),
+            Some(0)
+        );
+    }
+
+    // Not before the schema history's bootstrap.
+    {
+        let store = checkpoint::Store::open(&data).unwrap();
+        let mut history = schema::History::load(&store, None).unwrap();
+        let at = pump_reader::Position {
+            coords: pump_reader::BinlogCoords::new("binlog.000009", 5000),
+            gtids: None,
+        };
+        history
+            .bootstrap(&store, &at, &schema::Snapshot::default())
+            .unwrap();
+    }
+    let out = with_config(
+        &text,
+        &["checkpoint", "set", "--file", "binlog.000008", "--pos", "4"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("before the schema history's bootstrap at binlog.000009:5000"),
+        "{}",
+        stderr(&out)
+    );
+}

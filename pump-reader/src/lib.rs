@@ -90,5 +90,5 @@ pub use txn::{Change, Collector, Rows, Statement, Txn, TxnEvent, TxnStart};
 
 pub use position::{
     BinlogCoords, Gtid, GtidSet, MariaGtid, MariaGtidList, MysqlGtid, MysqlGtidSet, Position,
-    PositionError, Uuid,
+    PositionError, PositionRecord, Uuid,
 };

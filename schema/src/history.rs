@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 
 use checkpoint::{Batch, Store};
-use pump_reader::{BinlogCoords, GtidSet, MariaGtidList, MysqlGtidSet, Position};
+use pump_reader::{Position, PositionRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::ddl::{Applied, Catalog, Database, DdlError};
@@ -34,47 +34,6 @@ pub enum HistoryError {
     Corrupt { key: String, reason: String },
 }
 
-/// A position as stored: text that parses back, and the GTID flavour (an empty GTID state
-/// does not tell it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredPosition {
-    file: String,
-    pos: u64,
-    gtids: Option<String>,
-    flavor: Option<String>,
-}
-
-impl StoredPosition {
-    fn from(p: &Position) -> Self {
-        StoredPosition {
-            file: p.coords.file.clone(),
-            pos: p.coords.pos,
-            gtids: p.gtids.as_ref().map(|g| g.to_string()),
-            flavor: p.gtids.as_ref().map(|g| match g {
-                GtidSet::MariaDb(_) => "mariadb".into(),
-                GtidSet::MySql(_) => "mysql".into(),
-            }),
-        }
-    }
-
-    fn to_position(&self) -> Result<Position, String> {
-        let gtids = match (self.flavor.as_deref(), &self.gtids) {
-            (Some("mariadb"), Some(g)) => Some(GtidSet::MariaDb(
-                g.parse::<MariaGtidList>().map_err(|e| e.to_string())?,
-            )),
-            (Some("mysql"), Some(g)) => Some(GtidSet::MySql(
-                g.parse::<MysqlGtidSet>().map_err(|e| e.to_string())?,
-            )),
-            (None, None) => None,
-            (flavor, _) => return Err(format!("unknown GTID flavour {flavor:?}")),
-        };
-        Ok(Position {
-            coords: BinlogCoords::new(self.file.clone(), self.pos),
-            gtids,
-        })
-    }
-}
-
 /// One table's definition after a change (`None`: dropped).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TableState {
@@ -85,7 +44,7 @@ struct TableState {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct EntryV1 {
-    position: StoredPosition,
+    position: PositionRecord,
     /// The server's default charset, recorded by the bootstrap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     server: Option<Database>,
@@ -160,7 +119,8 @@ impl History {
             );
             let Entry::V1(entry) =
                 serde_json::from_slice::<Entry>(&value).map_err(|e| corrupt(e.to_string()))?;
-            let position = entry.position.to_position().map_err(corrupt)?;
+            let position =
+                Position::try_from(&entry.position).map_err(|e| corrupt(e.to_string()))?;
             if let Some(upto) = upto {
                 match at_or_before(&position, upto) {
                     Some(true) => {}
@@ -203,6 +163,22 @@ impl History {
             store.write(later)?;
         }
         Ok(history)
+    }
+
+    /// Where the bootstrap was taken, if there was one: no checkpoint may go before it.
+    pub fn bootstrap_position(store: &Store) -> Result<Option<Position>, HistoryError> {
+        let Some((_, value)) = store.scan(PREFIX)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| HistoryError::Corrupt {
+            key: "schema/0".into(),
+            reason,
+        };
+        let Entry::V1(entry) =
+            serde_json::from_slice::<Entry>(&value).map_err(|e| corrupt(e.to_string()))?;
+        Position::try_from(&entry.position)
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     /// Whether nothing is recorded yet (the store needs a bootstrap).
@@ -319,7 +295,7 @@ impl History {
         applied: &Applied,
     ) -> Result<(), HistoryError> {
         let entry = Entry::V1(EntryV1 {
-            position: StoredPosition::from(at),
+            position: PositionRecord::from(at),
             server: self.server_to_record.take(),
             cause: cause.to_owned(),
             tables: applied

@@ -8,6 +8,7 @@
 mod coords;
 mod mariadb;
 mod mysql;
+mod record;
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -16,6 +17,7 @@ use std::str::FromStr;
 pub use coords::BinlogCoords;
 pub use mariadb::{MariaGtid, MariaGtidList};
 pub use mysql::{MysqlGtid, MysqlGtidSet, Uuid};
+pub use record::PositionRecord;
 
 /// Text that is not the position it should be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
