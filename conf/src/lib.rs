@@ -37,11 +37,13 @@
 //! assert!(config.validate().is_empty());
 //! ```
 
+mod filter;
 mod load;
 mod model;
 mod secret;
 mod validate;
 
+pub use filter::Filter;
 pub use load::{ConfigError, PasswordSource, PUMP_PASSWORD_ENV, TO_PASSWORD_ENV};
 pub use model::*;
 pub use secret::{Secret, REDACTED};

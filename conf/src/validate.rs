@@ -265,7 +265,9 @@ fn check_identifier(name: &str) -> Result<(), String> {
 fn check_name_or_pattern(name: &str) -> Result<(), String> {
     match name.strip_prefix('~') {
         Some("") => Err("a `~` pattern needs a regular expression after the `~`".into()),
-        Some(_) => Ok(()),
+        Some(re) => regex_lite::Regex::new(re)
+            .map(drop)
+            .map_err(|e| format!("`{name}` is not a valid regular expression: {e}")),
         None => check_identifier(name),
     }
 }

@@ -417,10 +417,20 @@ fn names_and_patterns_are_checked() {
         "~^shop_[0-9]+$".into(),
         "~".into(),
         String::new(),
+        "~(".into(),
     ];
     assert_eq!(
         violated(&c),
-        ["syncer.replicate-do-db[2]", "syncer.replicate-do-db[3]"]
+        [
+            "syncer.replicate-do-db[2]",
+            "syncer.replicate-do-db[3]",
+            "syncer.replicate-do-db[4]"
+        ]
+    );
+    assert_violates(
+        &c,
+        "syncer.replicate-do-db[4]",
+        "not a valid regular expression",
     );
     c.syncer.replicate_do_db.clear();
 
