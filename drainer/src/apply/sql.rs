@@ -1,0 +1,334 @@
+//! Row changes to SQL statements with bound parameters.
+//!
+//! - INSERT of one or more rows (REPLACE in safe mode), generated columns left out (the
+//!   downstream computes them).
+//! - UPDATE and DELETE locate their row by the first key (primary, then unique keys in
+//!   order) whose before-image values are all present and non-NULL; without one, by every
+//!   stored column of the before image with NULL-safe `<=>`, and `LIMIT 1`.
+//! - UPDATE sets the after image's present columns; in safe mode it is a DELETE of the old
+//!   row and a REPLACE of the new one.
+
+use mysql_async::Value as Param;
+use schema::{Table, Value};
+
+use super::values::{param, Unwritable};
+
+/// A statement and its parameters, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// Why a row change cannot be written as SQL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("{table}.{column}: {source}")]
+    Value {
+        table: String,
+        column: String,
+        #[source]
+        source: Unwritable,
+    },
+    #[error("{table}: the row image lacks column {column}, which the statement needs")]
+    Missing { table: String, column: String },
+}
+
+/// `name` as a quoted identifier.
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn qualified(table: &Table) -> String {
+    format!("{}.{}", quote(&table.schema), quote(&table.name))
+}
+
+fn bind(table: &Table, column: usize, value: &Value) -> Result<Param, BuildError> {
+    param(value).map_err(|source| BuildError::Value {
+        table: table.qualified(),
+        column: table.columns[column].name.clone(),
+        source,
+    })
+}
+
+/// The stored (not generated) columns, by index.
+fn stored(table: &Table) -> impl Iterator<Item = usize> + '_ {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.generated.is_none())
+        .map(|(i, _)| i)
+}
+
+/// INSERT (or REPLACE) of `rows`, each a full after image.
+pub fn insert(table: &Table, rows: &[&[Option<Value>]], replace: bool) -> Result<Stmt, BuildError> {
+    let columns: Vec<usize> = stored(table).collect();
+    let names: Vec<String> = columns
+        .iter()
+        .map(|&i| quote(&table.columns[i].name))
+        .collect();
+    let placeholders = format!("({})", vec!["?"; columns.len()].join(","));
+    let mut sql = format!(
+        "{} INTO {} ({}) VALUES ",
+        if replace { "REPLACE" } else { "INSERT" },
+        qualified(table),
+        names.join(",")
+    );
+    let mut params = Vec::with_capacity(rows.len() * columns.len());
+    for (n, row) in rows.iter().enumerate() {
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&placeholders);
+        for &i in &columns {
+            let value = row
+                .get(i)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| BuildError::Missing {
+                    table: table.qualified(),
+                    column: table.columns[i].name.clone(),
+                })?;
+            params.push(bind(table, i, value)?);
+        }
+    }
+    Ok(Stmt { sql, params })
+}
+
+/// Appends ` WHERE …` locating the row of `before`; returns whether it needs `LIMIT 1`.
+fn locate(
+    table: &Table,
+    before: &[Option<Value>],
+    sql: &mut String,
+    params: &mut Vec<Param>,
+) -> Result<bool, BuildError> {
+    let value = |name: &str| {
+        let (i, _) = table.column(name)?;
+        match before.get(i)? {
+            Some(v) if *v != Value::Null => Some((i, v)),
+            _ => None,
+        }
+    };
+    let keys = table.primary_key.iter().chain(&table.unique_keys);
+    for key in keys {
+        let parts: Option<Vec<(usize, &Value)>> = key.columns.iter().map(|c| value(c)).collect();
+        if let Some(parts) = parts {
+            sql.push_str(" WHERE ");
+            for (n, (i, v)) in parts.into_iter().enumerate() {
+                if n > 0 {
+                    sql.push_str(" AND ");
+                }
+                sql.push_str(&quote(&table.columns[i].name));
+                sql.push_str(" = ?");
+                params.push(bind(table, i, v)?);
+            }
+            return Ok(false);
+        }
+    }
+    // No usable key: every stored column the image has, NULL-safe.
+    let mut n = 0;
+    for i in stored(table) {
+        let Some(Some(v)) = before.get(i) else {
+            continue;
+        };
+        sql.push_str(if n == 0 { " WHERE " } else { " AND " });
+        sql.push_str(&quote(&table.columns[i].name));
+        sql.push_str(" <=> ?");
+        params.push(bind(table, i, v)?);
+        n += 1;
+    }
+    if n == 0 {
+        return Err(BuildError::Missing {
+            table: table.qualified(),
+            column: "(any column to locate the row by)".into(),
+        });
+    }
+    Ok(true)
+}
+
+/// DELETE of the row `before` identifies.
+pub fn delete(table: &Table, before: &[Option<Value>]) -> Result<Stmt, BuildError> {
+    let mut sql = format!("DELETE FROM {}", qualified(table));
+    let mut params = Vec::new();
+    if locate(table, before, &mut sql, &mut params)? {
+        sql.push_str(" LIMIT 1");
+    }
+    Ok(Stmt { sql, params })
+}
+
+/// UPDATE of the row `before` identifies to `after` (its present, stored columns); in
+/// safe mode a DELETE and a REPLACE.
+pub fn update(
+    table: &Table,
+    before: &[Option<Value>],
+    after: &[Option<Value>],
+    safe: bool,
+) -> Result<Vec<Stmt>, BuildError> {
+    if safe {
+        return Ok(vec![delete(table, before)?, insert(table, &[after], true)?]);
+    }
+    let mut sql = format!("UPDATE {} SET ", qualified(table));
+    let mut params = Vec::new();
+    let mut n = 0;
+    for i in stored(table) {
+        let Some(Some(v)) = after.get(i) else {
+            continue;
+        };
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&quote(&table.columns[i].name));
+        sql.push_str(" = ?");
+        params.push(bind(table, i, v)?);
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(Vec::new()); // nothing stored changes
+    }
+    if locate(table, before, &mut sql, &mut params)? {
+        sql.push_str(" LIMIT 1");
+    }
+    Ok(vec![Stmt { sql, params }])
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use schema::Catalog;
+
+    use super::*;
+
+    fn table(sql: &str) -> Table {
+        let mut c = Catalog::new();
+        c.apply("", "CREATE DATABASE app").unwrap();
+        c.apply("app", sql).unwrap().tables[0].1.clone().unwrap()
+    }
+
+    fn text(s: &str) -> Option<Value> {
+        Some(Value::Text(Bytes::copy_from_slice(s.as_bytes())))
+    }
+
+    fn int(i: i64) -> Option<Value> {
+        Some(Value::Int(i))
+    }
+
+    #[test]
+    fn inserts_leave_generated_columns_to_the_downstream() {
+        let t =
+            table("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10), g INT AS (id * 2) STORED)");
+        let rows = [vec![int(1), text("a"), int(2)], vec![int(2), None, int(4)]];
+        let e = insert(&t, &[&rows[0], &rows[1]], false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "app.t: the row image lacks column v, which the statement needs"
+        );
+        let rows = [
+            vec![int(1), text("a"), int(2)],
+            vec![int(2), Some(Value::Null), int(4)],
+        ];
+        let s = insert(&t, &[&rows[0], &rows[1]], false).unwrap();
+        assert_eq!(s.sql, "INSERT INTO `app`.`t` (`id`,`v`) VALUES (?,?),(?,?)");
+        assert_eq!(
+            s.params,
+            [
+                Param::Int(1),
+                Param::Bytes(b"a".to_vec()),
+                Param::Int(2),
+                Param::NULL
+            ]
+        );
+        assert!(insert(&t, &[&rows[0]], true)
+            .unwrap()
+            .sql
+            .starts_with("REPLACE INTO"));
+    }
+
+    #[test]
+    fn rows_are_located_by_the_first_complete_key() {
+        let t = table("CREATE TABLE t (id INT, email VARCHAR(20), n INT, UNIQUE KEY (email), PRIMARY KEY (id))");
+        let before = [int(1), text("a@x"), int(5)];
+        let after = [int(1), text("b@x"), int(6)];
+        let s = update(&t, &before, &after, false).unwrap();
+        assert_eq!(
+            s[0].sql,
+            "UPDATE `app`.`t` SET `id` = ?,`email` = ?,`n` = ? WHERE `id` = ?"
+        );
+        assert_eq!(s[0].params.last(), Some(&Param::Int(1)));
+        // A primary key change: the old key locates, the new values are set.
+        let moved = [int(9), text("a@x"), int(5)];
+        let s = update(&t, &before, &moved, false).unwrap();
+        assert_eq!(
+            s[0].params,
+            [
+                Param::Int(9),
+                Param::Bytes(b"a@x".to_vec()),
+                Param::Int(5),
+                Param::Int(1)
+            ]
+        );
+        // Without a primary key, the first unique key whose values are not NULL.
+        let t = table("CREATE TABLE u (a INT, b INT, c INT, UNIQUE KEY ua (a), UNIQUE KEY ub (b))");
+        let s = delete(&t, &[Some(Value::Null), int(2), int(3)]).unwrap();
+        assert_eq!(s.sql, "DELETE FROM `app`.`u` WHERE `b` = ?");
+        assert_eq!(s.params, [Param::Int(2)]);
+    }
+
+    #[test]
+    fn without_a_usable_key_every_column_null_safely_and_limit_1() {
+        let t = table("CREATE TABLE n (a INT, b VARCHAR(5), g INT AS (a + 1) VIRTUAL)");
+        let s = delete(&t, &[int(1), Some(Value::Null), int(2)]).unwrap();
+        assert_eq!(
+            s.sql,
+            "DELETE FROM `app`.`n` WHERE `a` <=> ? AND `b` <=> ? LIMIT 1"
+        );
+        assert_eq!(s.params, [Param::Int(1), Param::NULL]);
+        let s = update(
+            &t,
+            &[int(1), text("x"), int(2)],
+            &[int(1), text("y"), int(2)],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            s[0].sql,
+            "UPDATE `app`.`n` SET `a` = ?,`b` = ? WHERE `a` <=> ? AND `b` <=> ? LIMIT 1"
+        );
+    }
+
+    #[test]
+    fn minimal_images_and_safe_mode() {
+        let t = table("CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)");
+        // MINIMAL: the before image has the key, the after image the changed columns.
+        let s = update(&t, &[int(1), None, None], &[None, None, int(7)], false).unwrap();
+        assert_eq!(s[0].sql, "UPDATE `app`.`t` SET `b` = ? WHERE `id` = ?");
+        let s = update(
+            &t,
+            &[int(1), int(2), int(3)],
+            &[int(1), int(2), int(7)],
+            true,
+        )
+        .unwrap();
+        let sqls: Vec<&str> = s.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sqls,
+            [
+                "DELETE FROM `app`.`t` WHERE `id` = ?",
+                "REPLACE INTO `app`.`t` (`id`,`a`,`b`) VALUES (?,?,?)"
+            ]
+        );
+        assert!(
+            update(&t, &[int(1), None, None], &[None, None, None], false)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        let t = table("CREATE TABLE `we``ird` (`select` INT PRIMARY KEY)");
+        assert_eq!(
+            delete(&t, &[int(1)]).unwrap().sql,
+            "DELETE FROM `app`.`we``ird` WHERE `select` = ?"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! # drainer (library): the parts of the `drainer` binary that are more than wiring
+//!
+//! The binary (`main.rs`) reads the command line and wires the crates together. What it
+//! applies lives here, so it can be tested on its own:
+//! [`apply`] turns typed row changes into downstream statements with exact parameters.
+
+pub mod apply;
