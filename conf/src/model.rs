@@ -82,6 +82,10 @@ pub struct Syncer {
     pub txn_batch: u32,
     #[serde(default)]
     pub safe_mode: bool,
+    /// Safe mode also runs for this long after every start (TiDB: 5 minutes), so
+    /// transactions read again after a restart neither fail nor double.
+    #[serde(default = "default_safe_mode_after_start_s")]
+    pub safe_mode_after_start_s: u64,
     #[serde(default)]
     pub loopback_control: bool,
     /// This direction's channel in the mark table; 0 means unset.
@@ -157,6 +161,9 @@ fn default_initial_pos() -> u64 {
 }
 fn default_worker_count() -> u32 {
     DEFAULT_WORKER_COUNT
+}
+fn default_safe_mode_after_start_s() -> u64 {
+    300
 }
 fn default_txn_batch() -> u32 {
     DEFAULT_TXN_BATCH

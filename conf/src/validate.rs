@@ -96,6 +96,15 @@ impl Config {
                 ),
             );
         }
+        if syncer.safe_mode_after_start_s > 86_400 {
+            v.add(
+                "syncer.safe-mode-after-start-s",
+                format!(
+                    "must be at most 86400 (is {})",
+                    syncer.safe_mode_after_start_s
+                ),
+            );
+        }
         if syncer.txn_batch == 0 {
             v.add("syncer.txn-batch", "must be at least 1 (is 0)".into());
         }

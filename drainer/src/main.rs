@@ -123,7 +123,8 @@ async fn check_config(path: &Path, config: &Config) -> Exit {
     }
 }
 
-/// `drainer --config FILE`.
+/// `drainer --config FILE`: preflight, then replicate until SIGINT/SIGTERM (a second
+/// signal exits at once).
 async fn run(config: &Config) -> Exit {
     let report = preflight::run(config).await;
     if !report.passed() {
@@ -138,11 +139,30 @@ async fn run(config: &Config) -> Exit {
         }
         return Exit::FailedPreflight;
     }
-    tracing::error!(
-        "preflight passed, but this build cannot replicate yet: the replication pipeline \
-         (pump-reader, schema, applier) is not implemented; see README, Status"
-    );
-    Exit::Runtime
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("stopping: finishing the transaction in flight and saving the checkpoint");
+        let _ = stop_tx.send(true);
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    match drainer::pipeline::run(config, stop_rx).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!(error = %e, "replication stopped");
+            eprintln!("error: {e}");
+            Exit::Runtime
+        }
+    }
 }
 
 /// `drainer schema show`: the tracked definitions, from data-dir, without locking it.

@@ -237,9 +237,22 @@ impl History {
         default_schema: &str,
         sql: &str,
     ) -> Result<Applied, HistoryError> {
+        self.apply_filtered(store, at, default_schema, sql, &|_, _| true)
+    }
+
+    /// [`History::apply`] with the replication filter: tables `wants` refuses are not
+    /// tracked.
+    pub fn apply_filtered(
+        &mut self,
+        store: &Store,
+        at: &Position,
+        default_schema: &str,
+        sql: &str,
+        wants: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Applied, HistoryError> {
         let mut next = self.catalog.clone();
         let applied = next
-            .apply(default_schema, sql)
+            .apply_filtered(default_schema, sql, wants)
             .map_err(|source| HistoryError::Ddl {
                 at: at.clone(),
                 source,

@@ -280,7 +280,16 @@ impl Catalog {
                 "USER" => changed.class = Class::Account,
                 _ => return Err(ctx.err("an unknown RENAME statement")),
             },
-            "TRUNCATE" => changed.class = Class::Truncate,
+            "TRUNCATE" => {
+                let i = if is_word(t.get(1), "TABLE") { 2 } else { 1 };
+                let (key, _) = ctx.table_name(t, i)?;
+                // A table outside replication: nothing to replay.
+                changed.class = if ctx.wants(&key) {
+                    Class::Truncate
+                } else {
+                    Class::Other
+                };
+            }
             "GRANT" | "REVOKE" => changed.class = Class::Account,
             "SET"
                 if is_word(t.get(1), "PASSWORD") || starts_with(&t[1..], &["DEFAULT", "ROLE"]) =>

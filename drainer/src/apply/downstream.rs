@@ -1,0 +1,229 @@
+//! The downstream connection: session settings, transactions with retries, DDL, and the
+//! downstream's own table columns (for the sync modes).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, TxOpts};
+
+use super::sql::Stmt;
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// `sync-mode = 2`: the session drops STRICT_TRANS_TABLES and STRICT_ALL_TABLES, so
+    /// rows still apply while a schema change rolls out.
+    pub partial: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// A downstream failure, sorted.
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    /// Connection lost, deadlock, lock wait timeout, server going away: worth retrying.
+    #[error("downstream (retryable): {0}")]
+    Transient(String),
+    /// Anything else: the drainer stops, naming the statement.
+    #[error("downstream refused `{statement}`: {reason}")]
+    Definite { statement: String, reason: String },
+}
+
+/// Server error codes worth retrying the whole transaction for.
+fn transient(code: u16) -> bool {
+    matches!(
+        code,
+        1205 // lock wait timeout
+            | 1213 // deadlock
+            | 1040 // too many connections
+            | 1053 // server shutdown in progress
+            | 1152
+            ..=1161 // network
+            | 1927 // connection killed
+            | 2006 | 2013 // gone away, lost
+            | 4031 // disconnected by the server (idle)
+    )
+}
+
+fn classify(statement: &str, e: mysql_async::Error) -> DownstreamError {
+    match &e {
+        mysql_async::Error::Server(s) if !transient(s.code) => DownstreamError::Definite {
+            statement: statement.chars().take(300).collect(),
+            reason: e.to_string(),
+        },
+        _ => DownstreamError::Transient(e.to_string()),
+    }
+}
+
+/// Errors of a replayed DDL that mean its effect is already there.
+fn already_applied(code: u16) -> bool {
+    matches!(
+        code,
+        1007 // database exists
+            | 1008 // database does not exist (DROP)
+            | 1050 // table exists
+            | 1051 // unknown table (DROP)
+            | 1060 // duplicate column
+            | 1061 // duplicate key name
+            | 1091 // can't drop: does not exist
+            | 1146 // table does not exist (for a DROP/RENAME replay)
+    )
+}
+
+/// One downstream session.
+pub struct Downstream {
+    target: Target,
+    conn: Option<Conn>,
+    /// `schema.table` → column names, in order; refreshed after DDL.
+    columns: HashMap<(String, String), Vec<String>>,
+}
+
+impl Downstream {
+    pub fn new(target: Target) -> Self {
+        Downstream {
+            target,
+            conn: None,
+            columns: HashMap::new(),
+        }
+    }
+
+    async fn conn(&mut self) -> Result<&mut Conn, DownstreamError> {
+        if self.conn.is_none() {
+            let t = &self.target;
+            let opts = OptsBuilder::default()
+                .ip_or_hostname(t.host.as_str())
+                .tcp_port(t.port)
+                .user(Some(t.user.as_str()))
+                .pass(Some(t.password.as_str()))
+                .prefer_socket(false)
+                .max_allowed_packet(Some(1 << 30))
+                // Long DDL (an index on a big table) must not hit a read timeout: none set.
+                .wait_timeout(Some(28_800));
+            let mut conn = tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
+                .await
+                .map_err(|_| {
+                    DownstreamError::Transient(format!("no answer from {t:?} within 10 s"))
+                })?
+                .map_err(|e| match &e {
+                    mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1130) => {
+                        DownstreamError::Definite {
+                            statement: format!("log in to {t:?}"),
+                            reason: e.to_string(),
+                        }
+                    }
+                    _ => DownstreamError::Transient(e.to_string()),
+                })?;
+            let mut setup = vec!["SET NAMES binary", "SET time_zone = '+00:00'"];
+            if t.partial {
+                setup.push(
+                    "SET SESSION sql_mode = REPLACE(REPLACE(REPLACE(@@sql_mode, 'STRICT_TRANS_TABLES', ''), \
+                     'STRICT_ALL_TABLES', ''), ',,', ',')",
+                );
+            }
+            for s in setup {
+                conn.query_drop(s).await.map_err(|e| classify(s, e))?;
+            }
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Drops the session (after a transient failure); the next call reconnects.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    /// Runs `stmts` as one transaction. On error the transaction is rolled back (by the
+    /// server, as the session is dropped) and nothing of it is committed.
+    pub async fn apply_txn(&mut self, stmts: &[Stmt]) -> Result<(), DownstreamError> {
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn().await?;
+        let result = async {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| classify("BEGIN", e))?;
+            for s in stmts {
+                tx.exec_drop(s.sql.as_str(), s.params.clone())
+                    .await
+                    .map_err(|e| classify(&s.sql, e))?;
+            }
+            tx.commit().await.map_err(|e| classify("COMMIT", e))
+        }
+        .await;
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    /// Runs a DDL statement in its schema context. Errors meaning "already done" (a
+    /// replayed DDL) count as applied; the column cache is cleared.
+    pub async fn apply_ddl(&mut self, schema: &str, sql: &str) -> Result<(), DownstreamError> {
+        self.columns.clear();
+        let conn = self.conn().await?;
+        let result = async {
+            // DDL text is in the client's charset, usually utf8mb4, not binary bytes.
+            conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| classify("SET NAMES", e))?;
+            if !schema.is_empty() {
+                let use_db = format!("USE `{}`", schema.replace('`', "``"));
+                conn.query_drop(use_db.as_str()).await.map_err(|e| classify(&use_db, e))?;
+            }
+            let outcome = match conn.query_drop(sql).await {
+                Err(mysql_async::Error::Server(s)) if already_applied(s.code) => {
+                    tracing::info!(statement = sql, reason = %s.message, "DDL already applied downstream");
+                    Ok(())
+                }
+                other => other.map_err(|e| classify(sql, e)),
+            };
+            conn.query_drop("SET NAMES binary").await.map_err(|e| classify("SET NAMES", e))?;
+            outcome
+        }
+        .await;
+        if matches!(result, Err(DownstreamError::Transient(_))) {
+            self.reset();
+        }
+        result
+    }
+
+    /// The downstream's columns of `schema.table`, in order (cached until the next DDL).
+    pub async fn columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<String>, DownstreamError> {
+        let key = (schema.to_owned(), table.to_owned());
+        if let Some(c) = self.columns.get(&key) {
+            return Ok(c.clone());
+        }
+        let conn = self.conn().await?;
+        let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                   ORDER BY ORDINAL_POSITION";
+        let names: Vec<Vec<u8>> = conn
+            .exec(sql, (schema, table))
+            .await
+            .map_err(|e| classify(sql, e))?;
+        let names: Vec<String> = names
+            .into_iter()
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            .collect();
+        self.columns.insert(key, names.clone());
+        Ok(names)
+    }
+
+    /// Forgets cached downstream columns (after DDL, or an "unknown column" error).
+    pub fn forget_columns(&mut self) {
+        self.columns.clear();
+    }
+}

@@ -1,0 +1,164 @@
+//! One direction end to end: the `drainer` binary between two real MariaDB servers.
+
+use std::time::Duration;
+
+use integration::{config_for, eventually, DrainerCommand, DrainerProcess, MariaDb};
+use mysql_async::prelude::Queryable;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const SETUP: &[&str] = &[
+    "CREATE DATABASE app",
+    "CREATE TABLE app.orders (id INT PRIMARY KEY, customer VARCHAR(40), total DECIMAL(10,2), note TEXT)",
+    "CREATE TABLE app.lines (order_id INT, line INT, qty INT, PRIMARY KEY (order_id, line))",
+    "CREATE TABLE app.log (at DATETIME(6), msg VARCHAR(100))",
+];
+
+/// Every row of every table, as text, in a stable order.
+async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
+    let mut conn = server.conn().await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (table, order) in [
+        ("orders", "id"),
+        ("lines", "order_id, line"),
+        ("log", "at, msg"),
+    ] {
+        let sql = format!("SELECT * FROM app.{table} ORDER BY {order}");
+        let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(|e| e.to_string())?;
+        for r in rows {
+            let cols: Vec<String> = (0..r.len())
+                .map(|i| {
+                    r.get::<Option<String>, _>(i)
+                        .flatten()
+                        .unwrap_or_else(|| "NULL".into())
+                })
+                .collect();
+            out.push(format!("{table}: {}", cols.join(" | ")));
+        }
+    }
+    conn.disconnect().await.ok();
+    Ok(out)
+}
+
+async fn converged(a: &MariaDb, b: &MariaDb) {
+    eventually("the downstream to match the upstream", WAIT, || async {
+        let (x, y) = (dump(a).await?, dump(b).await?);
+        if x == y {
+            Ok(())
+        } else {
+            Err(format!(
+                "upstream {} rows, downstream {} rows; first difference: {:?}",
+                x.len(),
+                y.len(),
+                x.iter().zip(&y).find(|(p, q)| p != q).or(None)
+            ))
+        }
+    })
+    .await;
+}
+
+/// Starts the drainer and waits until it reads the upstream.
+async fn start(config: &conf::Config) -> DrainerProcess {
+    let drainer = DrainerCommand::new()
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    eventually("the drainer to start replicating", WAIT, || async {
+        let log = drainer.stderr();
+        if log.contains("replicating") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    drainer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicates_dml_and_ddl_and_survives_a_restart() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    config.syncer.checkpoint_interval_ms = 200;
+    let mut drainer = start(&config).await;
+    a.exec(&["INSERT INTO app.orders VALUES (1, 'ada', 10.50, NULL)"])
+        .await
+        .unwrap();
+    converged(&a, &b).await;
+
+    a.exec(&[
+        "BEGIN",
+        "INSERT INTO app.orders VALUES (2, 'bob', 20.00, 'two'), (3, 'cy', 30.00, 'three')",
+        "INSERT INTO app.lines VALUES (2, 1, 5), (2, 2, 6), (3, 1, 1)",
+        "COMMIT",
+        "UPDATE app.orders SET id = 20, total = 21.00 WHERE id = 2",
+        "UPDATE app.lines SET order_id = 20 WHERE order_id = 2",
+        "DELETE FROM app.orders WHERE id = 3",
+        "DELETE FROM app.lines WHERE order_id = 3",
+        "INSERT INTO app.log VALUES ('2024-01-01 00:00:00.000001', 'no key here'), ('2024-01-01 00:00:00.000001', 'no key here')",
+        "DELETE FROM app.log LIMIT 1",
+        "ALTER TABLE app.orders ADD COLUMN status ENUM('new','paid') NOT NULL DEFAULT 'new' AFTER customer",
+        "INSERT INTO app.orders VALUES (4, 'dee', 'paid', 40.00, '😀')",
+    ])
+    .await
+    .unwrap();
+    converged(&a, &b).await;
+
+    // A graceful stop mid-workload, more writes, and a start from the checkpoint.
+    drainer.signal(libc::SIGTERM);
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "stopped cleanly:\n{}", out.stderr);
+    a.exec(&[
+        "INSERT INTO app.orders VALUES (5, 'eve', 'new', 50.00, NULL)",
+        "UPDATE app.orders SET status = 'paid' WHERE id = 1",
+        "TRUNCATE TABLE app.log",
+        "INSERT INTO app.log VALUES (NOW(6), 'after restart')",
+    ])
+    .await
+    .unwrap();
+    let mut drainer = start(&config).await;
+    converged(&a, &b).await;
+    let status = DrainerCommand::new()
+        .unwrap()
+        .arg("checkpoint")
+        .arg("show")
+        .config(&config)
+        .unwrap()
+        .output(WAIT)
+        .await
+        .unwrap();
+    assert!(
+        status
+            .stdout
+            .contains(&format!("upstream   server_id {}", a.server_id())),
+        "{}",
+        status.stdout
+    );
+    drainer.signal(libc::SIGTERM);
+    assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
+
+    // The same data-dir against another upstream is refused.
+    let c = MariaDb::start().await.unwrap();
+    let mut other = config_for(&c, &b, &dir.path().join("data")).unwrap();
+    other.pump.server_id = config.pump.server_id;
+    let out = DrainerCommand::new()
+        .unwrap()
+        .config(&other)
+        .unwrap()
+        .output(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("belongs to upstream server_id"),
+        "{}",
+        out.stderr
+    );
+}
