@@ -1,20 +1,17 @@
 //! # drainer: one direction of MySQL/MariaDB replication that never loops
 //!
-//! The binary only wires the library crates together: [`conf`] loads `drainer.toml`,
-//! `preflight` checks both servers, and (as the pipeline lands) `pump-reader` reads the
-//! upstream's binlog, `schema` names and types its rows, the applier writes them
+//! The binary only wires the crates together: [`conf`] loads `drainer.toml`, `preflight`
+//! checks both servers, and [`drainer::pipeline`] runs the direction: `pump-reader` reads
+//! the upstream's binlog, `schema` names and types its rows, the applier writes them
 //! downstream and `checkpoint` remembers how far it got.
 //!
 //! ## Exit codes (DESIGN.md)
 //! 0 ok, 1 runtime failure, 2 bad configuration (also bad command-line usage, as clap
 //! reports it), 3 failed preflight.
 //!
-//! ## What runs today
-//! `drainer check-config --config FILE` and `drainer schema show --config FILE [db.table]`
-//! work in full. `drainer --config FILE` loads and
-//! validates the configuration and runs the same preflight, then stops with exit code 1:
-//! the replication pipeline (pump-reader, schema, applier) is not built yet. It never
-//! pretends to replicate.
+//! ## What runs
+//! `drainer --config FILE` preflights both servers, then replicates until SIGINT/SIGTERM.
+//! `check-config`, `schema show` and `checkpoint show|set` inspect and prepare.
 
 mod cli;
 mod preflight;
