@@ -95,6 +95,11 @@ pub struct Syncer {
     pub sync_ddl: bool,
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
+    /// Statements the schema tracker cannot apply that the operator decided to pass over,
+    /// named by their transaction's GTID (`0-1-345`) or starting coordinates
+    /// (`binlog.000003:1234`), as the error that stopped the drainer names them.
+    #[serde(default)]
+    pub skip_ddl: Vec<String>,
     /// `schema.table` of the loopback mark table.
     #[serde(default = "default_mark_table")]
     pub mark_table: String,

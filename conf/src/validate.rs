@@ -133,6 +133,17 @@ impl Config {
         if let Err(e) = check_qualified_table(&syncer.mark_table) {
             v.add("syncer.mark-table", e);
         }
+        for (i, entry) in syncer.skip_ddl.iter().enumerate() {
+            if !is_transaction_name(entry) {
+                v.add(
+                    &format!("syncer.skip-ddl[{i}]"),
+                    format!(
+                        "must name one transaction: a GTID (0-1-345, or uuid:345 on MySQL) or \
+                         binlog coordinates (binlog.000003:1234) (is {entry:?})"
+                    ),
+                );
+            }
+        }
         for schema in syncer.ignored_schemas() {
             if let Err(e) = check_identifier(schema) {
                 v.add("syncer.ignore-schemas", format!("entry {schema:?} {e}"));
@@ -313,6 +324,15 @@ fn check_gtid_syntax(text: &str) -> Result<(), String> {
              (uuid:first-last[,…]) (is {text:?})"
         ))
     }
+}
+
+/// One transaction's name as the drainer prints it: a MariaDB GTID, a MySQL `uuid:seq`, or
+/// `file:pos` coordinates.
+fn is_transaction_name(entry: &str) -> bool {
+    let coordinates = entry.rsplit_once(':').is_some_and(|(file, pos)| {
+        !file.is_empty() && !file.contains(char::is_whitespace) && pos.parse::<u64>().is_ok()
+    });
+    is_mariadb_gtid(entry) || coordinates
 }
 
 fn is_mariadb_gtid(entry: &str) -> bool {

@@ -111,6 +111,7 @@ fn minimal_file_gets_tidb_defaults() {
     assert_eq!(s.channel_id, 0);
     assert!(s.sync_ddl);
     assert_eq!(s.checkpoint_interval_ms, 3000);
+    assert!(s.skip_ddl.is_empty());
     assert_eq!(s.mark_table, "retl._drainer_repl_mark");
     assert_eq!(
         s.ignore_schemas,
@@ -261,6 +262,21 @@ fn worker_count_txn_batch_and_interval_are_bounded() {
     assert_violates(&c, "syncer.checkpoint-interval-ms", "between 1 and 3600000");
     c.syncer.checkpoint_interval_ms = 1;
     assert!(c.validate().is_empty());
+}
+
+#[test]
+fn skip_ddl_entries_name_one_transaction() {
+    let mut c = minimal();
+    c.syncer.skip_ddl = vec![
+        "0-1-345".into(),
+        "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".into(),
+        "binlog.000003:1234".into(),
+    ];
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    c.syncer.skip_ddl.push("0-1".into());
+    assert_violates(&c, "syncer.skip-ddl[3]", "must name one transaction");
+    c.syncer.skip_ddl[3] = "binlog.000003:".into();
+    assert_violates(&c, "syncer.skip-ddl[3]", "(is \"binlog.000003:\")");
 }
 
 #[test]

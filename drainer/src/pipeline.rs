@@ -139,8 +139,12 @@ struct Run<'a> {
     started: Instant,
     /// The statements of the transaction being read, applied at its commit.
     txn: Vec<Stmt>,
-    /// DDL of the transaction being read: (schema, statement), run after its rows.
-    ddl: Vec<(String, String)>,
+    /// Statements of the transaction being read: (schema, statement). They go into the
+    /// schema history at its commit (the position where they took effect), and run
+    /// downstream after its rows.
+    statements: Vec<(String, String)>,
+    /// The transaction being read: its GTID and where it starts.
+    current: Option<pump_reader::TxnStart>,
     /// The position after the last transaction committed downstream, not yet saved.
     unsaved: Option<Position>,
     last_save: Instant,
@@ -158,6 +162,85 @@ impl Run<'_> {
             at: at.to_string(),
             reason: reason.to_string(),
         }
+    }
+
+    /// The transaction being read, for messages: `gtid 0-1-5 at binlog.000002:1234`.
+    fn here(&self) -> String {
+        match &self.current {
+            Some(t) => match &t.gtid {
+                Some(g) => format!("gtid {g} at {}", t.start),
+                None => format!("{}", t.start),
+            },
+            None => "(no transaction)".into(),
+        }
+    }
+
+    /// How the operator names the current transaction in `skip-ddl`: its GTID, else its
+    /// starting coordinates.
+    fn skip_name(&self) -> String {
+        match &self.current {
+            Some(t) => t
+                .gtid
+                .as_ref()
+                .map_or_else(|| t.start.to_string(), |g| g.to_string()),
+            None => String::new(),
+        }
+    }
+
+    /// Whether the operator asked to pass over the statements of the current transaction.
+    fn skip_requested(&self) -> bool {
+        let Some(t) = &self.current else { return false };
+        self.config.syncer.skip_ddl.iter().any(|s| {
+            t.gtid.as_ref().is_some_and(|g| g.to_string() == *s) || t.start.to_string() == *s
+        })
+    }
+
+    /// Takes the transaction's statements into the schema history at `position` (where
+    /// they took effect); returns the DDL to run downstream.
+    fn track_statements(&mut self, position: &Position) -> Result<Vec<(String, String)>, RunError> {
+        let mut ddl = Vec::new();
+        for (schema_name, text) in std::mem::take(&mut self.statements) {
+            let filter = &self.filter;
+            let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
+            let applied = match self.history.apply_filtered(
+                &self.store,
+                position,
+                &schema_name,
+                &text,
+                &wants,
+            ) {
+                Ok(applied) => applied,
+                Err(schema::HistoryError::Ddl { source, .. }) if self.skip_requested() => {
+                    tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
+                        "passing over a statement the schema tracker cannot apply, as skip-ddl asks");
+                    self.history.skip(&self.store, position, &text)?;
+                    continue;
+                }
+                Err(schema::HistoryError::Ddl { source, .. }) => {
+                    return Err(RunError::Apply {
+                        at: self.here(),
+                        reason: format!(
+                        "{source}; to pass over it deliberately, add \"{}\" to [syncer] skip-ddl",
+                        self.skip_name()
+                    ),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let replicated = match applied.class {
+                Class::Table => !applied.tables.is_empty(),
+                Class::Truncate => true,
+                Class::Database => applied
+                    .databases
+                    .iter()
+                    .any(|(db, _)| self.filter.wants_schema(db)),
+                _ => false,
+            };
+            if self.config.syncer.sync_ddl && replicated {
+                ddl.push((schema_name, text));
+            }
+        }
+        Ok(ddl)
     }
 
     /// Statements for one rows event.
@@ -245,6 +328,7 @@ impl Run<'_> {
 
     /// Commits the transaction read so far downstream, retrying transient failures.
     async fn commit(&mut self, position: Position) -> Result<(), RunError> {
+        let ddl = self.track_statements(&position)?;
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.down.apply_txn(&self.txn).await {
@@ -258,8 +342,8 @@ impl Run<'_> {
             }
         }
         self.txn.clear();
-        let had_ddl = !self.ddl.is_empty();
-        for (schema_name, statement) in std::mem::take(&mut self.ddl) {
+        let had_ddl = !ddl.is_empty();
+        for (schema_name, statement) in ddl {
             loop {
                 match self.down.apply_ddl(&schema_name, &statement).await {
                     Ok(()) => break,
@@ -368,7 +452,8 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
         }),
         started: Instant::now(),
         txn: Vec::new(),
-        ddl: Vec::new(),
+        statements: Vec::new(),
+        current: None,
         unsaved: None,
         last_save: Instant::now(),
     };
@@ -385,38 +470,20 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
             }
         };
         match event {
-            TxnEvent::Begin(_) => {
+            TxnEvent::Begin(start) => {
                 run.txn.clear();
-                run.ddl.clear();
+                run.statements.clear();
+                run.current = Some(start);
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at).await?;
             }
-            TxnEvent::Change(Change::Statement(s)) => {
-                let at = reader.position().clone();
-                let wants = |schema: &str, table: &str| run.filter.wants_table(schema, table);
-                let applied = run
-                    .history
-                    .apply_filtered(&run.store, &at, &s.schema, &s.text, &wants)?;
-                let replicated = match applied.class {
-                    Class::Table | Class::Truncate => {
-                        !applied.tables.is_empty() || applied.class == Class::Truncate
-                    }
-                    Class::Database => applied
-                        .databases
-                        .iter()
-                        .any(|(db, _)| run.filter.wants_schema(db)),
-                    _ => false,
-                };
-                if config.syncer.sync_ddl && replicated {
-                    run.ddl.push((s.schema.clone(), s.text.clone()));
-                }
-            }
+            TxnEvent::Change(Change::Statement(s)) => run.statements.push((s.schema, s.text)),
             TxnEvent::Commit { position, .. } => run.commit(position).await?,
             TxnEvent::Rollback => {
                 run.txn.clear();
-                run.ddl.clear();
+                run.statements.clear();
             }
             TxnEvent::Idle { position } => {
                 if run.txn.is_empty() {

@@ -162,3 +162,113 @@ async fn replicates_dml_and_ddl_and_survives_a_restart() {
         out.stderr
     );
 }
+
+/// A drainer killed while its DDL waits downstream resumes from the checkpoint before the
+/// DDL: the schema history as of that checkpoint must not hold the DDL yet (it is recorded
+/// at the statement's own commit position), and the downstream ALTER the dead drainer left
+/// behind may or may not have run: either way the restarted drainer converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_ddl_resumes_before_it() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    config.syncer.checkpoint_interval_ms = 100;
+    let mut drainer = start(&config).await;
+    a.exec(&["INSERT INTO app.orders VALUES (1, 'ada', 10.50, NULL)"])
+        .await
+        .unwrap();
+    converged(&a, &b).await;
+    // Let the idle drainer save its checkpoint after the insert.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A reader downstream holds the table's metadata lock, so the drainer's ALTER waits.
+    let mut reader = b.conn().await.unwrap();
+    reader.query_drop("BEGIN").await.unwrap();
+    reader.query_drop("SELECT * FROM app.orders").await.unwrap();
+    a.exec(&["ALTER TABLE app.orders ADD COLUMN region CHAR(2) NOT NULL DEFAULT 'eu'"])
+        .await
+        .unwrap();
+    eventually("the drainer's ALTER to wait for the lock", WAIT, || async {
+        let waiting: Vec<String> = b
+            .query(
+                "SELECT info FROM information_schema.processlist \
+                 WHERE state LIKE 'Waiting for table metadata lock' AND info LIKE 'ALTER%'",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if waiting.is_empty() {
+            Err("no ALTER waiting".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    drainer.kill();
+    let _ = drainer.wait(WAIT).await;
+    // The orphaned ALTER may still run once the lock goes; the restarted drainer must
+    // cope either way.
+    reader.query_drop("ROLLBACK").await.unwrap();
+    reader.disconnect().await.unwrap();
+
+    a.exec(&["INSERT INTO app.orders VALUES (2, 'bob', 20.00, NULL, 'us')"])
+        .await
+        .unwrap();
+    let mut drainer = start(&config).await;
+    converged(&a, &b).await;
+    drainer.signal(libc::SIGTERM);
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
+/// A statement the schema tracker cannot apply stops the drainer with its GTID and the
+/// way to pass over it; once the operator lists it in `skip-ddl`, replication continues
+/// and the statement does not run downstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrackable_statement_stops_until_skipped() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    let mut drainer = start(&config).await;
+    a.exec(&[
+        "INSERT INTO app.orders VALUES (1, 'ada', 10.50, NULL)",
+        "CREATE TABLE app.history (id INT PRIMARY KEY) WITH SYSTEM VERSIONING",
+    ])
+    .await
+    .unwrap();
+    let gtid: Vec<String> = a.query("SELECT @@gtid_binlog_pos").await.unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let advice = format!("add \"{}\" to [syncer] skip-ddl", gtid[0]);
+    assert!(out.stderr.contains(&advice), "{advice} in:\n{}", out.stderr);
+    assert!(out.stderr.contains("system versioning"), "{}", out.stderr);
+    // The rows before the statement were applied.
+    let ids: Vec<i32> = b.query("SELECT id FROM app.orders").await.unwrap();
+    assert_eq!(ids, [1]);
+
+    a.exec(&["INSERT INTO app.orders VALUES (2, 'bob', 20.00, NULL)"])
+        .await
+        .unwrap();
+    config.syncer.skip_ddl = vec![gtid[0].clone()];
+    let mut drainer = start(&config).await;
+    converged(&a, &b).await;
+    let tables: Vec<String> = b
+        .query("SELECT table_name FROM information_schema.tables WHERE table_name = 'history'")
+        .await
+        .unwrap();
+    assert!(tables.is_empty(), "the skipped statement ran downstream");
+    assert!(
+        drainer.stderr().contains("skip-ddl"),
+        "{}",
+        drainer.stderr()
+    );
+    drainer.signal(libc::SIGTERM);
+    assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
+}

@@ -43,10 +43,8 @@
 //!
 //! A statement the tracker cannot apply stops replication with [`HistoryError::Ddl`] (the
 //! statement and its position); [`History::skip`] records an operator's decision to pass
-//! over it. `drainer schema show` prints the tracked definitions.
-//!
-//! Status (issue 4): the configuration key through which an operator asks for that skip
-//! comes with the pipeline that reads DDL (issue 5).
+//! over it (the drainer's `[syncer] skip-ddl` asks for it). `drainer schema show` prints
+//! the tracked definitions.
 
 mod bootstrap;
 mod ddl;
