@@ -64,8 +64,9 @@ pub enum CheckpointAction {
 
 #[derive(Debug, Subcommand)]
 pub enum SchemaAction {
-    /// Print the tracked table definitions (every table, or the one named `db.table`).
-    /// Reads data-dir without locking it, so it works while the drainer runs.
+    /// Print the table definitions tracked at the checkpoint (every table, or the one
+    /// named `db.table`). Reads data-dir without locking it, so it works while the drainer
+    /// runs.
     Show {
         /// `db.table`; all tracked tables when left out.
         table: Option<String>,

@@ -172,11 +172,28 @@ fn schema_show(config: &Config, table: Option<&str>) -> Exit {
         );
         return Exit::Runtime;
     }
+    // At the checkpoint: entries past it belong to statements a stopped run read but did
+    // not commit downstream, and are not in force for the next start.
     let history = checkpoint::Store::open_read_only(dir)
         .map_err(|e| e.to_string())
-        .and_then(|store| schema::History::load(&store, None).map_err(|e| e.to_string()));
+        .and_then(|store| {
+            let at = store.checkpoint().map_err(|e| e.to_string())?;
+            let history = match &at {
+                Some(cp) => schema::History::at(&store, &cp.position),
+                None => schema::History::load(&store, None),
+            };
+            history
+                .map(|h| (h, at.map(|cp| cp.position)))
+                .map_err(|e| e.to_string())
+        });
     let history = match history {
-        Ok(h) => h,
+        Ok((h, at)) => {
+            match at {
+                Some(position) => println!("-- at the checkpoint {position}"),
+                None => println!("-- no checkpoint yet: the definitions recorded so far"),
+            }
+            h
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Runtime;

@@ -143,6 +143,20 @@ fn schema_show_prints_the_tracked_definitions() {
                 },
             )
             .unwrap();
+        // A checkpoint at the bootstrap, and a change read after it but never committed.
+        store.set_checkpoint(&at, 0).unwrap();
+        let later = pump_reader::Position {
+            coords: pump_reader::BinlogCoords::new("binlog.000001", 500),
+            gtids: None,
+        };
+        history
+            .apply(
+                &store,
+                &later,
+                "app",
+                "ALTER TABLE notes ADD COLUMN tag INT",
+            )
+            .unwrap();
     }
     let text = VALID.replace(
         "[pump]",
@@ -151,6 +165,11 @@ fn schema_show_prints_the_tracked_definitions() {
     let out = with_config(&text, &["schema", "show"]);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        shown.starts_with("-- at the checkpoint binlog.000001:4\n"),
+        "{shown}"
+    );
+    assert!(!shown.contains("`tag`"), "past the checkpoint: {shown}");
     assert!(shown.contains("CREATE TABLE `app`.`orders` (\n  `id` int NOT NULL,\n  `total` decimal(10,2) NULL,\n  PRIMARY KEY (`id`)\n);"), "{shown}");
     assert!(shown.contains("CREATE TABLE `app`.`notes`"), "{shown}");
 
@@ -160,6 +179,20 @@ fn schema_show_prints_the_tracked_definitions() {
         shown.contains("`notes`") && !shown.contains("`orders`"),
         "{shown}"
     );
+
+    // Showing changed nothing: the change past the checkpoint is still recorded, and is
+    // shown once the checkpoint reaches it.
+    {
+        let store = checkpoint::Store::open(&data).unwrap();
+        let later = pump_reader::Position {
+            coords: pump_reader::BinlogCoords::new("binlog.000001", 500),
+            gtids: None,
+        };
+        store.set_checkpoint(&later, 0).unwrap();
+    }
+    let out = with_config(&text, &["schema", "show", "app.notes"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("`tag` int NULL"), "{shown}");
 
     let out = with_config(&text, &["schema", "show", "app.nope"]);
     assert_eq!(out.status.code(), Some(1));

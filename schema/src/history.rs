@@ -97,8 +97,25 @@ pub struct Snapshot {
 
 impl History {
     /// Replays the recorded entries (all of them, or those at or before `upto`, deleting the
-    /// ones after it).
+    /// ones after it: they were recorded by a run that stopped before its checkpoint reached
+    /// them, and will be recorded again when their statements are read again).
     pub fn load(store: &Store, upto: Option<&Position>) -> Result<History, HistoryError> {
+        let (history, later) = Self::replay(store, upto)?;
+        if !later.is_empty() {
+            store.write(later)?;
+        }
+        Ok(history)
+    }
+
+    /// The definitions in force at `upto`, without changing the store (for a read-only
+    /// look, such as `drainer schema show`).
+    pub fn at(store: &Store, upto: &Position) -> Result<History, HistoryError> {
+        Self::replay(store, Some(upto)).map(|(history, _)| history)
+    }
+
+    /// Replays the entries at or before `upto` (all without it); returns the history and
+    /// the deletion of the entries after `upto`.
+    fn replay(store: &Store, upto: Option<&Position>) -> Result<(History, Batch), HistoryError> {
         let mut history = History::default();
         let mut later = Batch::default();
         for (k, value) in store.scan(PREFIX)? {
@@ -159,10 +176,7 @@ impl History {
             }
             history.next_seq = seq + 1;
         }
-        if !later.is_empty() {
-            store.write(later)?;
-        }
-        Ok(history)
+        Ok((history, later))
     }
 
     /// Where the bootstrap was taken, if there was one: no checkpoint may go before it.
