@@ -14,6 +14,7 @@
 //!   transactions are committed (replays that find it done count as applied); either way
 //!   the schema history takes it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use checkpoint::{Batch, Identity, ServerIdentity, Store};
@@ -90,12 +91,9 @@ fn start_at(p: &Position) -> StartAt {
     }
 }
 
-/// Keeps the columns the downstream has (sync-mode 2): a narrower table and row.
-fn project(
-    table: &Table,
-    row: &[Option<Value>],
-    downstream: &[String],
-) -> (Table, Vec<Option<Value>>) {
+/// Keeps the columns the downstream has (sync-mode 2): the narrower table, and which of
+/// the upstream's columns it keeps.
+fn project(table: &Table, downstream: &[String]) -> (Table, Vec<bool>) {
     let keep: Vec<bool> = table
         .columns
         .iter()
@@ -120,13 +118,31 @@ fn project(
         .take()
         .filter(|k| k.columns.iter().all(has));
     narrow.unique_keys.retain(|k| k.columns.iter().all(has));
-    let values = row
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(v, _)| v.clone())
-        .collect();
-    (narrow, values)
+    (narrow, keep)
+}
+
+/// Rows per multi-row INSERT, and the value bytes after which a batch closes (well under
+/// the server's default 16 MiB `max_allowed_packet`).
+const MAX_ROWS_PER_INSERT: usize = 500;
+const MAX_INSERT_BYTES: usize = 4 << 20;
+
+/// ER_BAD_FIELD_ERROR: "unknown column".
+const UNKNOWN_COLUMN: u16 = 1054;
+
+/// About how many bytes a value takes in a statement.
+fn approx_size(value: &Option<Value>) -> usize {
+    match value {
+        Some(Value::Text(b) | Value::Bytes(b)) => b.len() + 8,
+        Some(Value::Decimal(d)) => d.len() + 8,
+        _ => 16,
+    }
+}
+
+/// One decoded row change of the transaction being read.
+struct RowChange {
+    table: Arc<Table>,
+    before: Option<Vec<Option<Value>>>,
+    after: Option<Vec<Option<Value>>>,
 }
 
 /// The pipeline's state between events.
@@ -137,8 +153,8 @@ struct Run<'a> {
     history: History,
     down: Downstream,
     started: Instant,
-    /// The statements of the transaction being read, applied at its commit.
-    txn: Vec<Stmt>,
+    /// The row changes of the transaction being read, applied at its commit.
+    txn: Vec<RowChange>,
     /// Statements of the transaction being read: (schema, statement). They go into the
     /// schema history at its commit (the position where they took effect), and run
     /// downstream after its rows.
@@ -236,6 +252,11 @@ impl Run<'_> {
                     .any(|(db, _)| self.filter.wants_schema(db)),
                 _ => false,
             };
+            if matches!(applied.class, Class::Table | Class::Database) {
+                // Run here or not (the other direction may run it), the downstream's
+                // tables may change: look at them again.
+                self.down.forget_columns();
+            }
             if self.config.syncer.sync_ddl && replicated {
                 ddl.push((schema_name, text));
             }
@@ -243,8 +264,9 @@ impl Run<'_> {
         Ok(ddl)
     }
 
-    /// Statements for one rows event.
-    async fn rows(&mut self, rows: &Rows, at: &Position) -> Result<(), RunError> {
+    /// Decodes one rows event into the transaction's row changes (with the definitions in
+    /// force at this position); their statements are built at the commit.
+    fn rows(&mut self, rows: &Rows, at: &Position) -> Result<(), RunError> {
         let (schema_name, table_name) = (&rows.table.schema, &rows.table.table);
         if !self.filter.wants_table(schema_name, table_name) {
             return Ok(());
@@ -254,91 +276,189 @@ impl Run<'_> {
             .catalog()
             .table(schema_name, table_name)
             .cloned()
+            .map(Arc::new)
             .ok_or_else(|| {
                 Self::fail(
                     at,
                     format!("{schema_name}.{table_name} has rows but no tracked definition"),
                 )
             })?;
-        let downstream = self
-            .down
-            .columns(schema_name, table_name)
-            .await
-            .map_err(|e| Self::fail(at, e))?;
-        let upstream_names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        let same = upstream_names.len() == downstream.len()
-            && upstream_names
-                .iter()
-                .zip(&downstream)
-                .all(|(a, b)| a.eq_ignore_ascii_case(b));
-        let partial = self.config.syncer.to.sync_mode == 2;
-        if !same && !partial {
-            return Err(Self::fail(
-                at,
-                format!(
-                    "{}: the upstream row has columns ({}), the downstream table ({}); sync-mode = 2 applies \
-                     the columns both have",
-                    table.qualified(),
-                    upstream_names.join(", "),
-                    downstream.join(", ")
-                ),
-            ));
-        }
-        let safe = self.safe_mode();
         for change in &rows.rows {
-            let decode = |image: &Option<Vec<pump_reader::event::Cell>>| -> Result<Option<Vec<Option<Value>>>, RunError> {
+            let decode = |image: &Option<Vec<pump_reader::event::Cell>>| {
                 image
                     .as_ref()
-                    .map(|cells| decode_row(&table, &rows.table, cells).map_err(|e| Self::fail(at, e)))
+                    .map(|cells| {
+                        decode_row(&table, &rows.table, cells).map_err(|e| Self::fail(at, e))
+                    })
                     .transpose()
             };
             let (before, after) = (decode(&change.before)?, decode(&change.after)?);
-            let shape = |row: Vec<Option<Value>>| {
-                if same {
-                    (table.clone(), row)
-                } else {
-                    project(&table, &row, &downstream)
-                }
-            };
-            let stmts = match (before, after) {
-                (None, Some(after)) => {
-                    let (t, a) = shape(after);
-                    vec![sql::insert(&t, &[&a], safe)]
-                }
-                (Some(before), None) => {
-                    let (t, b) = shape(before);
-                    vec![sql::delete(&t, &b)]
-                }
-                (Some(before), Some(after)) => {
-                    let (t, b) = shape(before);
-                    let (_, a) = shape(after);
-                    match sql::update(&t, &b, &a, safe) {
-                        Ok(v) => v.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(e)],
-                    }
-                }
-                (None, None) => Vec::new(),
-            };
-            for s in stmts {
-                self.txn.push(s.map_err(|e| Self::fail(at, e))?);
+            if before.is_some() || after.is_some() {
+                self.txn.push(RowChange {
+                    table: Arc::clone(&table),
+                    before,
+                    after,
+                });
             }
         }
         Ok(())
     }
 
+    /// The downstream's columns of `table`, checked against the upstream's: `None` when
+    /// they match, else the downstream's (sync-mode 2). In sync-mode 1 a mismatch is an
+    /// error naming both lists, after one fresh look (the cache may predate a change the
+    /// other direction made).
+    async fn downstream_shape(&mut self, table: &Table) -> Result<Option<Vec<String>>, RunError> {
+        let upstream: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let matches = |downstream: &[String]| {
+            upstream.len() == downstream.len()
+                && upstream
+                    .iter()
+                    .zip(downstream)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
+        };
+        let mut downstream = self
+            .down
+            .columns(&table.schema, &table.name)
+            .await
+            .map_err(|e| self.here_fail(e))?;
+        if matches(&downstream) {
+            return Ok(None);
+        }
+        if self.config.syncer.to.sync_mode == 2 {
+            return Ok(Some(downstream));
+        }
+        self.down.forget_table(&table.schema, &table.name);
+        downstream = self
+            .down
+            .columns(&table.schema, &table.name)
+            .await
+            .map_err(|e| self.here_fail(e))?;
+        if matches(&downstream) {
+            return Ok(None);
+        }
+        Err(self.here_fail(format!(
+            "{}: the upstream row has columns ({}), the downstream table ({}); sync-mode = 2 \
+             applies the columns both have",
+            table.qualified(),
+            upstream.join(", "),
+            downstream.join(", ")
+        )))
+    }
+
+    fn here_fail(&self, reason: impl std::fmt::Display) -> RunError {
+        RunError::Apply {
+            at: self.here(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The statements of the transaction's row changes, against the downstream's columns
+    /// as they are now. Consecutive inserts into one table share a multi-row INSERT (or
+    /// REPLACE), which means the same inside one transaction.
+    async fn build(&mut self) -> Result<Vec<Stmt>, RunError> {
+        let safe = self.safe_mode();
+        let txn = std::mem::take(&mut self.txn);
+        let built = self.build_changes(&txn, safe).await;
+        self.txn = txn;
+        built
+    }
+
+    async fn build_changes(
+        &mut self,
+        txn: &[RowChange],
+        safe: bool,
+    ) -> Result<Vec<Stmt>, RunError> {
+        let mut stmts = Vec::new();
+        let mut shapes: Vec<(Arc<Table>, Option<Vec<String>>)> = Vec::new();
+        let mut i = 0;
+        while i < txn.len() {
+            let table = &txn[i].table;
+            let shape = match shapes.iter().find(|(t, _)| Arc::ptr_eq(t, table)) {
+                Some((_, shape)) => shape.clone(),
+                None => {
+                    let shape = self.downstream_shape(table).await?;
+                    shapes.push((Arc::clone(table), shape.clone()));
+                    shape
+                }
+            };
+            let narrow = shape.as_ref().map(|d| project(table, d));
+            let target: &Table = narrow.as_ref().map_or(table, |(t, _)| t);
+            let fit = |row: &[Option<Value>]| -> Vec<Option<Value>> {
+                match &narrow {
+                    Some((_, keep)) => row
+                        .iter()
+                        .zip(keep)
+                        .filter(|(_, k)| **k)
+                        .map(|(v, _)| v.clone())
+                        .collect(),
+                    None => row.to_vec(),
+                }
+            };
+            let fail = |e: sql::BuildError| self.here_fail(e);
+            match (&txn[i].before, &txn[i].after) {
+                (None, Some(_)) => {
+                    // The run of inserts into this table, within the statement budget.
+                    let mut rows = Vec::new();
+                    let mut bytes = 0;
+                    while let Some(RowChange {
+                        table: t,
+                        before: None,
+                        after: Some(after),
+                    }) = txn.get(i)
+                    {
+                        if !Arc::ptr_eq(t, table)
+                            || rows.len() >= MAX_ROWS_PER_INSERT
+                            || bytes >= MAX_INSERT_BYTES
+                        {
+                            break;
+                        }
+                        bytes += after.iter().map(approx_size).sum::<usize>();
+                        rows.push(fit(after));
+                        i += 1;
+                    }
+                    let refs: Vec<&[Option<Value>]> = rows.iter().map(Vec::as_slice).collect();
+                    stmts.push(sql::insert(target, &refs, safe).map_err(fail)?);
+                    continue;
+                }
+                (Some(before), None) => {
+                    stmts.push(sql::delete(target, &fit(before)).map_err(fail)?)
+                }
+                (Some(before), Some(after)) => stmts
+                    .extend(sql::update(target, &fit(before), &fit(after), safe).map_err(fail)?),
+                (None, None) => {}
+            }
+            i += 1;
+        }
+        Ok(stmts)
+    }
+
     /// Commits the transaction read so far downstream, retrying transient failures.
     async fn commit(&mut self, position: Position) -> Result<(), RunError> {
         let ddl = self.track_statements(&position)?;
+        let mut stmts = self.build().await?;
+        let mut refreshed = false;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.down.apply_txn(&self.txn).await {
+            match self.down.apply_txn(&stmts).await {
                 Ok(()) => break,
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(%position, %reason, "downstream failed; retrying the transaction");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
-                Err(e) => return Err(Self::fail(&position, e)),
+                // The downstream table changed under the cached columns: look again, once.
+                Err(DownstreamError::Definite {
+                    code: UNKNOWN_COLUMN,
+                    reason,
+                    ..
+                }) if !refreshed => {
+                    tracing::warn!(at = %self.here(), %reason, "downstream columns changed; building the transaction again");
+                    self.down.forget_columns();
+                    stmts = self.build().await?;
+                    refreshed = true;
+                }
+                Err(e) => return Err(self.here_fail(e)),
             }
         }
         self.txn.clear();
@@ -477,7 +597,7 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
-                run.rows(&rows, &at).await?;
+                run.rows(&rows, &at)?;
             }
             TxnEvent::Change(Change::Statement(s)) => run.statements.push((s.schema, s.text)),
             TxnEvent::Commit { position, .. } => run.commit(position).await?,

@@ -272,3 +272,53 @@ async fn an_untrackable_statement_stops_until_skipped() {
     drainer.signal(libc::SIGTERM);
     assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
 }
+
+/// The downstream table loses a column the drainer has cached (the other direction ran
+/// the DDL): the statement fails with "unknown column", the drainer looks at the table
+/// again and applies the transaction without that column (sync-mode 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_column_downstream_refreshes_and_retries() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    config.syncer.to.sync_mode = 2;
+    let mut drainer = start(&config).await;
+    a.exec(&["INSERT INTO app.orders VALUES (1, 'ada', 10.50, 'cached')"])
+        .await
+        .unwrap();
+    converged(&a, &b).await;
+
+    b.exec(&["ALTER TABLE app.orders DROP COLUMN note"])
+        .await
+        .unwrap();
+    a.exec(&["INSERT INTO app.orders VALUES (2, 'bob', 20.00, 'dropped downstream')"])
+        .await
+        .unwrap();
+    eventually(
+        "the row to arrive without the dropped column",
+        WAIT,
+        || async {
+            let rows: Vec<(i32, String)> = b
+                .query("SELECT id, customer FROM app.orders ORDER BY id")
+                .await
+                .map_err(|e| e.to_string())?;
+            if rows == [(1, "ada".to_string()), (2, "bob".to_string())] {
+                Ok(())
+            } else {
+                Err(format!("{rows:?}\n{}", drainer.stderr()))
+            }
+        },
+    )
+    .await;
+    assert!(
+        drainer.stderr().contains("downstream columns changed"),
+        "{}",
+        drainer.stderr()
+    );
+    drainer.signal(libc::SIGTERM);
+    assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
+}

@@ -35,7 +35,12 @@ pub enum DownstreamError {
     Transient(String),
     /// Anything else: the drainer stops, naming the statement.
     #[error("downstream refused `{statement}`: {reason}")]
-    Definite { statement: String, reason: String },
+    Definite {
+        statement: String,
+        /// The server's error code.
+        code: u16,
+        reason: String,
+    },
 }
 
 /// Server error codes worth retrying the whole transaction for.
@@ -58,6 +63,7 @@ fn classify(statement: &str, e: mysql_async::Error) -> DownstreamError {
     match &e {
         mysql_async::Error::Server(s) if !transient(s.code) => DownstreamError::Definite {
             statement: statement.chars().take(300).collect(),
+            code: s.code,
             reason: e.to_string(),
         },
         _ => DownstreamError::Transient(e.to_string()),
@@ -117,6 +123,7 @@ impl Downstream {
                     mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1130) => {
                         DownstreamError::Definite {
                             statement: format!("log in to {t:?}"),
+                            code: s.code,
                             reason: e.to_string(),
                         }
                     }
@@ -225,5 +232,10 @@ impl Downstream {
     /// Forgets cached downstream columns (after DDL, or an "unknown column" error).
     pub fn forget_columns(&mut self) {
         self.columns.clear();
+    }
+
+    /// Forgets the cached columns of one table.
+    pub fn forget_table(&mut self, schema: &str, table: &str) {
+        self.columns.remove(&(schema.to_owned(), table.to_owned()));
     }
 }
