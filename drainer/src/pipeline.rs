@@ -12,7 +12,12 @@
 //!   replay neither fails nor doubles rows of tables with keys.
 //! - DDL: with `sync-ddl = true` it runs downstream in its schema context once the earlier
 //!   transactions are committed (replays that find it done count as applied); either way
-//!   the schema history takes it.
+//!   the schema history takes it, at the position of its own commit. A statement the
+//!   tracker cannot apply stops the drainer unless `skip-ddl` names its transaction.
+//! - Rows are decoded as they are read, with the definitions in force there; their
+//!   statements are built at the commit, against the downstream's columns (cached per
+//!   table, dropped after any DDL, and looked at again once on "unknown column").
+//!   Consecutive inserts into one table share a multi-row INSERT.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
