@@ -143,6 +143,16 @@ fn approx_size(value: &Option<Value>) -> usize {
     }
 }
 
+/// Whether `sql` is an ALTER statement (after leading blanks and `/* */` comments).
+fn starts_with_alter(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    while let Some(after) = rest.strip_prefix("/*") {
+        rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+    }
+    rest.get(..5)
+        .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"))
+}
+
 /// One decoded row change of the transaction being read.
 struct RowChange {
     table: Arc<Table>,
@@ -263,7 +273,15 @@ impl Run<'_> {
                 self.down.forget_columns();
             }
             if self.config.syncer.sync_ddl && replicated {
-                ddl.push((schema_name, text));
+                // CREATE and DROP DATABASE name their database, and their event's schema
+                // is that database itself (not there yet for CREATE, perhaps gone for a
+                // replayed DROP): they run without USE. ALTER DATABASE may rely on it.
+                let context = if applied.class == Class::Database && !starts_with_alter(&text) {
+                    String::new()
+                } else {
+                    schema_name
+                };
+                ddl.push((context, text));
             }
         }
         Ok(ddl)

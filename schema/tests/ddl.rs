@@ -435,6 +435,11 @@ fn drop_rename_truncate_and_databases() {
     c.apply("l1", "ALTER DATABASE CHARACTER SET utf8mb4")
         .unwrap();
     assert_eq!(c.databases["l1"].charset.as_deref(), Some("utf8mb4"));
+    // An option the model does not hold still names the database it concerns.
+    let applied = c.apply("l1", "ALTER DATABASE COMMENT 'x'").unwrap();
+    assert_eq!(applied.databases.len(), 1);
+    assert_eq!(applied.databases[0].0, "l1");
+    assert_eq!(c.databases["l1"].charset.as_deref(), Some("utf8mb4"));
     let applied = c.apply("", "DROP DATABASE l1").unwrap();
     assert!(c.table("l1", "t").is_none());
     assert_eq!(applied.tables.len(), 1);

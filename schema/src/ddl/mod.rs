@@ -385,10 +385,13 @@ impl Catalog {
             return Err(ctx.err("ALTER DATABASE without a name and without USE"));
         }
         let (charset, collation) = charset_options(&t[rest..]);
+        let db = self.databases.entry(name.clone()).or_default();
         if charset.is_none() && collation.is_none() {
+            // A comment or other option: nothing tracked changes, but the statement
+            // concerns this database (and is replicated when the database is).
+            changed.databases.push((name, Some(db.clone())));
             return Ok(());
         }
-        let db = self.databases.entry(name.clone()).or_default();
         if charset.is_some() {
             db.charset = charset;
             db.collation = collation;
