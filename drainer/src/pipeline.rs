@@ -12,7 +12,9 @@
 //!   replay neither fails nor doubles rows of tables with keys.
 //! - DDL: with `sync-ddl = true` it runs downstream in its schema context once the earlier
 //!   transactions are committed (replays that find it done count as applied); either way
-//!   the schema history takes it, at the position of its own commit. A statement the
+//!   the schema history takes it at once (later rows of its transaction, as in `CREATE
+//!   TABLE … SELECT`, decode with it) and records it at the position of its commit. DDL
+//!   runs downstream at its place among the transaction's rows. A statement the
 //!   tracker cannot apply stops the drainer unless `skip-ddl` names its transaction.
 //! - Rows are decoded as they are read, with the definitions in force there; their
 //!   statements are built at the commit, against the downstream's columns (cached per
@@ -170,10 +172,9 @@ struct Run<'a> {
     started: Instant,
     /// The row changes of the transaction being read, applied at its commit.
     txn: Vec<RowChange>,
-    /// Statements of the transaction being read: (schema, statement). They go into the
-    /// schema history at its commit (the position where they took effect), and run
-    /// downstream after its rows.
-    statements: Vec<(String, String)>,
+    /// DDL of the transaction being read to run downstream: (row changes before it,
+    /// schema, statement).
+    ddl: Vec<(usize, String, String)>,
     /// The transaction being read: its GTID and where it starts.
     current: Option<pump_reader::TxnStart>,
     /// The position after the last transaction committed downstream, not yet saved.
@@ -226,65 +227,60 @@ impl Run<'_> {
         })
     }
 
-    /// Takes the transaction's statements into the schema history at `position` (where
-    /// they took effect); returns the DDL to run downstream.
-    fn track_statements(&mut self, position: &Position) -> Result<Vec<(String, String)>, RunError> {
-        let mut ddl = Vec::new();
-        for (schema_name, text) in std::mem::take(&mut self.statements) {
-            let filter = &self.filter;
-            let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
-            let applied = match self.history.apply_filtered(
-                &self.store,
-                position,
-                &schema_name,
-                &text,
-                &wants,
-            ) {
-                Ok(applied) => applied,
-                Err(schema::HistoryError::Ddl { source, .. }) if self.skip_requested() => {
-                    tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
-                        "passing over a statement the schema tracker cannot apply, as skip-ddl asks");
-                    self.history.skip(&self.store, position, &text)?;
-                    continue;
-                }
-                Err(schema::HistoryError::Ddl { source, .. }) => {
-                    return Err(RunError::Apply {
-                        at: self.here(),
-                        reason: format!(
-                        "{source}; to pass over it deliberately, add \"{}\" to [syncer] skip-ddl",
-                        self.skip_name()
-                    ),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let replicated = match applied.class {
-                Class::Table => !applied.tables.is_empty(),
-                Class::Truncate => true,
-                Class::Database => applied
-                    .databases
-                    .iter()
-                    .any(|(db, _)| self.filter.wants_schema(db)),
-                _ => false,
-            };
-            if matches!(applied.class, Class::Table | Class::Database) {
-                // Run here or not (the other direction may run it), the downstream's
-                // tables may change: look at them again.
-                self.down.forget_columns();
+    /// Takes a statement of the transaction being read into the schema history at once
+    /// (later rows of the transaction decode with it; it is recorded at the commit), and
+    /// queues it to run downstream at its place among the transaction's rows.
+    fn statement(&mut self, schema_name: String, text: String) -> Result<(), RunError> {
+        let filter = &self.filter;
+        let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
+        let applied = match self.history.stage(&schema_name, &text, &wants) {
+            Ok(applied) => applied,
+            Err(source) if self.skip_requested() => {
+                tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
+                    "passing over a statement the schema tracker cannot apply, as skip-ddl asks");
+                self.history.stage_skip(&text);
+                return Ok(());
             }
-            if self.config.syncer.sync_ddl && replicated {
-                // CREATE and DROP DATABASE name their database, and their event's schema
-                // is that database itself (not there yet for CREATE, perhaps gone for a
-                // replayed DROP): they run without USE. ALTER DATABASE may rely on it.
-                let context = if applied.class == Class::Database && !starts_with_alter(&text) {
-                    String::new()
-                } else {
-                    schema_name
-                };
-                ddl.push((context, text));
+            Err(source) => {
+                return Err(self.here_fail(format!(
+                    "{source}; to pass over it deliberately, add \"{}\" to [syncer] skip-ddl",
+                    self.skip_name()
+                )))
             }
+        };
+        let replicated = match applied.class {
+            Class::Table => !applied.tables.is_empty(),
+            Class::Truncate => true,
+            Class::Database => applied
+                .databases
+                .iter()
+                .any(|(db, _)| self.filter.wants_schema(db)),
+            _ => false,
+        };
+        if matches!(applied.class, Class::Table | Class::Database) {
+            // Run here or not (the other direction may run it), the downstream's tables
+            // may change: look at them again.
+            self.down.forget_columns();
         }
-        Ok(ddl)
+        if self.config.syncer.sync_ddl && replicated {
+            // CREATE and DROP DATABASE name their database, and their event's schema is
+            // that database itself (not there yet for CREATE, perhaps gone for a replayed
+            // DROP): they run without USE. ALTER DATABASE may rely on it.
+            let context = if applied.class == Class::Database && !starts_with_alter(&text) {
+                String::new()
+            } else {
+                schema_name
+            };
+            self.ddl.push((self.txn.len(), context, text));
+        }
+        Ok(())
+    }
+
+    /// Forgets the transaction being read (rolled back, or not to be applied).
+    fn drop_transaction(&mut self) {
+        self.txn.clear();
+        self.ddl.clear();
+        self.history.discard_staged();
     }
 
     /// Decodes one rows event into the transaction's row changes (with the definitions in
@@ -379,14 +375,6 @@ impl Run<'_> {
     /// The statements of the transaction's row changes, against the downstream's columns
     /// as they are now. Consecutive inserts into one table share a multi-row INSERT (or
     /// REPLACE), which means the same inside one transaction.
-    async fn build(&mut self) -> Result<Vec<Stmt>, RunError> {
-        let safe = self.safe_mode();
-        let txn = std::mem::take(&mut self.txn);
-        let built = self.build_changes(&txn, safe).await;
-        self.txn = txn;
-        built
-    }
-
     async fn build_changes(
         &mut self,
         txn: &[RowChange],
@@ -458,15 +446,39 @@ impl Run<'_> {
 
     /// Commits the transaction read so far downstream, retrying transient failures.
     async fn commit(&mut self, position: Position) -> Result<(), RunError> {
-        let ddl = self.track_statements(&position)?;
-        let mut stmts = self.build().await?;
+        self.history.commit_staged(&self.store, &position)?;
+        let txn = std::mem::take(&mut self.txn);
+        let ddl = std::mem::take(&mut self.ddl);
+        let had_ddl = !ddl.is_empty();
+        // DDL commits implicitly downstream: the rows before each statement go in one
+        // transaction, the statement runs, then the rows after it.
+        let mut from = 0;
+        for (upto, schema_name, statement) in ddl {
+            self.apply_rows(&txn[from..upto]).await?;
+            from = upto;
+            self.apply_ddl(&schema_name, &statement).await?;
+        }
+        self.apply_rows(&txn[from..]).await?;
+        self.unsaved = Some(position);
+        let interval = Duration::from_millis(self.config.syncer.checkpoint_interval_ms);
+        if had_ddl || self.last_save.elapsed() >= interval {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Applies row changes as one downstream transaction: transient failures retry it
+    /// with backoff; "unknown column" builds it again, once, with fresh columns.
+    async fn apply_rows(&mut self, changes: &[RowChange]) -> Result<(), RunError> {
+        let safe = self.safe_mode();
+        let mut stmts = self.build_changes(changes, safe).await?;
         let mut refreshed = false;
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.down.apply_txn(&stmts).await {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(DownstreamError::Transient(reason)) => {
-                    tracing::warn!(%position, %reason, "downstream failed; retrying the transaction");
+                    tracing::warn!(at = %self.here(), %reason, "downstream failed; retrying the transaction");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -478,33 +490,28 @@ impl Run<'_> {
                 }) if !refreshed => {
                     tracing::warn!(at = %self.here(), %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    stmts = self.build().await?;
+                    stmts = self.build_changes(changes, safe).await?;
                     refreshed = true;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
         }
-        self.txn.clear();
-        let had_ddl = !ddl.is_empty();
-        for (schema_name, statement) in ddl {
-            loop {
-                match self.down.apply_ddl(&schema_name, &statement).await {
-                    Ok(()) => break,
-                    Err(DownstreamError::Transient(reason)) => {
-                        tracing::warn!(%position, %reason, "downstream failed during DDL; retrying it");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                    }
-                    Err(e) => return Err(Self::fail(&position, e)),
+    }
+
+    /// Runs one DDL statement downstream, retrying transient failures.
+    async fn apply_ddl(&mut self, schema_name: &str, statement: &str) -> Result<(), RunError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.down.apply_ddl(schema_name, statement).await {
+                Ok(()) => return Ok(()),
+                Err(DownstreamError::Transient(reason)) => {
+                    tracing::warn!(at = %self.here(), %reason, "downstream failed during DDL; retrying it");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
+                Err(e) => return Err(self.here_fail(e)),
             }
         }
-        self.unsaved = Some(position);
-        let interval = Duration::from_millis(self.config.syncer.checkpoint_interval_ms);
-        if had_ddl || self.last_save.elapsed() >= interval {
-            self.save()?;
-        }
-        Ok(())
     }
 
     /// Saves the last committed position.
@@ -595,7 +602,7 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
         }),
         started: Instant::now(),
         txn: Vec::new(),
-        statements: Vec::new(),
+        ddl: Vec::new(),
         current: None,
         unsaved: None,
         last_save: Instant::now(),
@@ -614,20 +621,16 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
         };
         match event {
             TxnEvent::Begin(start) => {
-                run.txn.clear();
-                run.statements.clear();
+                run.drop_transaction();
                 run.current = Some(start);
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
             }
-            TxnEvent::Change(Change::Statement(s)) => run.statements.push((s.schema, s.text)),
+            TxnEvent::Change(Change::Statement(s)) => run.statement(s.schema, s.text)?,
             TxnEvent::Commit { position, .. } => run.commit(position).await?,
-            TxnEvent::Rollback => {
-                run.txn.clear();
-                run.statements.clear();
-            }
+            TxnEvent::Rollback => run.drop_transaction(),
             TxnEvent::Idle { position } => {
                 if run.txn.is_empty() {
                     run.unsaved = Some(position);

@@ -6,13 +6,14 @@
 //!   FLOAT/DOUBLE, UUID, INET6, INET4, geometry, NULLs, unsigned extremes), arrives byte
 //!   for byte through inserts, updates, a key change and deletes, also in a table with no
 //!   key, where rows are located by every column;
-//! - the filters (`replicate-do-db` with a regular expression, `replicate-do-table`,
-//!   `ignore-table` with a regular expression) apply to rows and DDL alike;
+//! - the filters (`ignore-schemas`, `replicate-do-db` with a regular expression,
+//!   `replicate-do-table`, `ignore-table` with a regular expression) apply to rows and DDL
+//!   alike;
 //! - `sync-ddl = false` tracks DDL without running it downstream, and rows written after
 //!   the operator's own downstream ALTER apply; `sync-ddl = true` replays a DDL sequence
-//!   (ADD … AFTER/FIRST, DROP, MODIFY, CHANGE, RENAME, indexes, TRUNCATE, CREATE/DROP
-//!   TABLE, CREATE/ALTER/DROP DATABASE, unqualified names after USE) until both sides'
-//!   `SHOW CREATE TABLE` and rows agree;
+//!   (ADD … AFTER/FIRST, DROP, MODIFY, CHANGE, RENAME, indexes, TRUNCATE, CREATE TABLE …
+//!   SELECT, CREATE/DROP TABLE, CREATE/ALTER/DROP DATABASE, unqualified names after USE)
+//!   until both sides' `SHOW CREATE TABLE` and rows agree;
 //! - `sync-mode = 2` applies rows whose columns differ from the downstream table;
 //!   `sync-mode = 1` stops on such a row with exit code 1, naming the table and both
 //!   column lists.
@@ -652,6 +653,8 @@ const FILTER_SETUP: &[&str] = &[
     "INSERT INTO app.tmp_cache VALUES (100, 'there before')",
     "CREATE DATABASE shop_1",
     "CREATE TABLE shop_1.carts (id INT PRIMARY KEY, v VARCHAR(40))",
+    "CREATE DATABASE shop_9",
+    "CREATE TABLE shop_9.carts (id INT PRIMARY KEY, v VARCHAR(40))",
     "CREATE DATABASE shop_x",
     "CREATE TABLE shop_x.carts (id INT PRIMARY KEY, v VARCHAR(40))",
     "INSERT INTO shop_x.carts VALUES (100, 'there before')",
@@ -665,10 +668,16 @@ const FILTER_SETUP: &[&str] = &[
 ];
 
 /// Replicated: `app` and `shop_<digits>` (do-db), `crm.leads` (do-table), but not
-/// `app.tmp_*` (ignore-table).
+/// `app.tmp_*` (ignore-table) nor `shop_9` (ignore-schemas, which comes first).
 const WANTED: &[&str] = &["app.orders", "shop_1.carts", "shop_2.carts", "crm.leads"];
 /// Not replicated; all exist downstream before the drainer starts and must stay as they are.
-const UNWANTED: &[&str] = &["app.tmp_cache", "shop_x.carts", "crm.accounts", "other.t"];
+const UNWANTED: &[&str] = &[
+    "app.tmp_cache",
+    "shop_9.carts",
+    "shop_x.carts",
+    "crm.accounts",
+    "other.t",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_apply_to_rows_and_ddl() {
@@ -681,6 +690,7 @@ async fn filters_apply_to_rows_and_ddl() {
         db_name: "crm".into(),
         tbl_name: "leads".into(),
     }];
+    config.syncer.ignore_schemas = "INFORMATION_SCHEMA,PERFORMANCE_SCHEMA,mysql,shop_9".into();
     config.syncer.ignore_table = vec![TableName {
         db_name: "app".into(),
         tbl_name: "~^tmp_".into(),
@@ -695,6 +705,7 @@ async fn filters_apply_to_rows_and_ddl() {
         "INSERT INTO app.tmp_cache VALUES (1, 'ignored table')",
         "INSERT INTO shop_1.carts VALUES (1, 'wanted by the pattern')",
         "INSERT INTO shop_x.carts VALUES (1, 'not matched by the anchored pattern')",
+        "INSERT INTO shop_9.carts VALUES (1, 'matched, but in ignore-schemas')",
         "INSERT INTO crm.leads VALUES (1, 'wanted table')",
         "INSERT INTO crm.accounts VALUES (1, 'table not listed')",
         "INSERT INTO other.t VALUES (1, 'schema not listed')",
@@ -712,6 +723,7 @@ async fn filters_apply_to_rows_and_ddl() {
         "ALTER TABLE app.tmp_cache ADD COLUMN extra INT",
         "INSERT INTO app.tmp_cache VALUES (2, 'after its ALTER', 7)",
         "ALTER TABLE crm.accounts ADD COLUMN extra INT",
+        "ALTER TABLE shop_9.carts ADD COLUMN extra INT",
         "ALTER TABLE other.t ADD COLUMN extra INT",
         "INSERT INTO other.t VALUES (2, 'after its ALTER', 7)",
         "CREATE TABLE other.created (id INT PRIMARY KEY)",
@@ -892,6 +904,8 @@ async fn ddl_sequence_replays_downstream() {
         "TRUNCATE TABLE app.fresh",
         "INSERT INTO app.fresh VALUES ('z', 2.25, '2025-06-30 23:59:59.999')",
         "DROP INDEX by_seen ON app.fresh",
+        // DDL and rows in one transaction: the rows need the table the statement creates.
+        "CREATE TABLE app.copied SELECT k, n FROM app.fresh",
         "CREATE TABLE app.doomed (id INT PRIMARY KEY)",
         "INSERT INTO app.doomed VALUES (1)",
         "DROP TABLE app.doomed",
@@ -912,14 +926,17 @@ async fn ddl_sequence_replays_downstream() {
     .await
     .unwrap();
 
-    let tables = ["app.renamed", "app.fresh", "app2.scoped"];
+    let tables = ["app.copied", "app.renamed", "app.fresh", "app2.scoped"];
     converged(&drainer, &a, &b, &tables).await;
     same_definitions(&drainer, &a, &b, &tables).await;
     let (up, down) = (
         tables_in(&a, &["app", "app2"]).await.unwrap(),
         tables_in(&b, &["app", "app2"]).await.unwrap(),
     );
-    assert_eq!(up, ["app.fresh", "app.renamed", "app2.scoped"]);
+    assert_eq!(
+        up,
+        ["app.copied", "app.fresh", "app.renamed", "app2.scoped"]
+    );
     assert_eq!(
         down, up,
         "the downstream has other tables than the upstream"

@@ -69,6 +69,11 @@ pub struct History {
     next_seq: u64,
     /// The server default to write with the next entry (the bootstrap's).
     server_to_record: Option<Database>,
+    /// Statements of the transaction being read, already in `catalog` (its later rows
+    /// decode with them) but recorded only at its commit: (cause, what changed).
+    staged: Vec<(String, Applied)>,
+    /// The catalog before the first staged statement, for a rollback.
+    before_staged: Option<Catalog>,
 }
 
 fn key(seq: u64) -> Vec<u8> {
@@ -278,15 +283,54 @@ impl History {
         Ok(applied)
     }
 
+    /// Applies a statement of the transaction being read to the catalog at once (rows after
+    /// it in the same transaction, as in `CREATE TABLE … SELECT`, decode with it), to be
+    /// recorded by [`History::commit_staged`] at the transaction's commit position, or
+    /// undone by [`History::discard_staged`]. On error nothing changes.
+    pub fn stage(
+        &mut self,
+        default_schema: &str,
+        sql: &str,
+        wants: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Applied, DdlError> {
+        let mut next = self.catalog.clone();
+        let applied = next.apply_filtered(default_schema, sql, wants)?;
+        if !applied.tables.is_empty() || !applied.databases.is_empty() {
+            let before = std::mem::replace(&mut self.catalog, next);
+            self.before_staged.get_or_insert(before);
+            self.staged.push((sql.to_owned(), applied.clone()));
+        }
+        Ok(applied)
+    }
+
+    /// Stages an operator's decision to pass over a statement (see [`History::skip`]).
+    pub fn stage_skip(&mut self, sql: &str) {
+        self.staged
+            .push((format!("skipped by the operator: {sql}"), Applied::none()));
+    }
+
+    /// Records the staged statements at `at`, where their transaction committed.
+    pub fn commit_staged(&mut self, store: &Store, at: &Position) -> Result<(), HistoryError> {
+        for (cause, applied) in std::mem::take(&mut self.staged) {
+            self.record(store, at, &cause, &applied)?;
+        }
+        self.before_staged = None;
+        Ok(())
+    }
+
+    /// Undoes the staged statements (their transaction rolled back, or was dropped).
+    pub fn discard_staged(&mut self) {
+        self.staged.clear();
+        if let Some(before) = self.before_staged.take() {
+            self.catalog = before;
+        }
+    }
+
     /// Passes over a statement deliberately (an operator's decision, for one the tracker
     /// cannot apply): the catalog stays as it is, and the history records the skip so the
     /// decision can be seen later.
     pub fn skip(&mut self, store: &Store, at: &Position, sql: &str) -> Result<(), HistoryError> {
-        let applied = Applied {
-            class: crate::Class::Other,
-            tables: Vec::new(),
-            databases: Vec::new(),
-        };
+        let applied = Applied::none();
         self.record(
             store,
             at,

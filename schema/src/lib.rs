@@ -40,11 +40,15 @@
 //! a position replays what was in force there, also after a restart. The first entry is
 //! the bootstrap: [`read_upstream`] reads `SHOW CREATE DATABASE` / `SHOW CREATE TABLE`
 //! from the upstream, applied with the same code as any DDL, so both paths agree.
+//! The drainer stages a transaction's statements ([`History::stage`]: in force at once,
+//! so later rows of the transaction decode with them) and records them at its commit
+//! position ([`History::commit_staged`]), or undoes them ([`History::discard_staged`]).
 //!
 //! A statement the tracker cannot apply stops replication with [`HistoryError::Ddl`] (the
 //! statement and its position); [`History::skip`] records an operator's decision to pass
-//! over it (the drainer's `[syncer] skip-ddl` asks for it). `drainer schema show` prints
-//! the tracked definitions.
+//! over it (the drainer's `[syncer] skip-ddl` asks for it, through
+//! [`History::stage_skip`]). `drainer schema show` prints the definitions at the
+//! checkpoint ([`History::at`]).
 
 mod bootstrap;
 mod ddl;

@@ -191,3 +191,37 @@ fn bootstrap_only_once_and_never_dropped() {
         "the server default survives a reload"
     );
 }
+
+#[test]
+fn staged_statements_apply_at_once_and_are_recorded_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut h = bootstrapped(&store);
+    let all = |_: &str, _: &str| true;
+
+    // A transaction that rolls back: its statements are undone.
+    h.stage("app", "ALTER TABLE t ADD a INT", &all).unwrap();
+    h.stage("app", "CREATE TABLE v (id INT)", &all).unwrap();
+    assert_eq!(columns(&h, "t"), ["id", "a"], "in force at once");
+    h.discard_staged();
+    assert_eq!(columns(&h, "t"), ["id"]);
+    assert!(h.catalog().table("app", "v").is_none());
+
+    // One that commits: recorded at its commit position, replayed from there on only.
+    h.stage("app", "CREATE TABLE w (id INT, s TEXT)", &all)
+        .unwrap();
+    assert_eq!(columns(&h, "w"), ["id", "s"]);
+    let err = h
+        .stage("app", "ALTER TABLE nope ADD c INT", &all)
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    h.stage_skip("ALTER TABLE nope ADD c INT");
+    h.commit_staged(&store, &at(500)).unwrap();
+    h.discard_staged();
+    assert_eq!(columns(&h, "w"), ["id", "s"], "a commit is not undone");
+
+    let before = History::at(&store, &at(499)).unwrap();
+    assert!(before.catalog().table("app", "w").is_none());
+    let after = History::load(&store, Some(&at(500))).unwrap();
+    assert_eq!(columns(&after, "w"), ["id", "s"]);
+}

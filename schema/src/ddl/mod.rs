@@ -71,6 +71,17 @@ pub struct Applied {
     pub databases: Vec<(String, Option<Database>)>,
 }
 
+impl Applied {
+    /// A statement that changed nothing tracked.
+    pub fn none() -> Applied {
+        Applied {
+            class: Class::Other,
+            tables: Vec::new(),
+            databases: Vec::new(),
+        }
+    }
+}
+
 /// Every tracked table and database.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
