@@ -336,33 +336,31 @@ impl Run<'_> {
                     .zip(downstream)
                     .all(|(a, b)| a.eq_ignore_ascii_case(b))
         };
-        let mut downstream = self
-            .down
-            .columns(&table.schema, &table.name)
-            .await
-            .map_err(|e| self.here_fail(e))?;
-        if matches(&downstream) {
-            return Ok(None);
+        let mut fresh = false;
+        loop {
+            let downstream = self
+                .down
+                .columns(&table.schema, &table.name)
+                .await
+                .map_err(|e| self.here_fail(e))?;
+            if matches(&downstream) {
+                return Ok(None);
+            }
+            if self.config.syncer.to.sync_mode == 2 {
+                return Ok(Some(downstream));
+            }
+            if fresh {
+                return Err(self.here_fail(format!(
+                    "{}: the upstream row has columns ({}), the downstream table ({}); \
+                     sync-mode = 2 applies the columns both have",
+                    table.qualified(),
+                    upstream.join(", "),
+                    downstream.join(", ")
+                )));
+            }
+            self.down.forget_table(&table.schema, &table.name);
+            fresh = true;
         }
-        if self.config.syncer.to.sync_mode == 2 {
-            return Ok(Some(downstream));
-        }
-        self.down.forget_table(&table.schema, &table.name);
-        downstream = self
-            .down
-            .columns(&table.schema, &table.name)
-            .await
-            .map_err(|e| self.here_fail(e))?;
-        if matches(&downstream) {
-            return Ok(None);
-        }
-        Err(self.here_fail(format!(
-            "{}: the upstream row has columns ({}), the downstream table ({}); sync-mode = 2 \
-             applies the columns both have",
-            table.qualified(),
-            upstream.join(", "),
-            downstream.join(", ")
-        )))
     }
 
     fn here_fail(&self, reason: impl std::fmt::Display) -> RunError {

@@ -215,6 +215,27 @@ impl DrainerCommand {
         })
     }
 
+    /// Starts the process and waits until it logs that it replicates (preflight and
+    /// bootstrap done); the timeout's error carries its log so far.
+    pub async fn spawn_replicating(
+        self,
+        timeout: Duration,
+    ) -> Result<DrainerProcess, HarnessError> {
+        let process = self.spawn()?;
+        poll_until("the drainer to start replicating", timeout, || {
+            let log = process.stderr();
+            async move {
+                if log.contains("replicating") {
+                    Ok(())
+                } else {
+                    Err(log)
+                }
+            }
+        })
+        .await?;
+        Ok(process)
+    }
+
     /// Runs to completion (killed after `timeout`) and returns the exit code and output.
     pub async fn output(self, timeout: Duration) -> Result<DrainerOutput, HarnessError> {
         let mut process = self.spawn()?;

@@ -51,22 +51,13 @@ async fn on_both(a: &MariaDb, b: &MariaDb, statements: &[&str]) {
 
 /// Starts the drainer and waits until it reads the upstream.
 async fn start(config: &conf::Config) -> DrainerProcess {
-    let drainer = DrainerCommand::new()
+    DrainerCommand::new()
         .unwrap()
         .config(config)
         .unwrap()
-        .spawn()
-        .unwrap();
-    eventually("the drainer to start replicating", WAIT, || async {
-        let log = drainer.stderr();
-        if log.contains("replicating") {
-            Ok(())
-        } else {
-            Err(log)
-        }
-    })
-    .await;
-    drainer
+        .spawn_replicating(WAIT)
+        .await
+        .unwrap()
 }
 
 /// Stops the drainer with SIGTERM; it must exit cleanly.
@@ -210,38 +201,47 @@ fn difference(up: &[String], down: &[String]) -> String {
     )
 }
 
+/// What two servers are compared by.
+#[derive(Clone, Copy)]
+enum Listing {
+    /// Every row, byte for byte.
+    Rows,
+    /// `SHOW CREATE TABLE`.
+    Definitions,
+}
+
+async fn list(server: &MariaDb, what: Listing, tables: &[&str]) -> Result<Vec<String>, String> {
+    match what {
+        Listing::Rows => dump(server, tables).await,
+        Listing::Definitions => definitions(server, tables).await,
+    }
+}
+
+/// Waits until `what` of `tables` is the same on both servers.
+async fn agree(drainer: &DrainerProcess, a: &MariaDb, b: &MariaDb, tables: &[&str], what: Listing) {
+    let waiting_for = match what {
+        Listing::Rows => "the downstream rows to match the upstream",
+        Listing::Definitions => "the downstream definitions to match the upstream",
+    };
+    eventually(waiting_for, WAIT, || async {
+        let (x, y) = (list(a, what, tables).await?, list(b, what, tables).await?);
+        if x == y {
+            Ok(())
+        } else {
+            Err(format!("{}\n{}", difference(&x, &y), log_tail(drainer)))
+        }
+    })
+    .await;
+}
+
 /// Waits until the rows of `tables` are the same, byte for byte, on both servers.
 async fn converged(drainer: &DrainerProcess, a: &MariaDb, b: &MariaDb, tables: &[&str]) {
-    eventually(
-        "the downstream rows to match the upstream",
-        WAIT,
-        || async {
-            let (x, y) = (dump(a, tables).await?, dump(b, tables).await?);
-            if x == y {
-                Ok(())
-            } else {
-                Err(format!("{}\n{}", difference(&x, &y), log_tail(drainer)))
-            }
-        },
-    )
-    .await;
+    agree(drainer, a, b, tables, Listing::Rows).await;
 }
 
 /// Waits until `SHOW CREATE TABLE` of `tables` says the same on both servers.
 async fn same_definitions(drainer: &DrainerProcess, a: &MariaDb, b: &MariaDb, tables: &[&str]) {
-    eventually(
-        "the downstream definitions to match the upstream",
-        WAIT,
-        || async {
-            let (x, y) = (definitions(a, tables).await?, definitions(b, tables).await?);
-            if x == y {
-                Ok(())
-            } else {
-                Err(format!("{}\n{}", difference(&x, &y), log_tail(drainer)))
-            }
-        },
-    )
-    .await;
+    agree(drainer, a, b, tables, Listing::Definitions).await;
 }
 
 /// Waits until `sql` finds a row on `server` (a sentinel the drainer wrote).

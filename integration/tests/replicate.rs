@@ -57,35 +57,34 @@ async fn converged(a: &MariaDb, b: &MariaDb) {
     .await;
 }
 
-/// Starts the drainer and waits until it reads the upstream.
-async fn start(config: &conf::Config) -> DrainerProcess {
-    let drainer = DrainerCommand::new()
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .spawn()
-        .unwrap();
-    eventually("the drainer to start replicating", WAIT, || async {
-        let log = drainer.stderr();
-        if log.contains("replicating") {
-            Ok(())
-        } else {
-            Err(log)
-        }
-    })
-    .await;
-    drainer
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicates_dml_and_ddl_and_survives_a_restart() {
+/// Two fresh servers with [`SETUP`] on both, and a configuration for the direction a → b
+/// with its data-dir in the returned temporary directory (keep it alive: dropping it
+/// deletes the data-dir).
+async fn pair() -> (MariaDb, MariaDb, tempfile::TempDir, conf::Config) {
     let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
     let (a, b) = (a.unwrap(), b.unwrap());
     for server in [&a, &b] {
         server.exec(SETUP).await.unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    let config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    (a, b, dir, config)
+}
+
+/// Starts the drainer and waits until it reads the upstream.
+async fn start(config: &conf::Config) -> DrainerProcess {
+    DrainerCommand::new()
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .spawn_replicating(WAIT)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicates_dml_and_ddl_and_survives_a_restart() {
+    let (a, b, dir, mut config) = pair().await;
     config.syncer.checkpoint_interval_ms = 200;
     let mut drainer = start(&config).await;
     a.exec(&["INSERT INTO app.orders VALUES (1, 'ada', 10.50, NULL)"])
@@ -169,13 +168,7 @@ async fn replicates_dml_and_ddl_and_survives_a_restart() {
 /// behind may or may not have run: either way the restarted drainer converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_during_ddl_resumes_before_it() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    let (a, b, _dir, mut config) = pair().await;
     config.syncer.checkpoint_interval_ms = 100;
     let mut drainer = start(&config).await;
     a.exec(&["INSERT INTO app.orders VALUES (1, 'ada', 10.50, NULL)"])
@@ -229,13 +222,7 @@ async fn a_crash_during_ddl_resumes_before_it() {
 /// and the statement does not run downstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrackable_statement_stops_until_skipped() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    let (a, b, _dir, mut config) = pair().await;
     let mut drainer = start(&config).await;
     a.exec(&[
         "INSERT INTO app.orders VALUES (1, 'ada', 10.50, NULL)",
@@ -278,13 +265,7 @@ async fn an_untrackable_statement_stops_until_skipped() {
 /// again and applies the transaction without that column (sync-mode 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_column_downstream_refreshes_and_retries() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    let (a, b, _dir, mut config) = pair().await;
     config.syncer.to.sync_mode = 2;
     let mut drainer = start(&config).await;
     a.exec(&["INSERT INTO app.orders VALUES (1, 'ada', 10.50, 'cached')"])
@@ -361,13 +342,7 @@ async fn workload(a: &MariaDb, stop: tokio::sync::watch::Receiver<bool>) -> u64 
 /// downstream restart underneath the running drainer. Nothing is missing or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_stops_kills_and_a_downstream_restart_under_load() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, mut b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    let (a, mut b, _dir, mut config) = pair().await;
     config.syncer.checkpoint_interval_ms = 50;
     // The first start takes the upstream's position then: the load starts after it.
     let mut drainer = start(&config).await;
