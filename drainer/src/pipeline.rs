@@ -20,6 +20,10 @@
 //!   statements are built at the commit, against the downstream's columns (cached per
 //!   table, dropped after any DDL, and looked at again once on "unknown column").
 //!   Consecutive inserts into one table share a multi-row INSERT.
+//! - Loopback control: every downstream transaction begins with the channel's mark
+//!   update (see [`crate::apply::downstream::Mark`]); an upstream transaction with a
+//!   mark-table row of this channel came from the reverse direction and is dropped whole
+//!   (its position still checkpointed). The mark table's schema is never replicated.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,7 +35,7 @@ use pump_reader::{Change, LiveOptions, LiveReader, Position, Rows, StartAt, TxnE
 use schema::{decode_row, read_upstream, Class, History, Table, Value};
 use tokio::sync::watch;
 
-use crate::apply::downstream::{Downstream, DownstreamError, Target};
+use crate::apply::downstream::{Downstream, DownstreamError, Mark, Target};
 use crate::apply::sql::{self, Stmt};
 
 /// Why the pipeline stopped, with where.
@@ -155,6 +159,15 @@ fn starts_with_alter(sql: &str) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"))
 }
 
+/// The `channel_id` of a mark-table row image (TiDB Binlog's layout: `id`, `channel_id`,
+/// `val`, `channel_info`).
+fn mark_channel(image: &Option<Vec<pump_reader::event::Cell>>) -> Option<i64> {
+    match image.as_ref()?.get(1)? {
+        pump_reader::event::Cell::Int { bits, .. } => Some(*bits as i64),
+        _ => None,
+    }
+}
+
 /// One decoded row change of the transaction being read.
 struct RowChange {
     table: Arc<Table>,
@@ -177,6 +190,14 @@ struct Run<'a> {
     ddl: Vec<(usize, String, String)>,
     /// The transaction being read: its GTID and where it starts.
     current: Option<pump_reader::TxnStart>,
+    /// This direction's loopback mark (`loopback-control = true`).
+    mark: Option<Mark>,
+    /// Whether the transaction being read carries this channel's mark: it came from the
+    /// reverse direction, and is dropped whole.
+    looped: bool,
+    /// Downstream transactions committed, and upstream ones dropped as loops.
+    applied: u64,
+    loops_dropped: u64,
     /// The position after the last transaction committed downstream, not yet saved.
     unsaved: Option<Position>,
     last_save: Instant,
@@ -278,6 +299,7 @@ impl Run<'_> {
 
     /// Forgets the transaction being read (rolled back, or not to be applied).
     fn drop_transaction(&mut self) {
+        self.looped = false;
         self.txn.clear();
         self.ddl.clear();
         self.history.discard_staged();
@@ -287,6 +309,17 @@ impl Run<'_> {
     /// force at this position); their statements are built at the commit.
     fn rows(&mut self, rows: &Rows, at: &Position) -> Result<(), RunError> {
         let (schema_name, table_name) = (&rows.table.schema, &rows.table.table);
+        if let Some(mark) = &self.mark {
+            if *schema_name == mark.schema && *table_name == mark.table {
+                let ours = |image: &Option<Vec<pump_reader::event::Cell>>| {
+                    mark_channel(image) == Some(mark.channel_id)
+                };
+                if rows.rows.iter().any(|c| ours(&c.before) || ours(&c.after)) {
+                    self.looped = true;
+                }
+                return Ok(());
+            }
+        }
         if !self.filter.wants_table(schema_name, table_name) {
             return Ok(());
         }
@@ -445,6 +478,14 @@ impl Run<'_> {
     /// Commits the transaction read so far downstream, retrying transient failures.
     async fn commit(&mut self, position: Position) -> Result<(), RunError> {
         self.history.commit_staged(&self.store, &position)?;
+        if self.looped {
+            // The reverse direction applied it here: it goes no further.
+            tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
+            self.loops_dropped += 1;
+            self.drop_transaction();
+            self.unsaved = Some(position);
+            return Ok(());
+        }
         let txn = std::mem::take(&mut self.txn);
         let ddl = std::mem::take(&mut self.ddl);
         let had_ddl = !ddl.is_empty();
@@ -474,7 +515,10 @@ impl Run<'_> {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.down.apply_txn(&stmts).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.applied += u64::from(!stmts.is_empty());
+                    return Ok(());
+                }
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "downstream failed; retrying the transaction");
                     tokio::time::sleep(backoff).await;
@@ -586,6 +630,19 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
     }
     tracing::info!(position = %reader.position(), "replicating");
 
+    let mark = config.syncer.loopback_control.then(|| {
+        let (schema, table) = config
+            .syncer
+            .mark_table
+            .split_once('.')
+            .unwrap_or(("retl", "_drainer_repl_mark"));
+        Mark {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            channel_id: config.syncer.channel_id,
+            rows: config.syncer.worker_count,
+        }
+    });
     let mut run = Run {
         config,
         filter,
@@ -597,11 +654,16 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
             user: to.user.clone(),
             password: to.password.expose().to_owned(),
             partial: to.sync_mode == 2,
+            mark: mark.clone(),
         }),
         started: Instant::now(),
         txn: Vec::new(),
         ddl: Vec::new(),
         current: None,
+        mark,
+        looped: false,
+        applied: 0,
+        loops_dropped: 0,
         unsaved: None,
         last_save: Instant::now(),
     };
@@ -637,6 +699,10 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
         }
     }
     run.save()?;
-    tracing::info!("stopped; checkpoint saved");
+    tracing::info!(
+        applied = run.applied,
+        loops_dropped = run.loops_dropped,
+        "stopped; checkpoint saved"
+    );
     Ok(())
 }

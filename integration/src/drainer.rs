@@ -52,6 +52,17 @@ pub fn config_for(
     Ok(config)
 }
 
+/// Starts `drainer --config` for `config` and waits until it replicates.
+pub async fn replicating(
+    config: &Config,
+    timeout: Duration,
+) -> Result<DrainerProcess, HarnessError> {
+    DrainerCommand::new()?
+        .config(config)?
+        .spawn_replicating(timeout)
+        .await
+}
+
 /// Where the `drainer` binary is: `$DRAINER_BIN`, else beside the test executable's
 /// directory (`target/<profile>/drainer`, which `cargo test --workspace` builds first).
 /// A binary older than its sources is refused: `cargo test -p integration` alone does not

@@ -34,7 +34,9 @@ mod drainer;
 mod eventually;
 mod mariadb;
 
-pub use drainer::{config_for, drainer_binary, DrainerCommand, DrainerOutput, DrainerProcess};
+pub use drainer::{
+    config_for, drainer_binary, replicating, DrainerCommand, DrainerOutput, DrainerProcess,
+};
 pub use eventually::{eventually, poll_until, Timeout};
 pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
 

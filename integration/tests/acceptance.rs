@@ -51,13 +51,7 @@ async fn on_both(a: &MariaDb, b: &MariaDb, statements: &[&str]) {
 
 /// Starts the drainer and waits until it reads the upstream.
 async fn start(config: &conf::Config) -> DrainerProcess {
-    DrainerCommand::new()
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .spawn_replicating(WAIT)
-        .await
-        .unwrap()
+    integration::replicating(config, WAIT).await.unwrap()
 }
 
 /// Stops the drainer with SIGTERM; it must exit cleanly.

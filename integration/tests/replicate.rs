@@ -73,13 +73,7 @@ async fn pair() -> (MariaDb, MariaDb, tempfile::TempDir, conf::Config) {
 
 /// Starts the drainer and waits until it reads the upstream.
 async fn start(config: &conf::Config) -> DrainerProcess {
-    DrainerCommand::new()
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .spawn_replicating(WAIT)
-        .await
-        .unwrap()
+    integration::replicating(config, WAIT).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, TxOpts};
 
-use super::sql::Stmt;
+use super::sql::{quote, Stmt};
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -19,6 +19,65 @@ pub struct Target {
     /// `sync-mode = 2`: the session drops STRICT_TRANS_TABLES and STRICT_ALL_TABLES, so
     /// rows still apply while a schema change rolls out.
     pub partial: bool,
+    /// `loopback-control = true`: every transaction begins with this mark.
+    pub mark: Option<Mark>,
+}
+
+/// The loopback mark: a row of the mark table (TiDB Binlog's layout) that every
+/// transaction of this channel updates first, so the reverse direction can recognise it.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub schema: String,
+    pub table: String,
+    pub channel_id: i64,
+    /// Rows created for the channel, ids 0 to `rows - 1` (one per worker).
+    pub rows: u32,
+}
+
+impl Mark {
+    fn qualified(&self) -> String {
+        format!("{}.{}", quote(&self.schema), quote(&self.table))
+    }
+
+    /// The mark table (and its schema) if missing; then this channel's rows.
+    fn setup(&self) -> ([Stmt; 2], Stmt) {
+        let plain = |sql: String| Stmt {
+            sql,
+            params: Vec::new(),
+        };
+        let rows: Vec<String> = (0..self.rows)
+            .map(|id| format!("({id}, {}, 0, 'drainer')", self.channel_id))
+            .collect();
+        let create = [
+            plain(format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                quote(&self.schema)
+            )),
+            plain(format!(
+                "CREATE TABLE IF NOT EXISTS {} (id BIGINT NOT NULL, channel_id BIGINT NOT NULL \
+                 DEFAULT 0, val BIGINT DEFAULT 0, channel_info VARCHAR(64) DEFAULT NULL, \
+                 PRIMARY KEY (id, channel_id))",
+                self.qualified()
+            )),
+        ];
+        let seed = plain(format!(
+            "INSERT IGNORE INTO {} (id, channel_id, val, channel_info) VALUES {}",
+            self.qualified(),
+            rows.join(", ")
+        ));
+        (create, seed)
+    }
+
+    /// The statement that opens every transaction: row `id` of this channel, one up.
+    fn update(&self, id: u32) -> Stmt {
+        Stmt {
+            sql: format!(
+                "UPDATE {} SET val = val + 1 WHERE id = ? AND channel_id = ?",
+                self.qualified()
+            ),
+            params: vec![(id as i64).into(), self.channel_id.into()],
+        }
+    }
 }
 
 impl std::fmt::Debug for Target {
@@ -91,6 +150,8 @@ pub struct Downstream {
     conn: Option<Conn>,
     /// `schema.table` → column names, in order; refreshed after DDL.
     columns: HashMap<(String, String), Vec<String>>,
+    /// Whether the mark table and rows are known to exist.
+    mark_ready: bool,
 }
 
 impl Downstream {
@@ -99,6 +160,7 @@ impl Downstream {
             target,
             conn: None,
             columns: HashMap::new(),
+            mark_ready: false,
         }
     }
 
@@ -139,6 +201,44 @@ impl Downstream {
             for s in setup {
                 conn.query_drop(s).await.map_err(|e| classify(s, e))?;
             }
+            if let (Some(mark), false) = (&t.mark, self.mark_ready) {
+                let (create, seed) = mark.setup();
+                for s in create {
+                    conn.query_drop(s.sql.as_str())
+                        .await
+                        .map_err(|e| classify(&s.sql, e))?;
+                }
+                // The reverse direction finds the channel in the second column: a table
+                // that was there before, in another layout, would defeat loop control.
+                let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                           WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+                let names: Vec<String> = conn
+                    .exec(sql, (mark.schema.as_str(), mark.table.as_str()))
+                    .await
+                    .map_err(|e| classify(sql, e))?;
+                let layout = ["id", "channel_id", "val", "channel_info"];
+                let fits = names.len() >= 3
+                    && names
+                        .iter()
+                        .zip(layout)
+                        .all(|(n, l)| n.eq_ignore_ascii_case(l));
+                if !fits {
+                    return Err(DownstreamError::Definite {
+                        statement: format!("check the mark table {}", mark.qualified()),
+                        code: 0,
+                        reason: format!(
+                            "it has the columns ({}); loop control needs TiDB Binlog's layout \
+                             (id, channel_id, val, channel_info): drop or rename it, or set \
+                             [syncer] mark-table to another name",
+                            names.join(", ")
+                        ),
+                    });
+                }
+                conn.query_drop(seed.sql.as_str())
+                    .await
+                    .map_err(|e| classify(&seed.sql, e))?;
+                self.mark_ready = true;
+            }
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected above"))
@@ -155,13 +255,14 @@ impl Downstream {
         if stmts.is_empty() {
             return Ok(());
         }
+        let mark = self.target.mark.as_ref().map(|m| m.update(0));
         let conn = self.conn().await?;
         let result = async {
             let mut tx = conn
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(|e| classify("BEGIN", e))?;
-            for s in stmts {
+            for s in mark.iter().chain(stmts) {
                 tx.exec_drop(s.sql.as_str(), s.params.clone())
                     .await
                     .map_err(|e| classify(&s.sql, e))?;

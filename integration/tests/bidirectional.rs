@@ -1,0 +1,236 @@
+//! Two writable sites, one drainer per direction, loopback control on both: concurrent
+//! writers on both sites and a schema change on one converge, nothing ping-pongs, and each
+//! mark counter equals the transactions its drainer applied.
+
+use std::time::{Duration, Instant};
+
+use integration::{config_for, eventually, DrainerProcess, MariaDb};
+use mysql_async::prelude::Queryable;
+
+const WAIT: Duration = Duration::from_secs(90);
+const SETUP: &[&str] = &[
+    "CREATE DATABASE app",
+    "CREATE TABLE app.kv (id INT PRIMARY KEY, site CHAR(1) NOT NULL, n INT NOT NULL, note VARCHAR(60))",
+];
+
+async fn start(config: &conf::Config) -> DrainerProcess {
+    integration::replicating(config, WAIT).await.unwrap()
+}
+
+/// Writes on `site` for `run_for`: inserts, updates and deletes of its own keys (offset by
+/// `base`), single- and multi-row transactions. Returns the rounds written.
+async fn writer(server: &MariaDb, site: char, base: i64, run_for: Duration) -> i64 {
+    let mut conn = server.conn().await.unwrap();
+    let until = Instant::now() + run_for;
+    let mut i = 0;
+    while Instant::now() < until {
+        i += 1;
+        let id = base + i;
+        let round = [
+            format!("INSERT INTO app.kv (id, site, n, note) VALUES ({id}, '{site}', {i}, 'new')"),
+            "BEGIN".to_string(),
+            format!(
+                "INSERT INTO app.kv (id, site, n) VALUES ({}, '{site}', 0), ({}, '{site}', 0)",
+                id + 500_000,
+                id + 600_000
+            ),
+            format!(
+                "UPDATE app.kv SET n = n + 1, note = 'updated' WHERE id = {}",
+                id - 1
+            ),
+            "COMMIT".to_string(),
+            format!("DELETE FROM app.kv WHERE id = {}", id + 600_000 - 3),
+        ];
+        for s in &round {
+            conn.query_drop(s.as_str()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    conn.disconnect().await.ok();
+    i
+}
+
+async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
+    let rows: Vec<mysql_async::Row> = server
+        .query("SELECT * FROM app.kv ORDER BY id")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.get::<Option<String>, _>(i)
+                        .flatten()
+                        .unwrap_or_else(|| "NULL".into())
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect())
+}
+
+async fn binlog_end(server: &MariaDb) -> (String, u64) {
+    let rows: Vec<mysql_async::Row> = server.query("SHOW MASTER STATUS").await.unwrap();
+    let row = &rows[0];
+    (row.get(0).unwrap(), row.get(1).unwrap())
+}
+
+async fn mark_total(server: &MariaDb, channel: i64) -> u64 {
+    let sum: Vec<Option<u64>> = server
+        .query(&format!(
+            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = {channel}"
+        ))
+        .await
+        .unwrap();
+    sum[0].unwrap_or(0)
+}
+
+/// `name=value` from the drainer's last log line that has it (ANSI colours removed).
+fn logged(stderr: &str, name: &str) -> u64 {
+    let mut plain = String::new();
+    let mut chars = stderr.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let key = format!("{name}=");
+    let at = plain
+        .rfind(&key)
+        .unwrap_or_else(|| panic!("no {key} in:\n{plain}"));
+    plain[at + key.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_converge_without_loops() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // DDL flows A → B only; both directions apply rows whose columns differ meanwhile.
+    let mut ab = config_for(&a, &b, &dir.path().join("ab")).unwrap();
+    let mut ba = config_for(&b, &a, &dir.path().join("ba")).unwrap();
+    for (config, sync_ddl) in [(&mut ab, true), (&mut ba, false)] {
+        config.syncer.loopback_control = true;
+        config.syncer.channel_id = 1;
+        config.syncer.sync_ddl = sync_ddl;
+        config.syncer.to.sync_mode = 2;
+        config.syncer.checkpoint_interval_ms = 200;
+    }
+    let (ab_drainer, ba_drainer) = tokio::join!(start(&ab), start(&ba));
+
+    let half = Duration::from_secs(10);
+    let (rounds_a, rounds_b, ()) = tokio::join!(
+        writer(&a, 'A', 1_000_000, 2 * half),
+        writer(&b, 'B', 2_000_000, 2 * half),
+        async {
+            tokio::time::sleep(half).await;
+            // The rollout: B's table gains the column through the A → B drainer.
+            a.exec(&["ALTER TABLE app.kv ADD COLUMN extra INT NOT NULL DEFAULT 7"])
+                .await
+                .unwrap();
+        }
+    );
+    assert!(
+        rounds_a > 50 && rounds_b > 50,
+        "{rounds_a} and {rounds_b} rounds"
+    );
+
+    // A transaction on B that updates another channel's mark is replicated.
+    b.exec(&[
+        "BEGIN",
+        "INSERT INTO retl._drainer_repl_mark (id, channel_id, val) VALUES (0, 99, 1) \
+         ON DUPLICATE KEY UPDATE val = val + 1",
+        "INSERT INTO app.kv (id, site, n) VALUES (3000000, 'B', 99)",
+        "COMMIT",
+    ])
+    .await
+    .unwrap();
+
+    eventually("both sites to hold the same rows", WAIT, || async {
+        let (x, y) = (dump(&a).await?, dump(&b).await?);
+        if x == y && x.iter().any(|r| r.starts_with("3000000|")) {
+            Ok(())
+        } else {
+            Err(format!(
+                "A {} rows, B {} rows; first difference {:?}\nA→B:\n{}\nB→A:\n{}",
+                x.len(),
+                y.len(),
+                x.iter().zip(&y).find(|(p, q)| p != q),
+                ab_drainer.stderr(),
+                ba_drainer.stderr()
+            ))
+        }
+    })
+    .await;
+
+    // No ping-pong: both binlogs stop growing.
+    let before = tokio::join!(binlog_end(&a), binlog_end(&b));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = tokio::join!(binlog_end(&a), binlog_end(&b));
+    assert_eq!(before, after, "a binlog still grows: transactions loop");
+
+    // Each mark counter equals the transactions its drainer applied.
+    let mut outputs = Vec::new();
+    for mut drainer in [ab_drainer, ba_drainer] {
+        drainer.signal(libc::SIGTERM);
+        let out = drainer.wait(WAIT).await.unwrap();
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        outputs.push(out.stderr);
+    }
+    let (ab_log, ba_log) = (&outputs[0], &outputs[1]);
+    assert_eq!(mark_total(&b, 1).await, logged(ab_log, "applied"), "A → B");
+    assert_eq!(mark_total(&a, 1).await, logged(ba_log, "applied"), "B → A");
+    assert!(logged(ab_log, "loops_dropped") > 0, "{ab_log}");
+    assert!(logged(ba_log, "loops_dropped") > 0, "{ba_log}");
+}
+
+/// A mark table already on the downstream in another layout would defeat loop control:
+/// the drainer refuses it, naming the table and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_table_in_another_layout_is_refused() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    b.exec(&[
+        "CREATE DATABASE retl",
+        "CREATE TABLE retl._drainer_repl_mark (id BIGINT PRIMARY KEY, val BIGINT)",
+    ])
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, &dir.path().join("data")).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    let mut drainer = start(&config).await;
+    a.exec(&["INSERT INTO app.kv VALUES (1, 'A', 1, NULL)"])
+        .await
+        .unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`retl`.`_drainer_repl_mark`")
+            && out.stderr.contains("(id, val)")
+            && out.stderr.contains("TiDB Binlog's layout"),
+        "{}",
+        out.stderr
+    );
+    let rows: Vec<i32> = b.query("SELECT id FROM app.kv").await.unwrap();
+    assert!(rows.is_empty(), "nothing applied without its mark");
+}
