@@ -567,3 +567,43 @@ fn load_names_the_file_and_lists_every_violation() {
     std::fs::write(&path, MINIMAL).unwrap();
     assert_eq!(Config::load(&path).unwrap().pump.server_id, 4001);
 }
+
+/// The example topologies in `examples/` load, validate, and keep their promises: one
+/// direction per file, loop control on, pump replica ids unique per upstream, DDL leaving
+/// one site only in the two-site and mesh layouts.
+#[test]
+fn example_topologies_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for (layout, files) in [("two-sites", 2), ("three-site-mesh", 6), ("chain", 2)] {
+        let mut configs = Vec::new();
+        for entry in std::fs::read_dir(root.join(layout)).unwrap() {
+            let path = entry.unwrap().path();
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(config.syncer.loopback_control, "{}", path.display());
+            configs.push(config);
+        }
+        assert_eq!(configs.len(), files, "{layout}");
+        let mut replicas: Vec<(String, u32)> = configs
+            .iter()
+            .map(|c| (c.pump.host.clone(), c.pump.server_id))
+            .collect();
+        replicas.sort();
+        replicas.dedup();
+        assert_eq!(
+            replicas.len(),
+            files,
+            "{layout}: a pump server-id repeats on one upstream"
+        );
+        if layout != "chain" {
+            let ddl_sources: Vec<&str> = configs
+                .iter()
+                .filter(|c| c.syncer.sync_ddl)
+                .map(|c| c.pump.host.as_str())
+                .collect();
+            assert!(
+                ddl_sources.windows(2).all(|w| w[0] == w[1]),
+                "{layout}: DDL leaves more than one site: {ddl_sources:?}"
+            );
+        }
+    }
+}
