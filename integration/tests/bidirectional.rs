@@ -379,3 +379,52 @@ async fn a_chain_forwards_through_the_middle_site() {
     );
     binlogs_still(&[&a, &b, &c]).await;
 }
+
+/// Someone deletes the mark rows while the drainer runs: the next transaction would go out
+/// unmarked (an UPDATE that finds no row writes nothing to the binlog), so the drainer
+/// creates the rows again and applies the transaction marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_mark_row_is_created_again() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = direction(&a, &b, 1, true, dir.path());
+    let drainer = start(&config).await;
+    let applied = |n: usize| {
+        let b = &b;
+        async move {
+            eventually("the row downstream", WAIT, || async {
+                let rows: Vec<i32> = b
+                    .query("SELECT id FROM app.kv")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if rows.len() == n {
+                    Ok(())
+                } else {
+                    Err(format!("{rows:?}"))
+                }
+            })
+            .await
+        }
+    };
+    a.exec(&["INSERT INTO app.kv VALUES (1, 'A', 1, NULL)"])
+        .await
+        .unwrap();
+    applied(1).await;
+    b.exec(&["DELETE FROM retl._drainer_repl_mark"])
+        .await
+        .unwrap();
+    a.exec(&["INSERT INTO app.kv VALUES (2, 'A', 2, NULL)"])
+        .await
+        .unwrap();
+    applied(2).await;
+    assert_eq!(mark_total(&b, 1).await, 1, "{}", drainer.stderr());
+    assert!(
+        drainer.stderr().contains("mark row"),
+        "{}",
+        drainer.stderr()
+    );
+}

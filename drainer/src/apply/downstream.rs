@@ -244,9 +244,11 @@ impl Downstream {
         Ok(self.conn.as_mut().expect("connected above"))
     }
 
-    /// Drops the session (after a transient failure); the next call reconnects.
+    /// Drops the session (after a failure); the next call reconnects, and checks the
+    /// mark table and rows again (a missing mark row is created then).
     pub fn reset(&mut self) {
         self.conn = None;
+        self.mark_ready = false;
     }
 
     /// Runs `stmts` as one transaction. On error the transaction is rolled back (by the
@@ -262,7 +264,19 @@ impl Downstream {
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(|e| classify("BEGIN", e))?;
-            for s in mark.iter().chain(stmts) {
+            if let Some(m) = &mark {
+                tx.exec_drop(m.sql.as_str(), m.params.clone())
+                    .await
+                    .map_err(|e| classify(&m.sql, e))?;
+                // An UPDATE that finds no row writes nothing to the binlog: the
+                // transaction would go out unmarked and come back.
+                if tx.affected_rows() != 1 {
+                    return Err(DownstreamError::Transient(
+                        "the mark row of this channel is missing; creating it again".into(),
+                    ));
+                }
+            }
+            for s in stmts {
                 tx.exec_drop(s.sql.as_str(), s.params.clone())
                     .await
                     .map_err(|e| classify(&s.sql, e))?;
