@@ -412,22 +412,25 @@ impl Run<'_> {
         safe: bool,
     ) -> Result<Vec<Stmt>, RunError> {
         let mut stmts = Vec::new();
-        let mut shapes: Vec<(Arc<Table>, Option<Vec<String>>)> = Vec::new();
+        // Per table of the transaction: the projection onto the downstream's columns
+        // (sync-mode 2, when they differ), worked out once.
+        type Narrow = Option<Arc<(Table, Vec<bool>)>>;
+        let mut shapes: Vec<(Arc<Table>, Narrow)> = Vec::new();
         let mut i = 0;
         while i < txn.len() {
             let table = &txn[i].table;
-            let shape = match shapes.iter().find(|(t, _)| Arc::ptr_eq(t, table)) {
-                Some((_, shape)) => shape.clone(),
+            let narrow = match shapes.iter().find(|(t, _)| Arc::ptr_eq(t, table)) {
+                Some((_, narrow)) => narrow.clone(),
                 None => {
                     let shape = self.downstream_shape(table).await?;
-                    shapes.push((Arc::clone(table), shape.clone()));
-                    shape
+                    let narrow = shape.map(|d| Arc::new(project(table, &d)));
+                    shapes.push((Arc::clone(table), narrow.clone()));
+                    narrow
                 }
             };
-            let narrow = shape.as_ref().map(|d| project(table, d));
-            let target: &Table = narrow.as_ref().map_or(table, |(t, _)| t);
+            let target: &Table = narrow.as_deref().map_or(table, |(t, _)| t);
             let fit = |row: &[Option<Value>]| -> Vec<Option<Value>> {
-                match &narrow {
+                match narrow.as_deref() {
                     Some((_, keep)) => row
                         .iter()
                         .zip(keep)
