@@ -248,7 +248,8 @@ impl History {
     }
 
     /// Applies a statement read at `at` (the position after it) with its `USE` context, and
-    /// records what it changed. The catalog changes only once the record is durable.
+    /// records what it changed at once: [`History::stage`] then [`History::commit_staged`]
+    /// (so it also records whatever was staged before).
     pub fn apply(
         &mut self,
         store: &Store,
@@ -269,17 +270,13 @@ impl History {
         sql: &str,
         wants: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Applied, HistoryError> {
-        let mut next = self.catalog.clone();
-        let applied = next
-            .apply_filtered(default_schema, sql, wants)
-            .map_err(|source| HistoryError::Ddl {
-                at: at.clone(),
-                source,
-            })?;
-        if !applied.tables.is_empty() || !applied.databases.is_empty() {
-            self.record(store, at, sql, &applied)?;
-            self.catalog = next;
-        }
+        let applied =
+            self.stage(default_schema, sql, wants)
+                .map_err(|source| HistoryError::Ddl {
+                    at: at.clone(),
+                    source,
+                })?;
+        self.commit_staged(store, at)?;
         Ok(applied)
     }
 
@@ -330,13 +327,8 @@ impl History {
     /// cannot apply): the catalog stays as it is, and the history records the skip so the
     /// decision can be seen later.
     pub fn skip(&mut self, store: &Store, at: &Position, sql: &str) -> Result<(), HistoryError> {
-        let applied = Applied::none();
-        self.record(
-            store,
-            at,
-            &format!("skipped by the operator: {sql}"),
-            &applied,
-        )
+        self.stage_skip(sql);
+        self.commit_staged(store, at)
     }
 
     /// Replaces a table's definition (a correction from the binlog's own metadata).
