@@ -169,8 +169,25 @@ async fn a_crash_during_ddl_resumes_before_it() {
         .await
         .unwrap();
     converged(&a, &b).await;
-    // Let the idle drainer save its checkpoint after the insert.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The checkpoint reaches the insert (`checkpoint show` reads beside the drainer).
+    let gtid: Vec<String> = a.query("SELECT @@gtid_binlog_pos").await.unwrap();
+    eventually("the checkpoint to reach the insert", WAIT, || async {
+        let out = DrainerCommand::new()
+            .map_err(|e| e.to_string())?
+            .arg("checkpoint")
+            .arg("show")
+            .config(&config)
+            .map_err(|e| e.to_string())?
+            .output(WAIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.stdout.contains(&format!("gtid       {}", gtid[0])) {
+            Ok(())
+        } else {
+            Err(out.stdout + &out.stderr)
+        }
+    })
+    .await;
 
     // A reader downstream holds the table's metadata lock, so the drainer's ALTER waits.
     let mut reader = b.conn().await.unwrap();

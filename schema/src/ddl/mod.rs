@@ -20,7 +20,9 @@ use sqlparser::tokenizer::Token;
 
 use crate::model::{Column, Index, Table};
 use keys::{is_key_definition, parse_key, KeyDef, KeyKind};
-use tokens::{closing_paren, ident, is_word, render, split_top_level, starts_with, tokenize};
+use tokens::{
+    closing_paren, ident, is_word, render, skip_words, split_top_level, starts_with, tokenize,
+};
 
 pub(crate) use alter::mbmaxlen;
 pub(crate) use columns::charset_of_collation;
@@ -337,10 +339,7 @@ impl Catalog {
         mut i: usize,
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
-        let if_not_exists = starts_with(&t[i..], &["IF", "NOT", "EXISTS"]);
-        if if_not_exists {
-            i += 3;
-        }
+        let if_not_exists = skip_words(t, &mut i, &["IF", "NOT", "EXISTS"]);
         let name = ident(t.get(i)).ok_or_else(|| ctx.err("expected a database name"))?;
         if if_not_exists && self.databases.contains_key(&name) {
             return Ok(());
@@ -421,9 +420,7 @@ impl Catalog {
         mut i: usize,
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
-        if starts_with(&t[i..], &["IF", "EXISTS"]) {
-            i += 2;
-        }
+        skip_words(t, &mut i, &["IF", "EXISTS"]);
         let name = ident(t.get(i)).ok_or_else(|| ctx.err("expected a database name"))?;
         let gone: Vec<(String, String)> = self
             .tables
@@ -447,10 +444,7 @@ impl Catalog {
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
         let or_replace = is_word(t.get(1), "OR");
-        let if_not_exists = starts_with(&t[i..], &["IF", "NOT", "EXISTS"]);
-        if if_not_exists {
-            i += 3;
-        }
+        let if_not_exists = skip_words(t, &mut i, &["IF", "NOT", "EXISTS"]);
         let (key, next) = ctx.table_name(t, i)?;
         if !ctx.wants(&key) {
             return Ok(());
@@ -605,10 +599,7 @@ impl Catalog {
         mut i: usize,
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
-        let if_exists = starts_with(&t[i..], &["IF", "EXISTS"]);
-        if if_exists {
-            i += 2;
-        }
+        let if_exists = skip_words(t, &mut i, &["IF", "EXISTS"]);
         let name = ident(t.get(i)).ok_or_else(|| ctx.err("expected an index name"))?;
         if !is_word(t.get(i + 1), "ON") {
             return Err(ctx.err("DROP INDEX without ON"));
@@ -632,10 +623,7 @@ impl Catalog {
         mut i: usize,
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
-        let if_exists = starts_with(&t[i..], &["IF", "EXISTS"]);
-        if if_exists {
-            i += 2;
-        }
+        skip_words(t, &mut i, &["IF", "EXISTS"]);
         let mut end = t.len();
         while end > i && (is_word(t.get(end - 1), "RESTRICT") || is_word(t.get(end - 1), "CASCADE"))
         {
@@ -726,10 +714,7 @@ impl Catalog {
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
         let mut i = i;
-        let if_exists = starts_with(&t[i..], &["IF", "EXISTS"]);
-        if if_exists {
-            i += 2;
-        }
+        let if_exists = skip_words(t, &mut i, &["IF", "EXISTS"]);
         let (key, next) = ctx.table_name(t, i)?;
         let Some(table) = self.tables.get(&key).cloned() else {
             if if_exists || !ctx.wants(&key) {

@@ -129,6 +129,15 @@ pub(crate) fn starts_with(tokens: &[Token], words: &[&str]) -> bool {
             .all(|(i, w)| is_word(tokens.get(i), w))
 }
 
+/// Whether `words` (such as `IF EXISTS`) come at `*i`; if so `*i` moves past them.
+pub(crate) fn skip_words(tokens: &[Token], i: &mut usize, words: &[&str]) -> bool {
+    let found = starts_with(tokens.get(*i..).unwrap_or_default(), words);
+    if found {
+        *i += words.len();
+    }
+    found
+}
+
 /// Splits at commas outside parentheses.
 pub(crate) fn split_top_level(tokens: &[Token]) -> Vec<&[Token]> {
     let mut parts = Vec::new();
