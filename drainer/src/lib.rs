@@ -3,7 +3,9 @@
 //! The binary (`main.rs`) reads the command line and wires the crates together. What it
 //! applies lives here, so it can be tested on its own:
 //! [`apply`] turns typed row changes into downstream statements with exact parameters;
-//! [`pipeline`] runs one direction end to end.
+//! [`pipeline`] runs one direction end to end; [`status`] keeps what it does for
+//! `GET /status`.
 
 pub mod apply;
 pub mod pipeline;
+pub mod status;

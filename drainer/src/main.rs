@@ -18,9 +18,11 @@ mod preflight;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 use conf::{Config, PasswordSource};
+use drainer::status::{self, Status};
 
 use cli::{CheckpointAction, Cli, Command, SchemaAction};
 
@@ -123,6 +125,22 @@ async fn check_config(path: &Path, config: &Config) -> Exit {
 /// `drainer --config FILE`: preflight, then replicate until SIGINT/SIGTERM (a second
 /// signal exits at once).
 async fn run(config: &Config) -> Exit {
+    let status = Status::new(
+        format!("{}:{}", config.pump.host, config.pump.port),
+        format!("{}:{}", config.syncer.to.host, config.syncer.to.port),
+        config.syncer.channel_id,
+    );
+    match status::bind(&config.addr).await {
+        Ok(listener) => {
+            tracing::info!(addr = %config.addr, "serving GET /status");
+            tokio::spawn(status::serve(listener, Arc::clone(&status)));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the status server");
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    }
     let report = preflight::run(config).await;
     if !report.passed() {
         for c in report.failures() {
@@ -134,6 +152,7 @@ async fn run(config: &Config) -> Exit {
                 "preflight check failed"
             );
         }
+        status.failed("preflight failed", false);
         return Exit::FailedPreflight;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -152,9 +171,10 @@ async fn run(config: &Config) -> Exit {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(130);
     });
-    match drainer::pipeline::run(config, stop_rx).await {
+    match drainer::pipeline::run(config, stop_rx, Arc::clone(&status)).await {
         Ok(()) => Exit::Ok,
         Err(e) => {
+            status.failed(&e, false);
             tracing::error!(error = %e, "replication stopped");
             eprintln!("error: {e}");
             Exit::Runtime

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 
 use crate::apply::downstream::{Downstream, DownstreamError, Mark, Target};
 use crate::apply::sql::{self, Stmt};
+use crate::status::{State, Status};
 
 /// Why the pipeline stopped, with where.
 #[derive(Debug, thiserror::Error)]
@@ -195,9 +196,10 @@ struct Run<'a> {
     /// Whether the transaction being read carries this channel's mark: it came from the
     /// reverse direction, and is dropped whole.
     looped: bool,
-    /// Downstream transactions committed, and upstream ones dropped as loops.
-    applied: u64,
-    loops_dropped: u64,
+    /// Counters and positions for `/status`.
+    status: Arc<Status>,
+    /// DDL statements of the transaction being read that will not run downstream.
+    ddl_not_run: u64,
     /// The position after the last transaction committed downstream, not yet saved.
     unsaved: Option<Position>,
     last_save: Instant,
@@ -260,6 +262,7 @@ impl Run<'_> {
                 tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
                     "passing over a statement the schema tracker cannot apply, as skip-ddl asks");
                 self.history.stage_skip(&text);
+                self.ddl_not_run += 1;
                 return Ok(());
             }
             Err(source) => {
@@ -293,6 +296,8 @@ impl Run<'_> {
                 schema_name
             };
             self.ddl.push((self.txn.len(), context, text));
+        } else if replicated {
+            self.ddl_not_run += 1;
         }
         Ok(())
     }
@@ -300,6 +305,7 @@ impl Run<'_> {
     /// Forgets the transaction being read (rolled back, or not to be applied).
     fn drop_transaction(&mut self) {
         self.looped = false;
+        self.ddl_not_run = 0;
         self.txn.clear();
         self.ddl.clear();
         self.history.discard_staged();
@@ -479,16 +485,22 @@ impl Run<'_> {
     }
 
     /// Commits the transaction read so far downstream, retrying transient failures.
-    async fn commit(&mut self, position: Position) -> Result<(), RunError> {
+    /// `timestamp` is its upstream commit time.
+    async fn commit(&mut self, position: Position, timestamp: u32) -> Result<(), RunError> {
         self.history.commit_staged(&self.store, &position)?;
         if self.looped {
             // The reverse direction applied it here: it goes no further.
             tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
-            self.loops_dropped += 1;
             self.drop_transaction();
+            let mut s = self.status.lock();
+            s.loops_dropped += 1;
+            s.last_commit = Some(timestamp);
+            s.upstream = Some(position.clone());
+            drop(s);
             self.unsaved = Some(position);
             return Ok(());
         }
+        let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
         let txn = std::mem::take(&mut self.txn);
         let ddl = std::mem::take(&mut self.ddl);
         let had_ddl = !ddl.is_empty();
@@ -501,6 +513,11 @@ impl Run<'_> {
             self.apply_ddl(&schema_name, &statement).await?;
         }
         self.apply_rows(&txn[from..]).await?;
+        let mut s = self.status.lock();
+        s.ddl_skipped += ddl_not_run;
+        s.last_commit = Some(timestamp);
+        s.upstream = Some(position.clone());
+        drop(s);
         self.unsaved = Some(position);
         let interval = Duration::from_millis(self.config.syncer.checkpoint_interval_ms);
         if had_ddl || self.last_save.elapsed() >= interval {
@@ -519,11 +536,15 @@ impl Run<'_> {
         loop {
             match self.down.apply_txn(&stmts).await {
                 Ok(()) => {
-                    self.applied += u64::from(!stmts.is_empty());
+                    let mut s = self.status.lock();
+                    s.applied += u64::from(!stmts.is_empty());
+                    s.state = State::Running;
                     return Ok(());
                 }
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "downstream failed; retrying the transaction");
+                    self.status
+                        .failed(format!("{}: {reason}", self.here()), true);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -548,9 +569,16 @@ impl Run<'_> {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.down.apply_ddl(schema_name, statement).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let mut s = self.status.lock();
+                    s.ddl_applied += 1;
+                    s.state = State::Running;
+                    return Ok(());
+                }
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "downstream failed during DDL; retrying it");
+                    self.status
+                        .failed(format!("{}: {reason}", self.here()), true);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -564,6 +592,7 @@ impl Run<'_> {
         if let Some(p) = self.unsaved.take() {
             self.store.save_checkpoint(&p, now(), Batch::default())?;
             tracing::debug!(position = %p, "checkpoint saved");
+            self.status.lock().checkpoint = Some(p);
         }
         self.last_save = Instant::now();
         Ok(())
@@ -571,8 +600,13 @@ impl Run<'_> {
 }
 
 /// Runs one direction until `stop` turns true (then the transaction in flight is
-/// dropped, never half-applied, and the checkpoint saved) or a definite error.
-pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(), RunError> {
+/// dropped, never half-applied, and the checkpoint saved) or a definite error, keeping
+/// `status` current.
+pub async fn run(
+    config: &Config,
+    mut stop: watch::Receiver<bool>,
+    status: Arc<Status>,
+) -> Result<(), RunError> {
     let filter = Filter::new(&config.syncer).map_err(RunError::Config)?;
     let pump = &config.pump;
     let to = &config.syncer.to;
@@ -589,6 +623,7 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
     store.claim(&identity)?;
 
     let saved = store.checkpoint()?;
+    status.lock().checkpoint = saved.as_ref().map(|c| c.position.clone());
     let mut history = History::load(&store, saved.as_ref().map(|c| &c.position))?;
     let start = match (&saved, History::bootstrap_position(&store)?) {
         (Some(cp), _) => start_at(&cp.position),
@@ -632,6 +667,11 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
         tracing::info!(tables = history.catalog().tables.len(), position = %reader.position(), "schema bootstrapped");
     }
     tracing::info!(position = %reader.position(), "replicating");
+    {
+        let mut s = status.lock();
+        s.state = State::Running;
+        s.upstream = Some(reader.position().clone());
+    }
 
     let mark = config.syncer.loopback_control.then(|| {
         let (schema, table) = config
@@ -665,8 +705,8 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
         current: None,
         mark,
         looped: false,
-        applied: 0,
-        loops_dropped: 0,
+        status: Arc::clone(&status),
+        ddl_not_run: 0,
         unsaved: None,
         last_save: Instant::now(),
     };
@@ -686,25 +726,35 @@ pub async fn run(config: &Config, mut stop: watch::Receiver<bool>) -> Result<(),
             TxnEvent::Begin(start) => {
                 run.drop_transaction();
                 run.current = Some(start);
+                run.status.lock().caught_up = false;
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
             }
             TxnEvent::Change(Change::Statement(s)) => run.statement(s.schema, s.text)?,
-            TxnEvent::Commit { position, .. } => run.commit(position).await?,
+            TxnEvent::Commit {
+                position,
+                timestamp,
+            } => run.commit(position, timestamp).await?,
             TxnEvent::Rollback => run.drop_transaction(),
             TxnEvent::Idle { position } => {
                 if run.txn.is_empty() {
+                    let mut s = run.status.lock();
+                    s.caught_up = true;
+                    s.upstream = Some(position.clone());
+                    drop(s);
                     run.unsaved = Some(position);
                 }
             }
         }
     }
     run.save()?;
+    let mut s = status.lock();
+    s.state = State::Stopped;
     tracing::info!(
-        applied = run.applied,
-        loops_dropped = run.loops_dropped,
+        applied = s.applied,
+        loops_dropped = s.loops_dropped,
         "stopped; checkpoint saved"
     );
     Ok(())

@@ -63,8 +63,9 @@ pub async fn replicating(
         .await
 }
 
-/// Where the `drainer` binary is: `$DRAINER_BIN`, else beside the test executable's
-/// directory (`target/<profile>/drainer`, which `cargo test --workspace` builds first).
+/// Where the `drainer` binary is: `$DRAINER_BIN`, else in `target/<profile>/`, beside
+/// this package's binaries and above its tests (`target/<profile>/deps/`); `cargo test
+/// --workspace` builds it first.
 /// A binary older than its sources is refused: `cargo test -p integration` alone does not
 /// rebuild it, and a stale binary would test old code.
 pub fn drainer_binary() -> Result<PathBuf, HarnessError> {
@@ -73,12 +74,13 @@ pub fn drainer_binary() -> Result<PathBuf, HarnessError> {
     }
     let exe =
         std::env::current_exe().map_err(|e| HarnessError::io("find the test executable", e))?;
-    // target/<profile>/deps/<test> → target/<profile>/drainer
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
+    // target/<profile>/<bin> or target/<profile>/deps/<test> → target/<profile>/drainer
+    let dir = exe.parent();
+    let binary = [dir, dir.and_then(Path::parent)]
+        .into_iter()
+        .flatten()
         .map(|dir| dir.join("drainer"))
-        .filter(|p| p.is_file())
+        .find(|p| p.is_file())
         .ok_or_else(|| {
             HarnessError::Missing(format!(
                 "the drainer binary is not beside {}: run `cargo test --workspace` \
@@ -261,6 +263,11 @@ pub struct DrainerProcess {
 }
 
 impl DrainerProcess {
+    /// The run's directory: `drainer.toml`, `stdout`, `stderr`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
     }

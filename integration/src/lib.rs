@@ -10,7 +10,8 @@
 //!
 //! [`DrainerCommand`] runs the real `drainer` binary with a generated configuration
 //! ([`config_for`]) and reports its exit code and output; [`eventually`] waits on a
-//! condition with a deadline instead of sleeping.
+//! condition with a deadline instead of sleeping; [`drainer_status`] reads a running
+//! drainer's `GET /status`.
 //!
 //! ## When MariaDB is missing
 //! Starting a server fails with [`HarnessError::Missing`], which says how to install it
@@ -32,12 +33,14 @@
 
 mod drainer;
 mod eventually;
+mod http;
 mod mariadb;
 
 pub use drainer::{
     config_for, drainer_binary, replicating, DrainerCommand, DrainerOutput, DrainerProcess,
 };
 pub use eventually::{eventually, poll_until, Timeout};
+pub use http::{drainer_status, http_get};
 pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
 
 /// Why the harness could not give a test what it asked for.

@@ -533,8 +533,11 @@ fn is_root() -> bool {
 }
 
 /// Asks the kernel to SIGKILL the child when the thread that spawned it exits, so an
-/// aborted test run leaves no server behind.
+/// aborted test run leaves no server behind; and puts it in its own process group, so a
+/// terminal's Ctrl-C reaches only the harness's process, which stops its children in order
+/// (the demo waits for both sites to match before it stops the drainers).
 pub(crate) fn die_with_parent(command: &mut Command) {
+    command.process_group(0);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
     unsafe {
         command.pre_exec(|| {

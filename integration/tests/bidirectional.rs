@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration::{config_for, eventually, DrainerProcess, MariaDb};
+use integration::{config_for, drainer_status, eventually, DrainerProcess, MariaDb};
 use mysql_async::prelude::Queryable;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -184,7 +184,33 @@ async fn two_sites_converge_without_loops() {
     let after = tokio::join!(binlog_end(&a), binlog_end(&b));
     assert_eq!(before, after, "a binlog still grows: transactions loop");
 
-    // Each mark counter equals the transactions its drainer applied.
+    // /status: caught up, and its counters agree with the mark tables. Every transaction
+    // A → B applied comes back in B's binlog and B → A drops it, as it does the one that
+    // seeded A → B's mark rows.
+    let (ab_status, ba_status) = (
+        drainer_status(&ab).await.unwrap(),
+        drainer_status(&ba).await.unwrap(),
+    );
+    for s in [&ab_status, &ba_status] {
+        assert_eq!(s["state"], "running", "{s}");
+        assert_eq!(s["lag_seconds"], 0, "{s}");
+    }
+    let ab_applied = ab_status["transactions_applied"].as_u64().unwrap();
+    assert_eq!(mark_total(&b, 1).await, ab_applied, "A → B: {ab_status}");
+    assert_eq!(
+        mark_total(&a, 1).await,
+        ba_status["transactions_applied"].as_u64().unwrap(),
+        "B → A: {ba_status}"
+    );
+    assert_eq!(
+        ba_status["transactions_loop_dropped"].as_u64().unwrap(),
+        ab_applied + 1,
+        "B → A: {ba_status}"
+    );
+    assert_eq!(ab_status["ddl_applied"], 1, "{ab_status}");
+    assert_eq!(ba_status["ddl_skipped"], 1, "{ba_status}");
+
+    // Each mark counter equals the transactions its drainer applied, also as logged.
     let mut outputs = Vec::new();
     for mut drainer in [ab_drainer, ba_drainer] {
         drainer.signal(libc::SIGTERM);
