@@ -573,7 +573,12 @@ fn load_names_the_file_and_lists_every_violation() {
 /// one site only in the two-site and mesh layouts.
 #[test]
 fn example_topologies_are_valid() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    // Where cargo runs the test from (the build may have happened in another checkout).
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    let root = manifest.join("../examples");
     for (layout, files) in [("two-sites", 2), ("three-site-mesh", 6), ("chain", 2)] {
         let mut configs = Vec::new();
         for entry in std::fs::read_dir(root.join(layout)).unwrap() {

@@ -7,5 +7,6 @@
 //! `GET /status`.
 
 pub mod apply;
+pub mod failpoint;
 pub mod pipeline;
 pub mod status;

@@ -125,6 +125,10 @@ async fn check_config(path: &Path, config: &Config) -> Exit {
 /// `drainer --config FILE`: preflight, then replicate until SIGINT/SIGTERM (a second
 /// signal exits at once).
 async fn run(config: &Config) -> Exit {
+    if let Err(e) = drainer::failpoint::validate() {
+        eprintln!("error: {e}");
+        return Exit::BadConfig;
+    }
     let status = Status::new(
         format!("{}:{}", config.pump.host, config.pump.port),
         format!("{}:{}", config.syncer.to.host, config.syncer.to.port),

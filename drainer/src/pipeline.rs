@@ -1,15 +1,23 @@
 //! One direction, end to end: read upstream transactions, filter, decode, apply each as one
 //! downstream transaction, and checkpoint.
 //!
-//! - The checkpoint moves only after the downstream COMMIT of the transaction it names
-//!   (batched by `checkpoint-interval-ms`, at once after DDL, and at shutdown).
+//! - Exactly once: every downstream transaction also writes the apply record (the
+//!   upstream position after it; see [`crate::apply::downstream`]) before its COMMIT. The
+//!   RocksDB checkpoint moves only after the downstream COMMIT of the transaction it names
+//!   (batched by `checkpoint-interval-ms`, at once after DDL, and at shutdown), so it may
+//!   lag; at start the drainer resumes after whichever of the two is further. A process
+//!   that died after a downstream commit and before the checkpoint write therefore reads
+//!   nothing twice; one that died before the commit lost nothing (the server rolled the
+//!   transaction back).
 //! - A transient downstream failure (lost connection, deadlock, lock wait timeout) retries
-//!   the whole transaction with backoff; anything else stops with the position, table and
+//!   the whole transaction with backoff; a COMMIT whose answer was lost is settled by
+//!   reading the apply record first. Anything else stops with the position, table and
 //!   statement.
-//! - After a start, transactions up to the checkpoint may be read again (the process may
-//!   have died after a downstream commit and before the checkpoint write): safe mode (INSERT
-//!   as REPLACE, UPDATE as DELETE + REPLACE) runs for `safe-mode-after-start-s` so such a
-//!   replay neither fails nor doubles rows of tables with keys.
+//! - Safe mode (INSERT as REPLACE, UPDATE as DELETE + REPLACE, for `safe-mode-after-
+//!   start-s` after every start, or always) is no longer needed for correctness; it
+//!   remains for TiDB Binlog's users and for the one case the record does not cover: rows
+//!   of a transaction that come before a DDL statement inside it (MariaDB never logs
+//!   that; the rows after the statement, as in `CREATE TABLE … SELECT`, carry the record).
 //! - DDL: with `sync-ddl = true` it runs downstream in its schema context once the earlier
 //!   transactions are committed (replays that find it done count as applied); either way
 //!   the schema history takes it at once (later rows of its transaction, as in `CREATE
@@ -35,8 +43,9 @@ use pump_reader::{Change, LiveOptions, LiveReader, Position, Rows, StartAt, TxnE
 use schema::{decode_row, read_upstream, Class, History, Table, Value};
 use tokio::sync::watch;
 
-use crate::apply::downstream::{Downstream, DownstreamError, Mark, Target};
+use crate::apply::downstream::{ApplyRecord, Downstream, DownstreamError, Mark, Target};
 use crate::apply::sql::{self, Stmt};
+use crate::failpoint;
 use crate::status::{State, Status};
 
 /// Why the pipeline stopped, with where.
@@ -94,6 +103,46 @@ async fn identify(
         uuid,
         address: format!("{host}:{port}"),
     })
+}
+
+/// Which of two positions of one upstream is further: by binlog coordinates when both
+/// have them, else by GTID state. `None`: they cannot be ordered.
+fn order(a: &Position, b: &Position) -> Option<std::cmp::Ordering> {
+    if !a.coords.file.is_empty() && !b.coords.file.is_empty() {
+        a.coords.partial_cmp(&b.coords)
+    } else {
+        a.gtids.as_ref()?.partial_cmp(b.gtids.as_ref()?)
+    }
+}
+
+/// The downstream's apply record, asked until the downstream answers (it may be
+/// restarting); `None` when `stop` came first.
+async fn read_record(
+    down: &mut Downstream,
+    stop: &mut watch::Receiver<bool>,
+    status: &Status,
+) -> Result<Option<Option<Position>>, RunError> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match down.record().await {
+            Ok(record) => return Ok(Some(record)),
+            Err(DownstreamError::Transient(reason)) => {
+                tracing::warn!(%reason, "cannot read the apply record on the downstream yet; retrying");
+                status.failed(format!("reading the apply record: {reason}"), true);
+            }
+            Err(e) => {
+                return Err(RunError::Apply {
+                    at: "start".into(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
 }
 
 fn start_at(p: &Position) -> StartAt {
@@ -505,14 +554,21 @@ impl Run<'_> {
         let ddl = std::mem::take(&mut self.ddl);
         let had_ddl = !ddl.is_empty();
         // DDL commits implicitly downstream: the rows before each statement go in one
-        // transaction, the statement runs, then the rows after it.
+        // transaction, the statement runs, then the rows after it. The last piece carries
+        // the apply record (the whole transaction is applied then); after a DDL statement
+        // with no rows after it, the record is written on its own.
         let mut from = 0;
         for (upto, schema_name, statement) in ddl {
-            self.apply_rows(&txn[from..upto]).await?;
+            self.apply_rows(&txn[from..upto], None).await?;
             from = upto;
             self.apply_ddl(&schema_name, &statement).await?;
         }
-        self.apply_rows(&txn[from..]).await?;
+        if had_ddl && from == txn.len() {
+            self.record_alone(&position).await?;
+        } else {
+            self.apply_rows(&txn[from..], Some(&position)).await?;
+        }
+        failpoint::hit("after-commit");
         let mut s = self.status.lock();
         s.ddl_skipped += ddl_not_run;
         s.last_commit = Some(timestamp);
@@ -526,15 +582,21 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Applies row changes as one downstream transaction: transient failures retry it
-    /// with backoff; "unknown column" builds it again, once, with fresh columns.
-    async fn apply_rows(&mut self, changes: &[RowChange]) -> Result<(), RunError> {
+    /// Applies row changes as one downstream transaction, with the apply record of
+    /// `position` when given: transient failures retry it with backoff (unless the apply
+    /// record shows it committed: the COMMIT's answer was lost); "unknown column" builds
+    /// it again, once, with fresh columns.
+    async fn apply_rows(
+        &mut self,
+        changes: &[RowChange],
+        position: Option<&Position>,
+    ) -> Result<(), RunError> {
         let safe = self.safe_mode();
         let mut stmts = self.build_changes(changes, safe).await?;
         let mut refreshed = false;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.down.apply_txn(&stmts).await {
+            match self.down.apply_txn(&stmts, position).await {
                 Ok(()) => {
                     let mut s = self.status.lock();
                     s.applied += u64::from(!stmts.is_empty());
@@ -547,6 +609,15 @@ impl Run<'_> {
                         .failed(format!("{}: {reason}", self.here()), true);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
+                    if let Some(p) = position {
+                        if self.recorded_at(p).await? {
+                            tracing::info!(at = %self.here(), "the apply record shows the transaction committed before the connection was lost");
+                            let mut s = self.status.lock();
+                            s.applied += 1;
+                            s.state = State::Running;
+                            return Ok(());
+                        }
+                    }
                 }
                 // The downstream table changed under the cached columns: look again, once.
                 Err(DownstreamError::Definite {
@@ -564,12 +635,49 @@ impl Run<'_> {
         }
     }
 
+    /// Whether the apply record names `position` (the transaction ending there is
+    /// committed downstream), asking until the downstream answers.
+    async fn recorded_at(&mut self, position: &Position) -> Result<bool, RunError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.down.record().await {
+                Ok(record) => return Ok(record.as_ref() == Some(position)),
+                Err(DownstreamError::Transient(reason)) => {
+                    tracing::warn!(at = %self.here(), %reason, "cannot read the apply record yet; asking again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(self.here_fail(e)),
+            }
+        }
+    }
+
+    /// Writes the apply record of `position` on its own (after DDL), retrying transient
+    /// failures. It touches only the drainer's schema, which no direction replicates, so
+    /// it needs no mark.
+    async fn record_alone(&mut self, position: &Position) -> Result<(), RunError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.down.write_record(position).await {
+                Ok(()) => return Ok(()),
+                Err(DownstreamError::Transient(reason)) => {
+                    tracing::warn!(at = %self.here(), %reason, "cannot write the apply record yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(self.here_fail(e)),
+            }
+        }
+    }
+
     /// Runs one DDL statement downstream, retrying transient failures.
     async fn apply_ddl(&mut self, schema_name: &str, statement: &str) -> Result<(), RunError> {
         let mut backoff = Duration::from_millis(100);
+        failpoint::hit("before-ddl");
         loop {
             match self.down.apply_ddl(schema_name, statement).await {
                 Ok(()) => {
+                    failpoint::hit("after-ddl");
                     let mut s = self.status.lock();
                     s.ddl_applied += 1;
                     s.state = State::Running;
@@ -622,23 +730,116 @@ pub async fn run(
     };
     store.claim(&identity)?;
 
-    let saved = store.checkpoint()?;
-    status.lock().checkpoint = saved.as_ref().map(|c| c.position.clone());
-    let mut history = History::load(&store, saved.as_ref().map(|c| &c.position))?;
-    let start = match (&saved, History::bootstrap_position(&store)?) {
-        (Some(cp), _) => start_at(&cp.position),
-        (None, Some(bootstrap)) => start_at(&bootstrap),
-        (None, None) if !pump.initial_gtid.is_empty() => StartAt::Gtid(
-            pump.initial_gtid
-                .parse()
-                .map_err(|e: pump_reader::PositionError| {
-                    RunError::Config(format!("pump.initial-gtid: {e}"))
-                })?,
-        ),
-        (None, None) if !pump.initial_file.is_empty() => StartAt::Coords(
-            pump_reader::BinlogCoords::new(pump.initial_file.clone(), pump.initial_pos),
-        ),
-        (None, None) => StartAt::Now,
+    let (mark_schema, mark_table) = config
+        .syncer
+        .mark_table
+        .split_once('.')
+        .unwrap_or(("retl", "_drainer_repl_mark"));
+    let mark = config.syncer.loopback_control.then(|| Mark {
+        schema: mark_schema.to_owned(),
+        table: mark_table.to_owned(),
+        channel_id: config.syncer.channel_id,
+        rows: config.syncer.worker_count,
+    });
+    let record = ApplyRecord {
+        schema: mark_schema.to_owned(),
+        channel_id: config.syncer.channel_id,
+        source: identity
+            .upstream
+            .uuid
+            .clone()
+            .unwrap_or_else(|| format!("server_id:{}", identity.upstream.server_id)),
+    };
+    let mut down = Downstream::new(Target {
+        host: to.host.clone(),
+        port: to.port,
+        user: to.user.clone(),
+        password: to.password.expose().to_owned(),
+        partial: to.sync_mode == 2,
+        mark: mark.clone(),
+        record: record.clone(),
+    });
+
+    // Where to resume: the data-dir's checkpoint (or bootstrap), unless the downstream's
+    // apply record shows later transactions committed (the process stopped between a
+    // downstream commit and the checkpoint write).
+    let saved = store.checkpoint()?.map(|c| c.position);
+    let base = match &saved {
+        Some(p) => Some(p.clone()),
+        None => History::bootstrap_position(&store)?,
+    };
+    let Some(recorded) = read_record(&mut down, &mut stop, &status).await? else {
+        return Ok(());
+    };
+    let configured_start = !pump.initial_gtid.is_empty() || !pump.initial_file.is_empty();
+    let mut past_checkpoint = false;
+    let resume = match (base, recorded) {
+        (base, None) => base,
+        (Some(base), Some(recorded)) => match order(&recorded, &base) {
+            Some(std::cmp::Ordering::Greater) => {
+                tracing::info!(checkpoint = %base, applied = %recorded,
+                    "the downstream committed transactions past the checkpoint: resuming after the last one");
+                store.save_checkpoint(&recorded, now(), Batch::default())?;
+                past_checkpoint = true;
+                Some(recorded)
+            }
+            Some(_) => Some(base),
+            None => {
+                return Err(RunError::Apply {
+                    at: "start".into(),
+                    reason: format!(
+                        "the apply record on the downstream ({recorded}) and the checkpoint \
+                         ({base}) cannot be ordered: they name different binlog histories; \
+                         check which is right, then `drainer checkpoint set`, or remove the \
+                         record (`{}`)",
+                        record.delete_hint()
+                    ),
+                })
+            }
+        },
+        (None, Some(recorded)) if configured_start => {
+            tracing::warn!(applied = %recorded,
+                "data-dir is new, and the downstream has applied this channel up to a position: \
+                 starting where [pump] initial-gtid / initial-file says, as configured");
+            None
+        }
+        (None, Some(recorded)) => {
+            return Err(RunError::Apply {
+                at: "start".into(),
+                reason: format!(
+                    "data-dir {} has no checkpoint, but the downstream's apply record says this \
+                     channel applied the upstream up to {recorded}: to resume there, set [pump] \
+                     initial-gtid (or initial-file and initial-pos) to it; to start afresh from \
+                     the upstream's current position, remove the record (`{}`)",
+                    config.data_dir.display(),
+                    record.delete_hint()
+                ),
+            })
+        }
+    };
+    // The schema history as it stands where reading resumes (before any checkpoint: all
+    // of it, the bootstrap and what followed).
+    let history_at = if saved.is_some() || past_checkpoint {
+        resume.as_ref()
+    } else {
+        None
+    };
+    let mut history = History::load(&store, history_at)?;
+    status.lock().checkpoint = if past_checkpoint {
+        resume.clone()
+    } else {
+        saved.clone()
+    };
+    let start = match &resume {
+        Some(p) => start_at(p),
+        None if !pump.initial_gtid.is_empty() => StartAt::Gtid(pump.initial_gtid.parse().map_err(
+            |e: pump_reader::PositionError| RunError::Config(format!("pump.initial-gtid: {e}")),
+        )?),
+        None if !pump.initial_file.is_empty() => StartAt::Coords(pump_reader::BinlogCoords::new(
+            pump.initial_file.clone(),
+            pump.initial_pos,
+        )),
+        None => StartAt::Now,
     };
     let upstream = Upstream {
         host: pump.host.clone(),
@@ -673,32 +874,12 @@ pub async fn run(
         s.upstream = Some(reader.position().clone());
     }
 
-    let mark = config.syncer.loopback_control.then(|| {
-        let (schema, table) = config
-            .syncer
-            .mark_table
-            .split_once('.')
-            .unwrap_or(("retl", "_drainer_repl_mark"));
-        Mark {
-            schema: schema.to_owned(),
-            table: table.to_owned(),
-            channel_id: config.syncer.channel_id,
-            rows: config.syncer.worker_count,
-        }
-    });
     let mut run = Run {
         config,
         filter,
         store,
         history,
-        down: Downstream::new(Target {
-            host: to.host.clone(),
-            port: to.port,
-            user: to.user.clone(),
-            password: to.password.expose().to_owned(),
-            partial: to.sync_mode == 2,
-            mark: mark.clone(),
-        }),
+        down,
         started: Instant::now(),
         txn: Vec::new(),
         ddl: Vec::new(),

@@ -89,9 +89,10 @@ pub fn drainer_binary() -> Result<PathBuf, HarnessError> {
             ))
         })?;
     let built = modified(&binary).unwrap_or(SystemTime::UNIX_EPOCH);
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."));
+    // The checkout cargo runs the tests in (the build may have happened in another).
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let workspace = manifest.parent().unwrap_or(Path::new("."));
     let sources = ["drainer", "conf", "pump-reader", "schema", "checkpoint"]
         .iter()
         .map(|krate| workspace.join(krate).join("src"))

@@ -131,7 +131,7 @@ async fn a_correctly_set_up_pair_passes() {
         ),
         (
             "downstream",
-            "mark table privileges (loopback-control = true)",
+            "drainer schema privileges",
             "granted to drainer_to@127.0.0.1",
         ),
     ] {

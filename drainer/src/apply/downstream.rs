@@ -1,5 +1,14 @@
-//! The downstream connection: session settings, transactions with retries, DDL, and the
-//! downstream's own table columns (for the sync modes).
+//! The downstream connection: session settings, transactions with retries, DDL, the
+//! downstream's own table columns (for the sync modes), the loopback mark and the apply
+//! record.
+//!
+//! ## The apply record
+//! Every downstream transaction that applies an upstream transaction also writes, last
+//! before its COMMIT, the upstream position after that transaction into one row of
+//! `<mark schema>._drainer_apply_state` (one row per channel and upstream). Committed
+//! together, the row and the changes cannot disagree: after any crash the row says exactly
+//! which upstream transaction was the last one applied, so a restart resumes right after
+//! it (see the pipeline), and a COMMIT whose answer was lost is settled by reading it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,7 +16,10 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, TxOpts};
 
+use pump_reader::{Position, PositionRecord};
+
 use super::sql::{quote, Stmt};
+use crate::failpoint;
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -21,6 +33,64 @@ pub struct Target {
     pub partial: bool,
     /// `loopback-control = true`: every transaction begins with this mark.
     pub mark: Option<Mark>,
+    /// The row every transaction records its upstream position in.
+    pub record: ApplyRecord,
+}
+
+/// The apply record's row: see the module note.
+#[derive(Debug, Clone)]
+pub struct ApplyRecord {
+    /// The mark table's schema (never replicated).
+    pub schema: String,
+    pub channel_id: i64,
+    /// The upstream, as its identity names it: `server_id:<n>` or the MySQL server uuid.
+    pub source: String,
+}
+
+/// The apply record's table, in the mark table's schema.
+pub const APPLY_TABLE: &str = "_drainer_apply_state";
+
+impl ApplyRecord {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote(&self.schema), quote(APPLY_TABLE))
+    }
+
+    fn create(&self) -> [String; 2] {
+        [
+            format!("CREATE DATABASE IF NOT EXISTS {}", quote(&self.schema)),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (channel_id BIGINT NOT NULL,                  source VARCHAR(255) NOT NULL, position TEXT NOT NULL,                  updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)                  ON UPDATE CURRENT_TIMESTAMP(6), PRIMARY KEY (channel_id, source))                  ENGINE=InnoDB",
+                self.qualified()
+            ),
+        ]
+    }
+
+    /// The statement that records `position` (the last before COMMIT).
+    fn write(&self, position: &Position) -> Stmt {
+        let json = serde_json::to_string(&PositionRecord::from(position))
+            .expect("a position record serializes");
+        Stmt {
+            sql: format!(
+                "INSERT INTO {} (channel_id, source, position) VALUES (?, ?, ?)                  ON DUPLICATE KEY UPDATE position = VALUES(position)",
+                self.qualified()
+            ),
+            params: vec![
+                self.channel_id.into(),
+                self.source.as_str().into(),
+                json.into(),
+            ],
+        }
+    }
+
+    /// The statement that removes this record, for messages to the operator.
+    pub fn delete_hint(&self) -> String {
+        format!(
+            "DELETE FROM {} WHERE channel_id = {} AND source = '{}'",
+            self.qualified(),
+            self.channel_id,
+            self.source.replace('\'', "''")
+        )
+    }
 }
 
 /// The loopback mark: a row of the mark table (TiDB Binlog's layout) that every
@@ -150,8 +220,9 @@ pub struct Downstream {
     conn: Option<Conn>,
     /// `schema.table` → column names, in order; refreshed after DDL.
     columns: HashMap<(String, String), Vec<String>>,
-    /// Whether the mark table and rows are known to exist.
+    /// Whether the mark table and rows, and the apply record's table, are known to exist.
     mark_ready: bool,
+    record_ready: bool,
 }
 
 impl Downstream {
@@ -161,6 +232,7 @@ impl Downstream {
             conn: None,
             columns: HashMap::new(),
             mark_ready: false,
+            record_ready: false,
         }
     }
 
@@ -200,6 +272,14 @@ impl Downstream {
             }
             for s in setup {
                 conn.query_drop(s).await.map_err(|e| classify(s, e))?;
+            }
+            if !self.record_ready {
+                for s in t.record.create() {
+                    conn.query_drop(s.as_str())
+                        .await
+                        .map_err(|e| classify(&s, e))?;
+                }
+                self.record_ready = true;
             }
             if let (Some(mark), false) = (&t.mark, self.mark_ready) {
                 let (create, seed) = mark.setup();
@@ -249,15 +329,23 @@ impl Downstream {
     pub fn reset(&mut self) {
         self.conn = None;
         self.mark_ready = false;
+        self.record_ready = false;
     }
 
-    /// Runs `stmts` as one transaction. On error the transaction is rolled back (by the
-    /// server, as the session is dropped) and nothing of it is committed.
-    pub async fn apply_txn(&mut self, stmts: &[Stmt]) -> Result<(), DownstreamError> {
+    /// Runs `stmts` as one transaction, with the apply record of `position` (the upstream
+    /// position after the transaction) last when given. On error the transaction is rolled
+    /// back (by the server, as the session is dropped) and nothing of it is committed —
+    /// unless the error is the COMMIT's own answer lost: [`Downstream::record`] tells.
+    pub async fn apply_txn(
+        &mut self,
+        stmts: &[Stmt],
+        position: Option<&Position>,
+    ) -> Result<(), DownstreamError> {
         if stmts.is_empty() {
             return Ok(());
         }
         let mark = self.target.mark.as_ref().map(|m| m.update(0));
+        let record = position.map(|p| self.target.record.write(p));
         let conn = self.conn().await?;
         let result = async {
             let mut tx = conn
@@ -276,7 +364,10 @@ impl Downstream {
                     ));
                 }
             }
-            for s in stmts {
+            for (i, s) in stmts.iter().chain(&record).enumerate() {
+                if i == 1 {
+                    failpoint::hit("between-rows");
+                }
                 tx.exec_drop(s.sql.as_str(), s.params.clone())
                     .await
                     .map_err(|e| classify(&s.sql, e))?;
@@ -317,6 +408,56 @@ impl Downstream {
             self.reset();
         }
         result
+    }
+
+    /// Writes the apply record of `position` in a transaction of its own (after DDL, which
+    /// cannot share one).
+    pub async fn write_record(&mut self, position: &Position) -> Result<(), DownstreamError> {
+        let stmt = self.target.record.write(position);
+        let conn = self.conn().await?;
+        let result = conn
+            .exec_drop(stmt.sql.as_str(), stmt.params)
+            .await
+            .map_err(|e| classify(&stmt.sql, e));
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    /// The upstream position the apply record names: after the last upstream transaction
+    /// committed here by this channel from this upstream (`None`: no record yet).
+    pub async fn record(&mut self) -> Result<Option<Position>, DownstreamError> {
+        let record = self.target.record.clone();
+        let conn = self.conn().await?;
+        let sql = format!(
+            "SELECT position FROM {} WHERE channel_id = ? AND source = ?",
+            record.qualified()
+        );
+        let row: Option<String> = match conn
+            .exec_first(sql.as_str(), (record.channel_id, record.source.as_str()))
+            .await
+        {
+            Ok(row) => row,
+            Err(e) => {
+                self.reset();
+                return Err(classify(&sql, e));
+            }
+        };
+        let Some(text) = row else { return Ok(None) };
+        let bad = |why: String| DownstreamError::Definite {
+            statement: sql.clone(),
+            code: 0,
+            reason: format!(
+                "the apply record {text:?} cannot be read ({why}); if the row was edited by \
+                 hand, restore it or remove it (`{}`) and set the checkpoint",
+                record.delete_hint()
+            ),
+        };
+        let parsed: PositionRecord = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        Position::try_from(&parsed)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// The downstream's columns of `schema.table`, in order (cached until the next DDL).

@@ -175,7 +175,8 @@ fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
 }
 
 /// Checks of the downstream: reachable, another server than the upstream, writable,
-/// privileges to apply rows, DDL (with `sync-ddl`) and the mark table (with loopback).
+/// privileges to apply rows, DDL (with `sync-ddl`), and the drainer's own schema (the
+/// mark table's: the apply record always, the mark table with loopback).
 pub fn downstream_checks(
     config: &Config,
     upstream: Option<&ServerFacts>,
@@ -217,19 +218,17 @@ pub fn downstream_checks(
             &replicated,
         ));
     }
-    if syncer.loopback_control {
-        let schema = syncer
-            .mark_table
-            .split_once('.')
-            .map_or(syncer.mark_table.as_str(), |(schema, _)| schema);
-        checks.push(privileges(
-            side,
-            facts,
-            "mark table privileges (loopback-control = true)",
-            MARK_TABLE,
-            &Scope::Schemas(vec![schema.to_owned()]),
-        ));
-    }
+    let schema = syncer
+        .mark_table
+        .split_once('.')
+        .map_or(syncer.mark_table.as_str(), |(schema, _)| schema);
+    checks.push(privileges(
+        side,
+        facts,
+        "drainer schema privileges",
+        MARK_TABLE,
+        &Scope::Schemas(vec![schema.to_owned()]),
+    ));
     checks
 }
 
@@ -493,23 +492,23 @@ mod tests {
         let down = downstream_checks(&c, None, &Ok(facts("2", &["SELECT", "INSERT"])));
         assert_eq!(
             failed(&down),
-            ["write privileges", "DDL privileges (sync-ddl = true)"]
+            [
+                "write privileges",
+                "DDL privileges (sync-ddl = true)",
+                "drainer schema privileges"
+            ]
         );
     }
 
     #[test]
-    fn ddl_and_mark_table_privileges_follow_the_settings() {
+    fn ddl_and_drainer_schema_privileges_follow_the_settings() {
         let mut c = config();
         c.syncer.sync_ddl = false;
-        let writer = facts("2", &["SELECT", "INSERT", "UPDATE", "DELETE"]);
-        assert!(failed(&downstream_checks(&c, None, &Ok(writer.clone()))).is_empty());
         c.syncer.loopback_control = true;
         c.syncer.channel_id = 1;
+        let writer = facts("2", &["SELECT", "INSERT", "UPDATE", "DELETE"]);
         let down = downstream_checks(&c, None, &Ok(writer.clone()));
-        assert_eq!(
-            failed(&down),
-            ["mark table privileges (loopback-control = true)"]
-        );
+        assert_eq!(failed(&down), ["drainer schema privileges"]);
         let mut with_retl = writer;
         with_retl.schema_privileges = ["CREATE", "SELECT", "INSERT", "UPDATE"]
             .iter()
