@@ -425,12 +425,20 @@ impl Run<'_> {
                     .all(|(a, b)| a.eq_ignore_ascii_case(b))
         };
         let mut fresh = false;
+        let mut backoff = Duration::from_millis(100);
         loop {
-            let downstream = self
-                .down
-                .columns(&table.schema, &table.name)
-                .await
-                .map_err(|e| self.here_fail(e))?;
+            let downstream = match self.down.columns(&table.schema, &table.name).await {
+                Ok(columns) => columns,
+                Err(DownstreamError::Transient(reason)) => {
+                    tracing::warn!(at = %self.here(), %reason, "cannot read the downstream's columns yet; retrying");
+                    self.status
+                        .failed(format!("{}: {reason}", self.here()), true);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+                Err(e) => return Err(self.here_fail(e)),
+            };
             if matches(&downstream) {
                 return Ok(None);
             }

@@ -11,6 +11,8 @@
 //! it (see the pipeline), and a COMMIT whose answer was lost is settled by reading it.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -214,120 +216,210 @@ fn already_applied(code: u16) -> bool {
     )
 }
 
+/// A call that runs this long gets the server probed on a second connection, every
+/// `PROBE_EVERY`; after `PROBE_FAILURES` probes in a row without an answer (each may take
+/// `PROBE_TIMEOUT`) the call is abandoned as transient and its connection replaced.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+const PROBE_FAILURES: u32 = 3;
+
+/// How long connecting and setting up a session may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether the server answers `SELECT 1` on a new connection within `PROBE_TIMEOUT`.
+async fn probe(t: &Target) -> bool {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(t.host.as_str())
+        .tcp_port(t.port)
+        .user(Some(t.user.as_str()))
+        .pass(Some(t.password.as_str()))
+        .prefer_socket(false);
+    tokio::time::timeout(PROBE_TIMEOUT, async {
+        let mut conn = Conn::new(opts).await.ok()?;
+        let one: Option<u8> = conn.query_first("SELECT 1").await.ok()?;
+        conn.disconnect().await.ok();
+        one
+    })
+    .await
+    .ok()
+    .flatten()
+    .is_some()
+}
+
+/// Runs `call`, watching the server while it takes long: a long DDL or a lock wait goes
+/// on as long as the server answers probes; a hung server or a silently dead connection
+/// is given up on within about a minute.
+async fn watched<T>(
+    target: &Target,
+    call: impl Future<Output = Result<T, DownstreamError>>,
+) -> Result<T, DownstreamError> {
+    tokio::pin!(call);
+    let mut failures = 0;
+    loop {
+        tokio::select! {
+            result = &mut call => return result,
+            _ = tokio::time::sleep(PROBE_EVERY) => {}
+        }
+        let answered = tokio::select! {
+            result = &mut call => return result,
+            answered = probe(target) => answered,
+        };
+        if answered {
+            failures = 0;
+        } else {
+            failures += 1;
+            tracing::warn!(server = ?target, failures, "the downstream does not answer a probe while a statement runs");
+            if failures >= PROBE_FAILURES {
+                return Err(DownstreamError::Transient(format!(
+                    "{target:?} answered none of {PROBE_FAILURES} probes: the connection is \
+                     given up and replaced"
+                )));
+            }
+        }
+    }
+}
+
 /// One downstream session.
 pub struct Downstream {
-    target: Target,
+    target: Arc<Target>,
     conn: Option<Conn>,
     /// `schema.table` → column names, in order; refreshed after DDL.
     columns: HashMap<(String, String), Vec<String>>,
     /// Whether the mark table and rows, and the apply record's table, are known to exist.
     mark_ready: bool,
     record_ready: bool,
+    /// The server's id of a connection given up on: killed on the next connection, so a
+    /// transaction it may still hold cannot commit after the apply record was read.
+    stale: Option<u32>,
 }
 
 impl Downstream {
     pub fn new(target: Target) -> Self {
         Downstream {
-            target,
+            target: Arc::new(target),
             conn: None,
             columns: HashMap::new(),
             mark_ready: false,
             record_ready: false,
+            stale: None,
         }
     }
 
     async fn conn(&mut self) -> Result<&mut Conn, DownstreamError> {
         if self.conn.is_none() {
-            let t = &self.target;
-            let opts = OptsBuilder::default()
-                .ip_or_hostname(t.host.as_str())
-                .tcp_port(t.port)
-                .user(Some(t.user.as_str()))
-                .pass(Some(t.password.as_str()))
-                .prefer_socket(false)
-                .max_allowed_packet(Some(1 << 30))
-                // Long DDL (an index on a big table) must not hit a read timeout: none set.
-                .wait_timeout(Some(28_800));
-            let mut conn = tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
+            let conn = tokio::time::timeout(SETUP_TIMEOUT, self.open())
                 .await
                 .map_err(|_| {
-                    DownstreamError::Transient(format!("no answer from {t:?} within 10 s"))
-                })?
-                .map_err(|e| match &e {
-                    mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1130) => {
-                        DownstreamError::Definite {
-                            statement: format!("log in to {t:?}"),
-                            code: s.code,
-                            reason: e.to_string(),
-                        }
-                    }
-                    _ => DownstreamError::Transient(e.to_string()),
-                })?;
-            let mut setup = vec!["SET NAMES binary", "SET time_zone = '+00:00'"];
-            if t.partial {
-                setup.push(
-                    "SET SESSION sql_mode = REPLACE(REPLACE(REPLACE(@@sql_mode, 'STRICT_TRANS_TABLES', ''), \
-                     'STRICT_ALL_TABLES', ''), ',,', ',')",
-                );
-            }
-            for s in setup {
-                conn.query_drop(s).await.map_err(|e| classify(s, e))?;
-            }
-            if !self.record_ready {
-                for s in t.record.create() {
-                    conn.query_drop(s.as_str())
-                        .await
-                        .map_err(|e| classify(&s, e))?;
-                }
-                self.record_ready = true;
-            }
-            if let (Some(mark), false) = (&t.mark, self.mark_ready) {
-                let (create, seed) = mark.setup();
-                for s in create {
-                    conn.query_drop(s.sql.as_str())
-                        .await
-                        .map_err(|e| classify(&s.sql, e))?;
-                }
-                // The reverse direction finds the channel in the second column: a table
-                // that was there before, in another layout, would defeat loop control.
-                let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
-                           WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
-                let names: Vec<String> = conn
-                    .exec(sql, (mark.schema.as_str(), mark.table.as_str()))
-                    .await
-                    .map_err(|e| classify(sql, e))?;
-                let layout = ["id", "channel_id", "val", "channel_info"];
-                let fits = names.len() >= 3
-                    && names
-                        .iter()
-                        .zip(layout)
-                        .all(|(n, l)| n.eq_ignore_ascii_case(l));
-                if !fits {
-                    return Err(DownstreamError::Definite {
-                        statement: format!("check the mark table {}", mark.qualified()),
-                        code: 0,
-                        reason: format!(
-                            "it has the columns ({}); loop control needs TiDB Binlog's layout \
-                             (id, channel_id, val, channel_info): drop or rename it, or set \
-                             [syncer] mark-table to another name",
-                            names.join(", ")
-                        ),
-                    });
-                }
-                conn.query_drop(seed.sql.as_str())
-                    .await
-                    .map_err(|e| classify(&seed.sql, e))?;
-                self.mark_ready = true;
-            }
+                    DownstreamError::Transient(format!(
+                        "connecting to {:?} and setting up the session took over {} s",
+                        self.target,
+                        SETUP_TIMEOUT.as_secs()
+                    ))
+                })??;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }
 
+    /// A new session: settings, the drainer's tables (once), the stale connection killed.
+    async fn open(&mut self) -> Result<Conn, DownstreamError> {
+        let t = &self.target;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(t.host.as_str())
+            .tcp_port(t.port)
+            .user(Some(t.user.as_str()))
+            .pass(Some(t.password.as_str()))
+            .prefer_socket(false)
+            .max_allowed_packet(Some(1 << 30))
+            // Long DDL (an index on a big table) must not hit a read timeout: none set.
+            .wait_timeout(Some(28_800));
+        let mut conn = tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
+            .await
+            .map_err(|_| DownstreamError::Transient(format!("no answer from {t:?} within 10 s")))?
+            .map_err(|e| match &e {
+                mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1130) => {
+                    DownstreamError::Definite {
+                        statement: format!("log in to {t:?}"),
+                        code: s.code,
+                        reason: e.to_string(),
+                    }
+                }
+                _ => DownstreamError::Transient(e.to_string()),
+            })?;
+        let mut setup = vec!["SET NAMES binary", "SET time_zone = '+00:00'"];
+        if t.partial {
+            setup.push(
+                "SET SESSION sql_mode = REPLACE(REPLACE(REPLACE(@@sql_mode, 'STRICT_TRANS_TABLES', ''), \
+                 'STRICT_ALL_TABLES', ''), ',,', ',')",
+            );
+        }
+        for s in setup {
+            conn.query_drop(s).await.map_err(|e| classify(s, e))?;
+        }
+        if let Some(id) = self.stale {
+            // ER_NO_SUCH_THREAD: it is gone already.
+            match conn.query_drop(format!("KILL CONNECTION {id}")).await {
+                Ok(()) => tracing::info!(connection = id, "killed the connection given up on"),
+                Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+                Err(e) => return Err(classify("KILL CONNECTION", e)),
+            }
+            self.stale = None;
+        }
+        if !self.record_ready {
+            for s in t.record.create() {
+                conn.query_drop(s.as_str())
+                    .await
+                    .map_err(|e| classify(&s, e))?;
+            }
+            self.record_ready = true;
+        }
+        if let (Some(mark), false) = (&t.mark, self.mark_ready) {
+            let (create, seed) = mark.setup();
+            for s in create {
+                conn.query_drop(s.sql.as_str())
+                    .await
+                    .map_err(|e| classify(&s.sql, e))?;
+            }
+            // The reverse direction finds the channel in the second column: a table
+            // that was there before, in another layout, would defeat loop control.
+            let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+            let names: Vec<String> = conn
+                .exec(sql, (mark.schema.as_str(), mark.table.as_str()))
+                .await
+                .map_err(|e| classify(sql, e))?;
+            let layout = ["id", "channel_id", "val", "channel_info"];
+            let fits = names.len() >= 3
+                && names
+                    .iter()
+                    .zip(layout)
+                    .all(|(n, l)| n.eq_ignore_ascii_case(l));
+            if !fits {
+                return Err(DownstreamError::Definite {
+                    statement: format!("check the mark table {}", mark.qualified()),
+                    code: 0,
+                    reason: format!(
+                        "it has the columns ({}); loop control needs TiDB Binlog's layout \
+                         (id, channel_id, val, channel_info): drop or rename it, or set \
+                         [syncer] mark-table to another name",
+                        names.join(", ")
+                    ),
+                });
+            }
+            conn.query_drop(seed.sql.as_str())
+                .await
+                .map_err(|e| classify(&seed.sql, e))?;
+            self.mark_ready = true;
+        }
+        Ok(conn)
+    }
+
     /// Drops the session (after a failure); the next call reconnects, and checks the
     /// mark table and rows again (a missing mark row is created then).
     pub fn reset(&mut self) {
-        self.conn = None;
+        if let Some(conn) = self.conn.take() {
+            self.stale = Some(conn.id());
+        }
         self.mark_ready = false;
         self.record_ready = false;
     }
@@ -346,8 +438,9 @@ impl Downstream {
         }
         let mark = self.target.mark.as_ref().map(|m| m.update(0));
         let record = position.map(|p| self.target.record.write(p));
+        let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = async {
+        let result = watched(&target, async {
             let mut tx = conn
                 .start_transaction(TxOpts::default())
                 .await
@@ -373,7 +466,7 @@ impl Downstream {
                     .map_err(|e| classify(&s.sql, e))?;
             }
             tx.commit().await.map_err(|e| classify("COMMIT", e))
-        }
+        })
         .await;
         if result.is_err() {
             self.reset();
@@ -385,8 +478,9 @@ impl Downstream {
     /// replayed DDL) count as applied; the column cache is cleared.
     pub async fn apply_ddl(&mut self, schema: &str, sql: &str) -> Result<(), DownstreamError> {
         self.columns.clear();
+        let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = async {
+        let result = watched(&target, async {
             // DDL text is in the client's charset, usually utf8mb4, not binary bytes.
             conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| classify("SET NAMES", e))?;
             if !schema.is_empty() {
@@ -402,7 +496,7 @@ impl Downstream {
             };
             conn.query_drop("SET NAMES binary").await.map_err(|e| classify("SET NAMES", e))?;
             outcome
-        }
+        })
         .await;
         if matches!(result, Err(DownstreamError::Transient(_))) {
             self.reset();
@@ -414,11 +508,14 @@ impl Downstream {
     /// cannot share one).
     pub async fn write_record(&mut self, position: &Position) -> Result<(), DownstreamError> {
         let stmt = self.target.record.write(position);
+        let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = conn
-            .exec_drop(stmt.sql.as_str(), stmt.params)
-            .await
-            .map_err(|e| classify(&stmt.sql, e));
+        let result = watched(&target, async {
+            conn.exec_drop(stmt.sql.as_str(), stmt.params)
+                .await
+                .map_err(|e| classify(&stmt.sql, e))
+        })
+        .await;
         if result.is_err() {
             self.reset();
         }
@@ -428,20 +525,24 @@ impl Downstream {
     /// The upstream position the apply record names: after the last upstream transaction
     /// committed here by this channel from this upstream (`None`: no record yet).
     pub async fn record(&mut self) -> Result<Option<Position>, DownstreamError> {
-        let record = self.target.record.clone();
+        let target = Arc::clone(&self.target);
+        let record = &target.record;
         let conn = self.conn().await?;
         let sql = format!(
             "SELECT position FROM {} WHERE channel_id = ? AND source = ?",
             record.qualified()
         );
-        let row: Option<String> = match conn
-            .exec_first(sql.as_str(), (record.channel_id, record.source.as_str()))
-            .await
+        let row: Option<String> = match watched(&target, async {
+            conn.exec_first(sql.as_str(), (record.channel_id, record.source.as_str()))
+                .await
+                .map_err(|e| classify(&sql, e))
+        })
+        .await
         {
             Ok(row) => row,
             Err(e) => {
                 self.reset();
-                return Err(classify(&sql, e));
+                return Err(e);
             }
         };
         let Some(text) = row else { return Ok(None) };
@@ -470,13 +571,23 @@ impl Downstream {
         if let Some(c) = self.columns.get(&key) {
             return Ok(c.clone());
         }
+        let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                    ORDER BY ORDINAL_POSITION";
-        let names: Vec<Vec<u8>> = conn
-            .exec(sql, (schema, table))
-            .await
-            .map_err(|e| classify(sql, e))?;
+        let names: Vec<Vec<u8>> = match watched(&target, async {
+            conn.exec(sql, (schema, table))
+                .await
+                .map_err(|e| classify(sql, e))
+        })
+        .await
+        {
+            Ok(names) => names,
+            Err(e) => {
+                self.reset();
+                return Err(e);
+            }
+        };
         let names: Vec<String> = names
             .into_iter()
             .map(|n| String::from_utf8_lossy(&n).into_owned())

@@ -1,0 +1,87 @@
+//! Outages: a downstream that hangs (SIGSTOP: connections open, nothing answers) while a
+//! transaction is in flight is given up on within a bounded time, and once the server is
+//! back nothing is lost or applied twice (the connection given up on is killed, if the
+//! server has not closed it already, before the apply record is read).
+
+use std::time::{Duration, Instant};
+
+use integration::{config_for, eventually, MariaDb};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn rows(server: &MariaDb) -> Result<Vec<String>, String> {
+    server
+        .query("SELECT CONCAT_WS(' ', n, msg) FROM app.log ORDER BY n, msg")
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_downstream_is_given_up_and_nothing_doubles() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server
+            .exec(&[
+                "CREATE DATABASE app",
+                "CREATE TABLE app.log (n INT, msg VARCHAR(40))",
+            ])
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.safe_mode_after_start_s = 0;
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    a.exec(&["INSERT INTO app.log VALUES (1, 'before')"])
+        .await
+        .unwrap();
+    eventually("the first row downstream", WAIT, || async {
+        (rows(&b).await? == ["1 before"])
+            .then_some(())
+            .ok_or("not yet".to_owned())
+    })
+    .await;
+
+    b.freeze();
+    let frozen = Instant::now();
+    for n in 2..=6 {
+        a.exec(&[
+            "BEGIN",
+            &format!("INSERT INTO app.log VALUES ({n}, 'during'), ({n}, 'during too')"),
+            "COMMIT",
+        ])
+        .await
+        .unwrap();
+    }
+    let given_up = eventually(
+        "the drainer to give the hung connection up",
+        WAIT,
+        || async {
+            let log = drainer.stderr();
+            log.contains("answered none of 3 probes")
+                .then(|| frozen.elapsed())
+                .ok_or(log)
+        },
+    )
+    .await;
+    assert!(given_up < Duration::from_secs(60), "took {given_up:?}");
+    b.thaw();
+
+    eventually("every row downstream exactly once", WAIT, || async {
+        let (x, y) = (rows(&a).await?, rows(&b).await?);
+        (x == y)
+            .then_some(())
+            .ok_or(format!("{x:?}\n{y:?}\n{}", drainer.stderr()))
+    })
+    .await;
+    let marks: Vec<u64> = b
+        .query(
+            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(marks[0], 6, "each transaction applied once");
+}
