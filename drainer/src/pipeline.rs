@@ -28,6 +28,13 @@
 //!   statements are built at the commit, against the downstream's columns (cached per
 //!   table, dropped after any DDL, and looked at again once on "unknown column").
 //!   Consecutive inserts into one table share a multi-row INSERT.
+//! - A large transaction (more than `STREAM_ROWS` rows or `STREAM_BYTES` buffered)
+//!   streams: its rows go into an open downstream transaction batch by batch, and its
+//!   COMMIT carries the apply record as usual. Losing that open transaction (a lost
+//!   session, "unknown column") rewinds the reader to the transaction's start and reads
+//!   it again; its statements enter the schema history only at its downstream commit.
+//!   A DDL statement inside a streamed transaction commits the part before it (no
+//!   record there, as for rows before DDL in any transaction).
 //! - Loopback control: every downstream transaction begins with the channel's mark
 //!   update (see [`crate::apply::downstream::Mark`]); an upstream transaction with a
 //!   mark-table row of this channel came from the reverse direction and is dropped whole
@@ -190,6 +197,12 @@ const MAX_INSERT_BYTES: usize = 4 << 20;
 /// ER_BAD_FIELD_ERROR: "unknown column".
 const UNKNOWN_COLUMN: u16 = 1054;
 
+/// A transaction whose buffered row changes pass either bound streams: they go into an
+/// open downstream transaction, and so does every later batch of that size, so memory
+/// stays bounded whatever the transaction's size.
+const STREAM_ROWS: usize = 20_000;
+const STREAM_BYTES: usize = 32 << 20;
+
 /// About how many bytes a value takes in a statement.
 fn approx_size(value: &Option<Value>) -> usize {
     match value {
@@ -252,6 +265,19 @@ struct Run<'a> {
     /// The position after the last transaction committed downstream, not yet saved.
     unsaved: Option<Position>,
     last_save: Instant,
+    /// About how many bytes the buffered row changes (`txn`) hold.
+    txn_bytes: usize,
+    /// Where the transaction being read starts (the position after the one before): a
+    /// streamed transaction whose downstream part is lost is read again from here.
+    txn_from: Option<Position>,
+    /// The transaction being read streams into an open downstream transaction.
+    streaming: bool,
+    /// DDL of the transaction being read already ran downstream (before it streamed).
+    ddl_ran: bool,
+    /// The streamed transaction was built again once after "unknown column".
+    stream_refreshed: bool,
+    /// Set when the open downstream transaction was lost: read the transaction again.
+    reread: Option<String>,
 }
 
 impl Run<'_> {
@@ -356,8 +382,99 @@ impl Run<'_> {
         self.looped = false;
         self.ddl_not_run = 0;
         self.txn.clear();
+        self.txn_bytes = 0;
         self.ddl.clear();
+        self.ddl_ran = false;
         self.history.discard_staged();
+        self.abandon_stream();
+    }
+
+    /// Gives up the open downstream transaction of a streamed one, if any: the session is
+    /// dropped and the server rolls it back.
+    fn abandon_stream(&mut self) {
+        if self.streaming {
+            self.down.reset();
+            self.streaming = false;
+        }
+    }
+
+    /// Whether the buffered row changes should stream now.
+    fn large(&self) -> bool {
+        !self.looped && (self.txn.len() >= STREAM_ROWS || self.txn_bytes >= STREAM_BYTES)
+    }
+
+    /// Streams the buffered row changes into the open downstream transaction (opening it
+    /// first: pending DDL of the transaction runs before, as at a commit). A lost session
+    /// sets `reread`: the transaction is read again from its start.
+    async fn stream(&mut self) -> Result<(), RunError> {
+        let safe = self.safe_mode();
+        if !self.streaming {
+            let mut txn = std::mem::take(&mut self.txn);
+            let mut from = 0;
+            for (upto, schema_name, statement) in std::mem::take(&mut self.ddl) {
+                self.apply_rows(&txn[from..upto], None).await?;
+                from = upto;
+                self.apply_ddl(&schema_name, &statement).await?;
+                self.ddl_ran = true;
+            }
+            txn.drain(..from);
+            self.txn = txn;
+            tracing::info!(at = %self.here(), "a large transaction: streaming its rows into one downstream transaction");
+            match self.down.begin().await {
+                Ok(()) => self.streaming = true,
+                Err(DownstreamError::Transient(reason)) => {
+                    self.reread = Some(reason);
+                    return Ok(());
+                }
+                Err(e) => return Err(self.here_fail(e)),
+            }
+        }
+        let chunk = std::mem::take(&mut self.txn);
+        self.txn_bytes = 0;
+        let stmts = self.build_changes(&chunk, safe).await?;
+        let result = self.down.exec(&stmts).await;
+        self.stream_failed(result)
+    }
+
+    /// Sorts a failure of the open downstream transaction: a lost session, or "unknown
+    /// column" (once, with the columns looked at again), reads the transaction again.
+    fn stream_failed(&mut self, result: Result<(), DownstreamError>) -> Result<(), RunError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(DownstreamError::Transient(reason)) => {
+                self.reread = Some(reason);
+                Ok(())
+            }
+            Err(DownstreamError::Definite {
+                code: UNKNOWN_COLUMN,
+                reason,
+                ..
+            }) if !self.stream_refreshed => {
+                self.down.forget_columns();
+                self.stream_refreshed = true;
+                self.reread = Some(reason);
+                Ok(())
+            }
+            Err(e) => Err(self.here_fail(e)),
+        }
+    }
+
+    /// Ends the downstream part of a streamed transaction before a DDL statement of it
+    /// (DDL commits implicitly downstream). Like rows before DDL in an ordinary
+    /// transaction, this part carries no apply record.
+    async fn end_stream_piece(&mut self) -> Result<(), RunError> {
+        if !self.streaming {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.txn);
+        self.txn_bytes = 0;
+        let stmts = self.build_changes(&chunk, self.safe_mode()).await?;
+        let mut result = self.down.exec(&stmts).await;
+        if result.is_ok() {
+            result = self.down.commit(None).await;
+        }
+        self.streaming = false;
+        self.stream_failed(result)
     }
 
     /// Decodes one rows event into the transaction's row changes (with the definitions in
@@ -371,9 +488,16 @@ impl Run<'_> {
                 };
                 if rows.rows.iter().any(|c| ours(&c.before) || ours(&c.after)) {
                     self.looped = true;
+                    self.txn.clear();
+                    self.txn_bytes = 0;
+                    self.abandon_stream();
                 }
                 return Ok(());
             }
+        }
+        if self.looped {
+            // Dropped whole at its commit: nothing of it needs decoding.
+            return Ok(());
         }
         if !self.filter.wants_table(schema_name, table_name) {
             return Ok(());
@@ -401,6 +525,11 @@ impl Run<'_> {
             };
             let (before, after) = (decode(&change.before)?, decode(&change.after)?);
             if before.is_some() || after.is_some() {
+                self.txn_bytes += [&before, &after]
+                    .into_iter()
+                    .flatten()
+                    .map(|row| row.iter().map(approx_size).sum::<usize>())
+                    .sum::<usize>();
                 self.txn.push(RowChange {
                     table: Arc::clone(&table),
                     before,
@@ -544,6 +673,9 @@ impl Run<'_> {
     /// Commits the transaction read so far downstream, retrying transient failures.
     /// `timestamp` is its upstream commit time.
     async fn commit(&mut self, position: Position, timestamp: u32) -> Result<(), RunError> {
+        if self.streaming {
+            return self.commit_streamed(position, timestamp).await;
+        }
         self.history.commit_staged(&self.store, &position)?;
         if self.looped {
             // The reverse direction applied it here: it goes no further.
@@ -560,7 +692,7 @@ impl Run<'_> {
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
         let txn = std::mem::take(&mut self.txn);
         let ddl = std::mem::take(&mut self.ddl);
-        let had_ddl = !ddl.is_empty();
+        let had_ddl = !ddl.is_empty() || std::mem::take(&mut self.ddl_ran);
         // DDL commits implicitly downstream: the rows before each statement go in one
         // transaction, the statement runs, then the rows after it. The last piece carries
         // the apply record (the whole transaction is applied then); after a DDL statement
@@ -577,10 +709,55 @@ impl Run<'_> {
             self.apply_rows(&txn[from..], Some(&position)).await?;
         }
         failpoint::hit("after-commit");
+        self.committed(position, timestamp, ddl_not_run, had_ddl)
+    }
+
+    /// Commits a streamed transaction: its last rows and the apply record go into the
+    /// open downstream transaction, then COMMIT. Its statements enter the schema history
+    /// only then: a lost session reads the whole transaction again from its start.
+    async fn commit_streamed(
+        &mut self,
+        position: Position,
+        timestamp: u32,
+    ) -> Result<(), RunError> {
+        let chunk = std::mem::take(&mut self.txn);
+        self.txn_bytes = 0;
+        let stmts = self.build_changes(&chunk, self.safe_mode()).await?;
+        let mut result = self.down.exec(&stmts).await;
+        if result.is_ok() {
+            result = self.down.commit(Some(&position)).await;
+        }
+        self.streaming = false;
+        match result {
+            Ok(()) => {}
+            Err(DownstreamError::Transient(reason)) if self.recorded_at(&position).await? => {
+                tracing::info!(at = %self.here(), %reason, "the apply record shows the streamed transaction committed before the connection was lost");
+            }
+            Err(e) => return self.stream_failed(Err(e)),
+        }
+        self.status.lock().applied += 1;
+        self.history.commit_staged(&self.store, &position)?;
+        failpoint::hit("after-commit");
+        let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
+        let had_ddl = std::mem::take(&mut self.ddl_ran);
+        self.committed(position, timestamp, ddl_not_run, had_ddl)
+    }
+
+    /// Bookkeeping after a transaction is committed downstream: status, and the
+    /// checkpoint (at once after DDL, else every `checkpoint-interval-ms`).
+    fn committed(
+        &mut self,
+        position: Position,
+        timestamp: u32,
+        ddl_not_run: u64,
+        had_ddl: bool,
+    ) -> Result<(), RunError> {
+        self.stream_refreshed = false;
         let mut s = self.status.lock();
         s.ddl_skipped += ddl_not_run;
         s.last_commit = Some(timestamp);
         s.upstream = Some(position.clone());
+        s.state = State::Running;
         drop(s);
         self.unsaved = Some(position);
         let interval = Duration::from_millis(self.config.syncer.checkpoint_interval_ms);
@@ -898,6 +1075,12 @@ pub async fn run(
         ddl_not_run: 0,
         unsaved: None,
         last_save: Instant::now(),
+        txn_bytes: 0,
+        txn_from: None,
+        streaming: false,
+        ddl_ran: false,
+        stream_refreshed: false,
+        reread: None,
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     loop {
@@ -915,13 +1098,22 @@ pub async fn run(
             TxnEvent::Begin(start) => {
                 run.drop_transaction();
                 run.current = Some(start);
+                run.txn_from = Some(reader.position().clone());
                 run.status.lock().caught_up = false;
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
+                if run.large() {
+                    run.stream().await?;
+                }
             }
-            TxnEvent::Change(Change::Statement(s)) => run.statement(s.schema, s.text)?,
+            TxnEvent::Change(Change::Statement(s)) => {
+                run.end_stream_piece().await?;
+                if run.reread.is_none() {
+                    run.statement(s.schema, s.text)?;
+                }
+            }
             TxnEvent::Commit {
                 position,
                 timestamp,
@@ -936,6 +1128,18 @@ pub async fn run(
                     run.unsaved = Some(position);
                 }
             }
+        }
+        if let Some(reason) = run.reread.take() {
+            // The open downstream transaction of a streamed one is gone: read it again.
+            let from = run
+                .txn_from
+                .clone()
+                .expect("a streamed transaction began after its starting position was kept");
+            tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost; reading the transaction again from its start");
+            run.status.failed(format!("{}: {reason}", run.here()), true);
+            run.drop_transaction();
+            reader.rewind(from);
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
     run.save()?;

@@ -234,6 +234,17 @@ impl LiveReader {
         self.assembler.position()
     }
 
+    /// Reads again from `to`, a transaction boundary already handed out (the position
+    /// after an earlier transaction): the consumer lost what it did with the transactions
+    /// since, say a downstream transaction that streamed them. Drops the connection and
+    /// anything read ahead; the next event is the `Begin` of the transaction after `to`.
+    pub fn rewind(&mut self, to: Position) {
+        self.stream = None;
+        self.pending.clear();
+        self.collector = Collector::default();
+        self.assembler = Assembler::new(to);
+    }
+
     /// How often the connection was replaced.
     pub fn reconnects(&self) -> u64 {
         self.reconnects

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, TxOpts};
+use mysql_async::{Conn, OptsBuilder};
 
 use pump_reader::{Position, PositionRecord};
 
@@ -291,6 +291,8 @@ pub struct Downstream {
     /// The server's id of a connection given up on: killed on the next connection, so a
     /// transaction it may still hold cannot commit after the apply record was read.
     stale: Option<u32>,
+    /// A transaction is open (between `begin` and `commit`).
+    in_txn: bool,
 }
 
 impl Downstream {
@@ -302,6 +304,7 @@ impl Downstream {
             mark_ready: false,
             record_ready: false,
             stale: None,
+            in_txn: false,
         }
     }
 
@@ -420,6 +423,7 @@ impl Downstream {
         if let Some(conn) = self.conn.take() {
             self.stale = Some(conn.id());
         }
+        self.in_txn = false;
         self.mark_ready = false;
         self.record_ready = false;
     }
@@ -436,38 +440,99 @@ impl Downstream {
         if stmts.is_empty() {
             return Ok(());
         }
+        self.begin().await?;
+        self.exec(stmts).await?;
+        self.commit(position).await
+    }
+
+    /// Opens a transaction, marked (loopback control); [`Downstream::exec`] adds to it and
+    /// [`Downstream::commit`] ends it. Any error drops the session, which rolls it back.
+    pub async fn begin(&mut self) -> Result<(), DownstreamError> {
         let mark = self.target.mark.as_ref().map(|m| m.update(0));
-        let record = position.map(|p| self.target.record.write(p));
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let result = watched(&target, async {
-            let mut tx = conn
-                .start_transaction(TxOpts::default())
+            conn.query_drop("BEGIN")
                 .await
                 .map_err(|e| classify("BEGIN", e))?;
             if let Some(m) = &mark {
-                tx.exec_drop(m.sql.as_str(), m.params.clone())
+                conn.exec_drop(m.sql.as_str(), m.params.clone())
                     .await
                     .map_err(|e| classify(&m.sql, e))?;
                 // An UPDATE that finds no row writes nothing to the binlog: the
                 // transaction would go out unmarked and come back.
-                if tx.affected_rows() != 1 {
+                if conn.affected_rows() != 1 {
                     return Err(DownstreamError::Transient(
                         "the mark row of this channel is missing; creating it again".into(),
                     ));
                 }
             }
-            for (i, s) in stmts.iter().chain(&record).enumerate() {
+            Ok(())
+        })
+        .await;
+        self.in_txn = result.is_ok();
+        self.reset_on_error(result)
+    }
+
+    /// Runs statements in the open transaction (an error if there is none: the session
+    /// that held it was lost, and with it the transaction).
+    pub async fn exec(&mut self, stmts: &[Stmt]) -> Result<(), DownstreamError> {
+        self.require_txn()?;
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let result = watched(&target, async {
+            for (i, s) in stmts.iter().enumerate() {
                 if i == 1 {
                     failpoint::hit("between-rows");
                 }
-                tx.exec_drop(s.sql.as_str(), s.params.clone())
+                conn.exec_drop(s.sql.as_str(), s.params.clone())
                     .await
                     .map_err(|e| classify(&s.sql, e))?;
             }
-            tx.commit().await.map_err(|e| classify("COMMIT", e))
+            Ok(())
         })
         .await;
+        self.reset_on_error(result)
+    }
+
+    /// Writes the apply record of `position` when given, then commits the open
+    /// transaction.
+    pub async fn commit(&mut self, position: Option<&Position>) -> Result<(), DownstreamError> {
+        self.require_txn()?;
+        let record = position.map(|p| self.target.record.write(p));
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let result = watched(&target, async {
+            if let Some(r) = &record {
+                failpoint::hit("between-rows");
+                conn.exec_drop(r.sql.as_str(), r.params.clone())
+                    .await
+                    .map_err(|e| classify(&r.sql, e))?;
+            }
+            conn.query_drop("COMMIT")
+                .await
+                .map_err(|e| classify("COMMIT", e))
+        })
+        .await;
+        self.in_txn = false;
+        self.reset_on_error(result)
+    }
+
+    fn require_txn(&self) -> Result<(), DownstreamError> {
+        if self.in_txn {
+            Ok(())
+        } else {
+            Err(DownstreamError::Transient(
+                "the open transaction was lost with its session".into(),
+            ))
+        }
+    }
+
+    /// Drops the session after a failure (the server rolls back what it held open).
+    fn reset_on_error<T>(
+        &mut self,
+        result: Result<T, DownstreamError>,
+    ) -> Result<T, DownstreamError> {
         if result.is_err() {
             self.reset();
         }

@@ -1,0 +1,144 @@
+//! A one-million-row upstream transaction replicates as one downstream transaction with
+//! bounded memory (its rows stream into the open downstream transaction), also when the
+//! drainer is killed while streaming it. The drainer's peak RSS is reported.
+
+use std::time::{Duration, Instant};
+
+use integration::{config_for, eventually, MariaDb};
+
+const ROWS: u64 = 1_000_000;
+const WAIT: Duration = Duration::from_secs(600);
+
+async fn count(server: &MariaDb) -> Result<(u64, u64), String> {
+    let rows: Vec<(u64, Option<u64>)> = server
+        .query("SELECT COUNT(*), CAST(SUM(n) AS UNSIGNED) FROM app.big")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((rows[0].0, rows[0].1.unwrap_or(0)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_row_transaction_streams_with_bounded_memory() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server
+            .exec(&[
+                "CREATE DATABASE app",
+                "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
+            ])
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.safe_mode_after_start_s = 0;
+    let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
+
+    let written = Instant::now();
+    a.exec(&[&format!(
+        "INSERT INTO app.big SELECT seq, REPEAT('p', 60), seq * 3 FROM app.seq_1_to_{ROWS}"
+    )])
+    .await
+    .unwrap();
+    eprintln!(
+        "upstream: {ROWS} rows in one transaction in {:?}",
+        written.elapsed()
+    );
+
+    // Killed while streaming: the open downstream transaction is rolled back, and the
+    // restart streams the whole transaction again, once.
+    eventually("the drainer to stream the transaction", WAIT, || async {
+        let log = drainer.stderr();
+        log.contains("streaming its rows").then_some(()).ok_or(log)
+    })
+    .await;
+    let first_peak = drainer.peak_rss().unwrap_or(0);
+    drainer.kill();
+    assert_eq!(count(&b).await.unwrap().0, 0, "nothing committed halfway");
+
+    let applying = Instant::now();
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    let expected = (ROWS, 3 * ROWS * (ROWS + 1) / 2);
+    eventually("the whole transaction downstream", WAIT, || async {
+        let got = count(&b).await?;
+        (got == expected)
+            .then_some(())
+            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
+    })
+    .await;
+    let marks: Vec<u64> = b
+        .query(
+            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(marks[0], 1, "one downstream transaction");
+    // VmHWM: the high-water mark of the process's whole life.
+    let peak = first_peak.max(drainer.peak_rss().unwrap_or(0));
+    let mib = peak as f64 / (1 << 20) as f64;
+    eprintln!(
+        "drainer: {ROWS} rows applied as one transaction in {:?}; peak RSS {mib:.0} MiB",
+        applying.elapsed()
+    );
+    // Held in memory, a million rows take far more; the goal is under 256 MiB.
+    assert!(mib < 256.0, "peak RSS {mib:.0} MiB");
+}
+
+/// The downstream restarts while a transaction streams into it: the open downstream
+/// transaction is gone, so the drainer reads the upstream transaction again from its
+/// start and applies it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_downstream_restart_while_streaming_reads_the_transaction_again() {
+    const N: u64 = 150_000;
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, mut b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        server
+            .exec(&[
+                "CREATE DATABASE app",
+                "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
+            ])
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.safe_mode_after_start_s = 0;
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    a.exec(&[&format!(
+        "INSERT INTO app.big SELECT seq, REPEAT('p', 60), seq * 3 FROM app.seq_1_to_{N}"
+    )])
+    .await
+    .unwrap();
+    eventually("the drainer to stream the transaction", WAIT, || async {
+        let log = drainer.stderr();
+        log.contains("streaming its rows").then_some(()).ok_or(log)
+    })
+    .await;
+    b.restart().await.unwrap();
+    let expected = (N, 3 * N * (N + 1) / 2);
+    eventually("the whole transaction downstream", WAIT, || async {
+        let got = count(&b).await?;
+        (got == expected)
+            .then_some(())
+            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
+    })
+    .await;
+    assert!(
+        drainer.stderr().contains("reading the transaction again"),
+        "{}",
+        drainer.stderr()
+    );
+    let marks: Vec<u64> = b
+        .query(
+            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(marks[0], 1, "one downstream transaction");
+}
