@@ -84,7 +84,8 @@ pub fn drainer_binary() -> Result<PathBuf, HarnessError> {
         .ok_or_else(|| {
             HarnessError::Missing(format!(
                 "the drainer binary is not beside {}: run `cargo test --workspace` \
-                 (or `cargo build -p drainer` first), or set DRAINER_BIN",
+                 (or `cargo build -p drainer`, with `--release` for a release program, and \
+                 `--features failpoints` for the crash tests), or set DRAINER_BIN",
                 exe.display()
             ))
         })?;

@@ -35,6 +35,7 @@ mod drainer;
 mod eventually;
 mod http;
 mod mariadb;
+mod sites;
 
 pub use drainer::{
     config_for, drainer_binary, replicating, DrainerCommand, DrainerOutput, DrainerProcess,
@@ -42,6 +43,7 @@ pub use drainer::{
 pub use eventually::{eventually, poll_until, Timeout};
 pub use http::{drainer_status, http_get};
 pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
+pub use sites::{mark_counter, two_sites, Dice};
 
 /// Why the harness could not give a test what it asked for.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use integration::{
-    config_for, drainer_status, eventually, DrainerCommand, DrainerProcess, MariaDb,
+    config_for, drainer_status, eventually, mark_counter, two_sites, DrainerCommand,
+    DrainerProcess, MariaDb,
 };
 use mysql_async::prelude::Queryable;
 
@@ -78,16 +79,6 @@ async fn binlog_end(server: &MariaDb) -> (String, u64) {
     (row.get(0).unwrap(), row.get(1).unwrap())
 }
 
-async fn mark_total(server: &MariaDb, channel: i64) -> u64 {
-    let sum: Vec<Option<u64>> = server
-        .query(&format!(
-            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = {channel}"
-        ))
-        .await
-        .unwrap();
-    sum[0].unwrap_or(0)
-}
-
 /// `name=value` from the drainer's last log line that has it (ANSI colours removed).
 fn logged(stderr: &str, name: &str) -> u64 {
     let mut plain = String::new();
@@ -117,11 +108,7 @@ fn logged(stderr: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sites_converge_without_loops() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
+    let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // DDL flows A → B only; both directions apply rows whose columns differ meanwhile.
     let mut ab = config_for(&a, &b, &dir.path().join("ab")).unwrap();
@@ -197,9 +184,13 @@ async fn two_sites_converge_without_loops() {
         assert_eq!(s["lag_seconds"], 0, "{s}");
     }
     let ab_applied = ab_status["transactions_applied"].as_u64().unwrap();
-    assert_eq!(mark_total(&b, 1).await, ab_applied, "A → B: {ab_status}");
     assert_eq!(
-        mark_total(&a, 1).await,
+        mark_counter(&b, 1).await.unwrap(),
+        ab_applied,
+        "A → B: {ab_status}"
+    );
+    assert_eq!(
+        mark_counter(&a, 1).await.unwrap(),
         ba_status["transactions_applied"].as_u64().unwrap(),
         "B → A: {ba_status}"
     );
@@ -222,8 +213,16 @@ async fn two_sites_converge_without_loops() {
         outputs.push(out.stderr);
     }
     let (ab_log, ba_log) = (&outputs[0], &outputs[1]);
-    assert_eq!(mark_total(&b, 1).await, logged(ab_log, "applied"), "A → B");
-    assert_eq!(mark_total(&a, 1).await, logged(ba_log, "applied"), "B → A");
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        logged(ab_log, "applied"),
+        "A → B"
+    );
+    assert_eq!(
+        mark_counter(&a, 1).await.unwrap(),
+        logged(ba_log, "applied"),
+        "B → A"
+    );
     assert!(logged(ab_log, "loops_dropped") > 0, "{ab_log}");
     assert!(logged(ba_log, "loops_dropped") > 0, "{ba_log}");
 }
@@ -232,11 +231,7 @@ async fn two_sites_converge_without_loops() {
 /// the drainer refuses it, naming the table and what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mark_table_in_another_layout_is_refused() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
+    let (a, b) = two_sites(SETUP).await.unwrap();
     b.exec(&[
         "CREATE DATABASE retl",
         "CREATE TABLE retl._drainer_repl_mark (id BIGINT PRIMARY KEY, val BIGINT)",
@@ -416,11 +411,7 @@ async fn a_chain_forwards_through_the_middle_site() {
 /// creates the rows again and applies the transaction marked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_mark_row_is_created_again() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
+    let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = direction(&a, &b, 1, true, dir.path());
     let drainer = start(&config).await;
@@ -452,7 +443,12 @@ async fn a_deleted_mark_row_is_created_again() {
         .await
         .unwrap();
     applied(2).await;
-    assert_eq!(mark_total(&b, 1).await, 1, "{}", drainer.stderr());
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        1,
+        "{}",
+        drainer.stderr()
+    );
     assert!(
         drainer.stderr().contains("mark row"),
         "{}",

@@ -10,23 +10,13 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use integration::{config_for, eventually, DrainerCommand, DrainerProcess, MariaDb};
+use integration::{
+    config_for, eventually, mark_counter, two_sites, Dice, DrainerCommand, DrainerProcess, MariaDb,
+};
 use mysql_async::prelude::Queryable;
 
 const WAIT: Duration = Duration::from_secs(90);
 const KILLS: usize = 20;
-
-/// A small deterministic generator; the seed is printed so a failure can be replayed.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Writes on `server` until `stop`: inserts, updates and deletes of its own keys and an
 /// insert-only keyless log, single- and multi-statement transactions. Counts the
@@ -76,16 +66,6 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-async fn mark_total(server: &MariaDb) -> u64 {
-    let sum: Vec<Option<u64>> = server
-        .query(
-            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = 1",
-        )
-        .await
-        .unwrap();
-    sum[0].unwrap_or(0)
-}
-
 async fn binlog_end(server: &MariaDb) -> String {
     let rows: Vec<String> = server
         .query("SELECT @@global.gtid_binlog_pos")
@@ -102,20 +82,15 @@ async fn kills_restarts_and_a_failpoint_neither_lose_nor_repeat() {
         .as_nanos() as u64
         | 1;
     eprintln!("chaos seed {seed}");
-    let mut dice = Dice(seed);
+    let mut dice = Dice::new(seed);
 
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, mut b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server
-            .exec(&[
-                "CREATE DATABASE app",
-                "CREATE TABLE app.kv (id INT PRIMARY KEY, site CHAR(1) NOT NULL, n INT NOT NULL)",
-                "CREATE TABLE app.events (site CHAR(1) NOT NULL, seq INT NOT NULL, what CHAR(1) NOT NULL)",
-            ])
-            .await
-            .unwrap();
-    }
+    let (a, mut b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.kv (id INT PRIMARY KEY, site CHAR(1) NOT NULL, n INT NOT NULL)",
+        "CREATE TABLE app.events (site CHAR(1) NOT NULL, seq INT NOT NULL, what CHAR(1) NOT NULL)",
+    ])
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut ab = config_for(&a, &b, &dir.path().join("ab")).unwrap();
     let mut ba = config_for(&b, &a, &dir.path().join("ba")).unwrap();
@@ -205,6 +180,14 @@ async fn kills_restarts_and_a_failpoint_neither_lose_nor_repeat() {
         written[1].load(Ordering::Relaxed),
     );
     assert!(wa > 100 && wb > 100, "{wa} and {wb} transactions written");
-    assert_eq!(mark_total(&b).await, wa, "A → B (seed {seed})");
-    assert_eq!(mark_total(&a).await, wb, "B → A (seed {seed})");
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        wa,
+        "A → B (seed {seed})"
+    );
+    assert_eq!(
+        mark_counter(&a, 1).await.unwrap(),
+        wb,
+        "B → A (seed {seed})"
+    );
 }

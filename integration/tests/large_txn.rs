@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration::{config_for, eventually, MariaDb};
+use integration::{config_for, eventually, mark_counter, two_sites, MariaDb};
 
 const ROWS: u64 = 1_000_000;
 const WAIT: Duration = Duration::from_secs(600);
@@ -19,17 +19,12 @@ async fn count(server: &MariaDb) -> Result<(u64, u64), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_row_transaction_streams_with_bounded_memory() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server
-            .exec(&[
-                "CREATE DATABASE app",
-                "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
-            ])
-            .await
-            .unwrap();
-    }
+    let (a, b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
+    ])
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(&a, &b, dir.path()).unwrap();
     config.syncer.loopback_control = true;
@@ -69,13 +64,11 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
             .ok_or(format!("{got:?}\n{}", drainer.stderr()))
     })
     .await;
-    let marks: Vec<u64> = b
-        .query(
-            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = 1",
-        )
-        .await
-        .unwrap();
-    assert_eq!(marks[0], 1, "one downstream transaction");
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        1,
+        "one downstream transaction"
+    );
     // VmHWM: the high-water mark of the process's whole life.
     let peak = first_peak.max(drainer.peak_rss().unwrap_or(0));
     let mib = peak as f64 / (1 << 20) as f64;
@@ -93,17 +86,12 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_downstream_restart_while_streaming_reads_the_transaction_again() {
     const N: u64 = 150_000;
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, mut b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server
-            .exec(&[
-                "CREATE DATABASE app",
-                "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
-            ])
-            .await
-            .unwrap();
-    }
+    let (a, mut b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
+    ])
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(&a, &b, dir.path()).unwrap();
     config.syncer.loopback_control = true;
@@ -134,11 +122,9 @@ async fn a_downstream_restart_while_streaming_reads_the_transaction_again() {
         "{}",
         drainer.stderr()
     );
-    let marks: Vec<u64> = b
-        .query(
-            "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark WHERE channel_id = 1",
-        )
-        .await
-        .unwrap();
-    assert_eq!(marks[0], 1, "one downstream transaction");
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        1,
+        "one downstream transaction"
+    );
 }

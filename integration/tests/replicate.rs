@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use integration::{config_for, eventually, DrainerCommand, DrainerProcess, MariaDb};
+use integration::{config_for, eventually, two_sites, DrainerCommand, DrainerProcess, MariaDb};
 use mysql_async::prelude::Queryable;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -61,11 +61,7 @@ async fn converged(a: &MariaDb, b: &MariaDb) {
 /// with its data-dir in the returned temporary directory (keep it alive: dropping it
 /// deletes the data-dir).
 async fn pair() -> (MariaDb, MariaDb, tempfile::TempDir, conf::Config) {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server.exec(SETUP).await.unwrap();
-    }
+    let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(&a, &b, &dir.path().join("data")).unwrap();
     (a, b, dir, config)

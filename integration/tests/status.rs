@@ -3,23 +3,20 @@
 
 use std::time::Duration;
 
-use integration::{config_for, drainer_status, eventually, http_get, DrainerCommand, MariaDb};
+use integration::{
+    config_for, drainer_status, eventually, http_get, two_sites, DrainerCommand, MariaDb,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_progress_and_the_server_holds_up() {
-    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    for server in [&a, &b] {
-        server
-            .exec(&[
-                "CREATE DATABASE app",
-                "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)",
-            ])
-            .await
-            .unwrap();
-    }
+    let (a, b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)",
+    ])
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(&a, &b, dir.path()).unwrap();
     config.syncer.loopback_control = true;

@@ -9,13 +9,25 @@
 //! ```text
 //! cargo run --release -p integration --bin bench -- decode --rows 1000000 --json decode.json
 //! ```
+//!
+//! `bench big-txn`: one upstream transaction of `--rows` rows, replicated from the same
+//! starting position by a drainer (loopback on: the mark is part of what is measured) and
+//! by a native MariaDB replica (`CHANGE MASTER TO … MASTER_USE_GTID = slave_pos`), both
+//! targets with the same durability settings; reports each one's wall time and rows per
+//! second, the drainer's CPU seconds and peak RSS, and the ratio. The drainer binary is
+//! the release one beside this program:
+//!
+//! ```text
+//! cargo build --release -p drainer
+//! cargo run --release -p integration --bin bench -- big-txn --rows 1000000
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use integration::MariaDb;
+use integration::{config_for, MariaDb, PUMP_PASSWORD, PUMP_USER};
 use pump_reader::{Change, FileReader, TxnEvent};
 
 #[derive(Parser)]
@@ -39,6 +51,15 @@ enum Bench {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// One large transaction: drainer against a native MariaDB replica.
+    BigTxn {
+        /// Rows in the transaction.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -49,6 +70,7 @@ fn main() {
         .expect("a tokio runtime");
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
+        Bench::BigTxn { rows, json } => runtime.block_on(big_txn(rows, json.as_deref())),
     };
     if let Err(e) = result {
         eprintln!("bench: {e}");
@@ -267,4 +289,135 @@ fn measure_mariadb_binlog(files: &[PathBuf]) -> Result<Measured, Box<dyn std::er
         wall,
         cpu,
     })
+}
+
+/// The durability settings of both targets in `big-txn` (the same for both).
+const TARGET_ARGS: [&str; 2] = ["--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1"];
+
+/// CPU seconds (user + system) a running process has used, from `/proc/<pid>/stat`.
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / ticks)
+}
+
+/// Polls until `server` holds `rows` rows in `bench.big`.
+async fn wait_for_rows(server: &MariaDb, rows: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let n: Vec<u64> = server.query("SELECT COUNT(*) FROM bench.big").await?;
+        if n.first() == Some(&rows) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} rows after an hour", n.first().unwrap_or(&0)).into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::error::Error>> {
+    eprintln!("starting three MariaDB servers (upstream, drainer target, native replica) …");
+    let start = |args: &[&str]| {
+        let mut builder = MariaDb::builder();
+        for a in args {
+            builder = builder.arg(*a);
+        }
+        builder.start()
+    };
+    let (up, drained, native) = tokio::join!(start(&[]), start(&TARGET_ARGS), start(&TARGET_ARGS));
+    let (up, drained, native) = (up?, drained?, native?);
+    let schema = [
+        "CREATE DATABASE bench",
+        "CREATE TABLE bench.big (id BIGINT PRIMARY KEY, k INT NOT NULL, name VARCHAR(64), \
+         amount DECIMAL(12,2), created DATETIME(6))",
+    ];
+    for server in [&up, &drained, &native] {
+        server.exec(&schema).await?;
+    }
+    let from: Vec<String> = up.query("SELECT @@global.gtid_binlog_pos").await?;
+    let from = from.into_iter().next().ok_or("no GTID position")?;
+    eprintln!("writing one transaction of {rows} rows …");
+    up.exec(&[&format!(
+        "INSERT INTO bench.big SELECT seq, seq * 7, CONCAT('name-', seq), seq / 100, \
+         '2024-05-01 12:34:56.123456' FROM bench.seq_1_to_{rows}"
+    )])
+    .await?;
+
+    eprintln!("native replica …");
+    let native_started = Instant::now();
+    native
+        .exec(&[
+            &format!("SET GLOBAL gtid_slave_pos = '{from}'"),
+            &format!(
+                "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {}, MASTER_USER = '{PUMP_USER}', \
+                 MASTER_PASSWORD = '{PUMP_PASSWORD}', MASTER_USE_GTID = slave_pos",
+                up.host(),
+                up.port()
+            ),
+            "START SLAVE",
+        ])
+        .await?;
+    wait_for_rows(&native, rows).await?;
+    let native_wall = native_started.elapsed();
+
+    eprintln!("drainer …");
+    let dir = tempfile::tempdir()?;
+    let mut config = config_for(&up, &drained, dir.path())?;
+    config.pump.initial_gtid = from.clone();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.safe_mode_after_start_s = 0;
+    let drainer_started = Instant::now();
+    let drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
+    wait_for_rows(&drained, rows).await?;
+    let drainer_wall = drainer_started.elapsed();
+    let pid = drainer.pid().ok_or("the drainer exited")?;
+    let cpu = process_cpu_seconds(pid).ok_or("no CPU figures in /proc")?;
+    let peak = drainer.peak_rss().ok_or("no VmHWM in /proc")?;
+    let mib = peak as f64 / (1 << 20) as f64;
+
+    let per_s = |wall: Duration| rows as f64 / wall.as_secs_f64();
+    println!(
+        "one transaction of {rows} rows; targets with {}",
+        TARGET_ARGS.join(" ")
+    );
+    println!(
+        "{:<16} {:>10} {:>12} {:>10} {:>14}",
+        "applier", "wall s", "rows/s", "cpu s", "peak RSS MiB"
+    );
+    println!(
+        "{:<16} {:>10.2} {:>12.0} {:>10.2} {:>14.1}",
+        "drainer",
+        drainer_wall.as_secs_f64(),
+        per_s(drainer_wall),
+        cpu,
+        mib
+    );
+    println!(
+        "{:<16} {:>10.2} {:>12.0} {:>10} {:>14}",
+        "native replica",
+        native_wall.as_secs_f64(),
+        per_s(native_wall),
+        "-",
+        "-"
+    );
+    let ratio = per_s(drainer_wall) / per_s(native_wall);
+    println!("ratio drainer / native (rows per second): {ratio:.2}");
+    if let Some(path) = json {
+        let text = format!(
+            r#"{{"bench":"big-txn","rows":{rows},"drainer":{{"wall_s":{:.3},"rows_per_s":{:.0},"cpu_s":{cpu:.3},"peak_rss_bytes":{peak}}},"native":{{"wall_s":{:.3},"rows_per_s":{:.0}}},"ratio_rows_per_s":{ratio:.3}}}"#,
+            drainer_wall.as_secs_f64(),
+            per_s(drainer_wall),
+            native_wall.as_secs_f64(),
+            per_s(native_wall)
+        );
+        std::fs::write(path, text + "\n")?;
+    }
+    Ok(())
 }

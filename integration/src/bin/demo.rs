@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use conf::Config;
-use integration::{config_for, drainer_status, DrainerProcess, MariaDb};
+use integration::{config_for, drainer_status, mark_counter, Dice, DrainerProcess, MariaDb};
 use mysql_async::prelude::Queryable;
 use serde_json::Value as Json;
 
@@ -103,18 +103,6 @@ async fn main() -> ExitCode {
             eprintln!("demo: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// A small deterministic generator (xorshift): amounts and choices vary without a crate.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 
@@ -304,7 +292,7 @@ async fn write(site: &Site, stop: &AtomicBool, pause: Duration) -> Result<(), Er
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ u64::from(s as u32));
+    let mut dice = Dice::new(0x9E37_79B9_7F4A_7C15 ^ u64::from(s as u32));
     let mut customers: Vec<u64> = Vec::new();
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -596,13 +584,7 @@ async fn settled(a: &Site, b: &Site, directions: &[Direction; 2]) -> Result<Stri
         (&directions[0], a, &b.server, &statuses[0]),
         (&directions[1], b, &a.server, &statuses[1]),
     ] {
-        let marks: Vec<Option<u64>> = downstream
-            .query(&format!(
-                "SELECT CAST(SUM(val) AS UNSIGNED) FROM retl._drainer_repl_mark \
-                 WHERE channel_id = {CHANNEL}"
-            ))
-            .await?;
-        let marks = marks.first().copied().flatten().unwrap_or(0);
+        let marks = mark_counter(downstream, CHANNEL).await?;
         let applied = s["transactions_applied"].as_u64().unwrap_or(u64::MAX);
         let written = origin.committed.load(Ordering::Relaxed);
         if marks != applied || applied != written {
