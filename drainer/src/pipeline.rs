@@ -1142,6 +1142,10 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+    if run.streaming {
+        tracing::info!(at = %run.here(), "rolling back the streamed transaction in flight; the next start reads it again");
+        run.abandon_stream();
+    }
     run.save()?;
     let mut s = status.lock();
     s.state = State::Stopped;

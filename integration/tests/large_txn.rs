@@ -128,3 +128,57 @@ async fn a_downstream_restart_while_streaming_reads_the_transaction_again() {
         "one downstream transaction"
     );
 }
+
+/// SIGTERM while a transaction streams: the drainer rolls the open downstream
+/// transaction back, saves its checkpoint and exits 0; the next start applies the whole
+/// transaction once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_while_streaming_rolls_back_and_resumes() {
+    const N: u64 = 150_000;
+    let (a, b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(100) NOT NULL, n BIGINT NOT NULL)",
+    ])
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.safe_mode_after_start_s = 0;
+    let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
+    a.exec(&[&format!(
+        "INSERT INTO app.big SELECT seq, REPEAT('p', 60), seq * 3 FROM app.seq_1_to_{N}"
+    )])
+    .await
+    .unwrap();
+    eventually("the drainer to stream the transaction", WAIT, || async {
+        let log = drainer.stderr();
+        log.contains("streaming its rows").then_some(()).ok_or(log)
+    })
+    .await;
+    drainer.signal(libc::SIGTERM);
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("rolling back the streamed transaction"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(count(&b).await.unwrap().0, 0, "nothing committed halfway");
+
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    let expected = (N, 3 * N * (N + 1) / 2);
+    eventually("the whole transaction downstream", WAIT, || async {
+        let got = count(&b).await?;
+        (got == expected)
+            .then_some(())
+            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
+    })
+    .await;
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        1,
+        "one downstream transaction"
+    );
+}
