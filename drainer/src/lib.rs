@@ -4,7 +4,8 @@
 //! applies lives here, so it can be tested on its own:
 //! [`apply`] turns typed row changes into downstream statements with exact parameters;
 //! [`pipeline`] runs one direction end to end; [`status`] keeps what it does for
-//! `GET /status`.
+//! `GET /status`; [`failpoint`] holds the crash points the tests use (compiled only with
+//! the `failpoints` feature).
 
 pub mod apply;
 pub mod failpoint;
