@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
+    /// Log lines as JSON objects (one per line, for journald or a log shipper) instead of
+    /// text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -4,10 +4,11 @@
 //! applies lives here, so it can be tested on its own:
 //! [`apply`] turns typed row changes into downstream statements with exact parameters;
 //! [`pipeline`] runs one direction end to end; [`status`] keeps what it does for
-//! `GET /status`; [`failpoint`] holds the crash points the tests use (compiled only with
+//! `GET /status` and [`metrics`] for `GET /metrics`; [`failpoint`] holds the crash points the tests use (compiled only with
 //! the `failpoints` feature).
 
 pub mod apply;
 pub mod failpoint;
+pub mod metrics;
 pub mod pipeline;
 pub mod status;

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         }
         .into();
     }
-    init_logging(&config);
+    init_logging(&config, cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,13 +94,17 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-fn init_logging(config: &Config) {
+fn init_logging(config: &Config, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRAINER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log_level.as_str()));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// `drainer check-config`: print the effective configuration, then preflight both servers.
@@ -129,14 +133,22 @@ async fn run(config: &Config) -> Exit {
         eprintln!("error: {e}");
         return Exit::BadConfig;
     }
+    let prometheus = match drainer::metrics::install() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    };
     let status = Status::new(
         format!("{}:{}", config.pump.host, config.pump.port),
         format!("{}:{}", config.syncer.to.host, config.syncer.to.port),
         config.syncer.channel_id,
+        Some(prometheus),
     );
     match status::bind(&config.addr).await {
         Ok(listener) => {
-            tracing::info!(addr = %config.addr, "serving GET /status");
+            tracing::info!(addr = %config.addr, "serving GET /status and /metrics");
             tokio::spawn(status::serve(listener, Arc::clone(&status)));
         }
         Err(e) => {
@@ -179,7 +191,13 @@ async fn run(config: &Config) -> Exit {
         Ok(()) => Exit::Ok,
         Err(e) => {
             status.failed(&e, false);
-            tracing::error!(error = %e, "replication stopped");
+            metrics::counter!(drainer::metrics::ERRORS, "kind" => "definite").increment(1);
+            match &e {
+                drainer::pipeline::RunError::Apply { at, reason } => {
+                    tracing::error!(at = %at, reason = %reason, "replication stopped")
+                }
+                e => tracing::error!(error = %e, "replication stopped"),
+            }
             eprintln!("error: {e}");
             Exit::Runtime
         }

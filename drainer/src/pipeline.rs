@@ -53,6 +53,7 @@ use tokio::sync::watch;
 use crate::apply::downstream::{ApplyRecord, Downstream, DownstreamError, Mark, Target};
 use crate::apply::sql::{self, Stmt};
 use crate::failpoint;
+use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
 
 /// Why the pipeline stopped, with where.
@@ -231,6 +232,19 @@ fn mark_channel(image: &Option<Vec<pump_reader::event::Cell>>) -> Option<i64> {
     }
 }
 
+/// `counts` plus the inserts, updates and deletes among `changes`.
+fn add_ops(mut counts: [u64; 3], changes: &[RowChange]) -> [u64; 3] {
+    for c in changes {
+        match (&c.before, &c.after) {
+            (None, Some(_)) => counts[0] += 1,
+            (Some(_), Some(_)) => counts[1] += 1,
+            (Some(_), None) => counts[2] += 1,
+            (None, None) => {}
+        }
+    }
+    counts
+}
+
 /// One decoded row change of the transaction being read.
 struct RowChange {
     table: Arc<Table>,
@@ -258,8 +272,9 @@ struct Run<'a> {
     /// Whether the transaction being read carries this channel's mark: it came from the
     /// reverse direction, and is dropped whole.
     looped: bool,
-    /// Counters and positions for `/status`.
+    /// Counters and positions for `/status`, and the metrics.
     status: Arc<Status>,
+    metrics: Metrics,
     /// DDL statements of the transaction being read that will not run downstream.
     ddl_not_run: u64,
     /// The position after the last transaction committed downstream, not yet saved.
@@ -278,9 +293,23 @@ struct Run<'a> {
     stream_refreshed: bool,
     /// Set when the open downstream transaction was lost: read the transaction again.
     reread: Option<String>,
+    /// Inserts, updates and deletes streamed into the open downstream transaction.
+    streamed_ops: [u64; 3],
 }
 
 impl Run<'_> {
+    /// Counts a downstream transaction committed with `changes` (and, for a streamed
+    /// one, the batches streamed before).
+    fn note_applied(&mut self, changes: &[RowChange]) {
+        let mut s = self.status.lock();
+        s.applied += 1;
+        s.state = State::Running;
+        drop(s);
+        let [inserts, updates, deletes] = add_ops(std::mem::take(&mut self.streamed_ops), changes);
+        self.metrics.applied();
+        self.metrics.rows(inserts, updates, deletes);
+    }
+
     fn safe_mode(&self) -> bool {
         self.config.syncer.safe_mode
             || self.started.elapsed()
@@ -387,11 +416,13 @@ impl Run<'_> {
         self.ddl_ran = false;
         self.history.discard_staged();
         self.abandon_stream();
+        self.metrics.buffered(0);
     }
 
     /// Gives up the open downstream transaction of a streamed one, if any: the session is
     /// dropped and the server rolls it back.
     fn abandon_stream(&mut self) {
+        self.streamed_ops = [0; 3];
         if self.streaming {
             self.down.reset();
             self.streaming = false;
@@ -431,8 +462,12 @@ impl Run<'_> {
         }
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
+        self.metrics.buffered(0);
         let stmts = self.build_changes(&chunk, safe).await?;
         let result = self.down.exec(&stmts).await;
+        if result.is_ok() {
+            self.streamed_ops = add_ops(self.streamed_ops, &chunk);
+        }
         self.stream_failed(result)
     }
 
@@ -442,6 +477,7 @@ impl Run<'_> {
         match result {
             Ok(()) => Ok(()),
             Err(DownstreamError::Transient(reason)) => {
+                self.metrics.retry(Retry::Reread);
                 self.reread = Some(reason);
                 Ok(())
             }
@@ -474,6 +510,9 @@ impl Run<'_> {
             result = self.down.commit(None).await;
         }
         self.streaming = false;
+        if result.is_ok() {
+            self.note_applied(&chunk);
+        }
         self.stream_failed(result)
     }
 
@@ -560,6 +599,7 @@ impl Run<'_> {
                 Ok(columns) => columns,
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "cannot read the downstream's columns yet; retrying");
+                    self.metrics.retry(Retry::Columns);
                     self.status
                         .failed(format!("{}: {reason}", self.here()), true);
                     tokio::time::sleep(backoff).await;
@@ -571,7 +611,14 @@ impl Run<'_> {
             if matches(&downstream) {
                 return Ok(None);
             }
-            if self.config.syncer.to.sync_mode == 2 {
+            if downstream.is_empty() && fresh {
+                return Err(self.here_fail(format!(
+                    "{}: no such table on the downstream; create it there (or let DDL \
+                     reach it with sync-ddl = true), or filter the table out",
+                    table.qualified()
+                )));
+            }
+            if self.config.syncer.to.sync_mode == 2 && !downstream.is_empty() {
                 return Ok(Some(downstream));
             }
             if fresh {
@@ -681,6 +728,7 @@ impl Run<'_> {
             // The reverse direction applied it here: it goes no further.
             tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
             self.drop_transaction();
+            self.metrics.loop_dropped();
             let mut s = self.status.lock();
             s.loops_dropped += 1;
             s.last_commit = Some(timestamp);
@@ -698,15 +746,20 @@ impl Run<'_> {
         // the apply record (the whole transaction is applied then); after a DDL statement
         // with no rows after it, the record is written on its own.
         let mut from = 0;
+        let mut applied = false;
         for (upto, schema_name, statement) in ddl {
-            self.apply_rows(&txn[from..upto], None).await?;
+            applied |= self.apply_rows(&txn[from..upto], None).await?;
             from = upto;
             self.apply_ddl(&schema_name, &statement).await?;
         }
         if had_ddl && from == txn.len() {
             self.record_alone(&position).await?;
         } else {
-            self.apply_rows(&txn[from..], Some(&position)).await?;
+            applied |= self.apply_rows(&txn[from..], Some(&position)).await?;
+        }
+        if !applied && !had_ddl {
+            // Nothing of it is replicated (filters, or no row changed).
+            self.metrics.filtered();
         }
         failpoint::hit("after-commit");
         self.committed(position, timestamp, ddl_not_run, had_ddl)
@@ -735,7 +788,7 @@ impl Run<'_> {
             }
             Err(e) => return self.stream_failed(Err(e)),
         }
-        self.status.lock().applied += 1;
+        self.note_applied(&chunk);
         self.history.commit_staged(&self.store, &position)?;
         failpoint::hit("after-commit");
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
@@ -753,6 +806,8 @@ impl Run<'_> {
         had_ddl: bool,
     ) -> Result<(), RunError> {
         self.stream_refreshed = false;
+        self.metrics.ddl(0, ddl_not_run);
+        self.metrics.buffered(0);
         let mut s = self.status.lock();
         s.ddl_skipped += ddl_not_run;
         s.last_commit = Some(timestamp);
@@ -771,25 +826,31 @@ impl Run<'_> {
     /// `position` when given: transient failures retry it with backoff (unless the apply
     /// record shows it committed: the COMMIT's answer was lost); "unknown column" builds
     /// it again, once, with fresh columns.
+    /// Whether a downstream transaction was committed (none when `changes` make no
+    /// statement).
     async fn apply_rows(
         &mut self,
         changes: &[RowChange],
         position: Option<&Position>,
-    ) -> Result<(), RunError> {
+    ) -> Result<bool, RunError> {
         let safe = self.safe_mode();
         let mut stmts = self.build_changes(changes, safe).await?;
+        if stmts.is_empty() {
+            return Ok(false);
+        }
         let mut refreshed = false;
         let mut backoff = Duration::from_millis(100);
         loop {
+            let started = Instant::now();
             match self.down.apply_txn(&stmts, position).await {
                 Ok(()) => {
-                    let mut s = self.status.lock();
-                    s.applied += u64::from(!stmts.is_empty());
-                    s.state = State::Running;
-                    return Ok(());
+                    self.metrics.apply_time(started.elapsed());
+                    self.note_applied(changes);
+                    return Ok(true);
                 }
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "downstream failed; retrying the transaction");
+                    self.metrics.retry(Retry::Transaction);
                     self.status
                         .failed(format!("{}: {reason}", self.here()), true);
                     tokio::time::sleep(backoff).await;
@@ -797,10 +858,8 @@ impl Run<'_> {
                     if let Some(p) = position {
                         if self.recorded_at(p).await? {
                             tracing::info!(at = %self.here(), "the apply record shows the transaction committed before the connection was lost");
-                            let mut s = self.status.lock();
-                            s.applied += 1;
-                            s.state = State::Running;
-                            return Ok(());
+                            self.note_applied(changes);
+                            return Ok(true);
                         }
                     }
                 }
@@ -829,6 +888,7 @@ impl Run<'_> {
                 Ok(record) => return Ok(record.as_ref() == Some(position)),
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "cannot read the apply record yet; asking again");
+                    self.metrics.retry(Retry::Record);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -847,6 +907,7 @@ impl Run<'_> {
                 Ok(()) => return Ok(()),
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "cannot write the apply record yet; retrying");
+                    self.metrics.retry(Retry::Record);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -863,6 +924,7 @@ impl Run<'_> {
             match self.down.apply_ddl(schema_name, statement).await {
                 Ok(()) => {
                     failpoint::hit("after-ddl");
+                    self.metrics.ddl(1, 0);
                     let mut s = self.status.lock();
                     s.ddl_applied += 1;
                     s.state = State::Running;
@@ -870,6 +932,7 @@ impl Run<'_> {
                 }
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "downstream failed during DDL; retrying it");
+                    self.metrics.retry(Retry::Ddl);
                     self.status
                         .failed(format!("{}: {reason}", self.here()), true);
                     tokio::time::sleep(backoff).await;
@@ -885,7 +948,9 @@ impl Run<'_> {
         if let Some(p) = self.unsaved.take() {
             self.store.save_checkpoint(&p, now(), Batch::default())?;
             tracing::debug!(position = %p, "checkpoint saved");
-            self.status.lock().checkpoint = Some(p);
+            let mut s = self.status.lock();
+            s.checkpoint = Some(p);
+            s.checkpoint_saved = Some(Instant::now());
         }
         self.last_save = Instant::now();
         Ok(())
@@ -1071,7 +1136,6 @@ pub async fn run(
         current: None,
         mark,
         looped: false,
-        status: Arc::clone(&status),
         ddl_not_run: 0,
         unsaved: None,
         last_save: Instant::now(),
@@ -1081,8 +1145,12 @@ pub async fn run(
         ddl_ran: false,
         stream_refreshed: false,
         reread: None,
+        status: Arc::clone(&status),
+        metrics: Metrics::new(),
+        streamed_ops: [0; 3],
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
+    let mut reconnects = reader.reconnects();
     loop {
         let event = tokio::select! {
             biased;
@@ -1094,6 +1162,18 @@ pub async fn run(
                 continue;
             }
         };
+        run.metrics.event(match &event {
+            TxnEvent::Begin(_) => 0,
+            TxnEvent::Change(Change::Rows(_)) => 1,
+            TxnEvent::Change(Change::Statement(_)) => 2,
+            TxnEvent::Commit { .. } => 3,
+            TxnEvent::Rollback => 4,
+            TxnEvent::Idle { .. } => 5,
+        });
+        if reader.reconnects() > reconnects {
+            run.metrics.reconnects(reader.reconnects() - reconnects);
+            reconnects = reader.reconnects();
+        }
         match event {
             TxnEvent::Begin(start) => {
                 run.drop_transaction();
@@ -1104,6 +1184,7 @@ pub async fn run(
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
+                run.metrics.buffered(run.txn.len());
                 if run.large() {
                     run.stream().await?;
                 }

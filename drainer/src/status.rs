@@ -1,6 +1,6 @@
 //! What the direction is doing, for people and tools: the shared [`Status`] the pipeline
 //! keeps current, and a small HTTP server on `addr` that answers `GET /status` with it as
-//! JSON (every other path: 404).
+//! JSON and `GET /metrics` with Prometheus text ([`crate::metrics`]); every other path: 404.
 //!
 //! - Lag is the seconds between now and the upstream commit time of the last transaction
 //!   handled (applied, or dropped as a loop), and 0 while the upstream has nothing more to
@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use pump_reader::Position;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,19 +65,33 @@ pub struct Snapshot {
     pub ddl_skipped: u64,
     /// The last failure (transient or definite) and when (unix seconds).
     pub last_error: Option<(u64, String)>,
+    /// When the checkpoint was last saved.
+    pub checkpoint_saved: Option<Instant>,
 }
 
 /// The shared status of one direction.
-#[derive(Debug)]
 pub struct Status {
     started: Instant,
     upstream_addr: String,
     downstream_addr: String,
     channel_id: i64,
     inner: Mutex<Snapshot>,
+    /// The Prometheus recorder's handle, for `/metrics` (none: 404).
+    prometheus: Option<PrometheusHandle>,
 }
 
-fn unix_now() -> u64 {
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Status")
+            .field("upstream", &self.upstream_addr)
+            .field("downstream", &self.downstream_addr)
+            .field("snapshot", &*self.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -94,12 +109,18 @@ fn position_json(p: &Option<Position>) -> Json {
 }
 
 impl Status {
-    pub fn new(upstream_addr: String, downstream_addr: String, channel_id: i64) -> Arc<Status> {
+    pub fn new(
+        upstream_addr: String,
+        downstream_addr: String,
+        channel_id: i64,
+        prometheus: Option<PrometheusHandle>,
+    ) -> Arc<Status> {
         Arc::new(Status {
             started: Instant::now(),
             upstream_addr,
             downstream_addr,
             channel_id,
+            prometheus,
             inner: Mutex::new(Snapshot {
                 state: State::Starting,
                 upstream: None,
@@ -111,8 +132,14 @@ impl Status {
                 ddl_applied: 0,
                 ddl_skipped: 0,
                 last_error: None,
+                checkpoint_saved: None,
             }),
         })
+    }
+
+    /// Since the process started (when the status was made).
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The counters, to change them. A panic elsewhere while holding the lock leaves them
@@ -220,9 +247,21 @@ fn route(head: &[u8], status: &Status) -> (u16, &'static str, String) {
             body.push('\n');
             (200, "application/json", body)
         }
-        (_, "/status") => (405, text, "only GET is supported\n".into()),
+        ("GET" | "HEAD", "/metrics") if status.prometheus.is_some() => {
+            let handle = status.prometheus.as_ref().expect("checked above");
+            (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                crate::metrics::render(handle, status),
+            )
+        }
+        (_, "/status" | "/metrics") => (405, text, "only GET is supported\n".into()),
         ("", _) => (400, text, "bad request\n".into()),
-        _ => (404, text, format!("no such page: {path}; try /status\n")),
+        _ => (
+            404,
+            text,
+            format!("no such page: {path}; there are /status and /metrics\n"),
+        ),
     }
 }
 
@@ -288,7 +327,7 @@ mod tests {
     use super::*;
 
     fn status() -> Arc<Status> {
-        Status::new("up:1".into(), "down:2".into(), 7)
+        Status::new("up:1".into(), "down:2".into(), 7, None)
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub use drainer::{
     config_for, drainer_binary, replicating, DrainerCommand, DrainerOutput, DrainerProcess,
 };
 pub use eventually::{eventually, poll_until, Timeout};
-pub use http::{drainer_status, http_get};
+pub use http::{drainer_status, http_get, parse_prometheus, sample, Sample};
 pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
 pub use sites::{mark_counter, two_sites, Dice};
 

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use integration::{
-    config_for, drainer_status, eventually, mark_counter, two_sites, DrainerCommand,
-    DrainerProcess, MariaDb,
+    config_for, drainer_status, eventually, http_get, mark_counter, parse_prometheus, sample,
+    two_sites, DrainerCommand, DrainerProcess, MariaDb,
 };
 use mysql_async::prelude::Queryable;
 
@@ -202,6 +202,22 @@ async fn two_sites_converge_without_loops() {
         "B → A dropped {dropped}, A → B applied {ab_applied}: {ba_status}"
     );
     assert_eq!(ab_status["ddl_applied"], 1, "{ab_status}");
+    // /metrics counts the same.
+    for (config, status) in [(&ab, &ab_status), (&ba, &ba_status)] {
+        let (_, text) = http_get(&config.addr, "/metrics").await.unwrap();
+        let samples = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let outcome = |o| sample(&samples, "drainer_transactions_total", &[("outcome", o)]);
+        assert_eq!(
+            outcome("applied"),
+            status["transactions_applied"].as_f64(),
+            "{text}"
+        );
+        assert_eq!(
+            outcome("loop_dropped"),
+            status["transactions_loop_dropped"].as_f64(),
+            "{text}"
+        );
+    }
     assert_eq!(ba_status["ddl_skipped"], 1, "{ba_status}");
 
     // Each mark counter equals the transactions its drainer applied, also as logged.

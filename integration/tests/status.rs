@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use integration::{
-    config_for, drainer_status, eventually, http_get, two_sites, DrainerCommand, MariaDb,
+    config_for, drainer_status, eventually, http_get, parse_prometheus, sample, two_sites,
+    DrainerCommand, MariaDb,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -71,6 +72,34 @@ async fn status_reports_progress_and_the_server_holds_up() {
     )
     .await;
 
+    // /metrics: Prometheus text whose counters match what was written.
+    let (code, text) = http_get(&config.addr, "/metrics").await.unwrap();
+    assert_eq!(code, 200, "{text}");
+    let samples = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&samples, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    let outcome = |o| get("drainer_transactions_total", &[("outcome", o)]);
+    assert_eq!(outcome("applied"), 40.0);
+    assert_eq!(outcome("loop_dropped"), 0.0);
+    assert_eq!(get("drainer_rows_total", &[("op", "insert")]), 40.0);
+    assert_eq!(get("drainer_ddl_total", &[("outcome", "applied")]), 1.0);
+    assert_eq!(get("drainer_apply_seconds_count", &[]), 40.0);
+    assert_eq!(get("drainer_mark_update_seconds_count", &[]), 40.0);
+    assert_eq!(
+        get("drainer_events_read_total", &[("type", "commit")]),
+        41.0
+    );
+    assert_eq!(get("drainer_lag_seconds", &[]), 0.0);
+    assert_eq!(get("drainer_state", &[("state", "running")]), 1.0);
+    assert_eq!(get("drainer_state", &[("state", "stopped")]), 0.0);
+    assert_eq!(get("drainer_buffered_rows", &[]), 0.0);
+    assert!(
+        !drainer.stderr().contains(integration::APPLY_PASSWORD)
+            && !drainer.stderr().contains(integration::PUMP_PASSWORD),
+        "a password in the log"
+    );
+
     let (code, body) = http_get(&config.addr, "/nope").await.unwrap();
     assert_eq!(code, 404, "{body}");
     let many: Vec<_> = (0..100)
@@ -84,6 +113,8 @@ async fn status_reports_progress_and_the_server_holds_up() {
         assert_eq!(code, 200, "{body}");
         serde_json::from_str::<serde_json::Value>(&body).unwrap();
     }
+    // Still serving.
+    assert_eq!(http_get(&config.addr, "/status").await.unwrap().0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,4 +138,54 @@ async fn a_taken_status_port_is_an_error_naming_addr() {
         "{}",
         out.stderr
     );
+}
+
+/// `--log-json`: every log line is one JSON object; the line that stops the drainer
+/// carries the position and names the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_position_and_table() {
+    let (a, b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.t (id INT PRIMARY KEY, v INT)",
+    ])
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(&a, &b, dir.path()).unwrap();
+    let mut drainer = DrainerCommand::new()
+        .unwrap()
+        .config(&config)
+        .unwrap()
+        .arg("--log-json")
+        .spawn_replicating(WAIT)
+        .await
+        .unwrap();
+    b.exec(&["DROP TABLE app.t"]).await.unwrap();
+    a.exec(&["INSERT INTO app.t VALUES (1, 1)"]).await.unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let gtid: Vec<String> = a.query("SELECT @@global.gtid_binlog_pos").await.unwrap();
+    let mut stopped = None;
+    for line in out.stderr.lines().filter(|l| l.starts_with('{')) {
+        let json: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            json["level"].is_string() && json["fields"].is_object(),
+            "{line}"
+        );
+        if json["fields"]["message"] == "replication stopped" {
+            stopped = Some(json);
+        }
+    }
+    let stopped = stopped.unwrap_or_else(|| panic!("no stop line in\n{}", out.stderr));
+    let at = stopped["fields"]["at"].as_str().unwrap();
+    assert!(at.contains(&gtid[0]), "{stopped}");
+    assert!(
+        stopped["fields"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app.t: no such table on the downstream"),
+        "{stopped}"
+    );
+    assert!(!out.stderr.contains(integration::APPLY_PASSWORD));
 }

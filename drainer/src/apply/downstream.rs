@@ -293,6 +293,8 @@ pub struct Downstream {
     stale: Option<u32>,
     /// A transaction is open (between `begin` and `commit`).
     in_txn: bool,
+    /// How long the mark updates take.
+    mark_seconds: metrics::Histogram,
 }
 
 impl Downstream {
@@ -305,6 +307,7 @@ impl Downstream {
             record_ready: false,
             stale: None,
             in_txn: false,
+            mark_seconds: crate::metrics::mark_update_seconds(),
         }
     }
 
@@ -449,6 +452,7 @@ impl Downstream {
     /// [`Downstream::commit`] ends it. Any error drops the session, which rolls it back.
     pub async fn begin(&mut self) -> Result<(), DownstreamError> {
         let mark = self.target.mark.as_ref().map(|m| m.update(0));
+        let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let result = watched(&target, async {
@@ -456,9 +460,11 @@ impl Downstream {
                 .await
                 .map_err(|e| classify("BEGIN", e))?;
             if let Some(m) = &mark {
+                let started = std::time::Instant::now();
                 conn.exec_drop(m.sql.as_str(), m.params.clone())
                     .await
                     .map_err(|e| classify(&m.sql, e))?;
+                mark_seconds.record(started.elapsed().as_secs_f64());
                 // An UPDATE that finds no row writes nothing to the binlog: the
                 // transaction would go out unmarked and come back.
                 if conn.affected_rows() != 1 {
