@@ -29,6 +29,12 @@ async fn status_reports_progress_and_the_server_holds_up() {
         a.exec(&[&format!("INSERT INTO app.t VALUES ({i}, {i})")])
             .await
             .unwrap();
+        if i == 20 {
+            // While the workload runs.
+            let s = drainer_status(&config).await.unwrap();
+            assert_eq!(s["state"], "running", "{s}");
+            assert!(s["lag_seconds"].is_u64(), "{s}");
+        }
     }
     a.exec(&["ALTER TABLE app.t ADD COLUMN w INT"])
         .await

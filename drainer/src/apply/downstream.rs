@@ -182,8 +182,9 @@ fn transient(code: u16) -> bool {
             | 1213 // deadlock
             | 1040 // too many connections
             | 1053 // server shutdown in progress
-            | 1152
-            ..=1161 // network
+            | 1152 // aborted connection
+            | 1154
+            ..=1161 // network (1153, a packet over max_allowed_packet, is definite)
             | 1927 // connection killed
             | 2006 | 2013 // gone away, lost
             | 4031 // disconnected by the server (idle)
