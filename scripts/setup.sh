@@ -7,7 +7,8 @@ set -euo pipefail
 #   mariadb-server  mariadbd and mariadb-install-db: the integration tests start real servers
 #   librocksdb-dev  the RocksDB library the checkpoint crate links (see checkpoint/src/lib.rs)
 #   libclang-dev    bindgen, run by librocksdb-sys at build time
-packages=(mariadb-server librocksdb-dev libclang-dev)
+#   sysbench        the workloads of the replication benchmark (bench replication)
+packages=(mariadb-server librocksdb-dev libclang-dev sysbench)
 
 missing=()
 for p in "${packages[@]}"; do

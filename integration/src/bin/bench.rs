@@ -10,6 +10,20 @@
 //! cargo run --release -p integration --bin bench -- decode --rows 1000000 --json decode.json
 //! ```
 //!
+//! `bench replication`: for each sysbench workload (`oltp_insert`, `oltp_write_only`,
+//! `oltp_update_index` by default) on fresh servers, both appliers first follow the
+//! upstream through `sysbench prepare` and stop; the workload then runs on the upstream
+//! alone for `--seconds`; then each applier in turn (never both at once: the machine has
+//! two cores) catches up from that same position: a drainer (loopback on) and a native
+//! MariaDB replica with `slave_parallel_threads` = `--workers`, both targets with the same
+//! durability settings. Reports transactions and rows per second of catch-up, the
+//! drainer's CPU seconds and peak RSS, and the ratio drainer / native:
+//!
+//! ```text
+//! cargo build --release -p drainer
+//! cargo run --release -p integration --bin bench -- replication --json replication.json
+//! ```
+//!
 //! `bench big-txn`: one upstream transaction of `--rows` rows, replicated from the same
 //! starting position by a drainer (loopback on: the mark is part of what is measured) and
 //! by a native MariaDB replica (`CHANGE MASTER TO … MASTER_USE_GTID = slave_pos`), both
@@ -51,6 +65,32 @@ enum Bench {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Catch-up after sysbench workloads: drainer against a native MariaDB replica.
+    Replication {
+        /// sysbench workloads, each on fresh servers.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "oltp_insert,oltp_write_only,oltp_update_index"
+        )]
+        workloads: Vec<String>,
+        /// Tables, and rows per table, that sysbench prepares.
+        #[arg(long, default_value_t = 4)]
+        tables: u32,
+        #[arg(long, default_value_t = 10_000)]
+        table_size: u64,
+        /// How long each workload runs upstream, and with how many client threads.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        threads: u32,
+        /// The drainer's `worker-count` and the native replica's `slave_parallel_threads`.
+        #[arg(long, default_value_t = 4)]
+        workers: u32,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// One large transaction: drainer against a native MariaDB replica.
     BigTxn {
         /// Rows in the transaction.
@@ -71,6 +111,25 @@ fn main() {
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
         Bench::BigTxn { rows, json } => runtime.block_on(big_txn(rows, json.as_deref())),
+        Bench::Replication {
+            workloads,
+            tables,
+            table_size,
+            seconds,
+            threads,
+            workers,
+            json,
+        } => runtime.block_on(replication(
+            Workload {
+                tables,
+                table_size,
+                seconds,
+                threads,
+                workers,
+            },
+            &workloads,
+            json.as_deref(),
+        )),
     };
     if let Err(e) = result {
         eprintln!("bench: {e}");
@@ -416,6 +475,285 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
             per_s(drainer_wall),
             native_wall.as_secs_f64(),
             per_s(native_wall)
+        );
+        std::fs::write(path, text + "\n")?;
+    }
+    Ok(())
+}
+
+/// The shape of a `bench replication` run.
+#[derive(Debug, Clone, Copy)]
+struct Workload {
+    tables: u32,
+    table_size: u64,
+    seconds: u64,
+    threads: u32,
+    workers: u32,
+}
+
+/// One workload's catch-up figures.
+struct CatchUp {
+    workload: String,
+    transactions: u64,
+    rows: u64,
+    drainer_wall: Duration,
+    drainer_cpu: f64,
+    drainer_peak: u64,
+    native_wall: Duration,
+}
+
+/// Runs `sysbench <workload> <action>` against `server`, database `sbtest`.
+fn sysbench(
+    server: &MariaDb,
+    workload: &str,
+    action: &str,
+    shape: Workload,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let output = Command::new("sysbench")
+        .arg(workload)
+        .args([
+            "--db-driver=mysql",
+            &format!("--mysql-host={}", server.host()),
+            &format!("--mysql-port={}", server.port()),
+            "--mysql-user=root",
+            "--mysql-password=",
+            "--mysql-db=sbtest",
+            &format!("--tables={}", shape.tables),
+            &format!("--table-size={}", shape.table_size),
+            &format!("--threads={}", shape.threads),
+            &format!("--time={}", shape.seconds),
+            "--report-interval=0",
+        ])
+        .arg(action)
+        .output()
+        .map_err(|e| {
+            format!("cannot run sysbench ({e}): install it with `apt-get install sysbench` (scripts/setup.sh does)")
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(format!(
+            "sysbench {workload} {action} failed: {}\n{text}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(text)
+}
+
+/// `@@gtid_binlog_pos` of a server with one GTID domain, and its sequence number.
+async fn gtid_pos(server: &MariaDb) -> Result<(String, u64), Box<dyn std::error::Error>> {
+    let pos: Vec<String> = server.query("SELECT @@global.gtid_binlog_pos").await?;
+    let pos = pos.into_iter().next().unwrap_or_default();
+    let seq = pos
+        .rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((pos, seq))
+}
+
+/// Polls until `probe` says yes (an hour at most).
+async fn until<F, Fut>(what: &str, mut probe: F) -> Result<(), Box<dyn std::error::Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, Box<dyn std::error::Error>>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    while !probe().await? {
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not after an hour").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Whether the drainer of `config` has handled everything up to GTID state `pos`.
+async fn drainer_at(config: &conf::Config, pos: &str) -> Result<bool, Box<dyn std::error::Error>> {
+    let status = integration::drainer_status(config).await?;
+    Ok(status["upstream_position"]["gtid"] == pos && status["state"] == "running")
+}
+
+async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn std::error::Error>> {
+    eprintln!("{workload}: starting three servers …");
+    let parallel = format!("--slave-parallel-threads={}", shape.workers);
+    let start = |args: Vec<String>| {
+        let mut builder = MariaDb::builder();
+        for a in args {
+            builder = builder.arg(a);
+        }
+        builder.start()
+    };
+    let target: Vec<String> = TARGET_ARGS.iter().map(|a| a.to_string()).collect();
+    let mut native_args = target.clone();
+    native_args.push(parallel);
+    let (up, drained, native) = tokio::join!(start(Vec::new()), start(target), start(native_args));
+    let (up, drained, native) = (up?, drained?, native?);
+
+    // Both appliers follow the upstream from its start through the prepare phase.
+    native
+        .exec(&[
+            &format!(
+                "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {}, MASTER_USER = '{PUMP_USER}', \
+                 MASTER_PASSWORD = '{PUMP_PASSWORD}', MASTER_USE_GTID = slave_pos",
+                up.host(),
+                up.port()
+            ),
+            "START SLAVE",
+        ])
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let mut config = config_for(&up, &drained, dir.path())?;
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.worker_count = shape.workers;
+    config.syncer.safe_mode_after_start_s = 0;
+    let mut drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
+    up.exec(&["CREATE DATABASE sbtest"]).await?;
+    eprintln!(
+        "{workload}: sysbench prepare ({} tables of {} rows) …",
+        shape.tables, shape.table_size
+    );
+    sysbench(&up, workload, "prepare", shape)?;
+    let (prepared, _) = gtid_pos(&up).await?;
+    until("the native replica to follow the prepare phase", || async {
+        let applied: Vec<String> = native.query("SELECT @@global.gtid_slave_pos").await?;
+        Ok(applied.first() == Some(&prepared))
+    })
+    .await?;
+    until("the drainer to follow the prepare phase", || {
+        drainer_at(&config, &prepared)
+    })
+    .await?;
+    native.exec(&["STOP SLAVE"]).await?;
+    drainer.signal(libc::SIGTERM);
+    let stopped = drainer.wait(Duration::from_secs(60)).await?;
+    if stopped.code() != Some(0) {
+        return Err(format!("the drainer did not stop cleanly:\n{}", stopped.stderr).into());
+    }
+
+    eprintln!(
+        "{workload}: sysbench run, {} s with {} threads …",
+        shape.seconds, shape.threads
+    );
+    let (_, from_seq) = gtid_pos(&up).await?;
+    sysbench(&up, workload, "run", shape)?;
+    let (target_pos, to_seq) = gtid_pos(&up).await?;
+    let transactions = to_seq - from_seq;
+
+    eprintln!("{workload}: native replica catching up {transactions} transactions …");
+    let started = Instant::now();
+    native.exec(&["START SLAVE"]).await?;
+    until("the native replica to catch up", || async {
+        let applied: Vec<String> = native.query("SELECT @@global.gtid_slave_pos").await?;
+        Ok(applied.first() == Some(&target_pos))
+    })
+    .await?;
+    let native_wall = started.elapsed();
+
+    eprintln!("{workload}: drainer catching up …");
+    let started = Instant::now();
+    let drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
+    until("the drainer to catch up", || {
+        drainer_at(&config, &target_pos)
+    })
+    .await?;
+    let drainer_wall = started.elapsed();
+    let pid = drainer.pid().ok_or("the drainer exited")?;
+    let drainer_cpu = process_cpu_seconds(pid).ok_or("no CPU figures in /proc")?;
+    let drainer_peak = drainer.peak_rss().ok_or("no VmHWM in /proc")?;
+    let (_, metrics) = integration::http_get(&config.addr, "/metrics").await?;
+    let samples = integration::parse_prometheus(&metrics)?;
+    let rows = ["insert", "update", "delete"]
+        .iter()
+        .filter_map(|op| integration::sample(&samples, "drainer_rows_total", &[("op", op)]))
+        .sum::<f64>() as u64;
+    Ok(CatchUp {
+        workload: workload.to_owned(),
+        transactions,
+        rows,
+        drainer_wall,
+        drainer_cpu,
+        drainer_peak,
+        native_wall,
+    })
+}
+
+async fn replication(
+    shape: Workload,
+    workloads: &[String],
+    json: Option<&Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut results = Vec::new();
+    for workload in workloads {
+        results.push(catch_up(workload, shape).await?);
+    }
+    println!(
+        "catch-up after {} s of sysbench ({} threads, {} tables x {} rows); native replica \
+         slave_parallel_threads = {}, drainer worker-count = {} (applies with one worker: \
+         parallel apply is not built yet); targets with {}",
+        shape.seconds,
+        shape.threads,
+        shape.tables,
+        shape.table_size,
+        shape.workers,
+        shape.workers,
+        TARGET_ARGS.join(" ")
+    );
+    println!(
+        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>7}",
+        "workload",
+        "txns",
+        "rows",
+        "native s",
+        "txn/s",
+        "drainer s",
+        "txn/s",
+        "cpu s",
+        "RSS MiB",
+        "ratio"
+    );
+    let mut entries = Vec::new();
+    for r in &results {
+        let tps = |wall: Duration| r.transactions as f64 / wall.as_secs_f64();
+        let ratio = tps(r.drainer_wall) / tps(r.native_wall);
+        let mib = r.drainer_peak as f64 / (1 << 20) as f64;
+        println!(
+            "{:<18} {:>8} {:>9} {:>10.2} {:>10.0} {:>10.2} {:>10.0} {:>8.2} {:>9.1} {:>7.2}",
+            r.workload,
+            r.transactions,
+            r.rows,
+            r.native_wall.as_secs_f64(),
+            tps(r.native_wall),
+            r.drainer_wall.as_secs_f64(),
+            tps(r.drainer_wall),
+            r.drainer_cpu,
+            mib,
+            ratio
+        );
+        entries.push(format!(
+            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{:.3},"txn_per_s":{:.0}}},"drainer":{{"wall_s":{:.3},"txn_per_s":{:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+            r.workload,
+            r.transactions,
+            r.rows,
+            r.native_wall.as_secs_f64(),
+            tps(r.native_wall),
+            r.drainer_wall.as_secs_f64(),
+            tps(r.drainer_wall),
+            r.rows as f64 / r.drainer_wall.as_secs_f64(),
+            r.drainer_cpu,
+            r.drainer_peak
+        ));
+    }
+    if let Some(path) = json {
+        let text = format!(
+            r#"{{"bench":"replication","seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"drainer_workers_used":1,"results":[{}]}}"#,
+            shape.seconds,
+            shape.threads,
+            shape.tables,
+            shape.table_size,
+            shape.workers,
+            entries.join(",")
         );
         std::fs::write(path, text + "\n")?;
     }
