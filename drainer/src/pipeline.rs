@@ -776,6 +776,10 @@ impl Run<'_> {
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
         let stmts = self.build_changes(&chunk, self.safe_mode()).await?;
+        // Recorded before the downstream COMMIT, as for any transaction: a restart after
+        // the commit resumes past it and must know its statements. A reread loads the
+        // history again at the transaction's start.
+        self.history.commit_staged(&self.store, &position)?;
         let mut result = self.down.exec(&stmts).await;
         if result.is_ok() {
             result = self.down.commit(Some(&position)).await;
@@ -789,7 +793,6 @@ impl Run<'_> {
             Err(e) => return self.stream_failed(Err(e)),
         }
         self.note_applied(&chunk);
-        self.history.commit_staged(&self.store, &position)?;
         failpoint::hit("after-commit");
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
         let had_ddl = std::mem::take(&mut self.ddl_ran);
@@ -1190,9 +1193,14 @@ pub async fn run(
                 }
             }
             TxnEvent::Change(Change::Statement(s)) => {
-                run.end_stream_piece().await?;
-                if run.reread.is_none() {
-                    run.statement(s.schema, s.text)?;
+                run.statement(s.schema, s.text)?;
+                if run.streaming && !run.ddl.is_empty() {
+                    // It runs downstream, which commits implicitly: the streamed part
+                    // before it commits first, and the statement follows it.
+                    run.end_stream_piece().await?;
+                    for (upto, _, _) in &mut run.ddl {
+                        *upto = 0;
+                    }
                 }
             }
             TxnEvent::Commit {
@@ -1219,6 +1227,8 @@ pub async fn run(
             tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost; reading the transaction again from its start");
             run.status.failed(format!("{}: {reason}", run.here()), true);
             run.drop_transaction();
+            // Statements of the transaction may be recorded already (at its commit).
+            run.history = History::load(&run.store, Some(&from))?;
             reader.rewind(from);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

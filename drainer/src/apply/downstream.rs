@@ -227,24 +227,32 @@ const PROBE_FAILURES: u32 = 3;
 /// How long connecting and setting up a session may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Whether the server answers `SELECT 1` on a new connection within `PROBE_TIMEOUT`.
-async fn probe(t: &Target) -> bool {
+/// Whether the server answers on a new connection within `PROBE_TIMEOUT`, and still has
+/// session `id` (the one the call runs in: after a failover behind one address, or a flow
+/// dropped by a firewall, another server may answer while the session is gone).
+async fn probe(t: &Target, id: u32) -> bool {
     let opts = OptsBuilder::default()
         .ip_or_hostname(t.host.as_str())
         .tcp_port(t.port)
         .user(Some(t.user.as_str()))
         .pass(Some(t.password.as_str()))
         .prefer_socket(false);
-    tokio::time::timeout(PROBE_TIMEOUT, async {
+    let found = tokio::time::timeout(PROBE_TIMEOUT, async {
         let mut conn = Conn::new(opts).await.ok()?;
-        let one: Option<u8> = conn.query_first("SELECT 1").await.ok()?;
+        let found: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                (id,),
+            )
+            .await
+            .ok()?;
         conn.disconnect().await.ok();
-        one
+        found
     })
     .await
     .ok()
-    .flatten()
-    .is_some()
+    .flatten();
+    found == Some(1)
 }
 
 /// Runs `call`, watching the server while it takes long: a long DDL or a lock wait goes
@@ -252,6 +260,7 @@ async fn probe(t: &Target) -> bool {
 /// is given up on within about a minute.
 async fn watched<T>(
     target: &Target,
+    session: u32,
     call: impl Future<Output = Result<T, DownstreamError>>,
 ) -> Result<T, DownstreamError> {
     tokio::pin!(call);
@@ -263,7 +272,7 @@ async fn watched<T>(
         }
         let answered = tokio::select! {
             result = &mut call => return result,
-            answered = probe(target) => answered,
+            answered = probe(target, session) => answered,
         };
         if answered {
             failures = 0;
@@ -289,9 +298,12 @@ pub struct Downstream {
     /// Whether the mark table and rows, and the apply record's table, are known to exist.
     mark_ready: bool,
     record_ready: bool,
-    /// The server's id of a connection given up on: killed on the next connection, so a
-    /// transaction it may still hold cannot commit after the apply record was read.
-    stale: Option<u32>,
+    /// A session given up on (its id, and when its server started): killed on the next
+    /// connection, so a transaction it may still hold cannot commit later. After a server
+    /// restart the id may name another session: then it is left alone.
+    stale: Option<(u32, i64)>,
+    /// When the server of the current session started (unix seconds).
+    server_started: i64,
     /// A transaction is open (between `begin` and `commit`).
     in_txn: bool,
     /// How long the mark updates take.
@@ -307,6 +319,7 @@ impl Downstream {
             mark_ready: false,
             record_ready: false,
             stale: None,
+            server_started: 0,
             in_txn: false,
             mark_seconds: crate::metrics::mark_update_seconds(),
         }
@@ -338,8 +351,10 @@ impl Downstream {
             .pass(Some(t.password.as_str()))
             .prefer_socket(false)
             .max_allowed_packet(Some(1 << 30))
-            // Long DDL (an index on a big table) must not hit a read timeout: none set.
-            .wait_timeout(Some(28_800));
+            // Long DDL (an index on a big table) must not hit a read timeout: none set;
+            // a dead link is found by keepalives and the probes of `watched`.
+            .wait_timeout(Some(28_800))
+            .tcp_keepalive(Some(Duration::from_secs(10)));
         let mut conn = tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
             .await
             .map_err(|_| DownstreamError::Transient(format!("no answer from {t:?} within 10 s")))?
@@ -363,12 +378,26 @@ impl Downstream {
         for s in setup {
             conn.query_drop(s).await.map_err(|e| classify(s, e))?;
         }
-        if let Some(id) = self.stale {
-            // ER_NO_SUCH_THREAD: it is gone already.
-            match conn.query_drop(format!("KILL CONNECTION {id}")).await {
-                Ok(()) => tracing::info!(connection = id, "killed the connection given up on"),
-                Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
-                Err(e) => return Err(classify("KILL CONNECTION", e)),
+        let sql = "SELECT CAST(UNIX_TIMESTAMP() - VARIABLE_VALUE AS SIGNED) \
+                   FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'";
+        let started: Option<i64> = conn.query_first(sql).await.map_err(|e| classify(sql, e))?;
+        self.server_started = started.unwrap_or_default();
+        if let Some((id, then)) = self.stale {
+            // The same server run (start times computed, so a second or two apart) and a
+            // session of our user: it is the one given up on.
+            let sql =
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND USER = ?";
+            let ours: Option<u64> = conn
+                .exec_first(sql, (id, self.target.user.as_str()))
+                .await
+                .map_err(|e| classify(sql, e))?;
+            if (self.server_started - then).abs() <= 2 && ours == Some(1) {
+                // ER_NO_SUCH_THREAD, ER_KILL_DENIED_ERROR: gone meanwhile, or not ours.
+                match conn.query_drop(format!("KILL CONNECTION {id}")).await {
+                    Ok(()) => tracing::info!(connection = id, "killed the connection given up on"),
+                    Err(mysql_async::Error::Server(e)) if matches!(e.code, 1094 | 1095) => {}
+                    Err(e) => return Err(classify("KILL CONNECTION", e)),
+                }
             }
             self.stale = None;
         }
@@ -425,7 +454,7 @@ impl Downstream {
     /// mark table and rows again (a missing mark row is created then).
     pub fn reset(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.stale = Some(conn.id());
+            self.stale = Some((conn.id(), self.server_started));
         }
         self.in_txn = false;
         self.mark_ready = false;
@@ -456,7 +485,8 @@ impl Downstream {
         let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = watched(&target, async {
+        let session = conn.id();
+        let result = watched(&target, session, async {
             conn.query_drop("BEGIN")
                 .await
                 .map_err(|e| classify("BEGIN", e))?;
@@ -487,7 +517,8 @@ impl Downstream {
         self.require_txn()?;
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = watched(&target, async {
+        let session = conn.id();
+        let result = watched(&target, session, async {
             for (i, s) in stmts.iter().enumerate() {
                 if i == 1 {
                     failpoint::hit("between-rows");
@@ -509,7 +540,8 @@ impl Downstream {
         let record = position.map(|p| self.target.record.write(p));
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = watched(&target, async {
+        let session = conn.id();
+        let result = watched(&target, session, async {
             if let Some(r) = &record {
                 failpoint::hit("between-rows");
                 conn.exec_drop(r.sql.as_str(), r.params.clone())
@@ -552,7 +584,8 @@ impl Downstream {
         self.columns.clear();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = watched(&target, async {
+        let session = conn.id();
+        let result = watched(&target, session, async {
             // DDL text is in the client's charset, usually utf8mb4, not binary bytes.
             conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| classify("SET NAMES", e))?;
             if !schema.is_empty() {
@@ -582,7 +615,8 @@ impl Downstream {
         let stmt = self.target.record.write(position);
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
-        let result = watched(&target, async {
+        let session = conn.id();
+        let result = watched(&target, session, async {
             conn.exec_drop(stmt.sql.as_str(), stmt.params)
                 .await
                 .map_err(|e| classify(&stmt.sql, e))
@@ -600,11 +634,14 @@ impl Downstream {
         let target = Arc::clone(&self.target);
         let record = &target.record;
         let conn = self.conn().await?;
+        let session = conn.id();
         let sql = format!(
-            "SELECT position FROM {} WHERE channel_id = ? AND source = ?",
+            // A shared lock waits for a session still holding the row (its transaction
+            // committing or rolling back): the answer is final.
+            "SELECT position FROM {} WHERE channel_id = ? AND source = ? LOCK IN SHARE MODE",
             record.qualified()
         );
-        let row: Option<String> = match watched(&target, async {
+        let row: Option<String> = match watched(&target, session, async {
             conn.exec_first(sql.as_str(), (record.channel_id, record.source.as_str()))
                 .await
                 .map_err(|e| classify(&sql, e))
@@ -645,9 +682,10 @@ impl Downstream {
         }
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
+        let session = conn.id();
         let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                    ORDER BY ORDINAL_POSITION";
-        let names: Vec<Vec<u8>> = match watched(&target, async {
+        let names: Vec<Vec<u8>> = match watched(&target, session, async {
             conn.exec(sql, (schema, table))
                 .await
                 .map_err(|e| classify(sql, e))
