@@ -71,6 +71,21 @@ pub enum RunError {
     Apply { at: String, reason: String },
     #[error("upstream: {0}")]
     Connect(String),
+    /// Asked to stop while waiting to try a transaction again: a graceful stop.
+    #[error("stopped while waiting to retry")]
+    Interrupted,
+}
+
+/// Resolves once `stop` turns true (never, if its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn now() -> u64 {
@@ -274,6 +289,8 @@ struct Run<'a> {
     looped: bool,
     /// Counters and positions for `/status`, and the metrics.
     status: Arc<Status>,
+    /// Turns true when the drainer is asked to stop (waits between retries end then).
+    stop: watch::Receiver<bool>,
     metrics: Metrics,
     /// DDL statements of the transaction being read that will not run downstream.
     ddl_not_run: u64,
@@ -308,6 +325,17 @@ impl Run<'_> {
         let [inserts, updates, deletes] = add_ops(std::mem::take(&mut self.streamed_ops), changes);
         self.metrics.applied();
         self.metrics.rows(inserts, updates, deletes);
+    }
+
+    /// Waits `backoff` before a retry (doubling it, up to 10 s), unless asked to stop.
+    async fn pause(&mut self, backoff: &mut Duration) -> Result<(), RunError> {
+        tokio::select! {
+            _ = stopped(&mut self.stop) => Err(RunError::Interrupted),
+            _ = tokio::time::sleep(*backoff) => {
+                *backoff = (*backoff * 2).min(Duration::from_secs(10));
+                Ok(())
+            }
+        }
     }
 
     fn safe_mode(&self) -> bool {
@@ -602,8 +630,7 @@ impl Run<'_> {
                     self.metrics.retry(Retry::Columns);
                     self.status
                         .failed(format!("{}: {reason}", self.here()), true);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    self.pause(&mut backoff).await?;
                     continue;
                 }
                 Err(e) => return Err(self.here_fail(e)),
@@ -856,8 +883,7 @@ impl Run<'_> {
                     self.metrics.retry(Retry::Transaction);
                     self.status
                         .failed(format!("{}: {reason}", self.here()), true);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    self.pause(&mut backoff).await?;
                     if let Some(p) = position {
                         if self.recorded_at(p).await? {
                             tracing::info!(at = %self.here(), "the apply record shows the transaction committed before the connection was lost");
@@ -892,8 +918,7 @@ impl Run<'_> {
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "cannot read the apply record yet; asking again");
                     self.metrics.retry(Retry::Record);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    self.pause(&mut backoff).await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -911,8 +936,7 @@ impl Run<'_> {
                 Err(DownstreamError::Transient(reason)) => {
                     tracing::warn!(at = %self.here(), %reason, "cannot write the apply record yet; retrying");
                     self.metrics.retry(Retry::Record);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    self.pause(&mut backoff).await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -938,8 +962,7 @@ impl Run<'_> {
                     self.metrics.retry(Retry::Ddl);
                     self.status
                         .failed(format!("{}: {reason}", self.here()), true);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    self.pause(&mut backoff).await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -1149,12 +1172,13 @@ pub async fn run(
         stream_refreshed: false,
         reread: None,
         status: Arc::clone(&status),
+        stop: stop.clone(),
         metrics: Metrics::new(),
         streamed_ops: [0; 3],
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
-    loop {
+    let outcome = async { loop {
         let event = tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -1232,6 +1256,13 @@ pub async fn run(
             reader.rewind(from);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+    Ok::<(), RunError>(())
+    }
+    .await;
+    match outcome {
+        Ok(()) | Err(RunError::Interrupted) => {}
+        Err(e) => return Err(e),
     }
     if run.streaming {
         tracing::info!(at = %run.here(), "rolling back the streamed transaction in flight; the next start reads it again");

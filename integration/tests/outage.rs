@@ -78,3 +78,49 @@ async fn a_hung_downstream_is_given_up_and_nothing_doubles() {
         "each transaction applied once"
     );
 }
+
+/// A stop asked for while the downstream is down (the drainer waiting to retry) ends the
+/// wait: exit 0 at once, nothing lost; the next start applies what was pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_the_downstream_is_down_is_graceful() {
+    let (a, mut b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.log (n INT, msg VARCHAR(40))",
+    ])
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
+    b.stop().await.unwrap();
+    a.exec(&["INSERT INTO app.log VALUES (1, 'pending')"])
+        .await
+        .unwrap();
+    eventually("the drainer to wait for the downstream", WAIT, || async {
+        let log = drainer.stderr();
+        log.contains("retrying").then_some(()).ok_or(log)
+    })
+    .await;
+    drainer.signal(libc::SIGTERM);
+    let asked = Instant::now();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        asked.elapsed()
+    );
+
+    b.restart().await.unwrap();
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    eventually("the pending row downstream, once", WAIT, || async {
+        let (x, y) = (rows(&a).await?, rows(&b).await?);
+        (x == y)
+            .then_some(())
+            .ok_or(format!("{x:?}\n{y:?}\n{}", drainer.stderr()))
+    })
+    .await;
+    assert_eq!(mark_counter(&b, 1).await.unwrap(), 1);
+}
