@@ -52,6 +52,20 @@ pub fn config_for(
     Ok(config)
 }
 
+/// [`config_for`] with loopback control on channel 1 and safe mode off: how the
+/// exactly-once tests run a direction (nothing but the apply record keeps a restart exact).
+pub fn marked_config_for(
+    upstream: &MariaDb,
+    downstream: &MariaDb,
+    data_dir: &Path,
+) -> Result<Config, HarnessError> {
+    let mut config = config_for(upstream, downstream, data_dir)?;
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.safe_mode_after_start_s = 0;
+    Ok(config)
+}
+
 /// Starts `drainer --config` for `config` and waits until it replicates.
 pub async fn replicating(
     config: &Config,

@@ -7,7 +7,9 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use integration::{config_for, eventually, mark_counter, two_sites, DrainerCommand, MariaDb};
+use integration::{
+    eventually, mark_counter, marked_config_for, two_sites, DrainerCommand, MariaDb,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -34,12 +36,9 @@ async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
     // Safe mode off, and a checkpoint that lags far behind: only the apply record can
     // keep a restart exact.
-    config.syncer.safe_mode_after_start_s = 0;
+    let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.syncer.checkpoint_interval_ms = 3_600_000;
 
     let mut n = 0;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration::{config_for, eventually, mark_counter, two_sites, MariaDb};
+use integration::{eventually, mark_counter, marked_config_for, two_sites, MariaDb};
 
 const ROWS: u64 = 1_000_000;
 const WAIT: Duration = Duration::from_secs(600);
@@ -26,10 +26,7 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.safe_mode_after_start_s = 0;
+    let config = marked_config_for(&a, &b, dir.path()).unwrap();
     let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
 
     let written = Instant::now();
@@ -93,10 +90,7 @@ async fn a_downstream_restart_while_streaming_reads_the_transaction_again() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.safe_mode_after_start_s = 0;
+    let config = marked_config_for(&a, &b, dir.path()).unwrap();
     let drainer = integration::replicating(&config, WAIT).await.unwrap();
     a.exec(&[&format!(
         "INSERT INTO app.big SELECT seq, REPEAT('p', 60), seq * 3 FROM app.seq_1_to_{N}"
@@ -142,10 +136,7 @@ async fn a_graceful_stop_while_streaming_rolls_back_and_resumes() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.safe_mode_after_start_s = 0;
+    let config = marked_config_for(&a, &b, dir.path()).unwrap();
     let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
     a.exec(&[&format!(
         "INSERT INTO app.big SELECT seq, REPEAT('p', 60), seq * 3 FROM app.seq_1_to_{N}"

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration::{config_for, eventually, mark_counter, two_sites, MariaDb};
+use integration::{eventually, mark_counter, marked_config_for, two_sites, MariaDb};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -25,10 +25,7 @@ async fn a_hung_downstream_is_given_up_and_nothing_doubles() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.safe_mode_after_start_s = 0;
+    let config = marked_config_for(&a, &b, dir.path()).unwrap();
     let drainer = integration::replicating(&config, WAIT).await.unwrap();
     a.exec(&["INSERT INTO app.log VALUES (1, 'before')"])
         .await
@@ -90,9 +87,7 @@ async fn a_stop_while_the_downstream_is_down_is_graceful() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
+    let config = marked_config_for(&a, &b, dir.path()).unwrap();
     let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
     b.stop().await.unwrap();
     a.exec(&["INSERT INTO app.log VALUES (1, 'pending')"])

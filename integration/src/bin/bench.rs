@@ -365,6 +365,26 @@ fn process_cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// Makes `replica` a native MariaDB replica of `source`, from its `gtid_slave_pos`, and
+/// starts it.
+async fn replicate_natively(
+    replica: &MariaDb,
+    source: &MariaDb,
+) -> Result<(), Box<dyn std::error::Error>> {
+    replica
+        .exec(&[
+            &format!(
+                "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {}, MASTER_USER = '{PUMP_USER}', \
+                 MASTER_PASSWORD = '{PUMP_PASSWORD}', MASTER_USE_GTID = slave_pos",
+                source.host(),
+                source.port()
+            ),
+            "START SLAVE",
+        ])
+        .await?;
+    Ok(())
+}
+
 /// Polls until `server` holds `rows` rows in `bench.big`.
 async fn wait_for_rows(server: &MariaDb, rows: u64) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + Duration::from_secs(3600);
@@ -411,17 +431,9 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
     eprintln!("native replica …");
     let native_started = Instant::now();
     native
-        .exec(&[
-            &format!("SET GLOBAL gtid_slave_pos = '{from}'"),
-            &format!(
-                "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {}, MASTER_USER = '{PUMP_USER}', \
-                 MASTER_PASSWORD = '{PUMP_PASSWORD}', MASTER_USE_GTID = slave_pos",
-                up.host(),
-                up.port()
-            ),
-            "START SLAVE",
-        ])
+        .exec(&[&format!("SET GLOBAL gtid_slave_pos = '{from}'")])
         .await?;
+    replicate_natively(&native, &up).await?;
     wait_for_rows(&native, rows).await?;
     let native_wall = native_started.elapsed();
 
@@ -591,17 +603,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     let (up, drained, native) = (up?, drained?, native?);
 
     // Both appliers follow the upstream from its start through the prepare phase.
-    native
-        .exec(&[
-            &format!(
-                "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {}, MASTER_USER = '{PUMP_USER}', \
-                 MASTER_PASSWORD = '{PUMP_PASSWORD}', MASTER_USE_GTID = slave_pos",
-                up.host(),
-                up.port()
-            ),
-            "START SLAVE",
-        ])
-        .await?;
+    replicate_natively(&native, &up).await?;
     let dir = tempfile::tempdir()?;
     let mut config = config_for(&up, &drained, dir.path())?;
     config.syncer.loopback_control = true;
