@@ -107,25 +107,29 @@ async fn identify(
         .user(Some(user))
         .pass(Some(password))
         .prefer_socket(false);
-    let mut conn = tokio::time::timeout(Duration::from_secs(10), mysql_async::Conn::new(opts))
+    let ask = async {
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .map_err(|e| format!("{host}:{port}: {e}"))?;
+        let server_id: Option<u32> = conn
+            .query_first("SELECT @@server_id")
+            .await
+            .map_err(|e| e.to_string())?;
+        let uuid: Option<String> = conn
+            .query_first("SELECT @@server_uuid")
+            .await
+            .ok()
+            .flatten();
+        conn.disconnect().await.ok();
+        Ok(ServerIdentity {
+            server_id: server_id.unwrap_or_default(),
+            uuid,
+            address: format!("{host}:{port}"),
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(30), ask)
         .await
-        .map_err(|_| format!("no answer from {host}:{port}"))?
-        .map_err(|e| format!("{host}:{port}: {e}"))?;
-    let server_id: Option<u32> = conn
-        .query_first("SELECT @@server_id")
-        .await
-        .map_err(|e| e.to_string())?;
-    let uuid: Option<String> = conn
-        .query_first("SELECT @@server_uuid")
-        .await
-        .ok()
-        .flatten();
-    conn.disconnect().await.ok();
-    Ok(ServerIdentity {
-        server_id: server_id.unwrap_or_default(),
-        uuid,
-        address: format!("{host}:{port}"),
-    })
+        .map_err(|_| format!("no answer from {host}:{port} within 30 s"))?
 }
 
 /// Which of two positions of one upstream is further: by binlog coordinates when both
@@ -1133,13 +1137,23 @@ pub async fn run(
             .user(Some(pump.user.as_str()))
             .pass(Some(pump.password.expose()))
             .prefer_socket(false);
-        let mut conn = mysql_async::Conn::new(opts)
+        // Bounded: a hung upstream must not hold the start forever (many tables take
+        // a while; ten minutes is far beyond what reading definitions needs).
+        let read = async {
+            let mut conn = mysql_async::Conn::new(opts)
+                .await
+                .map_err(|e| RunError::Connect(e.to_string()))?;
+            let snapshot = read_upstream(&mut conn, |s, t| filter.wants_table(s, t))
+                .await
+                .map_err(|e| RunError::Connect(format!("reading table definitions: {e}")))?;
+            conn.disconnect().await.ok();
+            Ok::<_, RunError>(snapshot)
+        };
+        let snapshot = tokio::time::timeout(Duration::from_secs(600), read)
             .await
-            .map_err(|e| RunError::Connect(e.to_string()))?;
-        let snapshot = read_upstream(&mut conn, |s, t| filter.wants_table(s, t))
-            .await
-            .map_err(|e| RunError::Connect(format!("reading table definitions: {e}")))?;
-        conn.disconnect().await.ok();
+            .map_err(|_| {
+                RunError::Connect("reading table definitions: no answer within 600 s".into())
+            })??;
         history.bootstrap(&store, reader.position(), &snapshot)?;
         tracing::info!(tables = history.catalog().tables.len(), position = %reader.position(), "schema bootstrapped");
     }
