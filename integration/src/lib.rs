@@ -11,7 +11,12 @@
 //! [`DrainerCommand`] runs the real `drainer` binary with a generated configuration
 //! ([`config_for`]) and reports its exit code and output; [`eventually`] waits on a
 //! condition with a deadline instead of sleeping; [`drainer_status`] reads a running
-//! drainer's `GET /status`.
+//! drainer's `GET /status` and [`parse_prometheus`] its `GET /metrics`. Shared by the
+//! multi-site tests, the demo (`src/bin/demo.rs`) and the benchmarks (`src/bin/bench.rs`):
+//! [`two_sites`], [`marked_config_for`], [`mark_counter`], [`Dice`].
+//!
+//! Children (servers, drainers) run in their own process group and die with the process
+//! that started them, so a terminal's Ctrl-C reaches only that process.
 //!
 //! ## When MariaDB is missing
 //! Starting a server fails with [`HarnessError::Missing`], which says how to install it
