@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use integration::{eventually, mark_counter, marked_config_for, two_sites, MariaDb};
+use integration::{
+    eventually, mark_counter, marked_config_for, two_sites, DrainerProcess, MariaDb,
+};
 
 const ROWS: u64 = 1_000_000;
 const WAIT: Duration = Duration::from_secs(600);
@@ -15,6 +17,27 @@ async fn count(server: &MariaDb) -> Result<(u64, u64), String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok((rows[0].0, rows[0].1.unwrap_or(0)))
+}
+
+/// Waits until the drainer streams the big transaction.
+async fn streaming(drainer: &DrainerProcess) {
+    eventually("the drainer to stream the transaction", WAIT, || async {
+        let log = drainer.stderr();
+        log.contains("streaming its rows").then_some(()).ok_or(log)
+    })
+    .await;
+}
+
+/// Waits until `app.big` on `server` holds rows 1..=n, each once (count and sum).
+async fn all_rows_once(server: &MariaDb, n: u64, drainer: &DrainerProcess) {
+    let expected = (n, 3 * n * (n + 1) / 2);
+    eventually("the whole transaction downstream", WAIT, || async {
+        let got = count(server).await?;
+        (got == expected)
+            .then_some(())
+            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,25 +65,14 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
 
     // Killed while streaming: the open downstream transaction is rolled back, and the
     // restart streams the whole transaction again, once.
-    eventually("the drainer to stream the transaction", WAIT, || async {
-        let log = drainer.stderr();
-        log.contains("streaming its rows").then_some(()).ok_or(log)
-    })
-    .await;
+    streaming(&drainer).await;
     let first_peak = drainer.peak_rss().unwrap_or(0);
     drainer.kill();
     assert_eq!(count(&b).await.unwrap().0, 0, "nothing committed halfway");
 
     let applying = Instant::now();
     let drainer = integration::replicating(&config, WAIT).await.unwrap();
-    let expected = (ROWS, 3 * ROWS * (ROWS + 1) / 2);
-    eventually("the whole transaction downstream", WAIT, || async {
-        let got = count(&b).await?;
-        (got == expected)
-            .then_some(())
-            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
-    })
-    .await;
+    all_rows_once(&b, ROWS, &drainer).await;
     assert_eq!(
         mark_counter(&b, 1).await.unwrap(),
         1,
@@ -97,20 +109,9 @@ async fn a_downstream_restart_while_streaming_reads_the_transaction_again() {
     )])
     .await
     .unwrap();
-    eventually("the drainer to stream the transaction", WAIT, || async {
-        let log = drainer.stderr();
-        log.contains("streaming its rows").then_some(()).ok_or(log)
-    })
-    .await;
+    streaming(&drainer).await;
     b.restart().await.unwrap();
-    let expected = (N, 3 * N * (N + 1) / 2);
-    eventually("the whole transaction downstream", WAIT, || async {
-        let got = count(&b).await?;
-        (got == expected)
-            .then_some(())
-            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
-    })
-    .await;
+    all_rows_once(&b, N, &drainer).await;
     assert!(
         drainer.stderr().contains("reading the transaction again"),
         "{}",
@@ -143,11 +144,7 @@ async fn a_graceful_stop_while_streaming_rolls_back_and_resumes() {
     )])
     .await
     .unwrap();
-    eventually("the drainer to stream the transaction", WAIT, || async {
-        let log = drainer.stderr();
-        log.contains("streaming its rows").then_some(()).ok_or(log)
-    })
-    .await;
+    streaming(&drainer).await;
     drainer.signal(libc::SIGTERM);
     let out = drainer.wait(WAIT).await.unwrap();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
@@ -159,14 +156,7 @@ async fn a_graceful_stop_while_streaming_rolls_back_and_resumes() {
     assert_eq!(count(&b).await.unwrap().0, 0, "nothing committed halfway");
 
     let drainer = integration::replicating(&config, WAIT).await.unwrap();
-    let expected = (N, 3 * N * (N + 1) / 2);
-    eventually("the whole transaction downstream", WAIT, || async {
-        let got = count(&b).await?;
-        (got == expected)
-            .then_some(())
-            .ok_or(format!("{got:?}\n{}", drainer.stderr()))
-    })
-    .await;
+    all_rows_once(&b, N, &drainer).await;
     assert_eq!(
         mark_counter(&b, 1).await.unwrap(),
         1,
