@@ -331,8 +331,20 @@ impl Run<'_> {
         self.metrics.rows(inserts, updates, deletes);
     }
 
-    /// Waits `backoff` before a retry (doubling it, up to 10 s), unless asked to stop.
-    async fn pause(&mut self, backoff: &mut Duration) -> Result<(), RunError> {
+    /// A transient downstream failure of the step `kind`: logs `message` with the
+    /// transaction and the reason, counts it, shows it in `/status`, and waits `backoff`
+    /// (doubling it, up to 10 s) before the caller tries again, unless asked to stop.
+    async fn retry(
+        &mut self,
+        kind: Retry,
+        message: &str,
+        reason: &str,
+        backoff: &mut Duration,
+    ) -> Result<(), RunError> {
+        tracing::warn!(at = %self.here(), %reason, "{message}");
+        self.metrics.retry(kind);
+        self.status
+            .failed(format!("{}: {reason}", self.here()), true);
         tokio::select! {
             _ = stopped(&mut self.stop) => Err(RunError::Interrupted),
             _ = tokio::time::sleep(*backoff) => {
@@ -630,11 +642,13 @@ impl Run<'_> {
             let downstream = match self.down.columns(&table.schema, &table.name).await {
                 Ok(columns) => columns,
                 Err(DownstreamError::Transient(reason)) => {
-                    tracing::warn!(at = %self.here(), %reason, "cannot read the downstream's columns yet; retrying");
-                    self.metrics.retry(Retry::Columns);
-                    self.status
-                        .failed(format!("{}: {reason}", self.here()), true);
-                    self.pause(&mut backoff).await?;
+                    self.retry(
+                        Retry::Columns,
+                        "cannot read the downstream's columns yet; retrying",
+                        &reason,
+                        &mut backoff,
+                    )
+                    .await?;
                     continue;
                 }
                 Err(e) => return Err(self.here_fail(e)),
@@ -883,11 +897,13 @@ impl Run<'_> {
                     return Ok(true);
                 }
                 Err(DownstreamError::Transient(reason)) => {
-                    tracing::warn!(at = %self.here(), %reason, "downstream failed; retrying the transaction");
-                    self.metrics.retry(Retry::Transaction);
-                    self.status
-                        .failed(format!("{}: {reason}", self.here()), true);
-                    self.pause(&mut backoff).await?;
+                    self.retry(
+                        Retry::Transaction,
+                        "downstream failed; retrying the transaction",
+                        &reason,
+                        &mut backoff,
+                    )
+                    .await?;
                     if let Some(p) = position {
                         if self.recorded_at(p).await? {
                             tracing::info!(at = %self.here(), "the apply record shows the transaction committed before the connection was lost");
@@ -920,9 +936,13 @@ impl Run<'_> {
             match self.down.record().await {
                 Ok(record) => return Ok(record.as_ref() == Some(position)),
                 Err(DownstreamError::Transient(reason)) => {
-                    tracing::warn!(at = %self.here(), %reason, "cannot read the apply record yet; asking again");
-                    self.metrics.retry(Retry::Record);
-                    self.pause(&mut backoff).await?;
+                    self.retry(
+                        Retry::Record,
+                        "cannot read the apply record yet; asking again",
+                        &reason,
+                        &mut backoff,
+                    )
+                    .await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -938,9 +958,13 @@ impl Run<'_> {
             match self.down.write_record(position).await {
                 Ok(()) => return Ok(()),
                 Err(DownstreamError::Transient(reason)) => {
-                    tracing::warn!(at = %self.here(), %reason, "cannot write the apply record yet; retrying");
-                    self.metrics.retry(Retry::Record);
-                    self.pause(&mut backoff).await?;
+                    self.retry(
+                        Retry::Record,
+                        "cannot write the apply record yet; retrying",
+                        &reason,
+                        &mut backoff,
+                    )
+                    .await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -962,11 +986,13 @@ impl Run<'_> {
                     return Ok(());
                 }
                 Err(DownstreamError::Transient(reason)) => {
-                    tracing::warn!(at = %self.here(), %reason, "downstream failed during DDL; retrying it");
-                    self.metrics.retry(Retry::Ddl);
-                    self.status
-                        .failed(format!("{}: {reason}", self.here()), true);
-                    self.pause(&mut backoff).await?;
+                    self.retry(
+                        Retry::Ddl,
+                        "downstream failed during DDL; retrying it",
+                        &reason,
+                        &mut backoff,
+                    )
+                    .await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use integration::{
-    config_for, eventually, mark_counter, two_sites, Dice, DrainerCommand, DrainerProcess, MariaDb,
+    eventually, mark_counter, marked_config_for, two_sites, Dice, DrainerCommand, DrainerProcess,
+    MariaDb,
 };
 use mysql_async::prelude::Queryable;
 
@@ -92,14 +93,11 @@ async fn kills_restarts_and_a_failpoint_neither_lose_nor_repeat() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut ab = config_for(&a, &b, &dir.path().join("ab")).unwrap();
-    let mut ba = config_for(&b, &a, &dir.path().join("ba")).unwrap();
+    // Loopback on channel 1, safe mode off.
+    let mut ab = marked_config_for(&a, &b, &dir.path().join("ab")).unwrap();
+    let mut ba = marked_config_for(&b, &a, &dir.path().join("ba")).unwrap();
     for (config, sync_ddl) in [(&mut ab, true), (&mut ba, false)] {
-        config.syncer.loopback_control = true;
-        config.syncer.channel_id = 1;
         config.syncer.sync_ddl = sync_ddl;
-        config.syncer.safe_mode = false;
-        config.syncer.safe_mode_after_start_s = 0;
         config.syncer.checkpoint_interval_ms = 2_000;
     }
     let mut drainers: [DrainerProcess; 2] = [

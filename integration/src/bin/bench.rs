@@ -717,32 +717,24 @@ async fn replication(
     );
     let mut entries = Vec::new();
     for r in &results {
-        let tps = |wall: Duration| r.transactions as f64 / wall.as_secs_f64();
-        let ratio = tps(r.drainer_wall) / tps(r.native_wall);
+        let (native_s, drainer_s) = (r.native_wall.as_secs_f64(), r.drainer_wall.as_secs_f64());
+        let (native_tps, drainer_tps) = (
+            r.transactions as f64 / native_s,
+            r.transactions as f64 / drainer_s,
+        );
+        let ratio = drainer_tps / native_tps;
         let mib = r.drainer_peak as f64 / (1 << 20) as f64;
         println!(
-            "{:<18} {:>8} {:>9} {:>10.2} {:>10.0} {:>10.2} {:>10.0} {:>8.2} {:>9.1} {:>7.2}",
-            r.workload,
-            r.transactions,
-            r.rows,
-            r.native_wall.as_secs_f64(),
-            tps(r.native_wall),
-            r.drainer_wall.as_secs_f64(),
-            tps(r.drainer_wall),
-            r.drainer_cpu,
-            mib,
-            ratio
+            "{:<18} {:>8} {:>9} {native_s:>10.2} {native_tps:>10.0} {drainer_s:>10.2} \
+             {drainer_tps:>10.0} {:>8.2} {mib:>9.1} {ratio:>7.2}",
+            r.workload, r.transactions, r.rows, r.drainer_cpu,
         );
         entries.push(format!(
-            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{:.3},"txn_per_s":{:.0}}},"drainer":{{"wall_s":{:.3},"txn_per_s":{:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
             r.workload,
             r.transactions,
             r.rows,
-            r.native_wall.as_secs_f64(),
-            tps(r.native_wall),
-            r.drainer_wall.as_secs_f64(),
-            tps(r.drainer_wall),
-            r.rows as f64 / r.drainer_wall.as_secs_f64(),
+            r.rows as f64 / drainer_s,
             r.drainer_cpu,
             r.drainer_peak
         ));
