@@ -147,6 +147,7 @@ pub enum Retry {
 }
 
 /// The drainer's metric handles, registered once.
+#[derive(Clone)]
 pub struct Metrics {
     events: [Counter; 6],
     applied: Counter,

@@ -47,11 +47,17 @@ use checkpoint::{Batch, Identity, ServerIdentity, Store};
 use conf::{Config, Filter};
 use mysql_async::prelude::Queryable;
 use pump_reader::{Change, LiveOptions, LiveReader, Position, Rows, StartAt, TxnEvent, Upstream};
-use schema::{decode_row, read_upstream, Class, History, Table, Value};
+use schema::{decode_row, read_upstream, Class, History};
 use tokio::sync::watch;
 
-use crate::apply::downstream::{ApplyRecord, Downstream, DownstreamError, Mark, Target};
-use crate::apply::sql::{self, Stmt};
+use crate::apply::changes::{
+    add_ops, approx_size, build_changes, recorded_at, Ctx, RowChange, UNKNOWN_COLUMN,
+};
+use crate::apply::downstream::{
+    order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
+};
+use crate::apply::sql::Stmt;
+use crate::apply::workers::{Job, Pool};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
@@ -74,18 +80,6 @@ pub enum RunError {
     /// Asked to stop while waiting to try a transaction again: a graceful stop.
     #[error("stopped while waiting to retry")]
     Interrupted,
-}
-
-/// Resolves once `stop` turns true (never, if its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow_and_update() {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 fn now() -> u64 {
@@ -132,26 +126,16 @@ async fn identify(
         .map_err(|_| format!("no answer from {host}:{port} within 30 s"))?
 }
 
-/// Which of two positions of one upstream is further: by binlog coordinates when both
-/// have them, else by GTID state. `None`: they cannot be ordered.
-fn order(a: &Position, b: &Position) -> Option<std::cmp::Ordering> {
-    if !a.coords.file.is_empty() && !b.coords.file.is_empty() {
-        a.coords.partial_cmp(&b.coords)
-    } else {
-        a.gtids.as_ref()?.partial_cmp(b.gtids.as_ref()?)
-    }
-}
-
 /// The downstream's apply record, asked until the downstream answers (it may be
 /// restarting); `None` when `stop` came first.
 async fn read_record(
     down: &mut Downstream,
     stop: &mut watch::Receiver<bool>,
     status: &Status,
-) -> Result<Option<Option<Position>>, RunError> {
+) -> Result<Option<Option<Applied>>, RunError> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match down.record().await {
+        match down.applied().await {
             Ok(record) => return Ok(Some(record)),
             Err(DownstreamError::Transient(reason)) => {
                 tracing::warn!(%reason, "cannot read the apply record on the downstream yet; retrying");
@@ -179,58 +163,11 @@ fn start_at(p: &Position) -> StartAt {
     }
 }
 
-/// Keeps the columns the downstream has (sync-mode 2): the narrower table, and which of
-/// the upstream's columns it keeps.
-fn project(table: &Table, downstream: &[String]) -> (Table, Vec<bool>) {
-    let keep: Vec<bool> = table
-        .columns
-        .iter()
-        .map(|c| downstream.iter().any(|d| d.eq_ignore_ascii_case(&c.name)))
-        .collect();
-    let mut narrow = table.clone();
-    narrow.columns = table
-        .columns
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(c, _)| c.clone())
-        .collect();
-    let kept: Vec<String> = narrow
-        .columns
-        .iter()
-        .map(|c| c.name.to_ascii_lowercase())
-        .collect();
-    let has = |name: &String| kept.contains(&name.to_ascii_lowercase());
-    narrow.primary_key = narrow
-        .primary_key
-        .take()
-        .filter(|k| k.columns.iter().all(has));
-    narrow.unique_keys.retain(|k| k.columns.iter().all(has));
-    (narrow, keep)
-}
-
-/// Rows per multi-row INSERT, and the value bytes after which a batch closes (well under
-/// the server's default 16 MiB `max_allowed_packet`).
-const MAX_ROWS_PER_INSERT: usize = 500;
-const MAX_INSERT_BYTES: usize = 4 << 20;
-
-/// ER_BAD_FIELD_ERROR: "unknown column".
-const UNKNOWN_COLUMN: u16 = 1054;
-
 /// A transaction whose buffered row changes pass either bound streams: they go into an
 /// open downstream transaction, and so does every later batch of that size, so memory
 /// stays bounded whatever the transaction's size.
 const STREAM_ROWS: usize = 20_000;
 const STREAM_BYTES: usize = 32 << 20;
-
-/// About how many bytes a value takes in a statement.
-fn approx_size(value: &Option<Value>) -> usize {
-    match value {
-        Some(Value::Text(b) | Value::Bytes(b)) => b.len() + 8,
-        Some(Value::Decimal(d)) => d.len() + 8,
-        _ => 16,
-    }
-}
 
 /// Whether `sql` is an ALTER statement (after leading blanks and `/* */` comments).
 fn starts_with_alter(sql: &str) -> bool {
@@ -249,26 +186,6 @@ fn mark_channel(image: &Option<Vec<pump_reader::event::Cell>>) -> Option<i64> {
         pump_reader::event::Cell::Int { bits, .. } => Some(*bits as i64),
         _ => None,
     }
-}
-
-/// `counts` plus the inserts, updates and deletes among `changes`.
-fn add_ops(mut counts: [u64; 3], changes: &[RowChange]) -> [u64; 3] {
-    for c in changes {
-        match (&c.before, &c.after) {
-            (None, Some(_)) => counts[0] += 1,
-            (Some(_), Some(_)) => counts[1] += 1,
-            (Some(_), None) => counts[2] += 1,
-            (None, None) => {}
-        }
-    }
-    counts
-}
-
-/// One decoded row change of the transaction being read.
-struct RowChange {
-    table: Arc<Table>,
-    before: Option<Vec<Option<Value>>>,
-    after: Option<Vec<Option<Value>>>,
 }
 
 /// The pipeline's state between events.
@@ -291,16 +208,26 @@ struct Run<'a> {
     /// Whether the transaction being read carries this channel's mark: it came from the
     /// reverse direction, and is dropped whole.
     looped: bool,
-    /// Counters and positions for `/status`, and the metrics.
-    status: Arc<Status>,
-    /// Turns true when the drainer is asked to stop (waits between retries end then).
-    stop: watch::Receiver<bool>,
-    metrics: Metrics,
+    /// `/status`, the metrics, the stop signal: shared with the workers.
+    ctx: Ctx,
+    /// The parallel workers, and the committed prefix.
+    pool: Pool,
     /// DDL statements of the transaction being read that will not run downstream.
     ddl_not_run: u64,
-    /// The position after the last transaction committed downstream, not yet saved.
-    unsaved: Option<Position>,
+    /// The last position checkpointed.
+    saved: Option<Position>,
     last_save: Instant,
+    /// Transactions past the resume position that workers committed before the last
+    /// stop (out of upstream order): read again, they are passed over.
+    applied_past: Vec<Position>,
+    /// The transaction being read changes table definitions (run here or not): the
+    /// downstream's columns are looked at again after it.
+    tables_change: bool,
+    /// Bumped after every transaction that changes table definitions; handed to the
+    /// workers with each transaction (see [`Job::columns_gen`]).
+    columns_gen: u64,
+    /// The reader has nothing more for now (the last event was an idle one).
+    idle: bool,
     /// About how many bytes the buffered row changes (`txn`) hold.
     txn_bytes: usize,
     /// Where the transaction being read starts (the position after the one before): a
@@ -322,13 +249,14 @@ impl Run<'_> {
     /// Counts a downstream transaction committed with `changes` (and, for a streamed
     /// one, the batches streamed before).
     fn note_applied(&mut self, changes: &[RowChange]) {
-        let mut s = self.status.lock();
-        s.applied += 1;
-        s.state = State::Running;
-        drop(s);
-        let [inserts, updates, deletes] = add_ops(std::mem::take(&mut self.streamed_ops), changes);
-        self.metrics.applied();
-        self.metrics.rows(inserts, updates, deletes);
+        let ops = add_ops(std::mem::take(&mut self.streamed_ops), changes);
+        self.ctx.applied(ops, None);
+    }
+
+    /// The statements of `changes` against the downstream's columns, on this session.
+    async fn build(&mut self, changes: &[RowChange], safe: bool) -> Result<Vec<Stmt>, RunError> {
+        let here = self.here();
+        build_changes(&mut self.ctx, &mut self.down, &here, changes, safe).await
     }
 
     /// A transient downstream failure of the step `kind`: logs `message` with the
@@ -341,17 +269,8 @@ impl Run<'_> {
         reason: &str,
         backoff: &mut Duration,
     ) -> Result<(), RunError> {
-        tracing::warn!(at = %self.here(), %reason, "{message}");
-        self.metrics.retry(kind);
-        self.status
-            .failed(format!("{}: {reason}", self.here()), true);
-        tokio::select! {
-            _ = stopped(&mut self.stop) => Err(RunError::Interrupted),
-            _ = tokio::time::sleep(*backoff) => {
-                *backoff = (*backoff * 2).min(Duration::from_secs(10));
-                Ok(())
-            }
-        }
+        let here = self.here();
+        self.ctx.retry(&here, kind, message, reason, backoff).await
     }
 
     fn safe_mode(&self) -> bool {
@@ -431,8 +350,9 @@ impl Run<'_> {
         };
         if matches!(applied.class, Class::Table | Class::Database) {
             // Run here or not (the other direction may run it), the downstream's tables
-            // may change: look at them again.
+            // may change: look at them again (the workers, after this transaction).
             self.down.forget_columns();
+            self.tables_change = true;
         }
         if self.config.syncer.sync_ddl && replicated {
             // CREATE and DROP DATABASE name their database, and their event's schema is
@@ -453,6 +373,7 @@ impl Run<'_> {
     /// Forgets the transaction being read (rolled back, or not to be applied).
     fn drop_transaction(&mut self) {
         self.looped = false;
+        self.tables_change = false;
         self.ddl_not_run = 0;
         self.txn.clear();
         self.txn_bytes = 0;
@@ -460,7 +381,7 @@ impl Run<'_> {
         self.ddl_ran = false;
         self.history.discard_staged();
         self.abandon_stream();
-        self.metrics.buffered(0);
+        self.ctx.metrics.buffered(0);
     }
 
     /// Gives up the open downstream transaction of a streamed one, if any: the session is
@@ -484,6 +405,8 @@ impl Run<'_> {
     async fn stream(&mut self) -> Result<(), RunError> {
         let safe = self.safe_mode();
         if !self.streaming {
+            // It runs on this session, in upstream order: everything before it first.
+            self.pool.barrier().await?;
             let mut txn = std::mem::take(&mut self.txn);
             let mut from = 0;
             for (upto, schema_name, statement) in std::mem::take(&mut self.ddl) {
@@ -506,8 +429,8 @@ impl Run<'_> {
         }
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
-        self.metrics.buffered(0);
-        let stmts = self.build_changes(&chunk, safe).await?;
+        self.ctx.metrics.buffered(0);
+        let stmts = self.build(&chunk, safe).await?;
         let result = self.down.exec(&stmts).await;
         if result.is_ok() {
             self.streamed_ops = add_ops(self.streamed_ops, &chunk);
@@ -521,7 +444,7 @@ impl Run<'_> {
         match result {
             Ok(()) => Ok(()),
             Err(DownstreamError::Transient(reason)) => {
-                self.metrics.retry(Retry::Reread);
+                self.ctx.metrics.retry(Retry::Reread);
                 self.reread = Some(reason);
                 Ok(())
             }
@@ -548,7 +471,7 @@ impl Run<'_> {
         }
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
-        let stmts = self.build_changes(&chunk, self.safe_mode()).await?;
+        let stmts = self.build(&chunk, self.safe_mode()).await?;
         let mut result = self.down.exec(&stmts).await;
         if result.is_ok() {
             result = self.down.commit(None).await;
@@ -623,63 +546,6 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The downstream's columns of `table`, checked against the upstream's: `None` when
-    /// they match, else the downstream's (sync-mode 2). In sync-mode 1 a mismatch is an
-    /// error naming both lists, after one fresh look (the cache may predate a change the
-    /// other direction made).
-    async fn downstream_shape(&mut self, table: &Table) -> Result<Option<Vec<String>>, RunError> {
-        let upstream: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        let matches = |downstream: &[String]| {
-            upstream.len() == downstream.len()
-                && upstream
-                    .iter()
-                    .zip(downstream)
-                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
-        };
-        let mut fresh = false;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let downstream = match self.down.columns(&table.schema, &table.name).await {
-                Ok(columns) => columns,
-                Err(DownstreamError::Transient(reason)) => {
-                    self.retry(
-                        Retry::Columns,
-                        "cannot read the downstream's columns yet; retrying",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
-                    continue;
-                }
-                Err(e) => return Err(self.here_fail(e)),
-            };
-            if matches(&downstream) {
-                return Ok(None);
-            }
-            if downstream.is_empty() && fresh {
-                return Err(self.here_fail(format!(
-                    "{}: no such table on the downstream; create it there (or let DDL \
-                     reach it with sync-ddl = true), or filter the table out",
-                    table.qualified()
-                )));
-            }
-            if self.config.syncer.to.sync_mode == 2 && !downstream.is_empty() {
-                return Ok(Some(downstream));
-            }
-            if fresh {
-                return Err(self.here_fail(format!(
-                    "{}: the upstream row has columns ({}), the downstream table ({}); \
-                     sync-mode = 2 applies the columns both have",
-                    table.qualified(),
-                    upstream.join(", "),
-                    downstream.join(", ")
-                )));
-            }
-            self.down.forget_table(&table.schema, &table.name);
-            fresh = true;
-        }
-    }
-
     fn here_fail(&self, reason: impl std::fmt::Display) -> RunError {
         RunError::Apply {
             at: self.here(),
@@ -687,82 +553,8 @@ impl Run<'_> {
         }
     }
 
-    /// The statements of the transaction's row changes, against the downstream's columns
-    /// as they are now. Consecutive inserts into one table share a multi-row INSERT (or
-    /// REPLACE), which means the same inside one transaction.
-    async fn build_changes(
-        &mut self,
-        txn: &[RowChange],
-        safe: bool,
-    ) -> Result<Vec<Stmt>, RunError> {
-        let mut stmts = Vec::new();
-        // Per table of the transaction: the projection onto the downstream's columns
-        // (sync-mode 2, when they differ), worked out once.
-        type Narrow = Option<Arc<(Table, Vec<bool>)>>;
-        let mut shapes: Vec<(Arc<Table>, Narrow)> = Vec::new();
-        let mut i = 0;
-        while i < txn.len() {
-            let table = &txn[i].table;
-            let narrow = match shapes.iter().find(|(t, _)| Arc::ptr_eq(t, table)) {
-                Some((_, narrow)) => narrow.clone(),
-                None => {
-                    let shape = self.downstream_shape(table).await?;
-                    let narrow = shape.map(|d| Arc::new(project(table, &d)));
-                    shapes.push((Arc::clone(table), narrow.clone()));
-                    narrow
-                }
-            };
-            let target: &Table = narrow.as_deref().map_or(table, |(t, _)| t);
-            let fit = |row: &[Option<Value>]| -> Vec<Option<Value>> {
-                match narrow.as_deref() {
-                    Some((_, keep)) => row
-                        .iter()
-                        .zip(keep)
-                        .filter(|(_, k)| **k)
-                        .map(|(v, _)| v.clone())
-                        .collect(),
-                    None => row.to_vec(),
-                }
-            };
-            let fail = |e: sql::BuildError| self.here_fail(e);
-            match (&txn[i].before, &txn[i].after) {
-                (None, Some(_)) => {
-                    // The run of inserts into this table, within the statement budget.
-                    let mut rows = Vec::new();
-                    let mut bytes = 0;
-                    while let Some(RowChange {
-                        table: t,
-                        before: None,
-                        after: Some(after),
-                    }) = txn.get(i)
-                    {
-                        if !Arc::ptr_eq(t, table)
-                            || rows.len() >= MAX_ROWS_PER_INSERT
-                            || bytes >= MAX_INSERT_BYTES
-                        {
-                            break;
-                        }
-                        bytes += after.iter().map(approx_size).sum::<usize>();
-                        rows.push(fit(after));
-                        i += 1;
-                    }
-                    let refs: Vec<&[Option<Value>]> = rows.iter().map(Vec::as_slice).collect();
-                    stmts.push(sql::insert(target, &refs, safe).map_err(fail)?);
-                    continue;
-                }
-                (Some(before), None) => {
-                    stmts.push(sql::delete(target, &fit(before)).map_err(fail)?)
-                }
-                (Some(before), Some(after)) => stmts
-                    .extend(sql::update(target, &fit(before), &fit(after), safe).map_err(fail)?),
-                (None, None) => {}
-            }
-            i += 1;
-        }
-        Ok(stmts)
-    }
-
-    /// Commits the transaction read so far downstream, retrying transient failures.
+    /// Commits the transaction read so far downstream: a plain one goes to a worker;
+    /// one with DDL (or streamed) applies on this session once the workers are idle.
     /// `timestamp` is its upstream commit time.
     async fn commit(&mut self, position: Position, timestamp: u32) -> Result<(), RunError> {
         if self.streaming {
@@ -773,23 +565,47 @@ impl Run<'_> {
             // The reverse direction applied it here: it goes no further.
             tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
             self.drop_transaction();
-            self.metrics.loop_dropped();
-            let mut s = self.status.lock();
-            s.loops_dropped += 1;
-            s.last_commit = Some(timestamp);
-            s.upstream = Some(position.clone());
-            drop(s);
-            self.unsaved = Some(position);
-            return Ok(());
+            self.ctx.metrics.loop_dropped();
+            self.ctx.status.lock().loops_dropped += 1;
+            return self.committed(position, timestamp, 0, false);
+        }
+        let same = |p: &Position| order(p, &position) == Some(std::cmp::Ordering::Equal);
+        if let Some(i) = self.applied_past.iter().position(same) {
+            // A worker committed it before the last stop, out of upstream order.
+            tracing::info!(at = %self.here(), "passing over a transaction applied before the restart");
+            self.applied_past.remove(i);
+            self.drop_transaction();
+            return self.committed(position, timestamp, 0, false);
         }
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
         let txn = std::mem::take(&mut self.txn);
         let ddl = std::mem::take(&mut self.ddl);
         let had_ddl = !ddl.is_empty() || std::mem::take(&mut self.ddl_ran);
-        // DDL commits implicitly downstream: the rows before each statement go in one
-        // transaction, the statement runs, then the rows after it. The last piece carries
-        // the apply record (the whole transaction is applied then); after a DDL statement
-        // with no rows after it, the record is written on its own.
+        let tables_change = std::mem::take(&mut self.tables_change);
+        if !had_ddl && !tables_change {
+            if txn.is_empty() {
+                // Nothing of it is replicated (filters).
+                self.ctx.metrics.filtered();
+                return self.committed(position, timestamp, ddl_not_run, false);
+            }
+            let job = Job::new(
+                txn,
+                position.clone(),
+                timestamp,
+                self.safe_mode(),
+                self.here(),
+                self.columns_gen,
+            );
+            self.pool.dispatch(job).await?;
+            self.ctx.status.lock().upstream = Some(position);
+            return self.save_if_due(false);
+        }
+        // DDL waits for every earlier transaction, and commits implicitly downstream: the
+        // rows before each statement go in one transaction, the statement runs, then the
+        // rows after it. The last piece carries the apply record (the whole transaction is
+        // applied then); after a DDL statement with no rows after it, the record is
+        // written on its own.
+        self.pool.barrier().await?;
         let mut from = 0;
         let mut applied = false;
         for (upto, schema_name, statement) in ddl {
@@ -803,8 +619,10 @@ impl Run<'_> {
             applied |= self.apply_rows(&txn[from..], Some(&position)).await?;
         }
         if !applied && !had_ddl {
-            // Nothing of it is replicated (filters, or no row changed).
-            self.metrics.filtered();
+            self.ctx.metrics.filtered();
+        }
+        if tables_change {
+            self.columns_gen += 1;
         }
         failpoint::hit("after-commit");
         self.committed(position, timestamp, ddl_not_run, had_ddl)
@@ -820,19 +638,20 @@ impl Run<'_> {
     ) -> Result<(), RunError> {
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
-        let stmts = self.build_changes(&chunk, self.safe_mode()).await?;
+        let stmts = self.build(&chunk, self.safe_mode()).await?;
         // Recorded before the downstream COMMIT, as for any transaction: a restart after
         // the commit resumes past it and must know its statements. A reread loads the
         // history again at the transaction's start.
         self.history.commit_staged(&self.store, &position)?;
+        let stamp = self.down.stamp(&position, &position);
         let mut result = self.down.exec(&stmts).await;
         if result.is_ok() {
-            result = self.down.commit(Some(&position)).await;
+            result = self.down.commit(Some(&stamp)).await;
         }
         self.streaming = false;
         match result {
             Ok(()) => {}
-            Err(DownstreamError::Transient(reason)) if self.recorded_at(&position).await? => {
+            Err(DownstreamError::Transient(reason)) if self.recorded_at(&stamp).await? => {
                 tracing::info!(at = %self.here(), %reason, "the apply record shows the streamed transaction committed before the connection was lost");
             }
             Err(e) => return self.stream_failed(Err(e)),
@@ -841,11 +660,15 @@ impl Run<'_> {
         failpoint::hit("after-commit");
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
         let had_ddl = std::mem::take(&mut self.ddl_ran);
+        if std::mem::take(&mut self.tables_change) {
+            self.columns_gen += 1;
+        }
         self.committed(position, timestamp, ddl_not_run, had_ddl)
     }
 
-    /// Bookkeeping after a transaction is committed downstream: status, and the
-    /// checkpoint (at once after DDL, else every `checkpoint-interval-ms`).
+    /// Bookkeeping after a transaction applied on this session (or with nothing to apply):
+    /// status, its place in the committed prefix, and the checkpoint (at once after DDL,
+    /// else every `checkpoint-interval-ms`).
     fn committed(
         &mut self,
         position: Position,
@@ -854,20 +677,30 @@ impl Run<'_> {
         had_ddl: bool,
     ) -> Result<(), RunError> {
         self.stream_refreshed = false;
-        self.metrics.ddl(0, ddl_not_run);
-        self.metrics.buffered(0);
-        let mut s = self.status.lock();
+        self.ctx.metrics.ddl(0, ddl_not_run);
+        self.ctx.metrics.buffered(0);
+        let mut s = self.ctx.status.lock();
         s.ddl_skipped += ddl_not_run;
-        s.last_commit = Some(timestamp);
+        s.last_commit = Some(s.last_commit.map_or(timestamp, |l| l.max(timestamp)));
         s.upstream = Some(position.clone());
         s.state = State::Running;
         drop(s);
-        self.unsaved = Some(position);
+        self.pool.pass(position);
+        self.save_if_due(had_ddl)
+    }
+
+    /// Saves the checkpoint when `now`, or when `checkpoint-interval-ms` has passed.
+    fn save_if_due(&mut self, now: bool) -> Result<(), RunError> {
         let interval = Duration::from_millis(self.config.syncer.checkpoint_interval_ms);
-        if had_ddl || self.last_save.elapsed() >= interval {
+        if now || self.last_save.elapsed() >= interval {
             self.save()?;
         }
         Ok(())
+    }
+
+    /// Whether the committed prefix moved past the last checkpoint.
+    fn unsaved(&self) -> bool {
+        self.saved.as_ref() != Some(&self.pool.low())
     }
 
     /// Applies row changes as one downstream transaction, with the apply record of
@@ -882,17 +715,19 @@ impl Run<'_> {
         position: Option<&Position>,
     ) -> Result<bool, RunError> {
         let safe = self.safe_mode();
-        let mut stmts = self.build_changes(changes, safe).await?;
+        let mut stmts = self.build(changes, safe).await?;
         if stmts.is_empty() {
             return Ok(false);
         }
         let mut refreshed = false;
         let mut backoff = Duration::from_millis(100);
+        // After a barrier: every earlier transaction is committed.
+        let stamp = position.map(|p| self.down.stamp(p, p));
         loop {
             let started = Instant::now();
-            match self.down.apply_txn(&stmts, position).await {
+            match self.down.apply_txn(&stmts, stamp.as_ref()).await {
                 Ok(()) => {
-                    self.metrics.apply_time(started.elapsed());
+                    self.ctx.metrics.apply_time(started.elapsed());
                     self.note_applied(changes);
                     return Ok(true);
                 }
@@ -904,8 +739,8 @@ impl Run<'_> {
                         &mut backoff,
                     )
                     .await?;
-                    if let Some(p) = position {
-                        if self.recorded_at(p).await? {
+                    if let Some(st) = &stamp {
+                        if self.recorded_at(st).await? {
                             tracing::info!(at = %self.here(), "the apply record shows the transaction committed before the connection was lost");
                             self.note_applied(changes);
                             return Ok(true);
@@ -920,7 +755,7 @@ impl Run<'_> {
                 }) if !refreshed => {
                     tracing::warn!(at = %self.here(), %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    stmts = self.build_changes(changes, safe).await?;
+                    stmts = self.build(changes, safe).await?;
                     refreshed = true;
                 }
                 Err(e) => return Err(self.here_fail(e)),
@@ -928,25 +763,10 @@ impl Run<'_> {
         }
     }
 
-    /// Whether the apply record names `position` (the transaction ending there is
-    /// committed downstream), asking until the downstream answers.
-    async fn recorded_at(&mut self, position: &Position) -> Result<bool, RunError> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.down.record().await {
-                Ok(record) => return Ok(record.as_ref() == Some(position)),
-                Err(DownstreamError::Transient(reason)) => {
-                    self.retry(
-                        Retry::Record,
-                        "cannot read the apply record yet; asking again",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
-                }
-                Err(e) => return Err(self.here_fail(e)),
-            }
-        }
+    /// Whether this session's apply record says `stamp`'s transaction is committed.
+    async fn recorded_at(&mut self, stamp: &Stamp) -> Result<bool, RunError> {
+        let here = self.here();
+        recorded_at(&mut self.ctx, &mut self.down, &here, stamp).await
     }
 
     /// Writes the apply record of `position` on its own (after DDL), retrying transient
@@ -955,7 +775,8 @@ impl Run<'_> {
     async fn record_alone(&mut self, position: &Position) -> Result<(), RunError> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.down.write_record(position).await {
+            let stamp = self.down.stamp(position, position);
+            match self.down.write_record(&stamp).await {
                 Ok(()) => return Ok(()),
                 Err(DownstreamError::Transient(reason)) => {
                     self.retry(
@@ -979,8 +800,8 @@ impl Run<'_> {
             match self.down.apply_ddl(schema_name, statement).await {
                 Ok(()) => {
                     failpoint::hit("after-ddl");
-                    self.metrics.ddl(1, 0);
-                    let mut s = self.status.lock();
+                    self.ctx.metrics.ddl(1, 0);
+                    let mut s = self.ctx.status.lock();
                     s.ddl_applied += 1;
                     s.state = State::Running;
                     return Ok(());
@@ -999,14 +820,17 @@ impl Run<'_> {
         }
     }
 
-    /// Saves the last committed position.
+    /// Saves the committed prefix as the checkpoint.
     fn save(&mut self) -> Result<(), RunError> {
-        if let Some(p) = self.unsaved.take() {
+        if self.unsaved() {
+            let p = self.pool.low();
             self.store.save_checkpoint(&p, now(), Batch::default())?;
             tracing::debug!(position = %p, "checkpoint saved");
-            let mut s = self.status.lock();
-            s.checkpoint = Some(p);
+            let mut s = self.ctx.status.lock();
+            s.checkpoint = Some(p.clone());
             s.checkpoint_saved = Some(Instant::now());
+            drop(s);
+            self.saved = Some(p);
         }
         self.last_save = Instant::now();
         Ok(())
@@ -1045,7 +869,7 @@ pub async fn run(
         schema: mark_schema.to_owned(),
         table: mark_table.to_owned(),
         channel_id: config.syncer.channel_id,
-        rows: config.syncer.worker_count,
+        rows: config.syncer.worker_count + 1,
     });
     let record = ApplyRecord {
         schema: mark_schema.to_owned(),
@@ -1079,6 +903,10 @@ pub async fn run(
     };
     let configured_start = !pump.initial_gtid.is_empty() || !pump.initial_file.is_empty();
     let mut past_checkpoint = false;
+    let (recorded, mut applied_past) = match recorded {
+        Some(a) => (Some(a.low), a.after),
+        None => (None, Vec::new()),
+    };
     let resume = match (base, recorded) {
         (base, None) => base,
         (Some(base), Some(recorded)) => match order(&recorded, &base) {
@@ -1104,6 +932,7 @@ pub async fn run(
             }
         },
         (None, Some(recorded)) if configured_start => {
+            applied_past.clear();
             tracing::warn!(applied = %recorded,
                 "data-dir is new, and the downstream has applied this channel up to a position: \
                  starting where [pump] initial-gtid / initial-file says, as configured");
@@ -1130,6 +959,17 @@ pub async fn run(
     } else {
         None
     };
+    match &resume {
+        Some(r) => applied_past.retain(|p| past(p, r)),
+        None => applied_past.clear(),
+    }
+    if !applied_past.is_empty() {
+        tracing::info!(
+            transactions = applied_past.len(),
+            "workers committed transactions past the resume position before the last stop: \
+             they will be passed over"
+        );
+    }
     let mut history = History::load(&store, history_at)?;
     status.lock().checkpoint = if past_checkpoint {
         resume.clone()
@@ -1190,6 +1030,18 @@ pub async fn run(
         s.upstream = Some(reader.position().clone());
     }
 
+    let ctx = Ctx {
+        status: Arc::clone(&status),
+        metrics: Metrics::new(),
+        stop: stop.clone(),
+        partial: to.sync_mode == 2,
+    };
+    let pool = Pool::start(
+        config.syncer.worker_count,
+        &ctx,
+        &down,
+        reader.position().clone(),
+    );
     let mut run = Run {
         config,
         filter,
@@ -1203,7 +1055,7 @@ pub async fn run(
         mark,
         looped: false,
         ddl_not_run: 0,
-        unsaved: None,
+        saved: resume.clone(),
         last_save: Instant::now(),
         txn_bytes: 0,
         txn_from: None,
@@ -1211,9 +1063,12 @@ pub async fn run(
         ddl_ran: false,
         stream_refreshed: false,
         reread: None,
-        status: Arc::clone(&status),
-        stop: stop.clone(),
-        metrics: Metrics::new(),
+        ctx,
+        pool,
+        applied_past,
+        tables_change: false,
+        columns_gen: 0,
+        idle: false,
         streamed_ops: [0; 3],
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
@@ -1222,14 +1077,19 @@ pub async fn run(
         let event = tokio::select! {
             biased;
             _ = stop.changed() => break,
+            e = run.pool.failure() => return Err(e),
             e = reader.next_event() => e?,
-            // An idle upstream still gets its last commit saved in time.
-            _ = tokio::time::sleep(interval), if run.unsaved.is_some() => {
+            // An idle upstream still gets its last commit saved in time, and caught up
+            // shown once the workers are done.
+            _ = tokio::time::sleep(interval), if run.unsaved() || run.idle => {
                 run.save()?;
+                if run.idle && run.pool.idle() {
+                    run.ctx.status.lock().caught_up = true;
+                }
                 continue;
             }
         };
-        run.metrics.event(match &event {
+        run.ctx.metrics.event(match &event {
             TxnEvent::Begin(_) => 0,
             TxnEvent::Change(Change::Rows(_)) => 1,
             TxnEvent::Change(Change::Statement(_)) => 2,
@@ -1238,20 +1098,21 @@ pub async fn run(
             TxnEvent::Idle { .. } => 5,
         });
         if reader.reconnects() > reconnects {
-            run.metrics.reconnects(reader.reconnects() - reconnects);
+            run.ctx.metrics.reconnects(reader.reconnects() - reconnects);
             reconnects = reader.reconnects();
         }
         match event {
             TxnEvent::Begin(start) => {
+                run.idle = false;
                 run.drop_transaction();
                 run.current = Some(start);
                 run.txn_from = Some(reader.position().clone());
-                run.status.lock().caught_up = false;
+                run.ctx.status.lock().caught_up = false;
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
-                run.metrics.buffered(run.txn.len());
+                run.ctx.metrics.buffered(run.txn.len());
                 if run.large() {
                     run.stream().await?;
                 }
@@ -1274,11 +1135,12 @@ pub async fn run(
             TxnEvent::Rollback => run.drop_transaction(),
             TxnEvent::Idle { position } => {
                 if run.txn.is_empty() {
-                    let mut s = run.status.lock();
-                    s.caught_up = true;
+                    run.idle = true;
+                    let mut s = run.ctx.status.lock();
+                    s.caught_up = run.pool.idle();
                     s.upstream = Some(position.clone());
                     drop(s);
-                    run.unsaved = Some(position);
+                    run.pool.pass(position);
                 }
             }
         }
@@ -1289,7 +1151,7 @@ pub async fn run(
                 .clone()
                 .expect("a streamed transaction began after its starting position was kept");
             tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost; reading the transaction again from its start");
-            run.status.failed(format!("{}: {reason}", run.here()), true);
+            run.ctx.status.failed(format!("{}: {reason}", run.here()), true);
             run.drop_transaction();
             // Statements of the transaction may be recorded already (at its commit).
             run.history = History::load(&run.store, Some(&from))?;
@@ -1300,15 +1162,20 @@ pub async fn run(
     Ok::<(), RunError>(())
     }
     .await;
-    match outcome {
-        Ok(()) | Err(RunError::Interrupted) => {}
-        Err(e) => return Err(e),
-    }
     if run.streaming {
         tracing::info!(at = %run.here(), "rolling back the streamed transaction in flight; the next start reads it again");
         run.abandon_stream();
     }
+    // The workers finish what they hold (or stop at a failure); the checkpoint covers
+    // what they committed.
+    let closed = run.pool.close().await;
     run.save()?;
+    for result in [outcome, closed] {
+        match result {
+            Ok(()) | Err(RunError::Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut s = status.lock();
     s.state = State::Stopped;
     tracing::info!(

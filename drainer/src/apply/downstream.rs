@@ -4,11 +4,22 @@
 //!
 //! ## The apply record
 //! Every downstream transaction that applies an upstream transaction also writes, last
-//! before its COMMIT, the upstream position after that transaction into one row of
-//! `<mark schema>._drainer_apply_state` (one row per channel and upstream). Committed
-//! together, the row and the changes cannot disagree: after any crash the row says exactly
-//! which upstream transaction was the last one applied, so a restart resumes right after
-//! it (see the pipeline), and a COMMIT whose answer was lost is settled by reading it.
+//! before its COMMIT, one row of `<mark schema>._drainer_apply_state`: one row per channel,
+//! upstream and writer (`worker` 0 is the pipeline's own session, for DDL and streamed
+//! transactions; 1 to `worker-count` are the parallel workers). The row holds
+//! - `position`: the upstream position after the transaction (a COMMIT whose answer was
+//!   lost is settled by reading it);
+//! - `low_watermark`: a position up to which every upstream transaction was committed
+//!   downstream when the row was written;
+//! - `applied_after`: the positions after the transactions this writer committed past
+//!   that watermark (workers commit out of upstream order).
+//!
+//! Committed together, the row and the changes cannot disagree. After any crash the
+//! furthest watermark `L` of the channel's rows is a true one, and every transaction
+//! committed past it is listed in its writer's row (that writer's own watermark is at or
+//! before `L`): a restart resumes after `L` and passes over exactly the listed ones (see
+//! [`Applied`] and the pipeline). Rows written before this layout (no watermark) count
+//! their `position` as the watermark.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -61,25 +72,52 @@ impl ApplyRecord {
         [
             format!("CREATE DATABASE IF NOT EXISTS {}", quote(&self.schema)),
             format!(
-                "CREATE TABLE IF NOT EXISTS {} (channel_id BIGINT NOT NULL,                  source VARCHAR(255) NOT NULL, position TEXT NOT NULL,                  updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)                  ON UPDATE CURRENT_TIMESTAMP(6), PRIMARY KEY (channel_id, source))                  ENGINE=InnoDB",
+                "CREATE TABLE IF NOT EXISTS {} (channel_id BIGINT NOT NULL, \
+                 source VARCHAR(255) NOT NULL, worker INT NOT NULL DEFAULT 0, \
+                 position TEXT NOT NULL, low_watermark TEXT NULL, applied_after TEXT NULL, \
+                 updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) \
+                 ON UPDATE CURRENT_TIMESTAMP(6), PRIMARY KEY (channel_id, source, worker)) \
+                 ENGINE=InnoDB",
                 self.qualified()
             ),
         ]
     }
 
-    /// The statement that records `position` (the last before COMMIT).
-    fn write(&self, position: &Position) -> Stmt {
-        let json = serde_json::to_string(&PositionRecord::from(position))
-            .expect("a position record serializes");
+    /// Brings a table of the first layout (one row per channel and upstream) to the
+    /// current one; its rows become worker 0's.
+    fn upgrade(&self) -> String {
+        format!(
+            "ALTER TABLE {} ADD COLUMN worker INT NOT NULL DEFAULT 0 AFTER source, \
+             ADD COLUMN low_watermark TEXT NULL AFTER position, \
+             ADD COLUMN applied_after TEXT NULL AFTER low_watermark, \
+             DROP PRIMARY KEY, ADD PRIMARY KEY (channel_id, source, worker)",
+            self.qualified()
+        )
+    }
+
+    /// The statement that records `stamp` for `worker` (the last before COMMIT).
+    fn write(&self, worker: u32, stamp: &Stamp) -> Stmt {
+        let json = |p: &Position| {
+            serde_json::to_string(&PositionRecord::from(p)).expect("a position record serializes")
+        };
+        let after: Vec<PositionRecord> = stamp.after.iter().map(PositionRecord::from).collect();
         Stmt {
             sql: format!(
-                "INSERT INTO {} (channel_id, source, position) VALUES (?, ?, ?)                  ON DUPLICATE KEY UPDATE position = VALUES(position)",
+                "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
+                 applied_after) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+                 position = VALUES(position), low_watermark = VALUES(low_watermark), \
+                 applied_after = VALUES(applied_after)",
                 self.qualified()
             ),
             params: vec![
                 self.channel_id.into(),
                 self.source.as_str().into(),
-                json.into(),
+                worker.into(),
+                json(&stamp.position).into(),
+                json(&stamp.low).into(),
+                serde_json::to_string(&after)
+                    .expect("position records serialize")
+                    .into(),
             ],
         }
     }
@@ -95,6 +133,40 @@ impl ApplyRecord {
     }
 }
 
+/// What one writer's apply record says: see the module note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamp {
+    /// After the transaction being committed.
+    pub position: Position,
+    /// Every upstream transaction up to here is committed downstream.
+    pub low: Position,
+    /// After the transactions this writer committed past `low` (with `position`).
+    pub after: Vec<Position>,
+}
+
+/// What the apply records of a channel say was applied: every upstream transaction up to
+/// `low`, and the ones ending at `after` (all past `low`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub low: Position,
+    pub after: Vec<Position>,
+}
+
+/// Which of two positions of one upstream is further: by binlog coordinates when both
+/// have them, else by GTID state. `None`: they cannot be ordered.
+pub fn order(a: &Position, b: &Position) -> Option<std::cmp::Ordering> {
+    if !a.coords.file.is_empty() && !b.coords.file.is_empty() {
+        a.coords.partial_cmp(&b.coords)
+    } else {
+        a.gtids.as_ref()?.partial_cmp(b.gtids.as_ref()?)
+    }
+}
+
+/// Whether `p` is past `low`.
+pub fn past(p: &Position, low: &Position) -> bool {
+    order(p, low) == Some(std::cmp::Ordering::Greater)
+}
+
 /// The loopback mark: a row of the mark table (TiDB Binlog's layout) that every
 /// transaction of this channel updates first, so the reverse direction can recognise it.
 #[derive(Debug, Clone)]
@@ -102,7 +174,8 @@ pub struct Mark {
     pub schema: String,
     pub table: String,
     pub channel_id: i64,
-    /// Rows created for the channel, ids 0 to `rows - 1` (one per worker).
+    /// Rows created for the channel, ids 0 to `rows - 1` (one per writer: 0 for the
+    /// pipeline's own session, one per worker).
     pub rows: u32,
 }
 
@@ -308,12 +381,26 @@ pub struct Downstream {
     in_txn: bool,
     /// How long the mark updates take.
     mark_seconds: metrics::Histogram,
+    /// Which writer this session is: its mark row and apply-record row.
+    worker: u32,
+    /// After the transactions this writer committed past the last watermark it recorded.
+    after: Vec<Position>,
 }
 
 impl Downstream {
+    /// The pipeline's own session (writer 0).
     pub fn new(target: Target) -> Self {
+        Self::writer(Arc::new(target), 0)
+    }
+
+    /// A session to the same server for writer `worker`.
+    pub fn for_worker(&self, worker: u32) -> Self {
+        Self::writer(Arc::clone(&self.target), worker)
+    }
+
+    fn writer(target: Arc<Target>, worker: u32) -> Self {
         Downstream {
-            target: Arc::new(target),
+            target,
             conn: None,
             columns: HashMap::new(),
             mark_ready: false,
@@ -322,6 +409,8 @@ impl Downstream {
             server_started: 0,
             in_txn: false,
             mark_seconds: crate::metrics::mark_update_seconds(),
+            worker,
+            after: Vec::new(),
         }
     }
 
@@ -407,6 +496,23 @@ impl Downstream {
                     .await
                     .map_err(|e| classify(&s, e))?;
             }
+            let sql = "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'worker'";
+            let upgraded: Option<u64> = conn
+                .exec_first(sql, (t.record.schema.as_str(), APPLY_TABLE))
+                .await
+                .map_err(|e| classify(sql, e))?;
+            if upgraded == Some(0) {
+                let alter = t.record.upgrade();
+                match conn.query_drop(alter.as_str()).await {
+                    Ok(()) => {
+                        tracing::info!(table = %t.record.qualified(), "apply record table upgraded: one row per worker")
+                    }
+                    // Another worker's session upgraded it meanwhile.
+                    Err(mysql_async::Error::Server(e)) if already_applied(e.code) => {}
+                    Err(e) => return Err(classify(&alter, e)),
+                }
+            }
             self.record_ready = true;
         }
         if let (Some(mark), false) = (&t.mark, self.mark_ready) {
@@ -468,20 +574,44 @@ impl Downstream {
     pub async fn apply_txn(
         &mut self,
         stmts: &[Stmt],
-        position: Option<&Position>,
+        stamp: Option<&Stamp>,
     ) -> Result<(), DownstreamError> {
         if stmts.is_empty() {
             return Ok(());
         }
         self.begin().await?;
         self.exec(stmts).await?;
-        self.commit(position).await
+        self.commit(stamp).await
+    }
+
+    /// The apply record of a transaction ending at `position`, committed while every
+    /// transaction up to `low` is committed.
+    pub fn stamp(&self, position: &Position, low: &Position) -> Stamp {
+        let mut after: Vec<Position> = self
+            .after
+            .iter()
+            .filter(|p| past(p, low))
+            .cloned()
+            .collect();
+        if past(position, low) {
+            after.push(position.clone());
+        }
+        Stamp {
+            position: position.clone(),
+            low: low.clone(),
+            after,
+        }
+    }
+
+    /// Takes `stamp` as this writer's recorded state: its transaction committed.
+    pub fn recorded(&mut self, stamp: &Stamp) {
+        self.after.clone_from(&stamp.after);
     }
 
     /// Opens a transaction, marked (loopback control); [`Downstream::exec`] adds to it and
     /// [`Downstream::commit`] ends it. Any error drops the session, which rolls it back.
     pub async fn begin(&mut self) -> Result<(), DownstreamError> {
-        let mark = self.target.mark.as_ref().map(|m| m.update(0));
+        let mark = self.target.mark.as_ref().map(|m| m.update(self.worker));
         let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
@@ -533,11 +663,10 @@ impl Downstream {
         self.reset_on_error(result)
     }
 
-    /// Writes the apply record of `position` when given, then commits the open
-    /// transaction.
-    pub async fn commit(&mut self, position: Option<&Position>) -> Result<(), DownstreamError> {
+    /// Writes the apply record `stamp` when given, then commits the open transaction.
+    pub async fn commit(&mut self, stamp: Option<&Stamp>) -> Result<(), DownstreamError> {
         self.require_txn()?;
-        let record = position.map(|p| self.target.record.write(p));
+        let record = stamp.map(|st| self.target.record.write(self.worker, st));
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
@@ -554,6 +683,9 @@ impl Downstream {
         })
         .await;
         self.in_txn = false;
+        if let (Ok(()), Some(st)) = (&result, stamp) {
+            self.recorded(st);
+        }
         self.reset_on_error(result)
     }
 
@@ -609,10 +741,10 @@ impl Downstream {
         result
     }
 
-    /// Writes the apply record of `position` in a transaction of its own (after DDL, which
+    /// Writes the apply record `stamp` in a transaction of its own (after DDL, which
     /// cannot share one).
-    pub async fn write_record(&mut self, position: &Position) -> Result<(), DownstreamError> {
-        let stmt = self.target.record.write(position);
+    pub async fn write_record(&mut self, stamp: &Stamp) -> Result<(), DownstreamError> {
+        let stmt = self.target.record.write(self.worker, stamp);
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
@@ -622,40 +754,94 @@ impl Downstream {
                 .map_err(|e| classify(&stmt.sql, e))
         })
         .await;
-        if result.is_err() {
-            self.reset();
+        match &result {
+            Ok(()) => self.recorded(stamp),
+            Err(_) => self.reset(),
         }
         result
     }
 
-    /// The upstream position the apply record names: after the last upstream transaction
-    /// committed here by this channel from this upstream (`None`: no record yet).
+    /// This writer's recorded position: after the last upstream transaction it committed
+    /// (`None`: no record yet). A shared lock waits for a session still holding the row
+    /// (its transaction committing or rolling back): the answer is final.
     pub async fn record(&mut self) -> Result<Option<Position>, DownstreamError> {
+        let rows = self.record_rows(Some(self.worker)).await?;
+        Ok(rows.into_iter().next().map(|(position, _, _)| position))
+    }
+
+    /// What this channel's apply records (all writers) say was applied; `None`: no record.
+    pub async fn applied(&mut self) -> Result<Option<Applied>, DownstreamError> {
+        let rows = self.record_rows(None).await?;
+        let mut low: Option<Position> = None;
+        let mut listed = Vec::new();
+        for (position, watermark, after) in rows {
+            let watermark = watermark.unwrap_or_else(|| position.clone());
+            listed.extend(after);
+            listed.push(position);
+            low = Some(match low {
+                None => watermark,
+                Some(l) => match order(&watermark, &l) {
+                    Some(std::cmp::Ordering::Greater) => watermark,
+                    Some(_) => l,
+                    None => {
+                        return Err(DownstreamError::Definite {
+                            statement: format!("read {}", self.target.record.qualified()),
+                            code: 0,
+                            reason: format!(
+                                "the apply records of this channel name positions of different \
+                                 binlog histories ({l} and {watermark}); remove them (`{}`) and \
+                                 set the checkpoint",
+                                self.target.record.delete_hint()
+                            ),
+                        })
+                    }
+                },
+            });
+        }
+        let Some(low) = low else { return Ok(None) };
+        let mut after: Vec<Position> = Vec::new();
+        for p in listed {
+            if past(&p, &low) && !after.contains(&p) {
+                after.push(p);
+            }
+        }
+        after.sort_by(|a, b| order(a, b).unwrap_or(std::cmp::Ordering::Equal));
+        Ok(Some(Applied { low, after }))
+    }
+
+    /// The apply-record rows of this channel (of one writer, when given): position,
+    /// watermark, and the positions applied past it.
+    async fn record_rows(
+        &mut self,
+        worker: Option<u32>,
+    ) -> Result<Vec<(Position, Option<Position>, Vec<Position>)>, DownstreamError> {
         let target = Arc::clone(&self.target);
         let record = &target.record;
         let conn = self.conn().await?;
         let session = conn.id();
         let sql = format!(
-            // A shared lock waits for a session still holding the row (its transaction
-            // committing or rolling back): the answer is final.
-            "SELECT position FROM {} WHERE channel_id = ? AND source = ? LOCK IN SHARE MODE",
+            "SELECT position, low_watermark, applied_after FROM {} \
+             WHERE channel_id = ? AND source = ? AND (? IS NULL OR worker = ?) LOCK IN SHARE MODE",
             record.qualified()
         );
-        let row: Option<String> = match watched(&target, session, async {
-            conn.exec_first(sql.as_str(), (record.channel_id, record.source.as_str()))
-                .await
-                .map_err(|e| classify(&sql, e))
+        type Row = (String, Option<String>, Option<String>);
+        let rows: Vec<Row> = match watched(&target, session, async {
+            conn.exec(
+                sql.as_str(),
+                (record.channel_id, record.source.as_str(), worker, worker),
+            )
+            .await
+            .map_err(|e| classify(&sql, e))
         })
         .await
         {
-            Ok(row) => row,
+            Ok(rows) => rows,
             Err(e) => {
                 self.reset();
                 return Err(e);
             }
         };
-        let Some(text) = row else { return Ok(None) };
-        let bad = |why: String| DownstreamError::Definite {
+        let bad = |text: &str, why: String| DownstreamError::Definite {
             statement: sql.clone(),
             code: 0,
             reason: format!(
@@ -664,10 +850,27 @@ impl Downstream {
                 record.delete_hint()
             ),
         };
-        let parsed: PositionRecord = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        Position::try_from(&parsed)
-            .map(Some)
-            .map_err(|e| bad(e.to_string()))
+        let one = |text: &str| -> Result<Position, DownstreamError> {
+            let parsed: PositionRecord =
+                serde_json::from_str(text).map_err(|e| bad(text, e.to_string()))?;
+            Position::try_from(&parsed).map_err(|e| bad(text, e.to_string()))
+        };
+        let mut out = Vec::new();
+        for (position, low, after) in rows {
+            let after = match after {
+                Some(text) => {
+                    let parsed: Vec<PositionRecord> =
+                        serde_json::from_str(&text).map_err(|e| bad(&text, e.to_string()))?;
+                    parsed
+                        .iter()
+                        .map(|r| Position::try_from(r).map_err(|e| bad(&text, e.to_string())))
+                        .collect::<Result<_, _>>()?
+                }
+                None => Vec::new(),
+            };
+            out.push((one(&position)?, low.as_deref().map(one).transpose()?, after));
+        }
+        Ok(out)
     }
 
     /// The downstream's columns of `schema.table`, in order (cached until the next DDL).

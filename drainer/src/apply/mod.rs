@@ -1,9 +1,13 @@
 //! The applier: upstream row changes to downstream statements.
 //!
 //! [`values`] turns typed values into exact parameters; [`sql`] builds the statements of a
-//! row change; [`downstream`] is the session that runs them (transactions with retries,
-//! DDL, the downstream's own column lists).
+//! row change; [`changes`] builds a transaction's statements against the downstream's
+//! columns; [`downstream`] is the session that runs them (transactions, DDL, the
+//! downstream's own column lists, the mark and the apply record); [`workers`] applies
+//! transactions in parallel, in causal order.
 
+pub mod changes;
 pub mod downstream;
 pub mod sql;
 pub mod values;
+pub mod workers;
