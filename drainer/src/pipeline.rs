@@ -40,6 +40,7 @@
 //!   mark-table row of this channel came from the reverse direction and is dropped whole
 //!   (its position still checkpointed). The mark table's schema is never replicated.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,7 +48,7 @@ use checkpoint::{Batch, Identity, ServerIdentity, Store};
 use conf::{Config, Filter};
 use mysql_async::prelude::Queryable;
 use pump_reader::{Change, LiveOptions, LiveReader, Position, Rows, StartAt, TxnEvent, Upstream};
-use schema::{decode_row, read_upstream, Class, History};
+use schema::{decode_row, read_upstream, Class, History, Table};
 use tokio::sync::watch;
 
 use crate::apply::changes::{
@@ -228,6 +229,12 @@ struct Run<'a> {
     columns_gen: u64,
     /// The reader has nothing more for now (the last event was an idle one).
     idle: bool,
+    /// Table definitions as rows decode with them, shared by their row changes (one
+    /// table's consecutive inserts, across transactions too, share a statement); emptied
+    /// whenever the schema history changes.
+    tables: HashMap<(String, String), Arc<Table>>,
+    /// The transaction being read staged statements in the schema history.
+    staged: bool,
     /// About how many bytes the buffered row changes (`txn`) hold.
     txn_bytes: usize,
     /// Where the transaction being read starts (the position after the one before): a
@@ -256,7 +263,8 @@ impl Run<'_> {
     /// The statements of `changes` against the downstream's columns, on this session.
     async fn build(&mut self, changes: &[RowChange], safe: bool) -> Result<Vec<Stmt>, RunError> {
         let here = self.here();
-        build_changes(&mut self.ctx, &mut self.down, &here, changes, safe).await
+        let changes: Vec<&RowChange> = changes.iter().collect();
+        build_changes(&mut self.ctx, &mut self.down, &here, &changes, safe).await
     }
 
     /// A transient downstream failure of the step `kind`: logs `message` with the
@@ -321,6 +329,8 @@ impl Run<'_> {
     /// (later rows of the transaction decode with it; it is recorded at the commit), and
     /// queues it to run downstream at its place among the transaction's rows.
     fn statement(&mut self, schema_name: String, text: String) -> Result<(), RunError> {
+        self.tables.clear();
+        self.staged = true;
         let filter = &self.filter;
         let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
         let applied = match self.history.stage(&schema_name, &text, &wants) {
@@ -372,6 +382,10 @@ impl Run<'_> {
 
     /// Forgets the transaction being read (rolled back, or not to be applied).
     fn drop_transaction(&mut self) {
+        if std::mem::take(&mut self.staged) {
+            // Its statements leave the schema history.
+            self.tables.clear();
+        }
         self.looped = false;
         self.tables_change = false;
         self.ddl_not_run = 0;
@@ -418,7 +432,7 @@ impl Run<'_> {
             txn.drain(..from);
             self.txn = txn;
             tracing::info!(at = %self.here(), "a large transaction: streaming its rows into one downstream transaction");
-            match self.down.begin().await {
+            match self.down.begin(1).await {
                 Ok(()) => self.streaming = true,
                 Err(DownstreamError::Transient(reason)) => {
                     self.reread = Some(reason);
@@ -508,18 +522,28 @@ impl Run<'_> {
         if !self.filter.wants_table(schema_name, table_name) {
             return Ok(());
         }
-        let table = self
-            .history
-            .catalog()
-            .table(schema_name, table_name)
-            .cloned()
-            .map(Arc::new)
-            .ok_or_else(|| {
-                Self::fail(
-                    at,
-                    format!("{schema_name}.{table_name} has rows but no tracked definition"),
-                )
-            })?;
+        let key = (schema_name.clone(), table_name.clone());
+        let table = match self.tables.get(&key) {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t = self
+                    .history
+                    .catalog()
+                    .table(schema_name, table_name)
+                    .cloned()
+                    .map(Arc::new)
+                    .ok_or_else(|| {
+                        Self::fail(
+                            at,
+                            format!(
+                                "{schema_name}.{table_name} has rows but no tracked definition"
+                            ),
+                        )
+                    })?;
+                self.tables.insert(key, Arc::clone(&t));
+                t
+            }
+        };
         for change in &rows.rows {
             let decode = |image: &Option<Vec<pump_reader::event::Cell>>| {
                 image
@@ -725,7 +749,7 @@ impl Run<'_> {
         let stamp = position.map(|p| self.down.stamp(p, p));
         loop {
             let started = Instant::now();
-            match self.down.apply_txn(&stmts, stamp.as_ref()).await {
+            match self.down.apply_txn(&stmts, 1, stamp.as_ref()).await {
                 Ok(()) => {
                     self.ctx.metrics.apply_time(started.elapsed());
                     self.note_applied(changes);
@@ -1038,6 +1062,7 @@ pub async fn run(
     };
     let pool = Pool::start(
         config.syncer.worker_count,
+        config.syncer.txn_batch,
         &ctx,
         &down,
         reader.position().clone(),
@@ -1069,6 +1094,8 @@ pub async fn run(
         tables_change: false,
         columns_gen: 0,
         idle: false,
+        tables: HashMap::new(),
+        staged: false,
         streamed_ops: [0; 3],
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
@@ -1155,6 +1182,7 @@ pub async fn run(
             run.drop_transaction();
             // Statements of the transaction may be recorded already (at its commit).
             run.history = History::load(&run.store, Some(&from))?;
+            run.tables.clear();
             reader.rewind(from);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

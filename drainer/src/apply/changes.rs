@@ -1,6 +1,7 @@
 //! Decoded row changes, and their statements against the downstream's columns as they
 //! are now: shared by the pipeline's own session and the parallel workers.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -257,11 +258,11 @@ async fn downstream_shape(
 /// The statements of the transaction's row changes, against the downstream's columns
 /// as they are now. Consecutive inserts into one table share a multi-row INSERT (or
 /// REPLACE), which means the same inside one transaction.
-pub async fn build_changes(
+pub async fn build_changes<'c>(
     ctx: &mut Ctx,
     down: &mut Downstream,
     here: &str,
-    txn: &[RowChange],
+    txn: &[&'c RowChange],
     safe: bool,
 ) -> Result<Vec<Stmt>, RunError> {
     let mut stmts = Vec::new();
@@ -282,7 +283,8 @@ pub async fn build_changes(
             }
         };
         let target: &Table = narrow.as_deref().map_or(table, |(t, _)| t);
-        let fit = |row: &[Option<Value>]| -> Vec<Option<Value>> {
+        // Rows as they are, unless the downstream table is narrower: no copy then.
+        let fit = |row: &'c [Option<Value>]| -> Cow<'c, [Option<Value>]> {
             match narrow.as_deref() {
                 Some((_, keep)) => row
                     .iter()
@@ -290,7 +292,7 @@ pub async fn build_changes(
                     .filter(|(_, k)| **k)
                     .map(|(v, _)| v.clone())
                     .collect(),
-                None => row.to_vec(),
+                None => Cow::Borrowed(row),
             }
         };
         let bad = |e: sql::BuildError| fail(here, e);
@@ -303,7 +305,7 @@ pub async fn build_changes(
                     table: t,
                     before: None,
                     after: Some(after),
-                }) = txn.get(i)
+                }) = txn.get(i).copied()
                 {
                     if !Arc::ptr_eq(t, table)
                         || rows.len() >= MAX_ROWS_PER_INSERT
@@ -315,7 +317,7 @@ pub async fn build_changes(
                     rows.push(fit(after));
                     i += 1;
                 }
-                let refs: Vec<&[Option<Value>]> = rows.iter().map(Vec::as_slice).collect();
+                let refs: Vec<&[Option<Value>]> = rows.iter().map(|r| r.as_ref()).collect();
                 stmts.push(sql::insert(target, &refs, safe).map_err(bad)?);
                 continue;
             }

@@ -213,14 +213,20 @@ impl Mark {
         (create, seed)
     }
 
-    /// The statement that opens every transaction: row `id` of this channel, one up.
-    fn update(&self, id: u32) -> Stmt {
+    /// The statement that opens every transaction: row `id` of this channel, up by the
+    /// number of upstream transactions it applies (1 unless `txn-batch` grouped several),
+    /// so the channel's sum counts upstream transactions applied.
+    fn update(&self, id: u32, transactions: u64) -> Stmt {
         Stmt {
             sql: format!(
-                "UPDATE {} SET val = val + 1 WHERE id = ? AND channel_id = ?",
+                "UPDATE {} SET val = val + ? WHERE id = ? AND channel_id = ?",
                 self.qualified()
             ),
-            params: vec![(id as i64).into(), self.channel_id.into()],
+            params: vec![
+                transactions.into(),
+                (id as i64).into(),
+                self.channel_id.into(),
+            ],
         }
     }
 }
@@ -574,12 +580,13 @@ impl Downstream {
     pub async fn apply_txn(
         &mut self,
         stmts: &[Stmt],
+        transactions: u64,
         stamp: Option<&Stamp>,
     ) -> Result<(), DownstreamError> {
         if stmts.is_empty() {
             return Ok(());
         }
-        self.begin().await?;
+        self.begin(transactions).await?;
         self.exec(stmts).await?;
         self.commit(stamp).await
     }
@@ -587,17 +594,21 @@ impl Downstream {
     /// The apply record of a transaction ending at `position`, committed while every
     /// transaction up to `low` is committed.
     pub fn stamp(&self, position: &Position, low: &Position) -> Stamp {
-        let mut after: Vec<Position> = self
+        self.stamp_all(std::slice::from_ref(position), low)
+    }
+
+    /// The apply record of one downstream transaction applying the upstream transactions
+    /// ending at `positions` (in upstream order, at least one).
+    pub fn stamp_all(&self, positions: &[Position], low: &Position) -> Stamp {
+        let after: Vec<Position> = self
             .after
             .iter()
+            .chain(positions)
             .filter(|p| past(p, low))
             .cloned()
             .collect();
-        if past(position, low) {
-            after.push(position.clone());
-        }
         Stamp {
-            position: position.clone(),
+            position: positions.last().expect("at least one position").clone(),
             low: low.clone(),
             after,
         }
@@ -608,10 +619,15 @@ impl Downstream {
         self.after.clone_from(&stamp.after);
     }
 
-    /// Opens a transaction, marked (loopback control); [`Downstream::exec`] adds to it and
-    /// [`Downstream::commit`] ends it. Any error drops the session, which rolls it back.
-    pub async fn begin(&mut self) -> Result<(), DownstreamError> {
-        let mark = self.target.mark.as_ref().map(|m| m.update(self.worker));
+    /// Opens a transaction, marked (loopback control) for `transactions` upstream ones;
+    /// [`Downstream::exec`] adds to it and [`Downstream::commit`] ends it. Any error drops
+    /// the session, which rolls it back.
+    pub async fn begin(&mut self, transactions: u64) -> Result<(), DownstreamError> {
+        let mark = self
+            .target
+            .mark
+            .as_ref()
+            .map(|m| m.update(self.worker, transactions));
         let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;

@@ -223,8 +223,9 @@ pub struct Pool {
 
 impl Pool {
     /// Starts `count` workers, each with a session of its own to `down`'s server (writers
-    /// 1 to `count`); `low` is where the committed prefix ends now.
-    pub fn start(count: u32, ctx: &Ctx, down: &Downstream, low: Position) -> Pool {
+    /// 1 to `count`), grouping up to `batch` queued transactions into one downstream
+    /// transaction; `low` is where the committed prefix ends now.
+    pub fn start(count: u32, batch: u32, ctx: &Ctx, down: &Downstream, low: Position) -> Pool {
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::new(low, count as usize)),
             changed: watch::channel(0).0,
@@ -239,6 +240,7 @@ impl Pool {
                 down: down.for_worker(w + 1),
                 shared: Arc::clone(&shared),
                 columns_gen: 0,
+                batch: batch.max(1) as usize,
             };
             handles.push(tokio::spawn(worker.run(rx)));
         }
@@ -344,18 +346,55 @@ impl Pool {
     }
 }
 
+/// Row changes in one downstream transaction, at most, when `txn-batch` groups.
+const BATCH_ROWS: usize = 5_000;
+
 /// One worker: a downstream session applying the transactions of its queue in order.
 struct Worker {
     ctx: Ctx,
     down: Downstream,
     shared: Arc<Shared>,
     columns_gen: u64,
+    /// `txn-batch`: upstream transactions one downstream transaction may apply.
+    batch: usize,
+}
+
+/// Upstream transactions applied as one downstream transaction: their row changes in
+/// order, and where each one's end.
+struct Batch {
+    jobs: Vec<Job>,
+}
+
+impl Batch {
+    fn changes(&self) -> usize {
+        self.jobs.iter().map(|j| j.changes.len()).sum()
+    }
+
+    /// For messages: the first transaction, and how many follow.
+    fn here(&self) -> String {
+        match self.jobs.len() {
+            1 => self.jobs[0].here.clone(),
+            n => format!(
+                "{} (and the {} transactions after it)",
+                self.jobs[0].here,
+                n - 1
+            ),
+        }
+    }
 }
 
 impl Worker {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        while let Some(job) = jobs.recv().await {
-            let waits = job.wait_for.clone();
+        let mut held: Option<Job> = None;
+        loop {
+            let first = match held.take() {
+                Some(job) => job,
+                None => match jobs.recv().await {
+                    Some(job) => job,
+                    None => break,
+                },
+            };
+            let waits = first.wait_for.clone();
             if self
                 .shared
                 .wait(|p| waits.iter().all(|s| p.is_done(*s)))
@@ -364,50 +403,101 @@ impl Worker {
             {
                 break;
             }
-            if job.columns_gen != self.columns_gen {
+            if first.columns_gen != self.columns_gen {
                 self.down.forget_columns();
-                self.columns_gen = job.columns_gen;
+                self.columns_gen = first.columns_gen;
             }
-            match self.apply(&job).await {
-                Ok(()) => self.shared.update(|p| p.finish(job.seq)),
-                Err(e) => {
-                    if !matches!(e, RunError::Interrupted) {
-                        tracing::error!(error = %e, "a worker stopped");
-                    }
-                    self.shared.update(|p| {
-                        p.failed.get_or_insert(Failure::from(e));
-                    });
+            // What is queued already joins, while it needs no other wait: grouping never
+            // holds a transaction back.
+            let mut batch = Batch { jobs: vec![first] };
+            while batch.jobs.len() < self.batch {
+                let Ok(job) = jobs.try_recv() else { break };
+                let ready = {
+                    let p = self.shared.lock();
+                    job.wait_for.iter().all(|s| p.is_done(*s))
+                };
+                if ready
+                    && job.columns_gen == self.columns_gen
+                    && batch.changes() + job.changes.len() <= BATCH_ROWS
+                {
+                    batch.jobs.push(job);
+                } else {
+                    held = Some(job);
                     break;
                 }
+            }
+            let result = match self.apply(&batch).await {
+                Ok(true) => Ok(()),
+                // Refused as a group: one at a time, so the error names its transaction.
+                Ok(false) => self.apply_singly(batch.jobs).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                if !matches!(e, RunError::Interrupted) {
+                    tracing::error!(error = %e, "a worker stopped");
+                }
+                self.shared.update(|p| {
+                    p.failed.get_or_insert(Failure::from(e));
+                });
+                break;
             }
         }
     }
 
-    /// Applies one transaction with its mark and apply record, retrying transient
-    /// failures (unless the record shows the COMMIT went through), building it again
-    /// once on "unknown column", and once more after every earlier transaction is
-    /// committed on any other refusal.
-    async fn apply(&mut self, job: &Job) -> Result<(), RunError> {
-        let here = job.here.as_str();
-        let ctx = &mut self.ctx;
-        let mut stmts = build_changes(ctx, &mut self.down, here, &job.changes, job.safe).await?;
-        if stmts.is_empty() {
-            ctx.metrics.filtered();
-            return Ok(());
+    async fn apply_singly(&mut self, jobs: Vec<Job>) -> Result<(), RunError> {
+        for job in jobs {
+            let single = Batch { jobs: vec![job] };
+            self.apply(&single).await?;
         }
-        let ops = add_ops([0; 3], &job.changes);
+        Ok(())
+    }
+
+    /// Applies a batch as one downstream transaction with its mark and apply record,
+    /// retrying transient failures (unless the record shows the COMMIT went through),
+    /// building it again once on "unknown column", and once more after every earlier
+    /// transaction is committed on any other refusal. `Ok(false)`: a batch of several
+    /// was refused (nothing of it applied); a single transaction's refusal is an error.
+    /// Marks its transactions done.
+    async fn apply(&mut self, batch: &Batch) -> Result<bool, RunError> {
+        let here = batch.here();
+        let here = here.as_str();
+        let ctx = &mut self.ctx;
+        let changes: Vec<&RowChange> = batch.jobs.iter().flat_map(|j| &j.changes).collect();
+        let safe = batch.jobs.iter().any(|j| j.safe);
+        let mut stmts = build_changes(ctx, &mut self.down, here, &changes, safe).await?;
+        let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
+        let done = |shared: &Shared| shared.update(|p| seqs.iter().for_each(|s| p.finish(*s)));
+        if stmts.is_empty() {
+            for _ in &batch.jobs {
+                ctx.metrics.filtered();
+            }
+            done(&self.shared);
+            return Ok(true);
+        }
+        let applied = |ctx: &Ctx| {
+            for job in &batch.jobs {
+                ctx.applied(add_ops([0; 3], &job.changes), Some(job.timestamp));
+            }
+        };
+        let positions: Vec<Position> = batch.jobs.iter().map(|j| j.position.clone()).collect();
         let (mut refreshed, mut in_order) = (false, false);
         let mut backoff = Duration::from_millis(100);
         loop {
             let low = self.shared.lock().low.clone();
-            let stamp = self.down.stamp(&job.position, &low);
+            let stamp = self.down.stamp_all(&positions, &low);
             let started = Instant::now();
-            match self.down.apply_txn(&stmts, Some(&stamp)).await {
+            let n = batch.jobs.len() as u64;
+            match self.down.apply_txn(&stmts, n, Some(&stamp)).await {
                 Ok(()) => {
                     ctx.metrics.apply_time(started.elapsed());
-                    ctx.applied(ops, Some(job.timestamp));
-                    failpoint::hit("after-commit");
-                    return Ok(());
+                    applied(ctx);
+                    done(&self.shared);
+                    // Counted per upstream transaction: `after-commit:3` fires after the
+                    // commit that applied the third.
+                    for _ in &batch.jobs {
+                        failpoint::hit("after-commit");
+                    }
+                    return Ok(true);
                 }
                 Err(DownstreamError::Transient(reason)) => {
                     ctx.retry(
@@ -420,8 +510,9 @@ impl Worker {
                     .await?;
                     if changes::recorded_at(ctx, &mut self.down, here, &stamp).await? {
                         tracing::info!(at = %here, "the apply record shows the transaction committed before the connection was lost");
-                        ctx.applied(ops, Some(job.timestamp));
-                        return Ok(());
+                        applied(ctx);
+                        done(&self.shared);
+                        return Ok(true);
                     }
                 }
                 Err(DownstreamError::Definite {
@@ -431,19 +522,19 @@ impl Worker {
                 }) if !refreshed => {
                     tracing::warn!(at = %here, %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    stmts =
-                        build_changes(ctx, &mut self.down, here, &job.changes, job.safe).await?;
+                    stmts = build_changes(ctx, &mut self.down, here, &changes, safe).await?;
                     refreshed = true;
                 }
                 Err(DownstreamError::Definite { reason, .. }) if !in_order => {
                     tracing::info!(at = %here, %reason, "refused out of upstream order; applying it again once every earlier transaction is committed");
                     in_order = true;
-                    let seq = job.seq;
+                    let first = seqs[0];
                     self.shared
-                        .wait(|p| p.open.first_key_value().is_none_or(|(s, _)| *s >= seq))
+                        .wait(|p| p.open.first_key_value().is_none_or(|(s, _)| *s >= first))
                         .await
                         .map_err(RunError::from)?;
                 }
+                Err(_) if batch.jobs.len() > 1 => return Ok(false),
                 Err(e) => return Err(fail(here, e)),
             }
         }
