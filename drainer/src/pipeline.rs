@@ -1,12 +1,18 @@
-//! One direction, end to end: read upstream transactions, filter, decode, apply each as one
-//! downstream transaction, and checkpoint.
+//! One direction, end to end: read upstream transactions, filter, decode, hand each to a
+//! parallel worker (or apply it on this session), and checkpoint.
 //!
-//! - Exactly once: every downstream transaction also writes the apply record (the
-//!   upstream position after it; see [`crate::apply::downstream`]) before its COMMIT. The
-//!   RocksDB checkpoint moves only after the downstream COMMIT of the transaction it names
-//!   (batched by `checkpoint-interval-ms`, at once after DDL, and at shutdown), so it may
-//!   lag; at start the drainer resumes after whichever of the two is further. A process
-//!   that died after a downstream commit and before the checkpoint write therefore reads
+//! - Parallel apply ([`crate::apply::workers`]): a plain DML transaction goes to one of
+//!   `worker-count` workers, chosen by the keys its rows touch, in causal order; DDL, a
+//!   streamed transaction, and anything else applied on this session first waits until
+//!   every worker is idle. Every upstream transaction read takes its place in the
+//!   committed prefix (dropped and filtered ones at once).
+//! - Exactly once: every downstream transaction also writes its writer's apply record
+//!   (see [`crate::apply::downstream`]) before its COMMIT. The RocksDB checkpoint holds
+//!   the committed prefix's end (the low watermark), saved every `checkpoint-interval-ms`,
+//!   at once after DDL, and at shutdown, so it may lag; at start the drainer resumes
+//!   after whichever of the checkpoint and the records' furthest watermark is further,
+//!   and passes over the transactions the records list past it (workers commit out of
+//!   upstream order). A process that died after a downstream commit therefore applies
 //!   nothing twice; one that died before the commit lost nothing (the server rolled the
 //!   transaction back).
 //! - A transient downstream failure (lost connection, deadlock, lock wait timeout) retries
@@ -58,7 +64,7 @@ use crate::apply::downstream::{
     order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
 };
 use crate::apply::sql::Stmt;
-use crate::apply::workers::{Job, Pool};
+use crate::apply::workers::{links, Job, Pool};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
@@ -647,6 +653,7 @@ impl Run<'_> {
         }
         if tables_change {
             self.columns_gen += 1;
+            self.refresh_links().await?;
         }
         failpoint::hit("after-commit");
         self.committed(position, timestamp, ddl_not_run, had_ddl)
@@ -686,6 +693,7 @@ impl Run<'_> {
         let had_ddl = std::mem::take(&mut self.ddl_ran);
         if std::mem::take(&mut self.tables_change) {
             self.columns_gen += 1;
+            self.refresh_links().await?;
         }
         self.committed(position, timestamp, ddl_not_run, had_ddl)
     }
@@ -781,6 +789,38 @@ impl Run<'_> {
                     self.down.forget_columns();
                     stmts = self.build(changes, safe).await?;
                     refreshed = true;
+                }
+                Err(e) => return Err(self.here_fail(e)),
+            }
+        }
+    }
+
+    /// Reads the downstream's foreign keys for the workers' conflict keys (at start, and
+    /// after every transaction that changes tables).
+    async fn refresh_links(&mut self) -> Result<(), RunError> {
+        let mut schemas: Vec<String> = self
+            .history
+            .catalog()
+            .tables
+            .keys()
+            .map(|(schema, _)| schema.clone())
+            .collect();
+        schemas.dedup();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.down.foreign_keys(&schemas).await {
+                Ok(fks) => {
+                    self.pool.set_links(links(&fks));
+                    return Ok(());
+                }
+                Err(DownstreamError::Transient(reason)) => {
+                    self.retry(
+                        Retry::Columns,
+                        "cannot read the downstream's foreign keys yet; retrying",
+                        &reason,
+                        &mut backoff,
+                    )
+                    .await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -1060,6 +1100,10 @@ pub async fn run(
         stop: stop.clone(),
         partial: to.sync_mode == 2,
     };
+    // Every writer lists the transactions committed past the watermark before this
+    // start until the watermark passes them: a writer's next record replaces its row,
+    // and a second crash must still find them.
+    down.seed_after(&applied_past);
     let pool = Pool::start(
         config.syncer.worker_count,
         config.syncer.txn_batch,
@@ -1100,6 +1144,11 @@ pub async fn run(
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
+    match run.refresh_links().await {
+        Ok(()) => {}
+        Err(RunError::Interrupted) => return Ok(()),
+        Err(e) => return Err(e),
+    }
     let outcome = async { loop {
         let event = tokio::select! {
             biased;
@@ -1163,8 +1212,11 @@ pub async fn run(
             TxnEvent::Idle { position } => {
                 if run.txn.is_empty() {
                     run.idle = true;
+                    // Not under the status lock: the workers take the two locks the
+                    // other way round.
+                    let idle = run.pool.idle();
                     let mut s = run.ctx.status.lock();
-                    s.caught_up = run.pool.idle();
+                    s.caught_up = idle;
                     s.upstream = Some(position.clone());
                     drop(s);
                     run.pool.pass(position);

@@ -52,9 +52,12 @@ pub struct Snapshot {
     pub checkpoint: Option<Position>,
     /// Upstream commit time (unix seconds) of the last transaction applied or dropped.
     pub last_commit: Option<u32>,
+    /// Upstream commit time of the oldest transaction handed to the workers and not yet
+    /// committed downstream (`None`: none in flight).
+    pub pending_since: Option<u32>,
     /// The upstream had nothing more to send at the last look (a heartbeat came).
     pub caught_up: bool,
-    /// Downstream transactions committed.
+    /// Upstream transactions applied (the growth of the channel's mark counter).
     pub applied: u64,
     /// Upstream transactions dropped because they carry this channel's mark.
     pub loops_dropped: u64,
@@ -126,6 +129,7 @@ impl Status {
                 upstream: None,
                 checkpoint: None,
                 last_commit: None,
+                pending_since: None,
                 caught_up: false,
                 applied: 0,
                 loops_dropped: 0,
@@ -169,7 +173,8 @@ impl Status {
             return Some(0);
         }
         snapshot
-            .last_commit
+            .pending_since
+            .or(snapshot.last_commit)
             .map(|t| now.saturating_sub(u64::from(t)))
     }
 

@@ -211,9 +211,19 @@ impl MariaDb {
 
     /// A new connection as `root`.
     pub async fn conn(&self) -> Result<Conn, HarnessError> {
-        Conn::new(self.root_opts())
-            .await
-            .map_err(|e| self.sql_error("connect", e))
+        // A loaded machine (many servers, drainers with many workers) may reset a
+        // connection while it is being set up: try again a few times.
+        let mut attempt = 0;
+        loop {
+            match Conn::new(self.root_opts()).await {
+                Ok(conn) => return Ok(conn),
+                Err(mysql_async::Error::Io(_)) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(self.sql_error("connect", e)),
+            }
+        }
     }
 
     /// Runs statements as `root`, one after another.
@@ -296,6 +306,10 @@ impl MariaDb {
             format!("--socket={}", dir.join("mariadbd.sock").display()),
             format!("--pid-file={}", dir.join("mariadbd.pid").display()),
             format!("--log-error={}", dir.join("error.log").display()),
+            // Its own: at start mariadbd deletes every `#sql*` file in its tmpdir, which
+            // in a shared /tmp are the temporary tables of the servers already running
+            // (they then fail queries, or crash).
+            format!("--tmpdir={}", dir.join("tmp").display()),
             "--skip-name-resolve".to_owned(),
             format!("--server-id={}", self.server_id),
             format!("--gtid-domain-id={}", self.gtid_domain_id),
@@ -317,6 +331,8 @@ impl MariaDb {
 
     /// Spawns `mariadbd` and waits until it accepts a login.
     async fn launch(&mut self) -> Result<(), HarnessError> {
+        std::fs::create_dir_all(self.dir.path().join("tmp"))
+            .map_err(|e| HarnessError::io("create tmp", e))?;
         let log = File::create(self.dir.path().join("mariadbd.out"))
             .map_err(|e| HarnessError::io("create mariadbd.out", e))?;
         let log2 = log
@@ -414,6 +430,19 @@ impl MariaDb {
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
+        // A server that died on its own (a crash) leaves its story in the error log:
+        // shown, since the directory goes away.
+        if let Some(child) = &mut self.child {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = self.error_log();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!(
+                    "mariadbd (server_id {}) exited on its own ({status}); its error log ends:\n{}",
+                    self.server_id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
         self.kill();
         if std::env::var_os("DRAINER_KEEP_TEST_DIRS").is_some() {
             let dir = std::mem::replace(

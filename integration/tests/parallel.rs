@@ -1,6 +1,6 @@
 //! Parallel apply keeps the upstream order of transactions that touch the same row (by
-//! primary key or by a unique key, in the before or the after image), while independent
-//! ones spread over the workers. The workload is written while no drainer runs, so the
+//! primary key or by a unique key, in the before or the after image) or rows linked by a
+//! foreign key, while independent ones spread over the workers. The workload is written while no drainer runs, so the
 //! drainer starts with a backlog and every worker is busy at once.
 
 use std::time::Duration;
@@ -21,6 +21,8 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
         "SELECT CONCAT_WS(' ', 'kv', id, v) FROM app.kv ORDER BY id",
         "SELECT CONCAT_WS(' ', 'slot', id, IFNULL(owner, '-')) FROM app.slot ORDER BY id",
         "SELECT CONCAT_WS(' ', 'other', COUNT(*), SUM(v)) FROM app.other",
+        "SELECT CONCAT_WS(' ', 'parent', COUNT(*), IFNULL(SUM(id), 0)) FROM app.parent",
+        "SELECT CONCAT_WS(' ', 'child', COUNT(*), IFNULL(SUM(id), 0)) FROM app.child",
     ] {
         let rows: Vec<String> = server.query(sql).await.map_err(|e| e.to_string())?;
         out.extend(rows);
@@ -37,6 +39,10 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
         "CREATE TABLE app.kv (id INT PRIMARY KEY, v VARCHAR(40) NOT NULL)".to_owned(),
         "CREATE TABLE app.slot (id INT PRIMARY KEY, owner INT NULL, UNIQUE KEY (owner))".to_owned(),
         "CREATE TABLE app.other (id INT PRIMARY KEY, v INT NOT NULL)".to_owned(),
+        "CREATE TABLE app.parent (id INT PRIMARY KEY) ENGINE=InnoDB".to_owned(),
+        "CREATE TABLE app.child (id INT PRIMARY KEY, parent_id INT NOT NULL, \
+         FOREIGN KEY (parent_id) REFERENCES app.parent (id)) ENGINE=InnoDB"
+            .to_owned(),
     ];
     setup.extend((0..KEYS).map(|k| format!("INSERT INTO app.kv VALUES ({k}, 'start')")));
     setup.extend((0..SLOTS).map(|s| format!("INSERT INTO app.slot VALUES ({s}, NULL)")));
@@ -62,6 +68,13 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
             // of the first, the after image of the second) links the two.
             "UPDATE app.slot SET owner = NULL WHERE owner = 7".to_owned(),
             format!("UPDATE app.slot SET owner = 7 WHERE id = {s}"),
+            // A parent and its child come and go: only the foreign key links the
+            // child's rows to the parent's (a child inserted after its parent is gone,
+            // or a parent deleted before its child, is refused downstream).
+            format!("INSERT INTO app.parent VALUES ({i})"),
+            format!("INSERT INTO app.child VALUES ({i}, {i})"),
+            format!("DELETE FROM app.child WHERE id = {i}"),
+            format!("DELETE FROM app.parent WHERE id = {i}"),
         ] {
             a.exec(&[&sql]).await.unwrap();
             written += 1;

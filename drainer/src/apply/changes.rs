@@ -137,8 +137,9 @@ impl Ctx {
         }
     }
 
-    /// Counts a downstream transaction committed with the row changes `ops` (inserts,
-    /// updates, deletes); `timestamp` is its upstream commit time.
+    /// Counts an upstream transaction applied with the row changes `ops` (inserts,
+    /// updates, deletes); `timestamp` is its upstream commit time. (A transaction cut by
+    /// DDL counts once per downstream piece.)
     pub fn applied(&self, ops: [u64; 3], timestamp: Option<u32>) {
         let mut s = self.status.lock();
         s.applied += 1;

@@ -74,7 +74,7 @@ impl ApplyRecord {
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (channel_id BIGINT NOT NULL, \
                  source VARCHAR(255) NOT NULL, worker INT NOT NULL DEFAULT 0, \
-                 position TEXT NOT NULL, low_watermark TEXT NULL, applied_after TEXT NULL, \
+                 position TEXT NOT NULL, low_watermark TEXT NULL, applied_after MEDIUMTEXT NULL, \
                  updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) \
                  ON UPDATE CURRENT_TIMESTAMP(6), PRIMARY KEY (channel_id, source, worker)) \
                  ENGINE=InnoDB",
@@ -89,7 +89,7 @@ impl ApplyRecord {
         format!(
             "ALTER TABLE {} ADD COLUMN worker INT NOT NULL DEFAULT 0 AFTER source, \
              ADD COLUMN low_watermark TEXT NULL AFTER position, \
-             ADD COLUMN applied_after TEXT NULL AFTER low_watermark, \
+             ADD COLUMN applied_after MEDIUMTEXT NULL AFTER low_watermark, \
              DROP PRIMARY KEY, ADD PRIMARY KEY (channel_id, source, worker)",
             self.qualified()
         )
@@ -303,6 +303,9 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_FAILURES: u32 = 3;
 
+/// Prepared statements kept per session (the server allows 16,382 in all by default).
+const STMT_CACHE: usize = 256;
+
 /// How long connecting and setting up a session may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -399,9 +402,12 @@ impl Downstream {
         Self::writer(Arc::new(target), 0)
     }
 
-    /// A session to the same server for writer `worker`.
+    /// A session to the same server for writer `worker` (listing what this one lists
+    /// past the watermark).
     pub fn for_worker(&self, worker: u32) -> Self {
-        Self::writer(Arc::clone(&self.target), worker)
+        let mut down = Self::writer(Arc::clone(&self.target), worker);
+        down.after = self.after.clone();
+        down
     }
 
     fn writer(target: Arc<Target>, worker: u32) -> Self {
@@ -446,6 +452,10 @@ impl Downstream {
             .pass(Some(t.password.as_str()))
             .prefer_socket(false)
             .max_allowed_packet(Some(1 << 30))
+            // Prepared statements are cached per connection by their text (one per table
+            // and change shape, and per row count of a multi-row INSERT): room for the
+            // shapes of many tables, so a busy worker does not prepare them again.
+            .stmt_cache_size(Some(STMT_CACHE))
             // Long DDL (an index on a big table) must not hit a read timeout: none set;
             // a dead link is found by keepalives and the probes of `watched`.
             .wait_timeout(Some(28_800))
@@ -612,6 +622,12 @@ impl Downstream {
             low: low.clone(),
             after,
         }
+    }
+
+    /// Transactions committed past the watermark before this start (by any writer): this
+    /// writer's records list them too, until the watermark passes them.
+    pub fn seed_after(&mut self, positions: &[Position]) {
+        self.after = positions.to_vec();
     }
 
     /// Takes `stamp` as this writer's recorded state: its transaction committed.
@@ -923,6 +939,48 @@ impl Downstream {
             .collect();
         self.columns.insert(key, names.clone());
         Ok(names)
+    }
+
+    /// The foreign keys of the downstream's tables in `schemas`: (child schema, child
+    /// table, parent schema, parent table) each.
+    ///
+    /// One query per schema, each naming it: the server opens only that schema's tables
+    /// (a scan of every schema would open every table and view there is, `sys` included).
+    pub async fn foreign_keys(
+        &mut self,
+        schemas: &[String],
+    ) -> Result<Vec<(String, String, String, String)>, DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let sql = "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, \
+                   REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                   WHERE CONSTRAINT_SCHEMA = ?";
+        type Row = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+        let rows: Vec<Row> = match watched(&target, session, async {
+            let mut rows = Vec::new();
+            for schema in schemas {
+                let found: Vec<Row> = conn
+                    .exec(sql, (schema.as_str(),))
+                    .await
+                    .map_err(|e| classify(sql, e))?;
+                rows.extend(found);
+            }
+            Ok(rows)
+        })
+        .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.reset();
+                return Err(e);
+            }
+        };
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Ok(rows
+            .into_iter()
+            .map(|(a, b, c, d)| (text(a), text(b), text(c), text(d)))
+            .collect())
     }
 
     /// Forgets cached downstream columns (after DDL, or an "unknown column" error).

@@ -12,10 +12,15 @@
 //!   for the conflicting transactions in flight on other workers; one that conflicts with
 //!   nothing goes to the least loaded worker. Each transaction stays one marked downstream
 //!   transaction with its apply record.
-//! - **What the keys cannot see** (a foreign key between tables, a collation that makes
-//!   other values equal) shows as an error of the downstream: the worker then waits until
-//!   every earlier transaction is committed and applies it once more, so the error stands
-//!   only if it would have come in upstream order too.
+//! - **Foreign keys** of the downstream link tables: a change of a child table names its
+//!   parent table, and a change of a parent table names itself, so transactions on
+//!   linked tables keep their order ([`Pool::set_links`], read at start and after DDL).
+//! - **What the keys cannot see** (a collation that makes other than ASCII-case
+//!   variants equal, a unique key the downstream has and the upstream lacks) shows as an
+//!   error of the downstream when an earlier transaction runs late: the worker then
+//!   waits until every earlier transaction is committed and applies it once more. An
+//!   error that a *later* transaction caused by running early stands, and stops the
+//!   drainer (nothing is lost: the next start applies from the watermark).
 //! - **Progress.** Every upstream transaction read gets a sequence number; the low
 //!   watermark is the position after the last transaction of the committed prefix. Only
 //!   it is checkpointed, and every apply record carries it with the transactions its
@@ -38,6 +43,7 @@ use super::downstream::{Downstream, DownstreamError};
 use crate::failpoint;
 use crate::metrics::Retry;
 use crate::pipeline::RunError;
+use crate::status::Status;
 
 /// Transactions queued per worker before the reader waits.
 const QUEUE: usize = 64;
@@ -45,6 +51,41 @@ const QUEUE: usize = 64;
 /// Keys remembered for conflict detection before the ones of finished transactions are
 /// dropped.
 const MAX_KEYS: usize = 1 << 18;
+
+/// Transactions in flight past the watermark, at most: the apply records list the ones
+/// committed past it, so one transaction held back (a lock wait) must not let the
+/// others run arbitrarily far ahead.
+const MAX_AHEAD: usize = 1024;
+
+/// Per table (lower-case schema and name): the keys its foreign keys add to every change.
+pub type Links = HashMap<(String, String), Vec<u64>>;
+
+/// [`Links`] of the downstream's foreign keys: (child schema, child table, parent schema,
+/// parent table) each.
+pub fn links(foreign_keys: &[(String, String, String, String)]) -> Links {
+    let key = |schema: &str, table: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        "foreign key parent".hash(&mut h);
+        schema.to_ascii_lowercase().hash(&mut h);
+        table.to_ascii_lowercase().hash(&mut h);
+        h.finish()
+    };
+    let mut links = Links::new();
+    let mut add = |schema: &str, table: &str, k: u64| {
+        let entry = links
+            .entry((schema.to_ascii_lowercase(), table.to_ascii_lowercase()))
+            .or_default();
+        if !entry.contains(&k) {
+            entry.push(k);
+        }
+    };
+    for (cs, ct, ps, pt) in foreign_keys {
+        let k = key(ps, pt);
+        add(cs, ct, k);
+        add(ps, pt, k);
+    }
+    links
+}
 
 /// One upstream transaction for a worker.
 pub struct Job {
@@ -122,6 +163,8 @@ struct Progress {
     /// Transactions not yet part of the committed prefix: position after each, the
     /// worker applying it (none: nothing to apply), whether it is done.
     open: BTreeMap<u64, (Position, Option<usize>, bool)>,
+    /// Upstream commit times of the transactions handed to workers, while in flight.
+    times: BTreeMap<u64, u32>,
     /// After the last transaction of the committed prefix.
     low: Position,
     /// Transactions in flight per worker.
@@ -134,6 +177,7 @@ impl Progress {
         Progress {
             next: 0,
             open: BTreeMap::new(),
+            times: BTreeMap::new(),
             low,
             load: vec![0; workers],
             failed: None,
@@ -158,6 +202,7 @@ impl Progress {
     }
 
     fn finish(&mut self, seq: u64) {
+        self.times.remove(&seq);
         if let Some((_, worker, done)) = self.open.get_mut(&seq) {
             *done = true;
             if let Some(w) = worker.take() {
@@ -176,6 +221,8 @@ impl Progress {
 /// What the pipeline and the workers share.
 struct Shared {
     progress: Mutex<Progress>,
+    /// Where the oldest transaction in flight shows (its upstream commit time: the lag).
+    status: Arc<Status>,
     /// Bumped on every change of `progress`: waits look again then.
     changed: watch::Sender<u64>,
 }
@@ -186,7 +233,13 @@ impl Shared {
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Progress) -> R) -> R {
-        let r = f(&mut self.lock());
+        let (r, oldest) = {
+            let mut p = self.lock();
+            let r = f(&mut p);
+            (r, p.times.values().next().copied())
+        };
+        // Not under the progress lock: the pipeline takes the two the other way round.
+        self.status.lock().pending_since = oldest;
         self.changed.send_modify(|g| *g = g.wrapping_add(1));
         r
     }
@@ -219,6 +272,8 @@ pub struct Pool {
     handles: Vec<JoinHandle<()>>,
     /// Key → the last transaction that named it, and its worker.
     keys: HashMap<u64, (u64, usize)>,
+    /// The keys the downstream's foreign keys add.
+    links: Links,
 }
 
 impl Pool {
@@ -228,6 +283,7 @@ impl Pool {
     pub fn start(count: u32, batch: u32, ctx: &Ctx, down: &Downstream, low: Position) -> Pool {
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::new(low, count as usize)),
+            status: Arc::clone(&ctx.status),
             changed: watch::channel(0).0,
         });
         let mut queues = Vec::new();
@@ -242,14 +298,31 @@ impl Pool {
                 columns_gen: 0,
                 batch: batch.max(1) as usize,
             };
-            handles.push(tokio::spawn(worker.run(rx)));
+            // A panic must not leave the pipeline waiting for this worker forever.
+            let watch = Arc::clone(&shared);
+            handles.push(tokio::spawn(async move {
+                if let Err(e) = tokio::spawn(worker.run(rx)).await {
+                    watch.update(|p| {
+                        p.failed.get_or_insert(Failure::Apply {
+                            at: format!("worker {}", w + 1),
+                            reason: format!("the worker stopped unexpectedly: {e}"),
+                        });
+                    });
+                }
+            }));
         }
         Pool {
             shared,
             queues,
             handles,
             keys: HashMap::new(),
+            links: Links::new(),
         }
+    }
+
+    /// The downstream's foreign keys as they are now (see [`links`]).
+    pub fn set_links(&mut self, links: Links) {
+        self.links = links;
     }
 
     /// After the last transaction of the committed prefix.
@@ -274,7 +347,11 @@ impl Pool {
     /// Hands `job` to a worker chosen by the keys its rows name (see the module note);
     /// waits while that worker's queue is full.
     pub async fn dispatch(&mut self, mut job: Job) -> Result<(), RunError> {
-        let keys = keys_of(&job.changes);
+        self.shared
+            .wait(|p| p.open.len() < MAX_AHEAD)
+            .await
+            .map_err(RunError::from)?;
+        let keys = keys_of(&job.changes, &self.links);
         let (worker, seq) = {
             let mut p = self.shared.lock();
             if let Some(f) = &p.failed {
@@ -302,9 +379,10 @@ impl Pool {
                 .map(|(seq, _)| *seq)
                 .collect();
             let seq = p.open(job.position.clone(), Some(worker));
+            p.times.insert(seq, job.timestamp);
             (worker, seq)
         };
-        self.shared.changed.send_modify(|g| *g = g.wrapping_add(1));
+        self.shared.update(|_| ());
         job.seq = seq;
         for k in keys {
             self.keys.insert(k, (seq, worker));
@@ -500,6 +578,11 @@ impl Worker {
                     return Ok(true);
                 }
                 Err(DownstreamError::Transient(reason)) => {
+                    if self.shared.lock().failed.is_some() {
+                        // Another worker stopped the drainer: this one is left for the
+                        // next start.
+                        return Err(RunError::Interrupted);
+                    }
                     ctx.retry(
                         here,
                         Retry::Transaction,
@@ -570,7 +653,7 @@ fn hash_value(h: &mut impl Hasher, value: &Option<Value>) {
 }
 
 /// The conflict keys of a transaction's row changes (see the module note).
-pub fn keys_of(changes: &[RowChange]) -> Vec<u64> {
+pub fn keys_of(changes: &[RowChange], links: &Links) -> Vec<u64> {
     // Per table: the column positions of its primary and unique keys.
     let mut layouts: Vec<(&Arc<Table>, Vec<Vec<usize>>)> = Vec::new();
     let mut keys = Vec::with_capacity(changes.len() * 2);
@@ -586,6 +669,15 @@ pub fn keys_of(changes: &[RowChange]) -> Vec<u64> {
             }
         };
         let table = &change.table;
+        if !links.is_empty() {
+            let name = (
+                table.schema.to_ascii_lowercase(),
+                table.name.to_ascii_lowercase(),
+            );
+            if let Some(k) = links.get(&name) {
+                keys.extend(k);
+            }
+        }
         let base = |h: &mut std::collections::hash_map::DefaultHasher| {
             table.schema.to_ascii_lowercase().hash(h);
             table.name.to_ascii_lowercase().hash(h);

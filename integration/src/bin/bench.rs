@@ -87,6 +87,33 @@ enum Bench {
         /// The drainer's `worker-count` and the native replica's `slave_parallel_threads`.
         #[arg(long, default_value_t = 4)]
         workers: u32,
+        /// The drainer's `txn-batch` (1: every upstream transaction its own downstream
+        /// one, as the native replica applies them).
+        #[arg(long, default_value_t = conf::DEFAULT_TXN_BATCH)]
+        txn_batch: u32,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Replication lag at a fixed upstream rate: drainer against a native MariaDB replica.
+    Steady {
+        /// The sysbench workload, run at `--rate` transactions per second.
+        #[arg(long, default_value = "oltp_write_only")]
+        workload: String,
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 4)]
+        tables: u32,
+        #[arg(long, default_value_t = 10_000)]
+        table_size: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        threads: u32,
+        #[arg(long, default_value_t = 4)]
+        workers: u32,
+        #[arg(long, default_value_t = conf::DEFAULT_TXN_BATCH)]
+        txn_batch: u32,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -111,6 +138,29 @@ fn main() {
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
         Bench::BigTxn { rows, json } => runtime.block_on(big_txn(rows, json.as_deref())),
+        Bench::Steady {
+            workload,
+            rate,
+            tables,
+            table_size,
+            seconds,
+            threads,
+            workers,
+            txn_batch,
+            json,
+        } => runtime.block_on(steady(
+            &workload,
+            rate,
+            Workload {
+                tables,
+                table_size,
+                seconds,
+                threads,
+                workers,
+                txn_batch,
+            },
+            json.as_deref(),
+        )),
         Bench::Replication {
             workloads,
             tables,
@@ -118,6 +168,7 @@ fn main() {
             seconds,
             threads,
             workers,
+            txn_batch,
             json,
         } => runtime.block_on(replication(
             Workload {
@@ -126,6 +177,7 @@ fn main() {
                 seconds,
                 threads,
                 workers,
+                txn_batch,
             },
             &workloads,
             json.as_deref(),
@@ -501,6 +553,7 @@ struct Workload {
     seconds: u64,
     threads: u32,
     workers: u32,
+    txn_batch: u32,
 }
 
 /// One workload's catch-up figures.
@@ -512,6 +565,8 @@ struct CatchUp {
     drainer_cpu: f64,
     drainer_peak: u64,
     native_wall: Duration,
+    /// Transient failures the drainer retried (deadlocks between workers, mostly).
+    retries: u64,
 }
 
 /// Runs `sysbench <workload> <action>` against `server`, database `sbtest`.
@@ -521,12 +576,24 @@ fn sysbench(
     action: &str,
     shape: Workload,
 ) -> Result<String, Box<dyn std::error::Error>> {
+    sysbench_with((server.host(), server.port()), workload, action, shape, &[])
+}
+
+/// [`sysbench`] against `(host, port)`, with more options (`--rate=…`).
+fn sysbench_with(
+    (host, port): (&str, u16),
+    workload: &str,
+    action: &str,
+    shape: Workload,
+    extra: &[String],
+) -> Result<String, Box<dyn std::error::Error>> {
     let output = Command::new("sysbench")
         .arg(workload)
+        .args(extra)
         .args([
             "--db-driver=mysql",
-            &format!("--mysql-host={}", server.host()),
-            &format!("--mysql-port={}", server.port()),
+            &format!("--mysql-host={host}"),
+            &format!("--mysql-port={port}"),
             "--mysql-user=root",
             "--mysql-password=",
             "--mysql-db=sbtest",
@@ -609,6 +676,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     config.syncer.loopback_control = true;
     config.syncer.channel_id = 1;
     config.syncer.worker_count = shape.workers;
+    config.syncer.txn_batch = shape.txn_batch;
     config.syncer.safe_mode_after_start_s = 0;
     let mut drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
     up.exec(&["CREATE DATABASE sbtest"]).await?;
@@ -670,7 +738,13 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
         .iter()
         .filter_map(|op| integration::sample(&samples, "drainer_rows_total", &[("op", op)]))
         .sum::<f64>() as u64;
+    let retries = samples
+        .iter()
+        .filter(|s| s.name == "drainer_retries_total")
+        .map(|s| s.value)
+        .sum::<f64>() as u64;
     Ok(CatchUp {
+        retries,
         workload: workload.to_owned(),
         transactions,
         rows,
@@ -692,18 +766,18 @@ async fn replication(
     }
     println!(
         "catch-up after {} s of sysbench ({} threads, {} tables x {} rows); native replica \
-         slave_parallel_threads = {}, drainer worker-count = {} (applies with one worker: \
-         parallel apply is not built yet); targets with {}",
+         slave_parallel_threads = {}, drainer worker-count = {} txn-batch = {}; targets with {}",
         shape.seconds,
         shape.threads,
         shape.tables,
         shape.table_size,
         shape.workers,
         shape.workers,
+        shape.txn_batch,
         TARGET_ARGS.join(" ")
     );
     println!(
-        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>7}",
+        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>7}",
         "workload",
         "txns",
         "rows",
@@ -711,8 +785,10 @@ async fn replication(
         "txn/s",
         "drainer s",
         "txn/s",
+        "rows/s",
         "cpu s",
         "RSS MiB",
+        "retries",
         "ratio"
     );
     let mut entries = Vec::new();
@@ -726,30 +802,267 @@ async fn replication(
         let mib = r.drainer_peak as f64 / (1 << 20) as f64;
         println!(
             "{:<18} {:>8} {:>9} {native_s:>10.2} {native_tps:>10.0} {drainer_s:>10.2} \
-             {drainer_tps:>10.0} {:>8.2} {mib:>9.1} {ratio:>7.2}",
-            r.workload, r.transactions, r.rows, r.drainer_cpu,
-        );
-        entries.push(format!(
-            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+             {drainer_tps:>10.0} {:>10.0} {:>8.2} {mib:>9.1} {:>8} {ratio:>7.2}",
             r.workload,
             r.transactions,
             r.rows,
             r.rows as f64 / drainer_s,
             r.drainer_cpu,
-            r.drainer_peak
+            r.retries,
+        );
+        entries.push(format!(
+            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{},"retries":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+            r.workload,
+            r.transactions,
+            r.rows,
+            r.rows as f64 / drainer_s,
+            r.drainer_cpu,
+            r.drainer_peak,
+            r.retries
         ));
     }
     if let Some(path) = json {
         let text = format!(
-            r#"{{"bench":"replication","seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"drainer_workers_used":1,"results":[{}]}}"#,
+            r#"{{"bench":"replication","seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"results":[{}]}}"#,
             shape.seconds,
             shape.threads,
             shape.tables,
             shape.table_size,
             shape.workers,
+            shape.txn_batch,
             entries.join(",")
         );
         std::fs::write(path, text + "\n")?;
     }
     Ok(())
+}
+
+/// One applier's lag under a steady upstream rate.
+struct Steady {
+    applier: &'static str,
+    /// Transactions per second sysbench achieved upstream.
+    upstream_tps: f64,
+    /// Heartbeats, and their lag from the upstream commit to visible on the target.
+    lags: Vec<Duration>,
+}
+
+impl Steady {
+    fn percentile(&self, p: f64) -> f64 {
+        let i = ((self.lags.len() as f64 * p) as usize).min(self.lags.len() - 1);
+        self.lags[i].as_secs_f64() * 1e3
+    }
+}
+
+/// How often the heartbeat row is updated upstream, and the target polled for it.
+const HEARTBEAT: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(5);
+
+/// `bench steady`: per applier (native replica, then drainer; never both at once), fresh
+/// servers, the applier following from the start; sysbench `--rate` runs upstream for
+/// `--seconds` while a heartbeat row is updated every 100 ms; the target is polled every
+/// 5 ms, and each heartbeat's lag is the time from its upstream commit to the first poll
+/// that sees it.
+async fn steady(
+    workload: &str,
+    rate: u32,
+    shape: Workload,
+    json: Option<&Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut results = Vec::new();
+    for applier in ["native", "drainer"] {
+        results.push(steady_one(applier, workload, rate, shape).await?);
+    }
+    println!(
+        "lag at a steady {rate} txn/s of {workload} for {} s ({} threads, {} tables x {} rows); \
+         native replica slave_parallel_threads = {}, drainer worker-count = {} txn-batch = {}; \
+         targets with {}; heartbeat every {} ms, polled every {} ms",
+        shape.seconds,
+        shape.threads,
+        shape.tables,
+        shape.table_size,
+        shape.workers,
+        shape.workers,
+        shape.txn_batch,
+        TARGET_ARGS.join(" "),
+        HEARTBEAT.as_millis(),
+        POLL.as_millis()
+    );
+    println!(
+        "{:<10} {:>12} {:>11} {:>10} {:>10} {:>10}",
+        "applier", "upstream/s", "heartbeats", "p50 ms", "p99 ms", "max ms"
+    );
+    let mut entries = Vec::new();
+    for r in &results {
+        let (p50, p99, max) = (r.percentile(0.5), r.percentile(0.99), r.percentile(1.0));
+        println!(
+            "{:<10} {:>12.0} {:>11} {p50:>10.1} {p99:>10.1} {max:>10.1}",
+            r.applier,
+            r.upstream_tps,
+            r.lags.len()
+        );
+        entries.push(format!(
+            r#"{{"applier":"{}","upstream_txn_per_s":{:.1},"heartbeats":{},"lag_ms":{{"p50":{p50:.2},"p99":{p99:.2},"max":{max:.2}}}}}"#,
+            r.applier,
+            r.upstream_tps,
+            r.lags.len()
+        ));
+    }
+    let ratio = results[1].percentile(0.99) / results[0].percentile(0.99);
+    println!("ratio drainer / native (p99 lag): {ratio:.2}");
+    if let Some(path) = json {
+        let text = format!(
+            r#"{{"bench":"steady","workload":"{workload}","rate":{rate},"seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"results":[{}],"ratio_p99":{ratio:.3}}}"#,
+            shape.seconds,
+            shape.threads,
+            shape.tables,
+            shape.table_size,
+            shape.workers,
+            shape.txn_batch,
+            entries.join(",")
+        );
+        std::fs::write(path, text + "\n")?;
+    }
+    Ok(())
+}
+
+async fn steady_one(
+    applier: &'static str,
+    workload: &str,
+    rate: u32,
+    shape: Workload,
+) -> Result<Steady, Box<dyn std::error::Error>> {
+    use mysql_async::prelude::Queryable;
+
+    eprintln!("{applier}: starting two servers …");
+    let mut target_args: Vec<String> = TARGET_ARGS.iter().map(|a| a.to_string()).collect();
+    if applier == "native" {
+        target_args.push(format!("--slave-parallel-threads={}", shape.workers));
+    }
+    let mut builder = MariaDb::builder();
+    for a in target_args {
+        builder = builder.arg(a);
+    }
+    let (up, target) = tokio::join!(MariaDb::start(), builder.start());
+    let (up, target) = (up?, target?);
+    let dir = tempfile::tempdir()?;
+    let mut drainer = None;
+    if applier == "native" {
+        replicate_natively(&target, &up).await?;
+    } else {
+        let mut config = config_for(&up, &target, dir.path())?;
+        config.syncer.loopback_control = true;
+        config.syncer.channel_id = 1;
+        config.syncer.worker_count = shape.workers;
+        config.syncer.txn_batch = shape.txn_batch;
+        config.syncer.safe_mode_after_start_s = 0;
+        drainer = Some(integration::replicating(&config, Duration::from_secs(120)).await?);
+    }
+    up.exec(&[
+        "CREATE DATABASE sbtest",
+        "CREATE DATABASE bench",
+        "CREATE TABLE bench.heartbeat (id INT PRIMARY KEY, n BIGINT NOT NULL)",
+        "INSERT INTO bench.heartbeat VALUES (1, 0)",
+    ])
+    .await?;
+    eprintln!("{applier}: sysbench prepare …");
+    sysbench(&up, workload, "prepare", shape)?;
+    // A sentinel row after the prepare phase: once the target has it, it has the rest.
+    up.exec(&["INSERT INTO bench.heartbeat VALUES (2, 0)"])
+        .await?;
+    until("the target to follow the prepare phase", || async {
+        let there: Vec<u64> = target
+            .query(
+                "SELECT COUNT(*) FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = 'bench' AND TABLE_NAME = 'heartbeat'",
+            )
+            .await?;
+        if there.first() != Some(&1) {
+            return Ok(false);
+        }
+        let sentinel: Vec<u64> = target
+            .query("SELECT COUNT(*) FROM bench.heartbeat WHERE id = 2")
+            .await?;
+        Ok(sentinel.first() == Some(&1))
+    })
+    .await?;
+
+    eprintln!(
+        "{applier}: sysbench at {rate} txn/s for {} s, heartbeat every {} ms …",
+        shape.seconds,
+        HEARTBEAT.as_millis()
+    );
+    let sysbench_run = {
+        let (host, port) = (up.host(), up.port());
+        let workload = workload.to_owned();
+        let rate_arg = vec![format!("--rate={rate}")];
+        tokio::task::spawn_blocking(move || {
+            sysbench_with((host, port), &workload, "run", shape, &rate_arg)
+                .map_err(|e| e.to_string())
+        })
+    };
+    let mut writer = up.conn().await?;
+    let mut reader = target.conn().await?;
+    let mut written: Vec<Instant> = vec![Instant::now()]; // heartbeat 0: the seed row
+    let mut seen: Vec<Option<Instant>> = vec![Some(Instant::now())];
+    let started = Instant::now();
+    let mut next_beat = Instant::now();
+    let mut last_seen = 0u64;
+    let deadline = started + Duration::from_secs(shape.seconds);
+    loop {
+        let now = Instant::now();
+        if now >= next_beat && now < deadline {
+            let n = written.len() as u64;
+            writer
+                .exec_drop("UPDATE bench.heartbeat SET n = ? WHERE id = 1", (n,))
+                .await?;
+            written.push(Instant::now());
+            seen.push(None);
+            next_beat += HEARTBEAT;
+        }
+        let n: Option<u64> = reader
+            .query_first("SELECT n FROM bench.heartbeat WHERE id = 1")
+            .await?;
+        let n = n.unwrap_or(0);
+        let at = Instant::now();
+        while last_seen < n {
+            last_seen += 1;
+            if let Some(slot) = seen.get_mut(last_seen as usize) {
+                slot.get_or_insert(at);
+            }
+        }
+        if now >= deadline && last_seen + 1 >= written.len() as u64 {
+            break;
+        }
+        if now > deadline + Duration::from_secs(600) {
+            return Err(format!("{applier}: the target lags over 10 minutes behind").into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let output = sysbench_run.await?.map_err(|e| format!("sysbench: {e}"))?;
+    let upstream_tps = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("transactions:"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let mut lags: Vec<Duration> = written
+        .iter()
+        .zip(&seen)
+        .skip(1)
+        .filter_map(|(w, s)| s.map(|s| s.saturating_duration_since(*w)))
+        .collect();
+    lags.sort();
+    if lags.is_empty() {
+        return Err(format!("{applier}: no heartbeat reached the target").into());
+    }
+    if let Some(mut d) = drainer.take() {
+        d.signal(libc::SIGTERM);
+        d.wait(Duration::from_secs(60)).await?;
+    }
+    Ok(Steady {
+        applier,
+        upstream_tps,
+        lags,
+    })
 }
