@@ -24,6 +24,15 @@
 //! cargo run --release -p integration --bin bench -- replication --json replication.json
 //! ```
 //!
+//! `bench steady`: replication lag at a fixed upstream rate (sysbench `--rate`), per
+//! applier in turn (native replica, then drainer) on fresh servers: a heartbeat row is
+//! updated upstream every 100 ms, the target polled every 5 ms; reports each applier's
+//! lag p50 / p99 / max from upstream commit to visible, and the p99 ratio:
+//!
+//! ```text
+//! cargo run --release -p integration --bin bench -- steady --seconds 30 --rate 500
+//! ```
+//!
 //! `bench big-txn`: one upstream transaction of `--rows` rows, replicated from the same
 //! starting position by a drainer (loopback on: the mark is part of what is measured) and
 //! by a native MariaDB replica (`CHANGE MASTER TO … MASTER_USE_GTID = slave_pos`), both
