@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub upstream: Option<Position>,
     /// The last position saved in the checkpoint.
     pub checkpoint: Option<Position>,
+    /// Where the committed prefix ends: every upstream transaction before it is applied
+    /// (or dropped) downstream (the checkpoint saves it every `checkpoint-interval-ms`).
+    pub applied_to: Option<Position>,
     /// Upstream commit time (unix seconds) of the last transaction applied or dropped.
     pub last_commit: Option<u32>,
     /// Upstream commit time of the oldest transaction handed to the workers and not yet
@@ -128,6 +131,7 @@ impl Status {
                 state: State::Starting,
                 upstream: None,
                 checkpoint: None,
+                applied_to: None,
                 last_commit: None,
                 pending_since: None,
                 caught_up: false,
@@ -191,6 +195,7 @@ impl Status {
             "channel_id": self.channel_id,
             "upstream_position": position_json(&s.upstream),
             "checkpoint_position": position_json(&s.checkpoint),
+            "applied_position": position_json(&s.applied_to),
             "last_commit_timestamp": s.last_commit,
             "lag_seconds": Status::lag(&s, now),
             "transactions_applied": s.applied,

@@ -13,6 +13,13 @@ use integration::{
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// `app.log` has no key (a replayed insert doubles a row); `app.kv` has one.
+const SETUP: &[&str] = &[
+    "CREATE DATABASE app",
+    "CREATE TABLE app.log (n INT, msg VARCHAR(40))",
+    "CREATE TABLE app.kv (id INT PRIMARY KEY, v INT)",
+];
+
 /// The rows of `app.log` (no key: a replayed insert doubles a row) and of `app.kv`.
 async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -28,13 +35,7 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
-    let (a, b) = two_sites(&[
-        "CREATE DATABASE app",
-        "CREATE TABLE app.log (n INT, msg VARCHAR(40))",
-        "CREATE TABLE app.kv (id INT PRIMARY KEY, v INT)",
-    ])
-    .await
-    .unwrap();
+    let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Safe mode off, and a checkpoint that lags far behind: only the apply record can
     // keep a restart exact.
@@ -124,13 +125,7 @@ async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
 /// checkpoint lags behind it here, so a replay would double rows of the keyless table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_record_of_the_first_layout_is_upgraded_and_honoured() {
-    let (a, b) = two_sites(&[
-        "CREATE DATABASE app",
-        "CREATE TABLE app.log (n INT, msg VARCHAR(40))",
-        "CREATE TABLE app.kv (id INT PRIMARY KEY, v INT)",
-    ])
-    .await
-    .unwrap();
+    let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.syncer.checkpoint_interval_ms = 3_600_000;

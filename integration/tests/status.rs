@@ -63,6 +63,12 @@ async fn status_reports_progress_and_the_server_holds_up() {
         .to_owned();
     let executed: Vec<String> = a.query("SELECT @@global.gtid_binlog_pos").await.unwrap();
     assert_eq!(gtid, executed[0], "{status}");
+    // Caught up: the committed prefix reaches it too.
+    assert_eq!(
+        status["applied_position"]["gtid"],
+        gtid.as_str(),
+        "{status}"
+    );
     // The checkpoint follows within its interval.
     eventually(
         "the checkpoint to reach the upstream position",

@@ -233,13 +233,25 @@ impl Shared {
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Progress) -> R) -> R {
-        let (r, oldest) = {
+        let (r, oldest, low) = {
             let mut p = self.lock();
+            let before = p.next - p.open.len() as u64;
             let r = f(&mut p);
-            (r, p.times.values().next().copied())
+            // The prefix moved: `/status` shows where it ends.
+            let moved = p.next - p.open.len() as u64 != before;
+            (
+                r,
+                p.times.values().next().copied(),
+                moved.then(|| p.low.clone()),
+            )
         };
         // Not under the progress lock: the pipeline takes the two the other way round.
-        self.status.lock().pending_since = oldest;
+        let mut s = self.status.lock();
+        s.pending_since = oldest;
+        if low.is_some() {
+            s.applied_to = low;
+        }
+        drop(s);
         self.changed.send_modify(|g| *g = g.wrapping_add(1));
         r
     }
@@ -281,6 +293,7 @@ impl Pool {
     /// 1 to `count`), grouping up to `batch` queued transactions into one downstream
     /// transaction; `low` is where the committed prefix ends now.
     pub fn start(count: u32, batch: u32, ctx: &Ctx, down: &Downstream, low: Position) -> Pool {
+        ctx.status.lock().applied_to = Some(low.clone());
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::new(low, count as usize)),
             status: Arc::clone(&ctx.status),

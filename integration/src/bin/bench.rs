@@ -565,6 +565,44 @@ struct Workload {
     txn_batch: u32,
 }
 
+impl Workload {
+    /// The settings, for the line above a table.
+    fn describe(&self) -> String {
+        format!(
+            "{} threads, {} tables x {} rows; native replica slave_parallel_threads = {}, \
+             drainer worker-count = {} txn-batch = {}; targets with {}",
+            self.threads,
+            self.tables,
+            self.table_size,
+            self.workers,
+            self.workers,
+            self.txn_batch,
+            TARGET_ARGS.join(" ")
+        )
+    }
+
+    /// The settings as JSON members.
+    fn json(&self) -> String {
+        format!(
+            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{}"#,
+            self.seconds, self.threads, self.tables, self.table_size, self.workers, self.txn_batch
+        )
+    }
+
+    /// The drainer's configuration for `up` → `target` (loopback on, safe mode off).
+    fn drainer_config(
+        &self,
+        up: &MariaDb,
+        target: &MariaDb,
+        dir: &Path,
+    ) -> Result<conf::Config, Box<dyn std::error::Error>> {
+        let mut config = integration::marked_config_for(up, target, dir)?;
+        config.syncer.worker_count = self.workers;
+        config.syncer.txn_batch = self.txn_batch;
+        Ok(config)
+    }
+}
+
 /// One workload's catch-up figures.
 struct CatchUp {
     workload: String,
@@ -656,10 +694,11 @@ where
     Ok(())
 }
 
-/// Whether the drainer of `config` has handled everything up to GTID state `pos`.
+/// Whether the drainer of `config` has applied everything up to GTID state `pos` (the
+/// committed prefix: read and handed to the workers is not enough).
 async fn drainer_at(config: &conf::Config, pos: &str) -> Result<bool, Box<dyn std::error::Error>> {
     let status = integration::drainer_status(config).await?;
-    Ok(status["upstream_position"]["gtid"] == pos && status["state"] == "running")
+    Ok(status["applied_position"]["gtid"] == pos && status["state"] == "running")
 }
 
 async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn std::error::Error>> {
@@ -681,12 +720,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     // Both appliers follow the upstream from its start through the prepare phase.
     replicate_natively(&native, &up).await?;
     let dir = tempfile::tempdir()?;
-    let mut config = config_for(&up, &drained, dir.path())?;
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.worker_count = shape.workers;
-    config.syncer.txn_batch = shape.txn_batch;
-    config.syncer.safe_mode_after_start_s = 0;
+    let config = shape.drainer_config(&up, &drained, dir.path())?;
     let mut drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
     up.exec(&["CREATE DATABASE sbtest"]).await?;
     eprintln!(
@@ -774,16 +808,9 @@ async fn replication(
         results.push(catch_up(workload, shape).await?);
     }
     println!(
-        "catch-up after {} s of sysbench ({} threads, {} tables x {} rows); native replica \
-         slave_parallel_threads = {}, drainer worker-count = {} txn-batch = {}; targets with {}",
+        "catch-up after {} s of sysbench ({})",
         shape.seconds,
-        shape.threads,
-        shape.tables,
-        shape.table_size,
-        shape.workers,
-        shape.workers,
-        shape.txn_batch,
-        TARGET_ARGS.join(" ")
+        shape.describe()
     );
     println!(
         "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>7}",
@@ -832,13 +859,8 @@ async fn replication(
     }
     if let Some(path) = json {
         let text = format!(
-            r#"{{"bench":"replication","seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"results":[{}]}}"#,
-            shape.seconds,
-            shape.threads,
-            shape.tables,
-            shape.table_size,
-            shape.workers,
-            shape.txn_batch,
+            r#"{{"bench":"replication",{},"results":[{}]}}"#,
+            shape.json(),
             entries.join(",")
         );
         std::fs::write(path, text + "\n")?;
@@ -882,17 +904,10 @@ async fn steady(
         results.push(steady_one(applier, workload, rate, shape).await?);
     }
     println!(
-        "lag at a steady {rate} txn/s of {workload} for {} s ({} threads, {} tables x {} rows); \
-         native replica slave_parallel_threads = {}, drainer worker-count = {} txn-batch = {}; \
-         targets with {}; heartbeat every {} ms, polled every {} ms",
+        "lag at a steady {rate} txn/s of {workload} for {} s ({}); heartbeat every {} ms, \
+         polled every {} ms",
         shape.seconds,
-        shape.threads,
-        shape.tables,
-        shape.table_size,
-        shape.workers,
-        shape.workers,
-        shape.txn_batch,
-        TARGET_ARGS.join(" "),
+        shape.describe(),
         HEARTBEAT.as_millis(),
         POLL.as_millis()
     );
@@ -920,13 +935,8 @@ async fn steady(
     println!("ratio drainer / native (p99 lag): {ratio:.2}");
     if let Some(path) = json {
         let text = format!(
-            r#"{{"bench":"steady","workload":"{workload}","rate":{rate},"seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"results":[{}],"ratio_p99":{ratio:.3}}}"#,
-            shape.seconds,
-            shape.threads,
-            shape.tables,
-            shape.table_size,
-            shape.workers,
-            shape.txn_batch,
+            r#"{{"bench":"steady","workload":"{workload}","rate":{rate},{},"results":[{}],"ratio_p99":{ratio:.3}}}"#,
+            shape.json(),
             entries.join(",")
         );
         std::fs::write(path, text + "\n")?;
@@ -958,12 +968,7 @@ async fn steady_one(
     if applier == "native" {
         replicate_natively(&target, &up).await?;
     } else {
-        let mut config = config_for(&up, &target, dir.path())?;
-        config.syncer.loopback_control = true;
-        config.syncer.channel_id = 1;
-        config.syncer.worker_count = shape.workers;
-        config.syncer.txn_batch = shape.txn_batch;
-        config.syncer.safe_mode_after_start_s = 0;
+        let config = shape.drainer_config(&up, &target, dir.path())?;
         drainer = Some(integration::replicating(&config, Duration::from_secs(120)).await?);
     }
     up.exec(&[
