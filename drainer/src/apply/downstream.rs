@@ -122,29 +122,6 @@ impl ApplyRecord {
         }
     }
 
-    /// [`ApplyRecord::write`] as text, its values as literals, to send in one round trip
-    /// with the COMMIT. Strings go as hex literals: exact bytes, whatever the session's
-    /// `sql_mode` says about backslashes.
-    fn write_text(&self, worker: u32, stamp: &Stamp) -> String {
-        let json = |p: &Position| {
-            serde_json::to_string(&PositionRecord::from(p)).expect("a position record serializes")
-        };
-        let after: Vec<PositionRecord> = stamp.after.iter().map(PositionRecord::from).collect();
-        let after = serde_json::to_string(&after).expect("position records serialize");
-        format!(
-            "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
-             applied_after) VALUES ({}, {}, {worker}, {}, {}, {}) ON DUPLICATE KEY UPDATE \
-             position = VALUES(position), low_watermark = VALUES(low_watermark), \
-             applied_after = VALUES(applied_after)",
-            self.qualified(),
-            self.channel_id,
-            hex_literal(self.source.as_bytes()),
-            hex_literal(json(&stamp.position).as_bytes()),
-            hex_literal(json(&stamp.low).as_bytes()),
-            hex_literal(after.as_bytes()),
-        )
-    }
-
     /// The statement that removes this record, for messages to the operator.
     pub fn delete_hint(&self) -> String {
         format!(
@@ -154,17 +131,6 @@ impl ApplyRecord {
             self.source.replace('\'', "''")
         )
     }
-}
-
-/// `X'…'`: bytes as an SQL hex literal.
-fn hex_literal(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2 + 3);
-    out.push_str("X'");
-    for b in bytes {
-        out.push_str(&format!("{b:02X}"));
-    }
-    out.push('\'');
-    out
 }
 
 /// What one writer's apply record says: see the module note.
@@ -249,14 +215,19 @@ impl Mark {
 
     /// The statement that opens every transaction: row `id` of this channel, up by the
     /// number of upstream transactions it applies (1 unless `txn-batch` grouped several),
-    /// so the channel's sum counts upstream transactions applied. As text (integers only),
-    /// to go in one round trip with BEGIN.
-    fn update_text(&self, id: u32, transactions: u64) -> String {
-        format!(
-            "UPDATE {} SET val = val + {transactions} WHERE id = {id} AND channel_id = {}",
-            self.qualified(),
-            self.channel_id
-        )
+    /// so the channel's sum counts upstream transactions applied.
+    fn update(&self, id: u32, transactions: u64) -> Stmt {
+        Stmt {
+            sql: format!(
+                "UPDATE {} SET val = val + ? WHERE id = ? AND channel_id = ?",
+                self.qualified()
+            ),
+            params: vec![
+                transactions.into(),
+                (id as i64).into(),
+                self.channel_id.into(),
+            ],
+        }
     }
 }
 
@@ -668,26 +639,24 @@ impl Downstream {
     /// [`Downstream::exec`] adds to it and [`Downstream::commit`] ends it. Any error drops
     /// the session, which rolls it back.
     pub async fn begin(&mut self, transactions: u64) -> Result<(), DownstreamError> {
-        // BEGIN and the mark in one round trip (two statements, one query).
         let mark = self
             .target
             .mark
             .as_ref()
-            .map(|m| m.update_text(self.worker, transactions));
-        let sql = match &mark {
-            Some(m) => format!("BEGIN; {m}"),
-            None => "BEGIN".to_owned(),
-        };
+            .map(|m| m.update(self.worker, transactions));
         let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            let started = std::time::Instant::now();
-            conn.query_drop(sql.as_str())
+            conn.query_drop("BEGIN")
                 .await
-                .map_err(|e| classify(&sql, e))?;
-            if mark.is_some() {
+                .map_err(|e| classify("BEGIN", e))?;
+            if let Some(m) = &mark {
+                let started = std::time::Instant::now();
+                conn.exec_drop(m.sql.as_str(), m.params.clone())
+                    .await
+                    .map_err(|e| classify(&m.sql, e))?;
                 mark_seconds.record(started.elapsed().as_secs_f64());
                 // An UPDATE that finds no row writes nothing to the binlog: the
                 // transaction would go out unmarked and come back.
@@ -729,21 +698,20 @@ impl Downstream {
     /// Writes the apply record `stamp` when given, then commits the open transaction.
     pub async fn commit(&mut self, stamp: Option<&Stamp>) -> Result<(), DownstreamError> {
         self.require_txn()?;
-        // The apply record and COMMIT in one round trip (two statements, one query).
-        let sql = match stamp {
-            Some(st) => format!("{}; COMMIT", self.target.record.write_text(self.worker, st)),
-            None => "COMMIT".to_owned(),
-        };
+        let record = stamp.map(|st| self.target.record.write(self.worker, st));
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            if stamp.is_some() {
+            if let Some(r) = &record {
                 failpoint::hit("between-rows");
+                conn.exec_drop(r.sql.as_str(), r.params.clone())
+                    .await
+                    .map_err(|e| classify(&r.sql, e))?;
             }
-            conn.query_drop(sql.as_str())
+            conn.query_drop("COMMIT")
                 .await
-                .map_err(|e| classify(&sql, e))
+                .map_err(|e| classify("COMMIT", e))
         })
         .await;
         self.in_txn = false;
