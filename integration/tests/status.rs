@@ -96,8 +96,10 @@ async fn status_reports_progress_and_the_server_holds_up() {
     assert_eq!(outcome("loop_dropped"), 0.0);
     assert_eq!(get("drainer_rows_total", &[("op", "insert")]), 40.0);
     assert_eq!(get("drainer_ddl_total", &[("outcome", "applied")]), 1.0);
-    assert_eq!(get("drainer_apply_seconds_count", &[]), 40.0);
-    assert_eq!(get("drainer_mark_update_seconds_count", &[]), 40.0);
+    // One sample per downstream transaction: 40, or fewer when txn-batch grouped some.
+    let commits = get("drainer_apply_seconds_count", &[]);
+    assert!((1.0..=40.0).contains(&commits), "{commits}");
+    assert_eq!(get("drainer_mark_update_seconds_count", &[]), commits);
     assert_eq!(
         get("drainer_events_read_total", &[("type", "commit")]),
         41.0

@@ -993,3 +993,57 @@ impl Downstream {
         self.columns.remove(&(schema.to_owned(), table.to_owned()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(pos: u64) -> Position {
+        Position {
+            coords: pump_reader::BinlogCoords::new("binlog.000001", pos),
+            gtids: None,
+        }
+    }
+
+    fn writer() -> Downstream {
+        Downstream::new(Target {
+            host: "127.0.0.1".into(),
+            port: 1,
+            user: "u".into(),
+            password: String::new(),
+            partial: false,
+            mark: None,
+            record: ApplyRecord {
+                schema: "retl".into(),
+                channel_id: 1,
+                source: "server_id:1".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_record_lists_what_its_writer_committed_past_the_watermark() {
+        let mut down = writer();
+        // Passed over at start (committed before it, past the watermark).
+        down.seed_after(&[at(500), at(900)]);
+        let stamp = down.stamp_all(&[at(1200), at(1300)], &at(700));
+        assert_eq!(stamp.position, at(1300));
+        assert_eq!(stamp.low, at(700));
+        assert_eq!(
+            stamp.after,
+            [at(900), at(1200), at(1300)],
+            "500 is covered by 700"
+        );
+        down.recorded(&stamp);
+        // Once the watermark passes them, they drop out; a worker's other sessions share
+        // the seed.
+        let next = down.stamp(&at(1500), &at(1250));
+        assert_eq!(next.after, [at(1300), at(1500)]);
+        assert_eq!(
+            down.for_worker(2).stamp(&at(1600), &at(1000)).after,
+            [at(1200), at(1300), at(1600)]
+        );
+        // Writer 0 after a barrier: the transaction is its own watermark.
+        assert!(down.stamp(&at(2000), &at(2000)).after.is_empty());
+    }
+}

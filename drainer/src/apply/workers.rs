@@ -741,7 +741,94 @@ fn key_columns(table: &Table) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use schema::Catalog;
+
     use super::*;
+
+    fn table(sql: &str) -> Arc<Table> {
+        let mut c = Catalog::new();
+        c.apply("", "CREATE DATABASE app").unwrap();
+        Arc::new(c.apply("app", sql).unwrap().tables[0].1.clone().unwrap())
+    }
+
+    fn text(s: &str) -> Option<Value> {
+        Some(Value::Text(Bytes::copy_from_slice(s.as_bytes())))
+    }
+
+    fn int(i: i64) -> Option<Value> {
+        Some(Value::Int(i))
+    }
+
+    fn change(
+        t: &Arc<Table>,
+        before: Option<Vec<Option<Value>>>,
+        after: Option<Vec<Option<Value>>>,
+    ) -> RowChange {
+        RowChange {
+            table: Arc::clone(t),
+            before,
+            after,
+        }
+    }
+
+    /// Whether two transactions (their changes) share a key.
+    fn conflict(a: &[RowChange], b: &[RowChange], links: &Links) -> bool {
+        let (ka, kb) = (keys_of(a, links), keys_of(b, links));
+        ka.iter().any(|k| kb.contains(k))
+    }
+
+    #[test]
+    fn keys_link_rows_by_primary_and_unique_keys_in_either_image() {
+        let t = table("CREATE TABLE t (id INT PRIMARY KEY, u VARCHAR(10), v INT, UNIQUE KEY (u))");
+        let none = Links::new();
+        let insert = |id, u: &str, v| vec![change(&t, None, Some(vec![int(id), text(u), int(v)]))];
+        // Same primary key; a unique value written by one and held by the other (after
+        // image of one, before image of the other); nothing shared.
+        assert!(conflict(&insert(1, "a", 1), &insert(1, "b", 2), &none));
+        let moved = vec![change(
+            &t,
+            Some(vec![int(2), text("x"), int(0)]),
+            Some(vec![int(2), text("y"), int(0)]),
+        )];
+        assert!(
+            conflict(&moved, &insert(3, "x", 0), &none),
+            "the before image's unique value"
+        );
+        assert!(
+            conflict(&moved, &insert(4, "y", 0), &none),
+            "the after image's unique value"
+        );
+        assert!(!conflict(&insert(5, "p", 1), &insert(6, "q", 1), &none));
+        // As the usual collations compare text: case and trailing spaces aside.
+        assert!(conflict(
+            &insert(7, "Key", 0),
+            &insert(8, "kEY  ", 0),
+            &none
+        ));
+        // The same values in another table are other keys.
+        let other = table("CREATE TABLE o (id INT PRIMARY KEY, u VARCHAR(10), v INT)");
+        let in_other = vec![change(&other, None, Some(vec![int(1), text("a"), int(1)]))];
+        assert!(!conflict(&insert(1, "a", 1), &in_other, &none));
+    }
+
+    #[test]
+    fn a_table_without_keys_conflicts_with_itself_and_foreign_keys_link_tables() {
+        let log = table("CREATE TABLE log (n INT, msg VARCHAR(10))");
+        let row = |n| vec![change(&log, None, Some(vec![int(n), text("m")]))];
+        assert!(conflict(&row(1), &row(2), &Links::new()));
+
+        let parent = table("CREATE TABLE parent (id INT PRIMARY KEY)");
+        let child = table("CREATE TABLE child (id INT PRIMARY KEY, p INT)");
+        let p = vec![change(&parent, Some(vec![int(5)]), None)];
+        let c = vec![change(&child, None, Some(vec![int(10), int(5)]))];
+        assert!(!conflict(&p, &c, &Links::new()));
+        let fks = links(&[("app".into(), "child".into(), "APP".into(), "Parent".into())]);
+        assert!(conflict(&p, &c, &fks), "linked by the foreign key");
+        let unrelated = table("CREATE TABLE other (id INT PRIMARY KEY)");
+        let u = vec![change(&unrelated, None, Some(vec![int(5)]))];
+        assert!(!conflict(&u, &c, &fks));
+    }
 
     fn at(pos: u64) -> Position {
         Position {
