@@ -10,8 +10,13 @@
 //! - **Choice and waits.** A transaction that conflicts with work in flight goes to the
 //!   worker that holds the latest of it (its queue keeps upstream order) and first waits
 //!   for the conflicting transactions in flight on other workers; one that conflicts with
-//!   nothing goes to the least loaded worker. Each transaction stays one marked downstream
-//!   transaction with its apply record.
+//!   nothing goes to the least loaded worker. Each transaction stays whole inside one
+//!   marked downstream transaction with its apply record.
+//! - **Groups** (`txn-batch`): a worker takes what is already queued behind the
+//!   transaction it starts (up to `txn-batch` transactions and [`BATCH_ROWS`] row changes,
+//!   none waiting on another worker) into the same downstream transaction, in order; its
+//!   mark counts them all and its record lists every one. A group the downstream refuses
+//!   is applied again one transaction at a time.
 //! - **Foreign keys** of the downstream link tables: a change of a child table names its
 //!   parent table, and a change of a parent table names itself, so transactions on
 //!   linked tables keep their order ([`Pool::set_links`], read at start and after DDL).
