@@ -13,7 +13,7 @@
 //!   nothing goes to the least loaded worker. Each transaction stays whole inside one
 //!   marked downstream transaction with its apply record.
 //! - **Groups** (`txn-batch`): a worker takes what is already queued behind the
-//!   transaction it starts (up to `txn-batch` transactions and [`BATCH_ROWS`] row changes,
+//!   transaction it starts (up to `txn-batch` transactions and 5,000 row changes,
 //!   none waiting on another worker) into the same downstream transaction, in order; its
 //!   mark counts them all and its record lists every one. A group the downstream refuses
 //!   is applied again one transaction at a time.
