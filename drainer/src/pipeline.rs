@@ -238,7 +238,8 @@ struct Run<'a> {
     /// Table definitions as rows decode with them, shared by their row changes (one
     /// table's consecutive inserts, across transactions too, share a statement); emptied
     /// whenever the schema history changes.
-    tables: HashMap<(String, String), Arc<Table>>,
+    /// By schema, then table name (looked up without building a key per event).
+    tables: HashMap<String, HashMap<String, Arc<Table>>>,
     /// The transaction being read staged statements in the schema history.
     staged: bool,
     /// About how many bytes the buffered row changes (`txn`) hold.
@@ -528,8 +529,11 @@ impl Run<'_> {
         if !self.filter.wants_table(schema_name, table_name) {
             return Ok(());
         }
-        let key = (schema_name.clone(), table_name.clone());
-        let table = match self.tables.get(&key) {
+        let cached = self
+            .tables
+            .get(schema_name.as_str())
+            .and_then(|t| t.get(table_name.as_str()));
+        let table = match cached {
             Some(t) => Arc::clone(t),
             None => {
                 let t = self
@@ -546,7 +550,10 @@ impl Run<'_> {
                             ),
                         )
                     })?;
-                self.tables.insert(key, Arc::clone(&t));
+                self.tables
+                    .entry(schema_name.clone())
+                    .or_default()
+                    .insert(table_name.clone(), Arc::clone(&t));
                 t
             }
         };
@@ -1149,11 +1156,14 @@ pub async fn run(
         Err(RunError::Interrupted) => return Ok(()),
         Err(e) => return Err(e),
     }
+    // A worker's failure ends the loop as soon as it happens.
+    let failed = run.pool.failure();
+    tokio::pin!(failed);
     let outcome = async { loop {
         let event = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            e = run.pool.failure() => return Err(e),
+            e = &mut failed => return Err(e),
             e = reader.next_event() => e?,
             // An idle upstream still gets its last commit saved in time, and caught up
             // shown once the workers are done.

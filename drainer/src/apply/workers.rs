@@ -420,11 +420,15 @@ impl Pool {
             .map_err(RunError::from)
     }
 
-    /// Resolves when a worker has failed, with its error.
-    pub async fn failure(&self) -> RunError {
-        match self.shared.wait(|_| false).await {
-            Err(f) => f.into(),
-            Ok(()) => unreachable!("waiting for nothing to be ready ends only on failure"),
+    /// Resolves when a worker has failed, with its error. Owns what it needs: made once,
+    /// it can be awaited beside everything else the pipeline waits for.
+    pub fn failure(&self) -> impl std::future::Future<Output = RunError> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move {
+            match shared.wait(|_| false).await {
+                Err(f) => f.into(),
+                Ok(()) => unreachable!("waiting for nothing to be ready ends only on failure"),
+            }
         }
     }
 
@@ -672,44 +676,50 @@ fn hash_value(h: &mut impl Hasher, value: &Option<Value>) {
 
 /// The conflict keys of a transaction's row changes (see the module note).
 pub fn keys_of(changes: &[RowChange], links: &Links) -> Vec<u64> {
-    // Per table: the column positions of its primary and unique keys.
-    let mut layouts: Vec<(&Arc<Table>, Vec<Vec<usize>>)> = Vec::new();
+    /// What a table's changes need, worked out once per table of the transaction.
+    struct Layout<'a> {
+        table: &'a Arc<Table>,
+        /// Hash of the table's name: the start of every key of its rows.
+        name: u64,
+        /// Column positions of its primary and unique keys.
+        keys: Vec<Vec<usize>>,
+        /// Keys its foreign keys add.
+        links: &'a [u64],
+    }
+    let mut layouts: Vec<Layout> = Vec::new();
     let mut keys = Vec::with_capacity(changes.len() * 2);
     for change in changes {
         let layout = match layouts
             .iter()
-            .position(|(t, _)| Arc::ptr_eq(t, &change.table))
+            .position(|l| Arc::ptr_eq(l.table, &change.table))
         {
-            Some(i) => &layouts[i].1,
+            Some(i) => &layouts[i],
             None => {
-                layouts.push((&change.table, key_columns(&change.table)));
-                &layouts.last().expect("pushed").1
+                let table = &change.table;
+                let lower = (
+                    table.schema.to_ascii_lowercase(),
+                    table.name.to_ascii_lowercase(),
+                );
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                lower.hash(&mut h);
+                layouts.push(Layout {
+                    table,
+                    name: h.finish(),
+                    keys: key_columns(table),
+                    links: links.get(&lower).map_or(&[], Vec::as_slice),
+                });
+                layouts.last().expect("pushed")
             }
         };
-        let table = &change.table;
-        if !links.is_empty() {
-            let name = (
-                table.schema.to_ascii_lowercase(),
-                table.name.to_ascii_lowercase(),
-            );
-            if let Some(k) = links.get(&name) {
-                keys.extend(k);
-            }
-        }
-        let base = |h: &mut std::collections::hash_map::DefaultHasher| {
-            table.schema.to_ascii_lowercase().hash(h);
-            table.name.to_ascii_lowercase().hash(h);
-        };
-        if layout.is_empty() {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            base(&mut h);
-            keys.push(h.finish());
+        keys.extend(layout.links);
+        if layout.keys.is_empty() {
+            keys.push(layout.name);
             continue;
         }
         for image in [&change.before, &change.after].into_iter().flatten() {
-            for (k, columns) in layout.iter().enumerate() {
+            for (k, columns) in layout.keys.iter().enumerate() {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                base(&mut h);
+                h.write_u64(layout.name);
                 k.hash(&mut h);
                 for &c in columns {
                     hash_value(&mut h, image.get(c).unwrap_or(&None));

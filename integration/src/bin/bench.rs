@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use integration::{config_for, MariaDb, PUMP_PASSWORD, PUMP_USER};
 use pump_reader::{Change, FileReader, TxnEvent};
 
@@ -83,23 +83,11 @@ enum Bench {
             default_value = "oltp_insert,oltp_write_only,oltp_update_index"
         )]
         workloads: Vec<String>,
-        /// Tables, and rows per table, that sysbench prepares.
-        #[arg(long, default_value_t = 4)]
-        tables: u32,
-        #[arg(long, default_value_t = 10_000)]
-        table_size: u64,
-        /// How long each workload runs upstream, and with how many client threads.
+        /// How long each workload runs upstream.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
-        #[arg(long, default_value_t = 4)]
-        threads: u32,
-        /// The drainer's `worker-count` and the native replica's `slave_parallel_threads`.
-        #[arg(long, default_value_t = 4)]
-        workers: u32,
-        /// The drainer's `txn-batch` (1: every upstream transaction its own downstream
-        /// one, as the native replica applies them).
-        #[arg(long, default_value_t = conf::DEFAULT_TXN_BATCH)]
-        txn_batch: u32,
+        #[command(flatten)]
+        shape: Workload,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -111,18 +99,11 @@ enum Bench {
         workload: String,
         #[arg(long, default_value_t = 500)]
         rate: u32,
-        #[arg(long, default_value_t = 4)]
-        tables: u32,
-        #[arg(long, default_value_t = 10_000)]
-        table_size: u64,
+        /// How long the workload runs upstream.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
-        #[arg(long, default_value_t = 4)]
-        threads: u32,
-        #[arg(long, default_value_t = 4)]
-        workers: u32,
-        #[arg(long, default_value_t = conf::DEFAULT_TXN_BATCH)]
-        txn_batch: u32,
+        #[command(flatten)]
+        shape: Workload,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -150,44 +131,22 @@ fn main() {
         Bench::Steady {
             workload,
             rate,
-            tables,
-            table_size,
             seconds,
-            threads,
-            workers,
-            txn_batch,
+            shape,
             json,
         } => runtime.block_on(steady(
             &workload,
             rate,
-            Workload {
-                tables,
-                table_size,
-                seconds,
-                threads,
-                workers,
-                txn_batch,
-            },
+            Workload { seconds, ..shape },
             json.as_deref(),
         )),
         Bench::Replication {
             workloads,
-            tables,
-            table_size,
             seconds,
-            threads,
-            workers,
-            txn_batch,
+            shape,
             json,
         } => runtime.block_on(replication(
-            Workload {
-                tables,
-                table_size,
-                seconds,
-                threads,
-                workers,
-                txn_batch,
-            },
+            Workload { seconds, ..shape },
             &workloads,
             json.as_deref(),
         )),
@@ -554,14 +513,26 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
-/// The shape of a `bench replication` run.
-#[derive(Debug, Clone, Copy)]
+/// The shape of a `bench replication` or `bench steady` run (the same options for both;
+/// `seconds` is each subcommand's own, for their defaults differ).
+#[derive(Debug, Clone, Copy, Args)]
 struct Workload {
+    /// Tables, and rows per table, that sysbench prepares.
+    #[arg(long, default_value_t = 4)]
     tables: u32,
+    #[arg(long, default_value_t = 10_000)]
     table_size: u64,
+    #[arg(skip)]
     seconds: u64,
+    /// sysbench client threads.
+    #[arg(long, default_value_t = 4)]
     threads: u32,
+    /// The drainer's `worker-count` and the native replica's `slave_parallel_threads`.
+    #[arg(long, default_value_t = 4)]
     workers: u32,
+    /// The drainer's `txn-batch` (1: every upstream transaction its own downstream
+    /// one, as the native replica applies them).
+    #[arg(long, default_value_t = conf::DEFAULT_TXN_BATCH)]
     txn_batch: u32,
 }
 
