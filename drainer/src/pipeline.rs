@@ -271,7 +271,7 @@ impl Run<'_> {
     async fn build(&mut self, changes: &[RowChange], safe: bool) -> Result<Vec<Stmt>, RunError> {
         let here = self.here();
         let changes: Vec<&RowChange> = changes.iter().collect();
-        build_changes(&mut self.ctx, &mut self.down, &here, &changes, safe).await
+        build_changes(&mut self.ctx, &mut self.down, &here, &changes, safe, None).await
     }
 
     /// A transient downstream failure of the step `kind`: logs `message` with the

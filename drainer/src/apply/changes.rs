@@ -256,79 +256,364 @@ async fn downstream_shape(
     }
 }
 
+/// Per table of a transaction: the table, and its projection onto the downstream's
+/// columns when they differ (sync-mode 2) with which of the table's columns it keeps.
+type Shape = (Arc<Table>, Option<(Table, Vec<bool>)>);
+
 /// The statements of the transaction's row changes, against the downstream's columns
-/// as they are now. Consecutive inserts into one table share a multi-row INSERT (or
-/// REPLACE), which means the same inside one transaction.
-pub async fn build_changes<'c>(
+/// as they are now. With `levels` (see `statements`) rows of one table join in
+/// multi-row statements wherever their keys allow; without, consecutive inserts into one
+/// table share a multi-row INSERT (or REPLACE) and every other change is a statement.
+pub async fn build_changes(
     ctx: &mut Ctx,
     down: &mut Downstream,
     here: &str,
-    txn: &[&'c RowChange],
+    txn: &[&RowChange],
     safe: bool,
+    levels: Option<&[u32]>,
 ) -> Result<Vec<Stmt>, RunError> {
-    let mut stmts = Vec::new();
-    // Per table of the transaction: the projection onto the downstream's columns
-    // (sync-mode 2, when they differ), worked out once.
-    type Narrow = Option<Arc<(Table, Vec<bool>)>>;
-    let mut shapes: Vec<(Arc<Table>, Narrow)> = Vec::new();
-    let mut i = 0;
-    while i < txn.len() {
-        let table = &txn[i].table;
-        let narrow = match shapes.iter().find(|(t, _)| Arc::ptr_eq(t, table)) {
-            Some((_, narrow)) => narrow.clone(),
+    // Each table's shape, worked out once per transaction.
+    let mut shapes: Vec<Shape> = Vec::new();
+    let mut of = Vec::with_capacity(txn.len());
+    for change in txn {
+        let table = &change.table;
+        let s = match shapes.iter().position(|(t, _)| Arc::ptr_eq(t, table)) {
+            Some(s) => s,
             None => {
                 let shape = downstream_shape(ctx, down, here, table).await?;
-                let narrow = shape.map(|d| Arc::new(project(table, &d)));
-                shapes.push((Arc::clone(table), narrow.clone()));
-                narrow
+                shapes.push((Arc::clone(table), shape.map(|d| project(table, &d))));
+                shapes.len() - 1
             }
         };
-        let target: &Table = narrow.as_deref().map_or(table, |(t, _)| t);
-        // Rows as they are, unless the downstream table is narrower: no copy then.
-        let fit = |row: &'c [Option<Value>]| -> Cow<'c, [Option<Value>]> {
-            match narrow.as_deref() {
-                Some((_, keep)) => row
-                    .iter()
-                    .zip(keep)
-                    .filter(|(_, k)| **k)
-                    .map(|(v, _)| v.clone())
-                    .collect(),
-                None => Cow::Borrowed(row),
-            }
-        };
-        let bad = |e: sql::BuildError| fail(here, e);
-        match (&txn[i].before, &txn[i].after) {
-            (None, Some(_)) => {
-                // The run of inserts into this table, within the statement budget.
-                let mut rows = Vec::new();
-                let mut bytes = 0;
-                while let Some(RowChange {
-                    table: t,
-                    before: None,
-                    after: Some(after),
-                }) = txn.get(i).copied()
-                {
-                    if !Arc::ptr_eq(t, table)
-                        || rows.len() >= MAX_ROWS_PER_INSERT
-                        || bytes >= MAX_INSERT_BYTES
-                    {
-                        break;
-                    }
-                    bytes += after.iter().map(approx_size).sum::<usize>();
-                    rows.push(fit(after));
-                    i += 1;
-                }
-                let refs: Vec<&[Option<Value>]> = rows.iter().map(|r| r.as_ref()).collect();
-                stmts.push(sql::insert(target, &refs, safe).map_err(bad)?);
-                continue;
-            }
-            (Some(before), None) => stmts.push(sql::delete(target, &fit(before)).map_err(bad)?),
+        of.push(s);
+    }
+    statements(txn, &shapes, &of, levels, safe).map_err(|e| fail(here, e))
+}
+
+/// What a row change becomes among the others of its level.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Rows located by the same key: one DELETE … WHERE key IN (…).
+    Delete(usize),
+    /// One UPDATE … CASE key WHEN … per set of rows located by the same key.
+    Update(usize),
+    Insert,
+}
+
+/// Rows per multi-row UPDATE, at most (each column's CASE lists them all).
+const MAX_ROWS_PER_UPDATE: usize = 100;
+/// Parameters per multi-row statement, at most (the protocol allows 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// The statements of `txn`, whose change `i` is of table `shapes[of[i]]`.
+///
+/// `levels` gives each change the step it may run in: one past every earlier change it
+/// shares a key with (see `super::workers::levels`). Changes of one step share no key
+/// (no row, no unique value, no table linked by a foreign key), so they run in any order:
+/// the rows of one table and kind join in one statement (deletes first, then changes that
+/// cannot join, updates, inserts). A change runs before any later one it shares a key
+/// with, so each row sees its changes in upstream order. What the keys cannot see (a
+/// collation equating other variants, a unique key only the downstream has) shows as an
+/// error of the downstream; the caller then builds again without `levels`.
+fn statements<'c>(
+    txn: &[&'c RowChange],
+    shapes: &[Shape],
+    of: &[usize],
+    levels: Option<&[u32]>,
+    safe: bool,
+) -> Result<Vec<Stmt>, sql::BuildError> {
+    let target = |i: usize| -> &Table {
+        let (table, narrow) = &shapes[of[i]];
+        narrow.as_ref().map_or(table, |(t, _)| t)
+    };
+    // Each change's images as the downstream table takes them: as they are (no copy)
+    // unless that table is narrower.
+    type Image<'a> = Option<Cow<'a, [Option<Value>]>>;
+    let images: Vec<(Image<'c>, Image<'c>)> = txn
+        .iter()
+        .zip(of)
+        .map(|(c, &s)| {
+            let fit = |row: &'c Option<Vec<Option<Value>>>| -> Image<'c> {
+                let row = row.as_deref()?;
+                Some(match &shapes[s].1 {
+                    Some((_, keep)) => Cow::Owned(
+                        row.iter()
+                            .zip(keep)
+                            .filter(|(_, k)| **k)
+                            .map(|(v, _)| v.clone())
+                            .collect(),
+                    ),
+                    None => Cow::Borrowed(row),
+                })
+            };
+            (fit(&c.before), fit(&c.after))
+        })
+        .collect();
+    let mut stmts = Vec::new();
+    let single = |stmts: &mut Vec<Stmt>, i: usize| -> Result<(), sql::BuildError> {
+        match &images[i] {
+            (Some(before), None) => stmts.push(sql::delete(target(i), before)?),
             (Some(before), Some(after)) => {
-                stmts.extend(sql::update(target, &fit(before), &fit(after), safe).map_err(bad)?)
+                stmts.extend(sql::update(target(i), before, after, safe)?)
             }
+            (None, Some(after)) => inserts(stmts, target(i), std::slice::from_ref(after), safe)?,
             (None, None) => {}
         }
-        i += 1;
+        Ok(())
+    };
+    let Some(levels) = levels else {
+        let mut i = 0;
+        while i < txn.len() {
+            if let (None, Some(_)) = &images[i] {
+                // The run of inserts into this table.
+                let end = (i..txn.len())
+                    .find(|&j| of[j] != of[i] || !matches!(images[j], (None, Some(_))))
+                    .unwrap_or(txn.len());
+                let rows: Vec<&[Option<Value>]> = images[i..end]
+                    .iter()
+                    .filter_map(|(_, a)| a.as_deref())
+                    .collect();
+                inserts(&mut stmts, target(i), &rows, safe)?;
+                i = end;
+                continue;
+            }
+            single(&mut stmts, i)?;
+            i += 1;
+        }
+        return Ok(stmts);
+    };
+    let mut order: Vec<usize> = (0..txn.len()).collect();
+    order.sort_by_key(|&i| levels[i]);
+    for step in order.chunk_by(|&a, &b| levels[a] == levels[b]) {
+        // (table, kind) and its changes in order; `alone`: changes that join nothing.
+        let mut buckets: Vec<((usize, Kind), Vec<usize>)> = Vec::new();
+        let mut alone = Vec::new();
+        for &i in step {
+            let t = target(i);
+            let kind = match &images[i] {
+                (None, Some(_)) => Some(Kind::Insert),
+                (Some(b), None) => sql::locating_key(t, b).map(Kind::Delete),
+                (Some(b), Some(a)) if !safe => sql::locating_key(t, b)
+                    .filter(|&k| sql::keeps_key(t, k, b, a))
+                    .map(Kind::Update),
+                _ => None,
+            };
+            let Some(kind) = kind else {
+                alone.push(i);
+                continue;
+            };
+            match buckets.iter_mut().find(|(key, _)| *key == (of[i], kind)) {
+                Some((_, members)) => members.push(i),
+                None => buckets.push(((of[i], kind), vec![i])),
+            }
+        }
+        // Deletes first: should the keys miss a value two rows share (see above), the
+        // row that gives it up is gone before the other takes it.
+        let rank = |kind: Kind| match kind {
+            Kind::Delete(_) => 0,
+            Kind::Update(_) => 2,
+            Kind::Insert => 3,
+        };
+        buckets.sort_by_key(|((_, kind), _)| rank(*kind));
+        let first_update = buckets.partition_point(|((_, kind), _)| rank(*kind) < 1);
+        for ((_, kind), members) in &buckets[..first_update] {
+            let Kind::Delete(k) = *kind else { continue };
+            let t = target(members[0]);
+            let rows: Vec<&[Option<Value>]> = members
+                .iter()
+                .filter_map(|&i| images[i].0.as_deref())
+                .collect();
+            for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+                stmts.push(match chunk {
+                    [one] => sql::delete(t, one)?,
+                    _ => sql::delete_many(t, k, chunk)?,
+                });
+            }
+        }
+        for i in alone {
+            single(&mut stmts, i)?;
+        }
+        for ((_, kind), members) in &buckets[first_update..] {
+            let t = target(members[0]);
+            let pairs = members.iter().filter_map(|&i| match &images[i] {
+                (b, Some(a)) => Some((b.as_deref(), a.as_ref())),
+                _ => None,
+            });
+            match *kind {
+                Kind::Insert => {
+                    let rows: Vec<&[Option<Value>]> = pairs.map(|(_, a)| a).collect();
+                    inserts(&mut stmts, t, &rows, safe)?;
+                }
+                Kind::Update(k) => {
+                    let rows: Vec<(sql::Row, sql::Row)> =
+                        pairs.filter_map(|(b, a)| Some((b?, a))).collect();
+                    let width = (t.columns.len() + 1) * (sql::key_columns(t, k).len() + 1);
+                    let per = MAX_ROWS_PER_UPDATE.min(MAX_PARAMS / width).max(1);
+                    for chunk in rows.chunks(per) {
+                        match chunk {
+                            [(b, a)] => stmts.extend(sql::update(t, b, a, false)?),
+                            _ => stmts.extend(sql::update_many(t, k, chunk)?),
+                        }
+                    }
+                }
+                Kind::Delete(_) => {}
+            }
+        }
     }
     Ok(stmts)
+}
+
+/// INSERT (REPLACE in safe mode) statements for `rows` of `table`, in order, each within
+/// the statement budget.
+fn inserts<R: AsRef<[Option<Value>]>>(
+    stmts: &mut Vec<Stmt>,
+    table: &Table,
+    rows: &[R],
+    replace: bool,
+) -> Result<(), sql::BuildError> {
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < rows.len() && end - start < MAX_ROWS_PER_INSERT && bytes < MAX_INSERT_BYTES {
+            bytes += rows[end].as_ref().iter().map(approx_size).sum::<usize>();
+            end += 1;
+        }
+        let refs: Vec<&[Option<Value>]> = rows[start..end].iter().map(|r| r.as_ref()).collect();
+        stmts.push(sql::insert(table, &refs, replace)?);
+        start = end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use schema::Catalog;
+
+    use super::*;
+    use crate::apply::workers::{change_keys, levels, Links};
+
+    fn table(sql: &str) -> Arc<Table> {
+        let mut c = Catalog::new();
+        c.apply("", "CREATE DATABASE app").unwrap();
+        Arc::new(c.apply("app", sql).unwrap().tables[0].1.clone().unwrap())
+    }
+
+    fn row(values: &[i64]) -> Option<Vec<Option<Value>>> {
+        Some(values.iter().map(|v| Some(Value::Int(*v))).collect())
+    }
+
+    fn change(t: &Arc<Table>, before: &[i64], after: &[i64]) -> RowChange {
+        let image = |v: &[i64]| if v.is_empty() { None } else { row(v) };
+        RowChange {
+            table: Arc::clone(t),
+            before: image(before),
+            after: image(after),
+        }
+    }
+
+    /// The statements of `changes`, merged as a worker merges them, or row by row.
+    fn sqls(changes: &[RowChange], merged: bool, safe: bool) -> Vec<String> {
+        let txn: Vec<&RowChange> = changes.iter().collect();
+        let mut shapes: Vec<Shape> = Vec::new();
+        let of: Vec<usize> = changes
+            .iter()
+            .map(
+                |c| match shapes.iter().position(|(t, _)| Arc::ptr_eq(t, &c.table)) {
+                    Some(s) => s,
+                    None => {
+                        shapes.push((Arc::clone(&c.table), None));
+                        shapes.len() - 1
+                    }
+                },
+            )
+            .collect();
+        let keys = change_keys(changes, &Links::new());
+        let levels = levels(keys.each());
+        let levels = merged.then_some(levels.as_slice());
+        let stmts = statements(&txn, &shapes, &of, levels, safe).unwrap();
+        stmts.into_iter().map(|s| s.sql).collect()
+    }
+
+    #[test]
+    fn rows_of_a_table_join_where_their_keys_are_apart() {
+        let t = table("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+        let u = table("CREATE TABLE u (id INT PRIMARY KEY, v INT)");
+        let changes = [
+            change(&t, &[1, 0], &[1, 1]),
+            change(&u, &[1, 0], &[1, 1]),
+            change(&t, &[3, 0], &[]),
+            change(&t, &[2, 0], &[2, 2]),
+            change(&t, &[], &[3, 9]),
+            change(&t, &[4, 0], &[]),
+        ];
+        assert_eq!(
+            sqls(&changes, true, false),
+            [
+                "DELETE FROM `app`.`t` WHERE `id` IN (?,?)",
+                "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `v` END \
+                 WHERE `id` IN (?,?)",
+                "UPDATE `app`.`u` SET `id` = ?,`v` = ? WHERE `id` = ?",
+                // Row 3, deleted above, comes back after it.
+                "INSERT INTO `app`.`t` (`id`,`v`) VALUES (?,?)",
+            ]
+        );
+        // Row by row, as upstream ordered them.
+        assert_eq!(sqls(&changes, false, false).len(), 6);
+    }
+
+    #[test]
+    fn changes_of_one_row_keep_their_order_and_key_changes_stand_alone() {
+        let t = table("CREATE TABLE t (id INT PRIMARY KEY, v INT, w INT, UNIQUE KEY (w))");
+        let changes = [
+            change(&t, &[1, 0, 10], &[1, 1, 10]),
+            change(&t, &[1, 1, 10], &[1, 2, 10]),
+            // Takes the unique value row 1 had.
+            change(&t, &[2, 0, 20], &[2, 0, 11]),
+            change(&t, &[1, 2, 10], &[1, 2, 11]),
+            // A primary key change.
+            change(&t, &[5, 0, 50], &[6, 0, 50]),
+        ];
+        let merged = sqls(&changes, true, false);
+        let one = "UPDATE `app`.`t` SET `id` = ?,`v` = ?,`w` = ? WHERE `id` = ?";
+        assert_eq!(merged[0], one, "row 5 moves to 6 alone");
+        let two = "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `v` END,\
+                   `w` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `w` END WHERE `id` IN (?,?)";
+        assert_eq!(merged[1], two, "rows 1 and 2, first change each");
+        assert_eq!(merged[2..], [one, one], "row 1 twice more, in order");
+        // In safe mode an update is a DELETE and a REPLACE: they stand alone.
+        let safe = sqls(&changes[..1], true, true);
+        assert_eq!(safe.len(), 2);
+        assert!(safe[1].starts_with("REPLACE"));
+    }
+
+    #[test]
+    fn composite_keys_and_tables_without_keys() {
+        let t = table("CREATE TABLE t (a INT, b INT, v INT, PRIMARY KEY (a, b))");
+        let changes = [
+            change(&t, &[1, 1, 0], &[]),
+            change(&t, &[1, 2, 0], &[]),
+            change(&t, &[2, 1, 0], &[2, 1, 5]),
+            change(&t, &[2, 2, 0], &[2, 2, 6]),
+        ];
+        assert_eq!(
+            sqls(&changes, true, false),
+            [
+                "DELETE FROM `app`.`t` WHERE (`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?)",
+                "UPDATE `app`.`t` SET `v` = CASE WHEN `a` = ? AND `b` = ? THEN ? \
+                 WHEN `a` = ? AND `b` = ? THEN ? ELSE `v` END \
+                 WHERE (`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?)",
+            ]
+        );
+        // Without a key every change of the table conflicts with the others.
+        let n = table("CREATE TABLE n (a INT, v INT)");
+        let changes = [change(&n, &[1, 0], &[]), change(&n, &[2, 0], &[])];
+        assert_eq!(
+            sqls(&changes, true, false),
+            [
+                "DELETE FROM `app`.`n` WHERE `a` <=> ? AND `v` <=> ? LIMIT 1",
+                "DELETE FROM `app`.`n` WHERE `a` <=> ? AND `v` <=> ? LIMIT 1",
+            ]
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! The applier: upstream row changes to downstream statements.
 //!
 //! [`values`] turns typed values into exact parameters; [`sql`] builds the statements of a
-//! row change; [`changes`] builds a transaction's statements against the downstream's
-//! columns; [`downstream`] is the session that runs them (transactions, DDL, the
+//! row change or of several rows; [`changes`] builds a transaction's statements against
+//! the downstream's columns, joining rows whose keys allow it; [`downstream`] is the session that runs them (transactions, DDL, the
 //! downstream's own column lists, the mark and the apply record); [`workers`] applies
 //! transactions in parallel, in causal order.
 

@@ -7,11 +7,19 @@
 //!   stored column of the before image with NULL-safe `<=>`, and `LIMIT 1`.
 //! - UPDATE sets the after image's present columns; in safe mode it is a DELETE of the old
 //!   row and a REPLACE of the new one.
+//! - Several rows of one table that the same key locates, none of them sharing a key with
+//!   another (see `super::changes`), delete in one statement (`WHERE id IN (…)`) and
+//!   update in one statement that sets each row's values by its key
+//!   (`SET c = CASE id WHEN ? THEN ? … ELSE c END … WHERE id IN (…)`); the key's
+//!   columns, unchanged, are not set, so every CASE sees the row's own key.
 
 use mysql_async::Value as Param;
-use schema::{Table, Value};
+use schema::{Index, Table, Value};
 
 use super::values::{param, Unwritable};
+
+/// A row image: a value (or NULL) per column; `None` where the image lacks the column.
+pub type Row<'a> = &'a [Option<Value>];
 
 /// A statement and its parameters, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +103,110 @@ pub fn insert(table: &Table, rows: &[&[Option<Value>]], replace: bool) -> Result
     Ok(Stmt { sql, params })
 }
 
+/// The primary key, then the unique keys, in order.
+fn keys(table: &Table) -> impl Iterator<Item = &Index> {
+    table.primary_key.iter().chain(&table.unique_keys)
+}
+
+/// The column positions of key `k` (see [`locating_key`]).
+pub fn key_columns(table: &Table, k: usize) -> Vec<usize> {
+    keys(table)
+        .nth(k)
+        .map(|key| {
+            key.columns
+                .iter()
+                .filter_map(|name| table.column(name).map(|(i, _)| i))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Which key (primary first, then unique keys in order) locates the row of `before`: the
+/// first whose values the image has, none NULL.
+pub fn locating_key(table: &Table, before: &[Option<Value>]) -> Option<usize> {
+    keys(table).position(|key| {
+        key.columns.iter().all(|name| {
+            let value = table.column(name).and_then(|(i, _)| before.get(i));
+            matches!(value, Some(Some(v)) if *v != Value::Null)
+        })
+    })
+}
+
+/// Whether `after` leaves key `k`'s values as `before` has them (a column the after
+/// image lacks is left as it is).
+pub fn keeps_key(
+    table: &Table,
+    k: usize,
+    before: &[Option<Value>],
+    after: &[Option<Value>],
+) -> bool {
+    key_columns(table, k)
+        .into_iter()
+        .all(|i| match after.get(i) {
+            Some(Some(v)) => before.get(i) == Some(&Some(v.clone())),
+            _ => true,
+        })
+}
+
+/// Appends `` `a` = ? AND `b` = ?`` for key columns `key` of `row`.
+fn key_match(
+    table: &Table,
+    key: &[usize],
+    row: &[Option<Value>],
+    sql: &mut String,
+    params: &mut Vec<Param>,
+) -> Result<(), BuildError> {
+    for (n, &i) in key.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        sql.push_str(&quote(&table.columns[i].name));
+        sql.push_str(" = ?");
+        let value = row
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| BuildError::Missing {
+                table: table.qualified(),
+                column: table.columns[i].name.clone(),
+            })?;
+        params.push(bind(table, i, value)?);
+    }
+    Ok(())
+}
+
+/// Appends ` WHERE …` matching the rows `rows` whose key columns are `key`:
+/// `` `id` IN (?,?)`` or `` (`a` = ? AND `b` = ?) OR (…)``.
+fn locate_all(
+    table: &Table,
+    key: &[usize],
+    rows: &[&[Option<Value>]],
+    sql: &mut String,
+    params: &mut Vec<Param>,
+) -> Result<(), BuildError> {
+    sql.push_str(" WHERE ");
+    if let [column] = key {
+        sql.push_str(&quote(&table.columns[*column].name));
+        sql.push_str(" IN (");
+        for (n, row) in rows.iter().enumerate() {
+            sql.push_str(if n == 0 { "?" } else { ",?" });
+            let value = row.get(*column).and_then(Option::as_ref);
+            let value = value.ok_or_else(|| BuildError::Missing {
+                table: table.qualified(),
+                column: table.columns[*column].name.clone(),
+            })?;
+            params.push(bind(table, *column, value)?);
+        }
+        sql.push(')');
+        return Ok(());
+    }
+    for (n, row) in rows.iter().enumerate() {
+        sql.push_str(if n == 0 { "(" } else { " OR (" });
+        key_match(table, key, row, sql, params)?;
+        sql.push(')');
+    }
+    Ok(())
+}
+
 /// Appends ` WHERE …` locating the row of `before`; returns whether it needs `LIMIT 1`.
 fn locate(
     table: &Table,
@@ -102,28 +214,10 @@ fn locate(
     sql: &mut String,
     params: &mut Vec<Param>,
 ) -> Result<bool, BuildError> {
-    let value = |name: &str| {
-        let (i, _) = table.column(name)?;
-        match before.get(i)? {
-            Some(v) if *v != Value::Null => Some((i, v)),
-            _ => None,
-        }
-    };
-    let keys = table.primary_key.iter().chain(&table.unique_keys);
-    for key in keys {
-        let parts: Option<Vec<(usize, &Value)>> = key.columns.iter().map(|c| value(c)).collect();
-        if let Some(parts) = parts {
-            sql.push_str(" WHERE ");
-            for (n, (i, v)) in parts.into_iter().enumerate() {
-                if n > 0 {
-                    sql.push_str(" AND ");
-                }
-                sql.push_str(&quote(&table.columns[i].name));
-                sql.push_str(" = ?");
-                params.push(bind(table, i, v)?);
-            }
-            return Ok(false);
-        }
+    if let Some(k) = locating_key(table, before) {
+        sql.push_str(" WHERE ");
+        key_match(table, &key_columns(table, k), before, sql, params)?;
+        return Ok(false);
     }
     // No usable key: every stored column the image has, NULL-safe.
     let mut n = 0;
@@ -154,6 +248,85 @@ pub fn delete(table: &Table, before: &[Option<Value>]) -> Result<Stmt, BuildErro
         sql.push_str(" LIMIT 1");
     }
     Ok(Stmt { sql, params })
+}
+
+/// DELETE of several rows, each located by key `k` (which [`locating_key`] chose for it).
+pub fn delete_many(
+    table: &Table,
+    k: usize,
+    befores: &[&[Option<Value>]],
+) -> Result<Stmt, BuildError> {
+    let mut sql = format!("DELETE FROM {}", qualified(table));
+    let mut params = Vec::new();
+    locate_all(
+        table,
+        &key_columns(table, k),
+        befores,
+        &mut sql,
+        &mut params,
+    )?;
+    Ok(Stmt { sql, params })
+}
+
+/// UPDATE of several rows, each located by key `k` in its before image, which its after
+/// image leaves as it is ([`keeps_key`]): each stored column but the key's is set, row by
+/// row, to the after image's value where it has one. `None` when nothing is set.
+pub fn update_many(
+    table: &Table,
+    k: usize,
+    rows: &[(Row, Row)],
+) -> Result<Option<Stmt>, BuildError> {
+    let key = key_columns(table, k);
+    let mut sql = format!("UPDATE {} SET ", qualified(table));
+    let mut params = Vec::new();
+    let mut set = 0;
+    for i in stored(table).filter(|i| !key.contains(i)) {
+        let name = quote(&table.columns[i].name);
+        let mut arms = 0;
+        for (before, after) in rows {
+            let Some(Some(v)) = after.get(i) else {
+                continue;
+            };
+            if arms == 0 {
+                if set > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&name);
+                sql.push_str(" = CASE");
+                if let [column] = key.as_slice() {
+                    sql.push(' ');
+                    sql.push_str(&quote(&table.columns[*column].name));
+                }
+            }
+            if let [column] = key.as_slice() {
+                sql.push_str(" WHEN ? THEN ?");
+                let at = before.get(*column).and_then(Option::as_ref);
+                let at = at.ok_or_else(|| BuildError::Missing {
+                    table: table.qualified(),
+                    column: table.columns[*column].name.clone(),
+                })?;
+                params.push(bind(table, *column, at)?);
+            } else {
+                sql.push_str(" WHEN ");
+                key_match(table, &key, before, &mut sql, &mut params)?;
+                sql.push_str(" THEN ?");
+            }
+            params.push(bind(table, i, v)?);
+            arms += 1;
+        }
+        if arms > 0 {
+            sql.push_str(" ELSE ");
+            sql.push_str(&name);
+            sql.push_str(" END");
+            set += 1;
+        }
+    }
+    if set == 0 {
+        return Ok(None);
+    }
+    let befores: Vec<&[Option<Value>]> = rows.iter().map(|(b, _)| *b).collect();
+    locate_all(table, &key, &befores, &mut sql, &mut params)?;
+    Ok(Some(Stmt { sql, params }))
 }
 
 /// UPDATE of the row `before` identifies to `after` (its present, stored columns); in
@@ -321,6 +494,50 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn several_rows_by_key_and_each_row_its_own_values() {
+        let t = table("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(5))");
+        let (r1, r2) = ([int(1), int(2), text("x")], [int(7), int(8), text("y")]);
+        let s = delete_many(&t, 0, &[&r1, &r2]).unwrap();
+        assert_eq!(s.sql, "DELETE FROM `app`.`t` WHERE `id` IN (?,?)");
+        assert_eq!(s.params, [Param::Int(1), Param::Int(7)]);
+        // Row 1 sets both columns; row 7's after image (MINIMAL) has only `a`.
+        let (a1, a2) = ([int(1), int(3), Some(Value::Null)], [None, int(9), None]);
+        let s = update_many(&t, 0, &[(&r1, &a1), (&r2, &a2)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.sql,
+            "UPDATE `app`.`t` SET `a` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `a` END,\
+             `b` = CASE `id` WHEN ? THEN ? ELSE `b` END WHERE `id` IN (?,?)"
+        );
+        assert_eq!(
+            s.params,
+            [
+                Param::Int(1),
+                Param::Int(3),
+                Param::Int(7),
+                Param::Int(9),
+                Param::Int(1),
+                Param::NULL,
+                Param::Int(1),
+                Param::Int(7)
+            ]
+        );
+        // Nothing but the key: nothing to set.
+        let keys_only = [int(1), None, None];
+        assert!(update_many(&t, 0, &[(&r1, &keys_only), (&r2, &keys_only)])
+            .unwrap()
+            .is_none());
+        // Which key locates a row, and whether an update keeps it.
+        let u = table("CREATE TABLE u (a INT, b INT, UNIQUE KEY (a), UNIQUE KEY (b))");
+        assert_eq!(locating_key(&u, &[Some(Value::Null), int(2)]), Some(1));
+        assert_eq!(locating_key(&u, &[None, None]), None);
+        assert!(keeps_key(&u, 1, &[int(1), int(2)], &[int(5), int(2)]));
+        assert!(!keeps_key(&u, 0, &[int(1), int(2)], &[int(5), int(2)]));
+        assert!(keeps_key(&u, 0, &[int(1), int(2)], &[None, int(3)]));
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //!   none waiting on another worker) into the same downstream transaction, in order; its
 //!   mark counts them all and its record lists every one. A group the downstream refuses
 //!   is applied again one transaction at a time.
+//! - **Multi-row statements.** Inside what a worker applies (one transaction or a
+//!   group), the same keys order the row changes: each runs one step ([`levels`]) after
+//!   the latest earlier change it shares a key with, and the changes of one step, which
+//!   share none, join in multi-row statements per table (`super::changes`). Refused,
+//!   the transaction is built again with a statement per row change, in upstream order.
 //! - **Foreign keys** of the downstream link tables: a change of a child table names its
 //!   parent table, and a change of a parent table names itself, so transactions on
 //!   linked tables keep their order ([`Pool::set_links`], read at start and after DDL).
@@ -109,6 +114,8 @@ pub struct Job {
     seq: u64,
     /// Transactions on other workers that must commit first.
     wait_for: Vec<u64>,
+    /// Each row change's keys.
+    keys: ChangeKeys,
 }
 
 impl Job {
@@ -129,6 +136,7 @@ impl Job {
             columns_gen,
             seq: 0,
             wait_for: Vec::new(),
+            keys: ChangeKeys::default(),
         }
     }
 }
@@ -369,7 +377,8 @@ impl Pool {
             .wait(|p| p.open.len() < MAX_AHEAD)
             .await
             .map_err(RunError::from)?;
-        let keys = keys_of(&job.changes, &self.links);
+        job.keys = change_keys(&job.changes, &self.links);
+        let keys = job.keys.set();
         let (worker, seq) = {
             let mut p = self.shared.lock();
             if let Some(f) = &p.failed {
@@ -554,8 +563,9 @@ impl Worker {
 
     /// Applies a batch as one downstream transaction with its mark and apply record,
     /// retrying transient failures (unless the record shows the COMMIT went through),
-    /// building it again once on "unknown column", and once more after every earlier
-    /// transaction is committed on any other refusal. `Ok(false)`: a batch of several
+    /// building it again once on "unknown column"; on any other refusal, building it
+    /// again with a statement per row change, then trying once more after every earlier
+    /// transaction is committed. `Ok(false)`: a batch of several
     /// was refused (nothing of it applied); a single transaction's refusal is an error.
     /// Marks its transactions done.
     async fn apply(&mut self, batch: &Batch) -> Result<bool, RunError> {
@@ -564,7 +574,11 @@ impl Worker {
         let ctx = &mut self.ctx;
         let changes: Vec<&RowChange> = batch.jobs.iter().flat_map(|j| &j.changes).collect();
         let safe = batch.jobs.iter().any(|j| j.safe);
-        let mut stmts = build_changes(ctx, &mut self.down, here, &changes, safe).await?;
+        // Rows join in multi-row statements where their keys allow, until refused.
+        let levels = levels(batch.jobs.iter().flat_map(|j| j.keys.each()));
+        let mut merged = true;
+        let mut stmts =
+            build_changes(ctx, &mut self.down, here, &changes, safe, Some(&levels)).await?;
         let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
         let done = |shared: &Shared| shared.update(|p| seqs.iter().for_each(|s| p.finish(*s)));
         if stmts.is_empty() {
@@ -627,8 +641,15 @@ impl Worker {
                 }) if !refreshed => {
                     tracing::warn!(at = %here, %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    stmts = build_changes(ctx, &mut self.down, here, &changes, safe).await?;
+                    let levels = merged.then_some(levels.as_slice());
+                    stmts =
+                        build_changes(ctx, &mut self.down, here, &changes, safe, levels).await?;
                     refreshed = true;
+                }
+                Err(DownstreamError::Definite { reason, .. }) if merged => {
+                    tracing::info!(at = %here, %reason, "refused as multi-row statements; building it again with a statement per row");
+                    merged = false;
+                    stmts = build_changes(ctx, &mut self.down, here, &changes, safe, None).await?;
                 }
                 Err(DownstreamError::Definite { reason, .. }) if !in_order => {
                     tracing::info!(at = %here, %reason, "refused out of upstream order; applying it again once every earlier transaction is committed");
@@ -674,8 +695,52 @@ fn hash_value(h: &mut impl Hasher, value: &Option<Value>) {
     }
 }
 
-/// The conflict keys of a transaction's row changes (see the module note).
-pub fn keys_of(changes: &[RowChange], links: &Links) -> Vec<u64> {
+/// The keys of row changes: change `i`'s are `keys[ends[i - 1]..ends[i]]`.
+#[derive(Default)]
+pub struct ChangeKeys {
+    keys: Vec<u64>,
+    ends: Vec<usize>,
+}
+
+impl ChangeKeys {
+    /// Each change's keys, in order.
+    pub fn each(&self) -> impl Iterator<Item = &[u64]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.keys[a..b])
+    }
+
+    /// All the keys, once each, sorted.
+    fn set(&self) -> Vec<u64> {
+        let mut keys = self.keys.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// For each row change in order (given its keys), the step it may run in: one past the
+/// latest step of an earlier change it shares a key with, else 0. Changes of one step
+/// share no key; each change comes after every earlier one it shares a key with.
+pub fn levels<'a>(keys: impl Iterator<Item = &'a [u64]>) -> Vec<u32> {
+    let mut latest: HashMap<u64, u32> = HashMap::new();
+    keys.map(|keys| {
+        let level = keys
+            .iter()
+            .filter_map(|k| latest.get(k))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        for k in keys {
+            latest.insert(*k, level);
+        }
+        level
+    })
+    .collect()
+}
+
+/// The conflict keys of a transaction's row changes (see the module note), each
+/// change's apart.
+pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
     /// What a table's changes need, worked out once per table of the transaction.
     struct Layout<'a> {
         table: &'a Arc<Table>,
@@ -688,6 +753,7 @@ pub fn keys_of(changes: &[RowChange], links: &Links) -> Vec<u64> {
     }
     let mut layouts: Vec<Layout> = Vec::new();
     let mut keys = Vec::with_capacity(changes.len() * 2);
+    let mut ends = Vec::with_capacity(changes.len());
     for change in changes {
         let layout = match layouts
             .iter()
@@ -714,6 +780,7 @@ pub fn keys_of(changes: &[RowChange], links: &Links) -> Vec<u64> {
         keys.extend(layout.links);
         if layout.keys.is_empty() {
             keys.push(layout.name);
+            ends.push(keys.len());
             continue;
         }
         for image in [&change.before, &change.after].into_iter().flatten() {
@@ -727,10 +794,9 @@ pub fn keys_of(changes: &[RowChange], links: &Links) -> Vec<u64> {
                 keys.push(h.finish());
             }
         }
+        ends.push(keys.len());
     }
-    keys.sort_unstable();
-    keys.dedup();
-    keys
+    ChangeKeys { keys, ends }
 }
 
 /// The column positions of `table`'s primary key and unique keys (a key naming a column
@@ -789,7 +855,7 @@ mod tests {
 
     /// Whether two transactions (their changes) share a key.
     fn conflict(a: &[RowChange], b: &[RowChange], links: &Links) -> bool {
-        let (ka, kb) = (keys_of(a, links), keys_of(b, links));
+        let (ka, kb) = (change_keys(a, links).set(), change_keys(b, links).set());
         ka.iter().any(|k| kb.contains(k))
     }
 
