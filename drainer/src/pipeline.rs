@@ -253,6 +253,9 @@ struct Run<'a> {
     ddl_ran: bool,
     /// The streamed transaction was built again once after "unknown column".
     stream_refreshed: bool,
+    /// The downstream refused the transaction being read as multi-row statements: it is
+    /// built with a statement per row change until it commits.
+    row_by_row: bool,
     /// Set when the open downstream transaction was lost: read the transaction again.
     reread: Option<String>,
     /// Inserts, updates and deletes streamed into the open downstream transaction.
@@ -267,11 +270,21 @@ impl Run<'_> {
         self.ctx.applied(ops, None);
     }
 
-    /// The statements of `changes` against the downstream's columns, on this session.
+    /// The statements of `changes` against the downstream's columns, on this session:
+    /// multi-row statements where the keys allow, unless the transaction refused them.
     async fn build(&mut self, changes: &[RowChange], safe: bool) -> Result<Vec<Stmt>, RunError> {
         let here = self.here();
+        let levels = (!self.row_by_row).then(|| self.pool.levels(changes));
         let changes: Vec<&RowChange> = changes.iter().collect();
-        build_changes(&mut self.ctx, &mut self.down, &here, &changes, safe, None).await
+        build_changes(
+            &mut self.ctx,
+            &mut self.down,
+            &here,
+            &changes,
+            safe,
+            levels.as_deref(),
+        )
+        .await
     }
 
     /// A transient downstream failure of the step `kind`: logs `message` with the
@@ -459,8 +472,9 @@ impl Run<'_> {
         self.stream_failed(result)
     }
 
-    /// Sorts a failure of the open downstream transaction: a lost session, or "unknown
-    /// column" (once, with the columns looked at again), reads the transaction again.
+    /// Sorts a failure of the open downstream transaction: a lost session, "unknown
+    /// column" (once, with the columns looked at again), or a refused multi-row statement
+    /// (once, to build it with a statement per row change) reads the transaction again.
     fn stream_failed(&mut self, result: Result<(), DownstreamError>) -> Result<(), RunError> {
         match result {
             Ok(()) => Ok(()),
@@ -476,6 +490,12 @@ impl Run<'_> {
             }) if !self.stream_refreshed => {
                 self.down.forget_columns();
                 self.stream_refreshed = true;
+                self.reread = Some(reason);
+                Ok(())
+            }
+            Err(DownstreamError::Definite { reason, .. }) if !self.row_by_row => {
+                tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; applying the transaction again with a statement per row change");
+                self.row_by_row = true;
                 self.reread = Some(reason);
                 Ok(())
             }
@@ -716,6 +736,7 @@ impl Run<'_> {
         had_ddl: bool,
     ) -> Result<(), RunError> {
         self.stream_refreshed = false;
+        self.row_by_row = false;
         self.ctx.metrics.ddl(0, ddl_not_run);
         self.ctx.metrics.buffered(0);
         let mut s = self.ctx.status.lock();
@@ -745,7 +766,8 @@ impl Run<'_> {
     /// Applies row changes as one downstream transaction, with the apply record of
     /// `position` when given: transient failures retry it with backoff (unless the apply
     /// record shows it committed: the COMMIT's answer was lost); "unknown column" builds
-    /// it again, once, with fresh columns.
+    /// it again, once, with fresh columns, and any other refusal, once, with a statement
+    /// per row change.
     /// Whether a downstream transaction was committed (none when `changes` make no
     /// statement).
     async fn apply_rows(
@@ -796,6 +818,11 @@ impl Run<'_> {
                     self.down.forget_columns();
                     stmts = self.build(changes, safe).await?;
                     refreshed = true;
+                }
+                Err(DownstreamError::Definite { reason, .. }) if !self.row_by_row => {
+                    tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; building it again with a statement per row change");
+                    self.row_by_row = true;
+                    stmts = self.build(changes, safe).await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
@@ -1138,6 +1165,7 @@ pub async fn run(
         streaming: false,
         ddl_ran: false,
         stream_refreshed: false,
+        row_by_row: false,
         reread: None,
         ctx,
         pool,
@@ -1239,7 +1267,7 @@ pub async fn run(
                 .txn_from
                 .clone()
                 .expect("a streamed transaction began after its starting position was kept");
-            tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost; reading the transaction again from its start");
+            tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost or refused; reading the transaction again from its start");
             run.ctx.status.failed(format!("{}: {reason}", run.here()), true);
             run.drop_transaction();
             // Statements of the transaction may be recorded already (at its commit).

@@ -130,3 +130,76 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
     let out = drainer.wait(WAIT).await.unwrap();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
 }
+
+/// `app.u` in one line: rows, and sums that tell which row holds which value.
+async fn summary(server: &MariaDb) -> Result<Vec<String>, String> {
+    let sql = "SELECT CONCAT_WS(' ', COUNT(*), SUM(v), SUM(id * v)) FROM app.u";
+    server.query(sql).await.map_err(|e| e.to_string())
+}
+
+/// Rows the keys say are apart, which a unique key only the downstream has links: the
+/// multi-row statements are refused, and the transaction applies with a statement per
+/// row change in upstream order — on a worker, and streamed on the pipeline's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_row_statements_the_downstream_refuses_apply_row_by_row() {
+    const ROWS: u64 = 25_000; // past the 20,000 rows at which a transaction streams
+    let fill = format!("INSERT INTO app.u SELECT seq, seq FROM app.seq_1_to_{ROWS}");
+    let setup = [
+        "CREATE DATABASE app",
+        "CREATE TABLE app.u (id INT PRIMARY KEY, v INT NOT NULL)",
+        fill.as_str(),
+    ];
+    let (a, b) = two_sites(&setup).await.unwrap();
+    b.exec(&["ALTER TABLE app.u ADD UNIQUE KEY (v)"])
+        .await
+        .unwrap();
+    let start: Vec<String> = a.query("SELECT @@gtid_binlog_pos").await.unwrap();
+    a.exec(&[
+        // Row 2 gives up v = 2, then row 1 takes it: a multi-row UPDATE sets row 1 first.
+        "BEGIN",
+        "UPDATE app.u SET v = 0 WHERE id = 2",
+        "UPDATE app.u SET v = 2 WHERE id = 1",
+        "COMMIT",
+        // Every other row moves up one, the highest first (streamed).
+        "UPDATE app.u SET v = v + 1 WHERE id > 2 ORDER BY id DESC",
+        // No value shared: multi-row statements, streamed and on a worker.
+        "UPDATE app.u SET v = v + 100000 WHERE id > 2",
+        "DELETE FROM app.u WHERE id % 3 = 0",
+    ])
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
+    config.pump.initial_gtid = start[0].clone();
+    config.syncer.safe_mode_after_start_s = 0;
+    let mut drainer = DrainerCommand::new()
+        .unwrap()
+        .config(&config)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let want = summary(&a).await.unwrap();
+    eventually("every transaction applied", WAIT, || async {
+        let marks = mark_counter(&b, 1).await.map_err(|e| e.to_string())?;
+        let got = summary(&b).await?;
+        if marks == 4 && got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{marks} of 4 transactions; {got:?} against {want:?}"
+            ))
+        }
+    })
+    .await;
+    let log = drainer.stderr();
+    for path in [
+        "refused as multi-row statements; building it again with a statement per row change",
+        "refused as multi-row statements; applying the transaction again with a statement per row change",
+    ] {
+        assert_eq!(log.matches(path).count(), 1, "{path:?} once in the log:\n{log}");
+    }
+    drainer.signal(libc::SIGTERM);
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}

@@ -44,8 +44,8 @@ fn project(table: &Table, downstream: &[String]) -> (Table, Vec<bool>) {
     (narrow, keep)
 }
 
-/// Rows per multi-row INSERT, and the value bytes after which a batch closes (well under
-/// the server's default 16 MiB `max_allowed_packet`).
+/// Rows per multi-row INSERT, and the value bytes after which a multi-row statement closes
+/// (well under the server's default 16 MiB `max_allowed_packet`).
 const MAX_ROWS_PER_INSERT: usize = 500;
 const MAX_INSERT_BYTES: usize = 4 << 20;
 
@@ -449,7 +449,8 @@ fn statements<'c>(
                         pairs.filter_map(|(b, a)| Some((b?, a))).collect();
                     let width = (t.columns.len() + 1) * (sql::key_columns(t, k).len() + 1);
                     let per = MAX_ROWS_PER_UPDATE.min(MAX_PARAMS / width).max(1);
-                    for chunk in rows.chunks(per) {
+                    let size = |(_, a): &(sql::Row, sql::Row)| a.iter().map(approx_size).sum();
+                    for chunk in within(&rows, per, size) {
                         match chunk {
                             [(b, a)] => stmts.extend(sql::update(t, b, a, false)?),
                             _ => stmts.extend(sql::update_many(t, k, chunk)?),
@@ -471,19 +472,30 @@ fn inserts<R: AsRef<[Option<Value>]>>(
     rows: &[R],
     replace: bool,
 ) -> Result<(), sql::BuildError> {
-    let mut start = 0;
-    while start < rows.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < rows.len() && end - start < MAX_ROWS_PER_INSERT && bytes < MAX_INSERT_BYTES {
-            bytes += rows[end].as_ref().iter().map(approx_size).sum::<usize>();
-            end += 1;
-        }
-        let refs: Vec<&[Option<Value>]> = rows[start..end].iter().map(|r| r.as_ref()).collect();
+    let size = |r: &R| r.as_ref().iter().map(approx_size).sum();
+    for chunk in within(rows, MAX_ROWS_PER_INSERT, size) {
+        let refs: Vec<&[Option<Value>]> = chunk.iter().map(|r| r.as_ref()).collect();
         stmts.push(sql::insert(table, &refs, replace)?);
-        start = end;
     }
     Ok(())
+}
+
+/// `items` cut into runs of at most `max` items, each closed once its `size`s reach
+/// `MAX_INSERT_BYTES` (one item alone may be larger).
+fn within<T>(items: &[T], max: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < items.len() && end - start < max && bytes < MAX_INSERT_BYTES {
+            bytes += size(&items[end]);
+            end += 1;
+        }
+        runs.push(&items[start..end]);
+        start = end;
+    }
+    runs
 }
 
 #[cfg(test)]

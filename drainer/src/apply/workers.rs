@@ -22,6 +22,7 @@
 //!   the latest earlier change it shares a key with, and the changes of one step, which
 //!   share none, join in multi-row statements per table (`super::changes`). Refused,
 //!   the transaction is built again with a statement per row change, in upstream order.
+//!   The pipeline's own session does the same for what it applies ([`Pool::levels`]).
 //! - **Foreign keys** of the downstream link tables: a change of a child table names its
 //!   parent table, and a change of a parent table names itself, so transactions on
 //!   linked tables keep their order ([`Pool::set_links`], read at start and after DDL).
@@ -421,6 +422,12 @@ impl Pool {
         Ok(())
     }
 
+    /// The steps of `changes` for multi-row statements (see [`levels`]), by the keys the
+    /// workers use.
+    pub fn levels(&self, changes: &[RowChange]) -> Vec<u32> {
+        levels(change_keys(changes, &self.links).each())
+    }
+
     /// Waits until every transaction handed out is committed.
     pub async fn barrier(&self) -> Result<(), RunError> {
         self.shared
@@ -647,7 +654,7 @@ impl Worker {
                     refreshed = true;
                 }
                 Err(DownstreamError::Definite { reason, .. }) if merged => {
-                    tracing::info!(at = %here, %reason, "refused as multi-row statements; building it again with a statement per row");
+                    tracing::info!(at = %here, %reason, "refused as multi-row statements; building it again with a statement per row change");
                     merged = false;
                     stmts = build_changes(ctx, &mut self.down, here, &changes, safe, None).await?;
                 }

@@ -33,7 +33,9 @@
 //! cargo run --release -p integration --bin bench -- steady --seconds 30 --rate 500
 //! ```
 //!
-//! `bench big-txn`: one upstream transaction of `--rows` rows, replicated from the same
+//! `bench big-txn`: one upstream transaction of `--rows` rows (`--change insert`, `update`
+//! or `delete`: inserted into an empty table, or every row of a table that holds them on
+//! every server updated or deleted), replicated from the same
 //! starting position by a drainer (loopback on: the mark is part of what is measured) and
 //! by a native MariaDB replica (`CHANGE MASTER TO … MASTER_USE_GTID = slave_pos`), both
 //! targets with the same durability settings; reports each one's wall time and rows per
@@ -113,6 +115,9 @@ enum Bench {
         /// Rows in the transaction.
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
+        /// What the transaction does to the rows.
+        #[arg(long, value_enum, default_value_t = BigChange::Insert)]
+        change: BigChange,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -127,7 +132,9 @@ fn main() {
         .expect("a tokio runtime");
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
-        Bench::BigTxn { rows, json } => runtime.block_on(big_txn(rows, json.as_deref())),
+        Bench::BigTxn { rows, change, json } => {
+            runtime.block_on(big_txn(rows, change, json.as_deref()))
+        }
         Bench::Steady {
             workload,
             rate,
@@ -406,21 +413,56 @@ async fn replicate_natively(
 }
 
 /// Polls until `server` holds `rows` rows in `bench.big`.
-async fn wait_for_rows(server: &MariaDb, rows: u64) -> Result<(), Box<dyn std::error::Error>> {
+/// What the one large transaction of `bench big-txn` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BigChange {
+    /// Inserts the rows into the empty table.
+    Insert,
+    /// Updates every row of the table, which holds the rows on all three servers.
+    Update,
+    /// Deletes every row of the table, which holds the rows on all three servers.
+    Delete,
+}
+
+/// Waits until `server` shows the transaction applied. It commits as one transaction on
+/// both appliers, so its last row tells (a point lookup: polling does not load the target).
+async fn wait_for_rows(
+    server: &MariaDb,
+    change: BigChange,
+    rows: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + Duration::from_secs(3600);
+    let (check, done) = match change {
+        BigChange::Insert => (
+            format!("SELECT COUNT(*) FROM bench.big WHERE id = {rows}"),
+            1,
+        ),
+        BigChange::Update => (
+            format!("SELECT COUNT(*) FROM bench.big WHERE id = {rows} AND k = id * 7 + 1"),
+            1,
+        ),
+        BigChange::Delete => (
+            format!("SELECT COUNT(*) FROM bench.big WHERE id = {rows}"),
+            0,
+        ),
+    };
     loop {
-        let n: Vec<u64> = server.query("SELECT COUNT(*) FROM bench.big").await?;
-        if n.first() == Some(&rows) {
+        let n: Vec<u64> = server.query(&check).await?;
+        if n.first() == Some(&done) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("{} rows after an hour", n.first().unwrap_or(&0)).into());
+            return Err(format!("{change:?} of {rows} rows not applied after an hour").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::error::Error>> {
+async fn big_txn(
+    rows: u64,
+    change: BigChange,
+    json: Option<&Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("starting three MariaDB servers (upstream, drainer target, native replica) …");
     let start = |args: &[&str]| {
         let mut builder = MariaDb::builder();
@@ -436,17 +478,27 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
         "CREATE TABLE bench.big (id BIGINT PRIMARY KEY, k INT NOT NULL, name VARCHAR(64), \
          amount DECIMAL(12,2), created DATETIME(6))",
     ];
+    let fill = format!(
+        "INSERT INTO bench.big SELECT seq, seq * 7, CONCAT('name-', seq), seq / 100, \
+         '2024-05-01 12:34:56.123456' FROM bench.seq_1_to_{rows}"
+    );
     for server in [&up, &drained, &native] {
         server.exec(&schema).await?;
+        if change != BigChange::Insert {
+            // The same rows everywhere before the measured transaction.
+            server.exec(&[fill.as_str()]).await?;
+        }
     }
     let from: Vec<String> = up.query("SELECT @@global.gtid_binlog_pos").await?;
     let from = from.into_iter().next().ok_or("no GTID position")?;
-    eprintln!("writing one transaction of {rows} rows …");
-    up.exec(&[&format!(
-        "INSERT INTO bench.big SELECT seq, seq * 7, CONCAT('name-', seq), seq / 100, \
-         '2024-05-01 12:34:56.123456' FROM bench.seq_1_to_{rows}"
-    )])
-    .await?;
+    let what = format!("{change:?}").to_lowercase();
+    eprintln!("writing one transaction: {what} of {rows} rows …");
+    let statement = match change {
+        BigChange::Insert => fill.clone(),
+        BigChange::Update => "UPDATE bench.big SET k = k + 1, name = CONCAT(name, '+')".into(),
+        BigChange::Delete => "DELETE FROM bench.big".into(),
+    };
+    up.exec(&[statement.as_str()]).await?;
 
     eprintln!("native replica …");
     let native_started = Instant::now();
@@ -454,7 +506,7 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
         .exec(&[&format!("SET GLOBAL gtid_slave_pos = '{from}'")])
         .await?;
     replicate_natively(&native, &up).await?;
-    wait_for_rows(&native, rows).await?;
+    wait_for_rows(&native, change, rows).await?;
     let native_wall = native_started.elapsed();
 
     eprintln!("drainer …");
@@ -466,7 +518,7 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
     config.syncer.safe_mode_after_start_s = 0;
     let drainer_started = Instant::now();
     let drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
-    wait_for_rows(&drained, rows).await?;
+    wait_for_rows(&drained, change, rows).await?;
     let drainer_wall = drainer_started.elapsed();
     let pid = drainer.pid().ok_or("the drainer exited")?;
     let cpu = process_cpu_seconds(pid).ok_or("no CPU figures in /proc")?;
@@ -475,7 +527,7 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
 
     let per_s = |wall: Duration| rows as f64 / wall.as_secs_f64();
     println!(
-        "one transaction of {rows} rows; targets with {}",
+        "one transaction: {what} of {rows} rows; targets with {}",
         TARGET_ARGS.join(" ")
     );
     println!(
@@ -502,7 +554,7 @@ async fn big_txn(rows: u64, json: Option<&Path>) -> Result<(), Box<dyn std::erro
     println!("ratio drainer / native (rows per second): {ratio:.2}");
     if let Some(path) = json {
         let text = format!(
-            r#"{{"bench":"big-txn","rows":{rows},"drainer":{{"wall_s":{:.3},"rows_per_s":{:.0},"cpu_s":{cpu:.3},"peak_rss_bytes":{peak}}},"native":{{"wall_s":{:.3},"rows_per_s":{:.0}}},"ratio_rows_per_s":{ratio:.3}}}"#,
+            r#"{{"bench":"big-txn","change":"{what}","rows":{rows},"drainer":{{"wall_s":{:.3},"rows_per_s":{:.0},"cpu_s":{cpu:.3},"peak_rss_bytes":{peak}}},"native":{{"wall_s":{:.3},"rows_per_s":{:.0}}},"ratio_rows_per_s":{ratio:.3}}}"#,
             drainer_wall.as_secs_f64(),
             per_s(drainer_wall),
             native_wall.as_secs_f64(),
