@@ -474,7 +474,9 @@ impl Run<'_> {
 
     /// Sorts a failure of the open downstream transaction: a lost session, "unknown
     /// column" (once, with the columns looked at again), or a refused multi-row statement
-    /// (once, to build it with a statement per row change) reads the transaction again.
+    /// (once, to build it with a statement per row change) reads the transaction again;
+    /// the latter two not once a DDL statement of it ran downstream (what came before
+    /// that is committed there and would apply twice).
     fn stream_failed(&mut self, result: Result<(), DownstreamError>) -> Result<(), RunError> {
         match result {
             Ok(()) => Ok(()),
@@ -487,13 +489,13 @@ impl Run<'_> {
                 code: UNKNOWN_COLUMN,
                 reason,
                 ..
-            }) if !self.stream_refreshed => {
+            }) if !self.stream_refreshed && !self.ddl_ran => {
                 self.down.forget_columns();
                 self.stream_refreshed = true;
                 self.reread = Some(reason);
                 Ok(())
             }
-            Err(DownstreamError::Definite { reason, .. }) if !self.row_by_row => {
+            Err(DownstreamError::Definite { reason, .. }) if !self.row_by_row && !self.ddl_ran => {
                 tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; applying the transaction again with a statement per row change");
                 self.row_by_row = true;
                 self.reread = Some(reason);

@@ -133,7 +133,7 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
 
 /// `app.u` in one line: rows, and sums that tell which row holds which value.
 async fn summary(server: &MariaDb) -> Result<Vec<String>, String> {
-    let sql = "SELECT CONCAT_WS(' ', COUNT(*), SUM(v), SUM(id * v)) FROM app.u";
+    let sql = "SELECT CONCAT_WS(' ', COUNT(*), SUM(v), SUM(id * v), SUM(e + 0)) FROM app.u";
     server.query(sql).await.map_err(|e| e.to_string())
 }
 
@@ -143,10 +143,13 @@ async fn summary(server: &MariaDb) -> Result<Vec<String>, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_row_statements_the_downstream_refuses_apply_row_by_row() {
     const ROWS: u64 = 25_000; // past the 20,000 rows at which a transaction streams
-    let fill = format!("INSERT INTO app.u SELECT seq, seq FROM app.seq_1_to_{ROWS}");
+    let fill = format!("INSERT INTO app.u (id, v) SELECT seq, seq FROM app.seq_1_to_{ROWS}");
     let setup = [
         "CREATE DATABASE app",
-        "CREATE TABLE app.u (id INT PRIMARY KEY, v INT NOT NULL)",
+        // Member 2 is named '1': a multi-row UPDATE that turned the member number into
+        // text would store member 1.
+        "CREATE TABLE app.u (id INT PRIMARY KEY, v INT NOT NULL, \
+         e ENUM('2', '1') NOT NULL DEFAULT '1')",
         fill.as_str(),
     ];
     let (a, b) = two_sites(&setup).await.unwrap();

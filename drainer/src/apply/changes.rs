@@ -302,7 +302,7 @@ enum Kind {
 
 /// Rows per multi-row UPDATE, at most (each column's CASE lists them all).
 const MAX_ROWS_PER_UPDATE: usize = 100;
-/// Parameters per multi-row statement, at most (the protocol allows 65,535).
+/// Parameters per multi-row statement, at most (a prepared statement takes 65,535).
 const MAX_PARAMS: usize = 30_000;
 
 /// The statements of `txn`, whose change `i` is of table `shapes[of[i]]`.
@@ -314,7 +314,11 @@ const MAX_PARAMS: usize = 30_000;
 /// cannot join, updates, inserts). A change runs before any later one it shares a key
 /// with, so each row sees its changes in upstream order. What the keys cannot see (a
 /// collation equating other variants, a unique key only the downstream has) shows as an
-/// error of the downstream; the caller then builds again without `levels`.
+/// error of the downstream; the caller then builds again without `levels`. Safe mode
+/// ignores `levels`: its REPLACE would overwrite such a row instead of failing.
+///
+/// Without `levels` every change is a statement, in order, but consecutive inserts into
+/// one table, which share an INSERT.
 fn statements<'c>(
     txn: &[&'c RowChange],
     shapes: &[Shape],
@@ -361,7 +365,7 @@ fn statements<'c>(
         }
         Ok(())
     };
-    let Some(levels) = levels else {
+    let Some(levels) = levels.filter(|_| !safe) else {
         let mut i = 0;
         while i < txn.len() {
             if let (None, Some(_)) = &images[i] {
@@ -393,7 +397,7 @@ fn statements<'c>(
             let kind = match &images[i] {
                 (None, Some(_)) => Some(Kind::Insert),
                 (Some(b), None) => sql::locating_key(t, b).map(Kind::Delete),
-                (Some(b), Some(a)) if !safe => sql::locating_key(t, b)
+                (Some(b), Some(a)) if sql::full(t, a) => sql::locating_key(t, b)
                     .filter(|&k| sql::keeps_key(t, k, b, a))
                     .map(Kind::Update),
                 _ => None,
@@ -423,7 +427,9 @@ fn statements<'c>(
                 .iter()
                 .filter_map(|&i| images[i].0.as_deref())
                 .collect();
-            for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+            let key = sql::key_columns(t, k);
+            let size = |r: &sql::Row| key.iter().map(|&c| r.get(c).map_or(16, approx_size)).sum();
+            for chunk in within(&rows, MAX_ROWS_PER_INSERT, size) {
                 stmts.push(match chunk {
                     [one] => sql::delete(t, one)?,
                     _ => sql::delete_many(t, k, chunk)?,
@@ -449,7 +455,13 @@ fn statements<'c>(
                         pairs.filter_map(|(b, a)| Some((b?, a))).collect();
                     let width = (t.columns.len() + 1) * (sql::key_columns(t, k).len() + 1);
                     let per = MAX_ROWS_PER_UPDATE.min(MAX_PARAMS / width).max(1);
-                    let size = |(_, a): &(sql::Row, sql::Row)| a.iter().map(approx_size).sum();
+                    // Each key value goes once per column and once in WHERE.
+                    let key = sql::key_columns(t, k);
+                    let size = |(b, a): &(sql::Row, sql::Row)| {
+                        let key: usize =
+                            key.iter().map(|&c| b.get(c).map_or(16, approx_size)).sum();
+                        a.iter().map(approx_size).sum::<usize>() + key * (t.columns.len() + 1)
+                    };
                     for chunk in within(&rows, per, size) {
                         match chunk {
                             [(b, a)] => stmts.extend(sql::update(t, b, a, false)?),
@@ -473,7 +485,10 @@ fn inserts<R: AsRef<[Option<Value>]>>(
     replace: bool,
 ) -> Result<(), sql::BuildError> {
     let size = |r: &R| r.as_ref().iter().map(approx_size).sum();
-    for chunk in within(rows, MAX_ROWS_PER_INSERT, size) {
+    let most = MAX_ROWS_PER_INSERT
+        .min(MAX_PARAMS / table.columns.len().max(1))
+        .max(1);
+    for chunk in within(rows, most, size) {
         let refs: Vec<&[Option<Value>]> = chunk.iter().map(|r| r.as_ref()).collect();
         stmts.push(sql::insert(table, &refs, replace)?);
     }
@@ -563,7 +578,7 @@ mod tests {
             sqls(&changes, true, false),
             [
                 "DELETE FROM `app`.`t` WHERE `id` IN (?,?)",
-                "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `v` END \
+                "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END \
                  WHERE `id` IN (?,?)",
                 "UPDATE `app`.`u` SET `id` = ?,`v` = ? WHERE `id` = ?",
                 // Row 3, deleted above, comes back after it.
@@ -580,23 +595,37 @@ mod tests {
         let changes = [
             change(&t, &[1, 0, 10], &[1, 1, 10]),
             change(&t, &[1, 1, 10], &[1, 2, 10]),
-            // Takes the unique value row 1 had.
             change(&t, &[2, 0, 20], &[2, 0, 11]),
-            change(&t, &[1, 2, 10], &[1, 2, 11]),
+            // Row 1 takes the unique value row 2 gave up.
+            change(&t, &[1, 2, 10], &[1, 2, 20]),
             // A primary key change.
             change(&t, &[5, 0, 50], &[6, 0, 50]),
         ];
         let merged = sqls(&changes, true, false);
         let one = "UPDATE `app`.`t` SET `id` = ?,`v` = ?,`w` = ? WHERE `id` = ?";
         assert_eq!(merged[0], one, "row 5 moves to 6 alone");
-        let two = "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `v` END,\
-                   `w` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `w` END WHERE `id` IN (?,?)";
+        let two = "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END,\
+                   `w` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END WHERE `id` IN (?,?)";
         assert_eq!(merged[1], two, "rows 1 and 2, first change each");
         assert_eq!(merged[2..], [one, one], "row 1 twice more, in order");
-        // In safe mode an update is a DELETE and a REPLACE: they stand alone.
-        let safe = sqls(&changes[..1], true, true);
-        assert_eq!(safe.len(), 2);
+        // In safe mode an update is a DELETE and a REPLACE, and everything keeps its
+        // upstream order: a REPLACE would overwrite what the keys cannot see.
+        let safe = sqls(&changes, true, true);
+        assert_eq!(safe, sqls(&changes, false, true));
+        assert_eq!(safe.len(), 10);
         assert!(safe[1].starts_with("REPLACE"));
+        // An after image without every column (MINIMAL) updates alone.
+        let minimal = [
+            RowChange {
+                table: Arc::clone(&t),
+                before: row(&[7, 0, 70]),
+                after: Some(vec![None, Some(Value::Int(1)), None]),
+            },
+            change(&t, &[8, 0, 80], &[8, 1, 80]),
+        ];
+        let sqls = sqls(&minimal, true, false);
+        assert_eq!(sqls[0], "UPDATE `app`.`t` SET `v` = ? WHERE `id` = ?");
+        assert_eq!(sqls.len(), 2);
     }
 
     #[test]
@@ -613,7 +642,7 @@ mod tests {
             [
                 "DELETE FROM `app`.`t` WHERE (`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?)",
                 "UPDATE `app`.`t` SET `v` = CASE WHEN `a` = ? AND `b` = ? THEN ? \
-                 WHEN `a` = ? AND `b` = ? THEN ? ELSE `v` END \
+                 WHEN `a` = ? AND `b` = ? THEN ? END \
                  WHERE (`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?)",
             ]
         );

@@ -10,8 +10,10 @@
 //! - Several rows of one table that the same key locates, none of them sharing a key with
 //!   another (see `super::changes`), delete in one statement (`WHERE id IN (…)`) and
 //!   update in one statement that sets each row's values by its key
-//!   (`SET c = CASE id WHEN ? THEN ? … ELSE c END … WHERE id IN (…)`); the key's
-//!   columns, unchanged, are not set, so every CASE sees the row's own key.
+//!   (`SET c = CASE id WHEN ? THEN ? … END … WHERE id IN (…)`); the key's columns,
+//!   unchanged, are not set, so every CASE sees the row's own key. Every row sets every
+//!   column (full after images), so a CASE's type is its parameters' (no `ELSE c`, whose
+//!   column type would join: an ENUM would turn the member numbers into text).
 
 use mysql_async::Value as Param;
 use schema::{Index, Table, Value};
@@ -268,9 +270,14 @@ pub fn delete_many(
     Ok(Stmt { sql, params })
 }
 
+/// Whether `after` has every stored column (what [`update_many`] needs).
+pub fn full(table: &Table, after: &[Option<Value>]) -> bool {
+    stored(table).all(|i| matches!(after.get(i), Some(Some(_))))
+}
+
 /// UPDATE of several rows, each located by key `k` in its before image, which its after
-/// image leaves as it is ([`keeps_key`]): each stored column but the key's is set, row by
-/// row, to the after image's value where it has one. `None` when nothing is set.
+/// image, [`full`], leaves as it is ([`keeps_key`]): each stored column but the key's is
+/// set, row by row, to the after image's value. `None` when nothing is set.
 pub fn update_many(
     table: &Table,
     k: usize,
@@ -281,17 +288,17 @@ pub fn update_many(
     let mut params = Vec::new();
     let mut set = 0;
     for i in stored(table).filter(|i| !key.contains(i)) {
-        let name = quote(&table.columns[i].name);
-        let mut arms = 0;
-        for (before, after) in rows {
-            let Some(Some(v)) = after.get(i) else {
-                continue;
-            };
-            if arms == 0 {
+        for (n, (before, after)) in rows.iter().enumerate() {
+            let v = after.get(i).and_then(Option::as_ref);
+            let v = v.ok_or_else(|| BuildError::Missing {
+                table: table.qualified(),
+                column: table.columns[i].name.clone(),
+            })?;
+            if n == 0 {
                 if set > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&name);
+                sql.push_str(&quote(&table.columns[i].name));
                 sql.push_str(" = CASE");
                 if let [column] = key.as_slice() {
                     sql.push(' ');
@@ -312,11 +319,8 @@ pub fn update_many(
                 sql.push_str(" THEN ?");
             }
             params.push(bind(table, i, v)?);
-            arms += 1;
         }
-        if arms > 0 {
-            sql.push_str(" ELSE ");
-            sql.push_str(&name);
+        if !rows.is_empty() {
             sql.push_str(" END");
             set += 1;
         }
@@ -503,15 +507,18 @@ mod tests {
         let s = delete_many(&t, 0, &[&r1, &r2]).unwrap();
         assert_eq!(s.sql, "DELETE FROM `app`.`t` WHERE `id` IN (?,?)");
         assert_eq!(s.params, [Param::Int(1), Param::Int(7)]);
-        // Row 1 sets both columns; row 7's after image (MINIMAL) has only `a`.
-        let (a1, a2) = ([int(1), int(3), Some(Value::Null)], [None, int(9), None]);
+        let (a1, a2) = (
+            [int(1), int(3), Some(Value::Null)],
+            [int(7), int(9), text("z")],
+        );
+        assert!(full(&t, &a1) && !full(&t, &[None, int(9), None]));
         let s = update_many(&t, 0, &[(&r1, &a1), (&r2, &a2)])
             .unwrap()
             .unwrap();
         assert_eq!(
             s.sql,
-            "UPDATE `app`.`t` SET `a` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? ELSE `a` END,\
-             `b` = CASE `id` WHEN ? THEN ? ELSE `b` END WHERE `id` IN (?,?)"
+            "UPDATE `app`.`t` SET `a` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END,\
+             `b` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END WHERE `id` IN (?,?)"
         );
         assert_eq!(
             s.params,
@@ -522,13 +529,16 @@ mod tests {
                 Param::Int(9),
                 Param::Int(1),
                 Param::NULL,
+                Param::Int(7),
+                Param::Bytes(b"z".to_vec()),
                 Param::Int(1),
                 Param::Int(7)
             ]
         );
         // Nothing but the key: nothing to set.
-        let keys_only = [int(1), None, None];
-        assert!(update_many(&t, 0, &[(&r1, &keys_only), (&r2, &keys_only)])
+        let k = table("CREATE TABLE k (id INT PRIMARY KEY)");
+        let (one, two) = ([int(1)], [int(2)]);
+        assert!(update_many(&k, 0, &[(&one, &one), (&two, &two)])
             .unwrap()
             .is_none());
         // Which key locates a row, and whether an update keeps it.

@@ -297,7 +297,7 @@ pub struct Pool {
     queues: Vec<mpsc::Sender<Job>>,
     handles: Vec<JoinHandle<()>>,
     /// Key → the last transaction that named it, and its worker.
-    keys: HashMap<u64, (u64, usize)>,
+    keys: KeyMap<(u64, usize)>,
     /// The keys the downstream's foreign keys add.
     links: Links,
 }
@@ -342,7 +342,7 @@ impl Pool {
             shared,
             queues,
             handles,
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
             links: Links::new(),
         }
     }
@@ -674,6 +674,29 @@ impl Worker {
     }
 }
 
+/// Hashes a key that is a hash already: the key itself.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map by key hash (no second hashing).
+type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PassThrough>>;
+
 /// Feeds text to a hasher through `write!` (no allocation).
 struct HashWriter<'a, H: Hasher>(&'a mut H);
 
@@ -684,7 +707,7 @@ impl<H: Hasher> std::fmt::Write for HashWriter<'_, H> {
     }
 }
 
-fn hash_value(h: &mut impl Hasher, value: &Option<Value>) {
+fn hash_value(h: &mut impl Hasher, value: Option<&Value>) {
     use std::fmt::Write;
     match value {
         // As the usual collations compare: ASCII case and trailing spaces aside.
@@ -693,6 +716,20 @@ fn hash_value(h: &mut impl Hasher, value: &Option<Value>) {
             for c in &b[..trimmed] {
                 h.write_u8(c.to_ascii_lowercase());
             }
+            h.write_u8(0xff);
+        }
+        // The usual key types without formatting them.
+        Some(Value::Int(i)) => {
+            h.write_u8(1);
+            h.write_i64(*i);
+        }
+        Some(Value::UInt(u)) => {
+            h.write_u8(2);
+            h.write_u64(*u);
+        }
+        Some(Value::Bytes(b)) => {
+            h.write_u8(3);
+            h.write(b);
             h.write_u8(0xff);
         }
         Some(v) => {
@@ -729,7 +766,7 @@ impl ChangeKeys {
 /// latest step of an earlier change it shares a key with, else 0. Changes of one step
 /// share no key; each change comes after every earlier one it shares a key with.
 pub fn levels<'a>(keys: impl Iterator<Item = &'a [u64]>) -> Vec<u32> {
-    let mut latest: HashMap<u64, u32> = HashMap::new();
+    let mut latest: KeyMap<u32> = KeyMap::default();
     keys.map(|keys| {
         let level = keys
             .iter()
@@ -790,13 +827,19 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
             ends.push(keys.len());
             continue;
         }
-        for image in [&change.before, &change.after].into_iter().flatten() {
+        let before = change.before.as_deref();
+        for image in [before, change.after.as_deref()].into_iter().flatten() {
             for (k, columns) in layout.keys.iter().enumerate() {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 h.write_u64(layout.name);
                 k.hash(&mut h);
                 for &c in columns {
-                    hash_value(&mut h, image.get(c).unwrap_or(&None));
+                    // A column the after image lacks (MINIMAL, NOBLOB) kept its value.
+                    let value = match image.get(c) {
+                        Some(Some(v)) => Some(v),
+                        _ => before.and_then(|b| b.get(c)).and_then(Option::as_ref),
+                    };
+                    hash_value(&mut h, value);
                 }
                 keys.push(h.finish());
             }
@@ -894,6 +937,15 @@ mod tests {
             &insert(8, "kEY  ", 0),
             &none
         ));
+        // An after image lacking a key column (MINIMAL) kept the before image's value:
+        // updates of two rows stay apart, and a unique key's other column counts.
+        let minimal = |id, u: &str, v| {
+            let before = Some(vec![int(id), text(u), int(0)]);
+            vec![change(&t, before, Some(vec![None, None, int(v)]))]
+        };
+        assert!(!conflict(&minimal(10, "m", 1), &minimal(11, "n", 1), &none));
+        assert!(conflict(&minimal(10, "m", 1), &minimal(10, "m", 2), &none));
+        assert!(conflict(&minimal(12, "o", 1), &insert(13, "o", 0), &none));
         // The same values in another table are other keys.
         let other = table("CREATE TABLE o (id INT PRIMARY KEY, u VARCHAR(10), v INT)");
         let in_other = vec![change(&other, None, Some(vec![int(1), text("a"), int(1)]))];
