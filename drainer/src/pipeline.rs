@@ -256,6 +256,8 @@ struct Run<'a> {
     /// The downstream refused the transaction being read as multi-row statements: it is
     /// built with a statement per row change until it commits.
     row_by_row: bool,
+    /// The statements last built joined rows where the keys allowed.
+    merged: bool,
     /// Set when the open downstream transaction was lost: read the transaction again.
     reread: Option<String>,
     /// Inserts, updates and deletes streamed into the open downstream transaction.
@@ -274,7 +276,10 @@ impl Run<'_> {
     /// multi-row statements where the keys allow, unless the transaction refused them.
     async fn build(&mut self, changes: &[RowChange], safe: bool) -> Result<Vec<Stmt>, RunError> {
         let here = self.here();
-        let levels = (!self.row_by_row).then(|| self.pool.levels(changes));
+        // Not in safe mode (upstream order), nor once the transaction's DDL ran downstream
+        // (it cannot be read again to build it row by row).
+        self.merged = !safe && !self.row_by_row && !self.ddl_ran;
+        let levels = self.merged.then(|| self.pool.levels(changes));
         let changes: Vec<&RowChange> = changes.iter().collect();
         build_changes(
             &mut self.ctx,
@@ -495,7 +500,7 @@ impl Run<'_> {
                 self.reread = Some(reason);
                 Ok(())
             }
-            Err(DownstreamError::Definite { reason, .. }) if !self.row_by_row && !self.ddl_ran => {
+            Err(DownstreamError::Definite { reason, .. }) if self.merged => {
                 tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; applying the transaction again with a statement per row change");
                 self.row_by_row = true;
                 self.reread = Some(reason);
@@ -821,7 +826,7 @@ impl Run<'_> {
                     stmts = self.build(changes, safe).await?;
                     refreshed = true;
                 }
-                Err(DownstreamError::Definite { reason, .. }) if !self.row_by_row => {
+                Err(DownstreamError::Definite { reason, .. }) if self.merged => {
                     tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; building it again with a statement per row change");
                     self.row_by_row = true;
                     stmts = self.build(changes, safe).await?;
@@ -1168,6 +1173,7 @@ pub async fn run(
         ddl_ran: false,
         stream_refreshed: false,
         row_by_row: false,
+        merged: false,
         reread: None,
         ctx,
         pool,

@@ -315,7 +315,9 @@ const MAX_PARAMS: usize = 30_000;
 /// with, so each row sees its changes in upstream order. What the keys cannot see (a
 /// collation equating other variants, a unique key only the downstream has) shows as an
 /// error of the downstream; the caller then builds again without `levels`. Safe mode
-/// ignores `levels`: its REPLACE would overwrite such a row instead of failing.
+/// ignores `levels`: its REPLACE would overwrite such a row instead of failing. So do
+/// levels as many as half the changes (they would join little), and a key with a
+/// DECIMAL value keeps its row a statement of its own (see [`sql::exact_key`]).
 ///
 /// Without `levels` every change is a statement, in order, but consecutive inserts into
 /// one table, which share an INSERT.
@@ -365,7 +367,13 @@ fn statements<'c>(
         }
         Ok(())
     };
-    let Some(levels) = levels.filter(|_| !safe) else {
+    // Levels as deep as half the changes join little (a table without keys, say):
+    // consecutive inserts then join better in order.
+    let joins = |levels: &&[u32]| {
+        let steps = levels.iter().max().map_or(0, |m| *m as usize + 1);
+        steps * 2 <= levels.len()
+    };
+    let Some(levels) = levels.filter(|_| !safe).filter(joins) else {
         let mut i = 0;
         while i < txn.len() {
             if let (None, Some(_)) = &images[i] {
@@ -396,9 +404,11 @@ fn statements<'c>(
             let t = target(i);
             let kind = match &images[i] {
                 (None, Some(_)) => Some(Kind::Insert),
-                (Some(b), None) => sql::locating_key(t, b).map(Kind::Delete),
+                (Some(b), None) => sql::locating_key(t, b)
+                    .filter(|&k| sql::exact_key(t, k, b))
+                    .map(Kind::Delete),
                 (Some(b), Some(a)) if sql::full(t, a) => sql::locating_key(t, b)
-                    .filter(|&k| sql::keeps_key(t, k, b, a))
+                    .filter(|&k| sql::exact_key(t, k, b) && sql::keeps_key(t, k, b, a))
                     .map(Kind::Update),
                 _ => None,
             };
@@ -600,19 +610,26 @@ mod tests {
             change(&t, &[1, 2, 10], &[1, 2, 20]),
             // A primary key change.
             change(&t, &[5, 0, 50], &[6, 0, 50]),
+            change(&t, &[3, 0, 30], &[3, 3, 30]),
+            change(&t, &[4, 0, 40], &[4, 4, 40]),
         ];
         let merged = sqls(&changes, true, false);
         let one = "UPDATE `app`.`t` SET `id` = ?,`v` = ?,`w` = ? WHERE `id` = ?";
         assert_eq!(merged[0], one, "row 5 moves to 6 alone");
-        let two = "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END,\
-                   `w` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END WHERE `id` IN (?,?)";
-        assert_eq!(merged[1], two, "rows 1 and 2, first change each");
+        let arms = " WHEN ? THEN ?".repeat(4);
+        let four = format!(
+            "UPDATE `app`.`t` SET `v` = CASE `id`{arms} END,`w` = CASE `id`{arms} END \
+             WHERE `id` IN (?,?,?,?)"
+        );
+        assert_eq!(merged[1], four, "rows 1 to 4, the first change of each");
         assert_eq!(merged[2..], [one, one], "row 1 twice more, in order");
+        // Three steps for four changes: in order, a statement each.
+        assert_eq!(sqls(&changes[..4], true, false).len(), 4);
         // In safe mode an update is a DELETE and a REPLACE, and everything keeps its
         // upstream order: a REPLACE would overwrite what the keys cannot see.
         let safe = sqls(&changes, true, true);
         assert_eq!(safe, sqls(&changes, false, true));
-        assert_eq!(safe.len(), 10);
+        assert_eq!(safe.len(), 14);
         assert!(safe[1].starts_with("REPLACE"));
         // An after image without every column (MINIMAL) updates alone.
         let minimal = [
@@ -646,6 +663,20 @@ mod tests {
                  WHERE (`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?)",
             ]
         );
+        // A DECIMAL key compares with its text parameter as DOUBLE: one statement each.
+        let d = table("CREATE TABLE d (id DECIMAL(20,0) PRIMARY KEY, v INT)");
+        let dec = |id: &str, v: Option<i64>| RowChange {
+            table: Arc::clone(&d),
+            before: Some(vec![Some(Value::Decimal(id.into())), Some(Value::Int(0))]),
+            after: v.map(|v| vec![Some(Value::Decimal(id.into())), Some(Value::Int(v))]),
+        };
+        let changes = [
+            dec("12345678901234567890", Some(1)),
+            dec("12345678901234567891", Some(2)),
+            dec("12345678901234567892", None),
+            dec("12345678901234567893", None),
+        ];
+        assert_eq!(sqls(&changes, true, false).len(), 4);
         // Without a key every change of the table conflicts with the others.
         let n = table("CREATE TABLE n (a INT, v INT)");
         let changes = [change(&n, &[1, 0], &[]), change(&n, &[2, 0], &[])];

@@ -134,6 +134,15 @@ pub fn locating_key(table: &Table, before: &[Option<Value>]) -> Option<usize> {
     })
 }
 
+/// Whether the values of key `k` in `row` compare exactly with their parameters. A
+/// DECIMAL travels as text, and a DECIMAL column compares with text as DOUBLE: fine for
+/// an index lookup, not for telling rows apart in a multi-row statement.
+pub fn exact_key(table: &Table, k: usize, row: &[Option<Value>]) -> bool {
+    key_columns(table, k)
+        .into_iter()
+        .all(|i| !matches!(row.get(i), Some(Some(Value::Decimal(_)))))
+}
+
 /// Whether `after` leaves key `k`'s values as `before` has them (a column the after
 /// image lacks is left as it is).
 pub fn keeps_key(

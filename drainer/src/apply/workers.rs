@@ -3,7 +3,8 @@
 //!
 //! - **Keys.** Every row change names keys: its table with the values of the primary key
 //!   and of each unique key, for the before and the after image (a table with neither
-//!   names the table itself, so all its changes conflict). Text compares ASCII
+//!   names the table itself, so all its changes conflict; so does a change whose every
+//!   key holds a NULL, which a unique key does not constrain). Text compares ASCII
 //!   case-insensitively and without trailing spaces, as the usual collations do; two
 //!   transactions sharing a key conflict. Hashes stand for keys: a collision only makes
 //!   two transactions wait for each other.
@@ -583,9 +584,16 @@ impl Worker {
         let safe = batch.jobs.iter().any(|j| j.safe);
         // Rows join in multi-row statements where their keys allow, until refused.
         let levels = levels(batch.jobs.iter().flat_map(|j| j.keys.each()));
-        let mut merged = true;
-        let mut stmts =
-            build_changes(ctx, &mut self.down, here, &changes, safe, Some(&levels)).await?;
+        let mut merged = !safe;
+        let mut stmts = build_changes(
+            ctx,
+            &mut self.down,
+            here,
+            &changes,
+            safe,
+            merged.then_some(levels.as_slice()),
+        )
+        .await?;
         let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
         let done = |shared: &Shared| shared.update(|p| seqs.iter().for_each(|s| p.finish(*s)));
         if stmts.is_empty() {
@@ -822,14 +830,10 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
             }
         };
         keys.extend(layout.links);
-        if layout.keys.is_empty() {
-            keys.push(layout.name);
-            ends.push(keys.len());
-            continue;
-        }
+        let own = keys.len();
         let before = change.before.as_deref();
         for image in [before, change.after.as_deref()].into_iter().flatten() {
-            for (k, columns) in layout.keys.iter().enumerate() {
+            'key: for (k, columns) in layout.keys.iter().enumerate() {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 h.write_u64(layout.name);
                 k.hash(&mut h);
@@ -839,10 +843,19 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
                         Some(Some(v)) => Some(v),
                         _ => before.and_then(|b| b.get(c)).and_then(Option::as_ref),
                     };
+                    if value == Some(&Value::Null) {
+                        // A unique key holds any number of NULLs: no key.
+                        continue 'key;
+                    }
                     hash_value(&mut h, value);
                 }
                 keys.push(h.finish());
             }
+        }
+        if keys.len() == own {
+            // No key (none at all, or NULL in every one): the row is known by all its
+            // columns, so it conflicts with every such change of its table.
+            keys.push(layout.name);
         }
         ends.push(keys.len());
     }
@@ -946,6 +959,14 @@ mod tests {
         assert!(!conflict(&minimal(10, "m", 1), &minimal(11, "n", 1), &none));
         assert!(conflict(&minimal(10, "m", 1), &minimal(10, "m", 2), &none));
         assert!(conflict(&minimal(12, "o", 1), &insert(13, "o", 0), &none));
+        // A NULL in a unique key constrains nothing: two rows apart by their primary
+        // keys; without one, such rows are known by all their columns (the table).
+        let null = Some(Value::Null);
+        let with_null = |id| vec![change(&t, None, Some(vec![int(id), null.clone(), int(0)]))];
+        assert!(!conflict(&with_null(20), &with_null(21), &none));
+        let u = table("CREATE TABLE u (a INT NULL, b INT, UNIQUE KEY (a))");
+        let nulls = |b| vec![change(&u, Some(vec![null.clone(), int(b)]), None)];
+        assert!(conflict(&nulls(1), &nulls(2), &none));
         // The same values in another table are other keys.
         let other = table("CREATE TABLE o (id INT PRIMARY KEY, u VARCHAR(10), v INT)");
         let in_other = vec![change(&other, None, Some(vec![int(1), text("a"), int(1)]))];

@@ -898,6 +898,38 @@ struct Steady {
     upstream_tps: f64,
     /// Heartbeats, and their lag from the upstream commit to visible on the target.
     lags: Vec<Duration>,
+    /// The drainer's downstream transactions (BEGIN to COMMIT) from its
+    /// `drainer_apply_seconds` histogram: count, and the bucket bounds (ms) under which
+    /// half and 99 % of them took.
+    applies: Option<(u64, f64, f64)>,
+}
+
+/// Count and p50 / p99 bucket bounds (ms) of `drainer_apply_seconds` in Prometheus text.
+fn apply_quantiles(metrics: &str) -> Option<(u64, f64, f64)> {
+    let samples = integration::parse_prometheus(metrics).ok()?;
+    let mut buckets: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.name == "drainer_apply_seconds_bucket")
+        .filter_map(|s| {
+            let (_, le) = s.labels.iter().find(|(k, _)| k == "le")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, s.value))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    let under = |q: f64| {
+        let need = (total * q).ceil();
+        buckets
+            .iter()
+            .find(|(_, c)| *c >= need)
+            .map_or(f64::INFINITY, |(le, _)| le * 1e3)
+    };
+    Some((total as u64, under(0.5), under(0.99)))
 }
 
 impl Steady {
@@ -956,6 +988,12 @@ async fn steady(
     }
     let ratio = results[1].percentile(0.99) / results[0].percentile(0.99);
     println!("ratio drainer / native (p99 lag): {ratio:.2}");
+    if let Some((count, p50, p99)) = results[1].applies {
+        println!(
+            "drainer: {count} downstream transactions, BEGIN to COMMIT p50 <= {p50} ms, \
+             p99 <= {p99} ms (histogram bucket bounds)"
+        );
+    }
     if let Some(path) = json {
         let text = format!(
             r#"{{"bench":"steady","workload":"{workload}","rate":{rate},{},"results":[{}],"ratio_p99":{ratio:.3}}}"#,
@@ -988,10 +1026,12 @@ async fn steady_one(
     let (up, target) = (up?, target?);
     let dir = tempfile::tempdir()?;
     let mut drainer = None;
+    let mut config_addr = String::new();
     if applier == "native" {
         replicate_natively(&target, &up).await?;
     } else {
         let config = shape.drainer_config(&up, &target, dir.path())?;
+        config_addr = config.addr.clone();
         drainer = Some(integration::replicating(&config, Duration::from_secs(120)).await?);
     }
     up.exec(&[
@@ -1093,7 +1133,10 @@ async fn steady_one(
     if lags.is_empty() {
         return Err(format!("{applier}: no heartbeat reached the target").into());
     }
+    let mut applies = None;
     if let Some(mut d) = drainer.take() {
+        let (_, metrics) = integration::http_get(&config_addr, "/metrics").await?;
+        applies = apply_quantiles(&metrics);
         d.signal(libc::SIGTERM);
         d.wait(Duration::from_secs(60)).await?;
     }
@@ -1101,5 +1144,6 @@ async fn steady_one(
         applier,
         upstream_tps,
         lags,
+        applies,
     })
 }
