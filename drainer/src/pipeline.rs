@@ -58,7 +58,8 @@ use schema::{decode_row, read_upstream, Class, History, Table};
 use tokio::sync::watch;
 
 use crate::apply::changes::{
-    add_ops, approx_size, build_changes, recorded_at, Ctx, RowChange, UNKNOWN_COLUMN,
+    add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Ctx, RowChange,
+    UNKNOWN_COLUMN,
 };
 use crate::apply::downstream::{
     order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
@@ -278,7 +279,7 @@ impl Run<'_> {
         let here = self.here();
         // Not in safe mode (upstream order), nor once the transaction's DDL ran downstream
         // (it cannot be read again to build it row by row).
-        self.merged = !safe && !self.row_by_row && !self.ddl_ran;
+        self.merged = !safe && !self.row_by_row && !self.ddl_ran && !one_table_inserts(changes);
         let levels = self.merged.then(|| self.pool.levels(changes));
         let changes: Vec<&RowChange> = changes.iter().collect();
         build_changes(

@@ -256,6 +256,14 @@ async fn downstream_shape(
     }
 }
 
+/// Whether `changes` are all inserts into one table: in order, they join as multi-row
+/// statements do, with no keys to work out.
+pub fn one_table_inserts(changes: &[RowChange]) -> bool {
+    changes
+        .iter()
+        .all(|c| c.before.is_none() && Arc::ptr_eq(&c.table, &changes[0].table))
+}
+
 /// Per table of a transaction: the table, and its projection onto the downstream's
 /// columns when they differ (sync-mode 2) with which of the table's columns it keeps.
 type Shape = (Arc<Table>, Option<(Table, Vec<bool>)>);
