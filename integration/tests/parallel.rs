@@ -6,13 +6,29 @@
 use std::time::Duration;
 
 use integration::{
-    eventually, mark_counter, marked_config_for, two_sites, DrainerCommand, MariaDb,
+    eventually, mark_counter, marked_config_for, two_sites, DrainerCommand, DrainerProcess, MariaDb,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
 const ROUNDS: usize = 200;
 const KEYS: usize = 10;
 const SLOTS: usize = 5;
+
+fn spawn(config: &conf::Config) -> DrainerProcess {
+    DrainerCommand::new()
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+/// Stops the drainer with SIGTERM; it must exit cleanly.
+async fn stop(mut drainer: DrainerProcess) {
+    drainer.signal(libc::SIGTERM);
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
 
 async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -87,12 +103,7 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.syncer.worker_count = 8;
     config.pump.initial_gtid = start[0].clone();
-    let mut drainer = DrainerCommand::new()
-        .unwrap()
-        .config(&config)
-        .unwrap()
-        .spawn()
-        .unwrap();
+    let drainer = spawn(&config);
     // Every transaction applied (the mark counter moves once per transaction), then
     // the tables compared: a dump taken earlier could match by chance, as the slot rows
     // pass through their final state on the way.
@@ -126,9 +137,7 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
         .await
         .unwrap();
     assert!(busy[0] >= 2, "only {} worker(s) applied anything", busy[0]);
-    drainer.signal(libc::SIGTERM);
-    let out = drainer.wait(WAIT).await.unwrap();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    stop(drainer).await;
 }
 
 /// `app.u` in one line: rows, and sums that tell which row holds which value.
@@ -176,12 +185,7 @@ async fn multi_row_statements_the_downstream_refuses_apply_row_by_row() {
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.pump.initial_gtid = start[0].clone();
     config.syncer.safe_mode_after_start_s = 0;
-    let mut drainer = DrainerCommand::new()
-        .unwrap()
-        .config(&config)
-        .unwrap()
-        .spawn()
-        .unwrap();
+    let drainer = spawn(&config);
     let want = summary(&a).await.unwrap();
     eventually("every transaction applied", WAIT, || async {
         let marks = mark_counter(&b, 1).await.map_err(|e| e.to_string())?;
@@ -202,7 +206,5 @@ async fn multi_row_statements_the_downstream_refuses_apply_row_by_row() {
     ] {
         assert_eq!(log.matches(path).count(), 1, "{path:?} once in the log:\n{log}");
     }
-    drainer.signal(libc::SIGTERM);
-    let out = drainer.wait(WAIT).await.unwrap();
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    stop(drainer).await;
 }

@@ -533,16 +533,9 @@ fn within<T>(items: &[T], max: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
 
 #[cfg(test)]
 mod tests {
-    use schema::Catalog;
-
     use super::*;
+    use crate::apply::test_table as table;
     use crate::apply::workers::{change_keys, levels, Links};
-
-    fn table(sql: &str) -> Arc<Table> {
-        let mut c = Catalog::new();
-        c.apply("", "CREATE DATABASE app").unwrap();
-        Arc::new(c.apply("app", sql).unwrap().tables[0].1.clone().unwrap())
-    }
 
     fn row(values: &[i64]) -> Option<Vec<Option<Value>>> {
         Some(values.iter().map(|v| Some(Value::Int(*v))).collect())

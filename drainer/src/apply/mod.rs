@@ -11,3 +11,12 @@ pub mod downstream;
 pub mod sql;
 pub mod values;
 pub mod workers;
+
+/// `sql` (a CREATE TABLE) as the schema history models it, in database `app`.
+#[cfg(test)]
+pub(crate) fn test_table(sql: &str) -> std::sync::Arc<schema::Table> {
+    let mut catalog = schema::Catalog::new();
+    catalog.apply("", "CREATE DATABASE app").unwrap();
+    let changed = catalog.apply("app", sql).unwrap();
+    std::sync::Arc::new(changed.tables[0].1.clone().unwrap())
+}

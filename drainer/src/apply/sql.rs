@@ -61,6 +61,16 @@ fn bind(table: &Table, column: usize, value: &Value) -> Result<Param, BuildError
     })
 }
 
+/// The parameter for column `i` of `row`, which the statement needs.
+fn bind_present(table: &Table, i: usize, row: &[Option<Value>]) -> Result<Param, BuildError> {
+    let value = row.get(i).and_then(Option::as_ref);
+    let value = value.ok_or_else(|| BuildError::Missing {
+        table: table.qualified(),
+        column: table.columns[i].name.clone(),
+    })?;
+    bind(table, i, value)
+}
+
 /// The stored (not generated) columns, by index.
 fn stored(table: &Table) -> impl Iterator<Item = usize> + '_ {
     table
@@ -92,14 +102,7 @@ pub fn insert(table: &Table, rows: &[&[Option<Value>]], replace: bool) -> Result
         }
         sql.push_str(&placeholders);
         for &i in &columns {
-            let value = row
-                .get(i)
-                .and_then(Option::as_ref)
-                .ok_or_else(|| BuildError::Missing {
-                    table: table.qualified(),
-                    column: table.columns[i].name.clone(),
-                })?;
-            params.push(bind(table, i, value)?);
+            params.push(bind_present(table, i, row)?);
         }
     }
     Ok(Stmt { sql, params })
@@ -173,14 +176,7 @@ fn key_match(
         }
         sql.push_str(&quote(&table.columns[i].name));
         sql.push_str(" = ?");
-        let value = row
-            .get(i)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| BuildError::Missing {
-                table: table.qualified(),
-                column: table.columns[i].name.clone(),
-            })?;
-        params.push(bind(table, i, value)?);
+        params.push(bind_present(table, i, row)?);
     }
     Ok(())
 }
@@ -200,12 +196,7 @@ fn locate_all(
         sql.push_str(" IN (");
         for (n, row) in rows.iter().enumerate() {
             sql.push_str(if n == 0 { "?" } else { ",?" });
-            let value = row.get(*column).and_then(Option::as_ref);
-            let value = value.ok_or_else(|| BuildError::Missing {
-                table: table.qualified(),
-                column: table.columns[*column].name.clone(),
-            })?;
-            params.push(bind(table, *column, value)?);
+            params.push(bind_present(table, *column, row)?);
         }
         sql.push(')');
         return Ok(());
@@ -298,11 +289,6 @@ pub fn update_many(
     let mut set = 0;
     for i in stored(table).filter(|i| !key.contains(i)) {
         for (n, (before, after)) in rows.iter().enumerate() {
-            let v = after.get(i).and_then(Option::as_ref);
-            let v = v.ok_or_else(|| BuildError::Missing {
-                table: table.qualified(),
-                column: table.columns[i].name.clone(),
-            })?;
             if n == 0 {
                 if set > 0 {
                     sql.push(',');
@@ -316,18 +302,13 @@ pub fn update_many(
             }
             if let [column] = key.as_slice() {
                 sql.push_str(" WHEN ? THEN ?");
-                let at = before.get(*column).and_then(Option::as_ref);
-                let at = at.ok_or_else(|| BuildError::Missing {
-                    table: table.qualified(),
-                    column: table.columns[*column].name.clone(),
-                })?;
-                params.push(bind(table, *column, at)?);
+                params.push(bind_present(table, *column, before)?);
             } else {
                 sql.push_str(" WHEN ");
                 key_match(table, &key, before, &mut sql, &mut params)?;
                 sql.push_str(" THEN ?");
             }
-            params.push(bind(table, i, v)?);
+            params.push(bind_present(table, i, after)?);
         }
         if !rows.is_empty() {
             sql.push_str(" END");

@@ -886,15 +886,9 @@ fn key_columns(table: &Table) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use schema::Catalog;
 
     use super::*;
-
-    fn table(sql: &str) -> Arc<Table> {
-        let mut c = Catalog::new();
-        c.apply("", "CREATE DATABASE app").unwrap();
-        Arc::new(c.apply("app", sql).unwrap().tables[0].1.clone().unwrap())
-    }
+    use crate::apply::test_table as table;
 
     fn text(s: &str) -> Option<Value> {
         Some(Value::Text(Bytes::copy_from_slice(s.as_bytes())))
