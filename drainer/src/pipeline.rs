@@ -307,6 +307,20 @@ impl Run<'_> {
         self.ctx.retry(&here, kind, message, reason, backoff).await
     }
 
+    /// [`Ctx::on_failure`] at the transaction being read.
+    async fn on_failure(
+        &mut self,
+        kind: Retry,
+        message: &str,
+        error: DownstreamError,
+        backoff: &mut Duration,
+    ) -> Result<(), RunError> {
+        let here = self.here();
+        self.ctx
+            .on_failure(&here, kind, message, error, backoff)
+            .await
+    }
+
     fn safe_mode(&self) -> bool {
         self.config.syncer.safe_mode
             || self.started.elapsed()
@@ -848,25 +862,18 @@ impl Run<'_> {
             .map(|(schema, _)| schema.clone())
             .collect();
         schemas.dedup();
+        let message = "cannot read the downstream's foreign keys yet; retrying";
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.down.foreign_keys(&schemas).await {
-                Ok(fks) => {
-                    self.pool.set_links(links(&fks));
-                    return Ok(());
+                Ok(fks) => break self.pool.set_links(links(&fks)),
+                Err(e) => {
+                    self.on_failure(Retry::Columns, message, e, &mut backoff)
+                        .await?
                 }
-                Err(DownstreamError::Transient(reason)) => {
-                    self.retry(
-                        Retry::Columns,
-                        "cannot read the downstream's foreign keys yet; retrying",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
-                }
-                Err(e) => return Err(self.here_fail(e)),
             }
         }
+        Ok(())
     }
 
     /// Whether this session's apply record says `stamp`'s transaction is committed.
@@ -879,51 +886,35 @@ impl Run<'_> {
     /// failures. It touches only the drainer's schema, which no direction replicates, so
     /// it needs no mark.
     async fn record_alone(&mut self, position: &Position) -> Result<(), RunError> {
+        let message = "cannot write the apply record yet; retrying";
         let mut backoff = Duration::from_millis(100);
         loop {
             let stamp = self.down.stamp(position, position);
             match self.down.write_record(&stamp).await {
                 Ok(()) => return Ok(()),
-                Err(DownstreamError::Transient(reason)) => {
-                    self.retry(
-                        Retry::Record,
-                        "cannot write the apply record yet; retrying",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
+                Err(e) => {
+                    self.on_failure(Retry::Record, message, e, &mut backoff)
+                        .await?
                 }
-                Err(e) => return Err(self.here_fail(e)),
             }
         }
     }
 
     /// Runs one DDL statement downstream, retrying transient failures.
     async fn apply_ddl(&mut self, schema_name: &str, statement: &str) -> Result<(), RunError> {
-        let mut backoff = Duration::from_millis(100);
         failpoint::hit("before-ddl");
-        loop {
-            match self.down.apply_ddl(schema_name, statement).await {
-                Ok(()) => {
-                    failpoint::hit("after-ddl");
-                    self.ctx.metrics.ddl(1, 0);
-                    let mut s = self.ctx.status.lock();
-                    s.ddl_applied += 1;
-                    s.state = State::Running;
-                    return Ok(());
-                }
-                Err(DownstreamError::Transient(reason)) => {
-                    self.retry(
-                        Retry::Ddl,
-                        "downstream failed during DDL; retrying it",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
-                }
-                Err(e) => return Err(self.here_fail(e)),
-            }
+        let message = "downstream failed during DDL; retrying it";
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = self.down.apply_ddl(schema_name, statement).await {
+            self.on_failure(Retry::Ddl, message, e, &mut backoff)
+                .await?;
         }
+        failpoint::hit("after-ddl");
+        self.ctx.metrics.ddl(1, 0);
+        let mut s = self.ctx.status.lock();
+        s.ddl_applied += 1;
+        s.state = State::Running;
+        Ok(())
     }
 
     /// Saves the committed prefix as the checkpoint.

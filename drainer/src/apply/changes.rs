@@ -137,6 +137,25 @@ impl Ctx {
         }
     }
 
+    /// Sorts a failed call to the downstream at `here`: a transient failure waits as
+    /// [`Ctx::retry`] says (`kind`, `message`) and is `Ok` (call again); a definite one
+    /// is the error.
+    pub async fn on_failure(
+        &mut self,
+        here: &str,
+        kind: Retry,
+        message: &str,
+        error: DownstreamError,
+        backoff: &mut Duration,
+    ) -> Result<(), RunError> {
+        match error {
+            DownstreamError::Transient(reason) => {
+                self.retry(here, kind, message, &reason, backoff).await
+            }
+            e => Err(fail(here, e)),
+        }
+    }
+
     /// Counts an upstream transaction applied with the row changes `ops` (inserts,
     /// updates, deletes); `timestamp` is its upstream commit time. (A transaction cut by
     /// DDL counts once per downstream piece.)
@@ -162,29 +181,19 @@ pub async fn recorded_at(
     here: &str,
     stamp: &Stamp,
 ) -> Result<bool, RunError> {
+    let message = "cannot read the apply record yet; asking again";
     let mut backoff = Duration::from_millis(100);
-    loop {
+    let record = loop {
         match down.record().await {
-            Ok(record) => {
-                let committed = record.as_ref() == Some(&stamp.position);
-                if committed {
-                    down.recorded(stamp);
-                }
-                return Ok(committed);
-            }
-            Err(DownstreamError::Transient(reason)) => {
-                ctx.retry(
-                    here,
-                    Retry::Record,
-                    "cannot read the apply record yet; asking again",
-                    &reason,
-                    &mut backoff,
-                )
-                .await?;
-            }
-            Err(e) => return Err(fail(here, e)),
+            Ok(record) => break record,
+            Err(e) => (ctx.on_failure(here, Retry::Record, message, e, &mut backoff)).await?,
         }
+    };
+    let committed = record.as_ref() == Some(&stamp.position);
+    if committed {
+        down.recorded(stamp);
     }
+    Ok(committed)
 }
 
 /// The downstream's columns of `table`, checked against the upstream's: `None` when
@@ -206,22 +215,15 @@ async fn downstream_shape(
                 .all(|(a, b)| a.eq_ignore_ascii_case(b))
     };
     let mut fresh = false;
+    let message = "cannot read the downstream's columns yet; retrying";
     let mut backoff = Duration::from_millis(100);
     loop {
         let downstream = match down.columns(&table.schema, &table.name).await {
             Ok(columns) => columns,
-            Err(DownstreamError::Transient(reason)) => {
-                ctx.retry(
-                    here,
-                    Retry::Columns,
-                    "cannot read the downstream's columns yet; retrying",
-                    &reason,
-                    &mut backoff,
-                )
-                .await?;
+            Err(e) => {
+                (ctx.on_failure(here, Retry::Columns, message, e, &mut backoff)).await?;
                 continue;
             }
-            Err(e) => return Err(fail(here, e)),
         };
         if matches(&downstream) {
             return Ok(None);
@@ -402,6 +404,53 @@ fn statements<'c>(
         }
         return Ok(stmts);
     };
+    // Each table's key columns, once.
+    let keys: Vec<Vec<Vec<usize>>> = shapes
+        .iter()
+        .map(|(t, narrow)| sql::key_columns(narrow.as_ref().map_or(t, |(n, _)| n)))
+        .collect();
+    // The statements of one bucket: rows of one table and kind, in order.
+    let emit = |stmts: &mut Vec<Stmt>, kind: Kind, members: &[usize]| {
+        let t = target(members[0]);
+        let key = |k: usize| keys[of[members[0]]][k].as_slice();
+        // About what a key's values add to a statement, per use.
+        let key_size = |key: &[usize], row: sql::Row| -> usize {
+            key.iter()
+                .map(|&c| row.get(c).map_or(16, approx_size))
+                .sum()
+        };
+        let befores = members.iter().filter_map(|&i| images[i].0.as_deref());
+        let afters = members.iter().filter_map(|&i| images[i].1.as_deref());
+        match kind {
+            Kind::Delete(k) => {
+                let rows: Vec<sql::Row> = befores.collect();
+                for chunk in within(&rows, MAX_ROWS_PER_INSERT, |r| key_size(key(k), r)) {
+                    stmts.push(match chunk {
+                        [one] => sql::delete(t, one)?,
+                        _ => sql::delete_many(t, key(k), chunk)?,
+                    });
+                }
+            }
+            Kind::Update(k) => {
+                let rows: Vec<(sql::Row, sql::Row)> = befores.zip(afters).collect();
+                // Each key value goes once per column and once in WHERE.
+                let width = (t.columns.len() + 1) * (key(k).len() + 1);
+                let per = MAX_ROWS_PER_UPDATE.min(MAX_PARAMS / width).max(1);
+                let size = |(b, a): &(sql::Row, sql::Row)| {
+                    a.iter().map(approx_size).sum::<usize>()
+                        + key_size(key(k), b) * (t.columns.len() + 1)
+                };
+                for chunk in within(&rows, per, size) {
+                    match chunk {
+                        [(b, a)] => stmts.extend(sql::update(t, b, a, false)?),
+                        _ => stmts.extend(sql::update_many(t, key(k), chunk)?),
+                    }
+                }
+            }
+            Kind::Insert => inserts(stmts, t, &afters.collect::<Vec<_>>(), safe)?,
+        }
+        Ok::<(), sql::BuildError>(())
+    };
     let mut order: Vec<usize> = (0..txn.len()).collect();
     order.sort_by_key(|&i| levels[i]);
     for step in order.chunk_by(|&a, &b| levels[a] == levels[b]) {
@@ -409,14 +458,14 @@ fn statements<'c>(
         let mut buckets: Vec<((usize, Kind), Vec<usize>)> = Vec::new();
         let mut alone = Vec::new();
         for &i in step {
-            let t = target(i);
+            let keys = &keys[of[i]];
             let kind = match &images[i] {
                 (None, Some(_)) => Some(Kind::Insert),
-                (Some(b), None) => sql::locating_key(t, b)
-                    .filter(|&k| sql::exact_key(t, k, b))
+                (Some(b), None) => sql::locating_key(keys, b)
+                    .filter(|&k| sql::exact_key(&keys[k], b))
                     .map(Kind::Delete),
-                (Some(b), Some(a)) if sql::full(t, a) => sql::locating_key(t, b)
-                    .filter(|&k| sql::exact_key(t, k, b) && sql::keeps_key(t, k, b, a))
+                (Some(b), Some(a)) if sql::full(target(i), a) => sql::locating_key(keys, b)
+                    .filter(|&k| sql::exact_key(&keys[k], b) && sql::keeps_key(&keys[k], b, a))
                     .map(Kind::Update),
                 _ => None,
             };
@@ -430,65 +479,23 @@ fn statements<'c>(
             }
         }
         // Deletes first: should the keys miss a value two rows share (see above), the
-        // row that gives it up is gone before the other takes it.
+        // row that gives it up is gone before the other takes it. Then what joins
+        // nothing, updates, inserts.
         let rank = |kind: Kind| match kind {
             Kind::Delete(_) => 0,
-            Kind::Update(_) => 2,
-            Kind::Insert => 3,
+            Kind::Update(_) => 1,
+            Kind::Insert => 2,
         };
         buckets.sort_by_key(|((_, kind), _)| rank(*kind));
-        let first_update = buckets.partition_point(|((_, kind), _)| rank(*kind) < 1);
-        for ((_, kind), members) in &buckets[..first_update] {
-            let Kind::Delete(k) = *kind else { continue };
-            let t = target(members[0]);
-            let rows: Vec<&[Option<Value>]> = members
-                .iter()
-                .filter_map(|&i| images[i].0.as_deref())
-                .collect();
-            let key = sql::key_columns(t, k);
-            let size = |r: &sql::Row| key.iter().map(|&c| r.get(c).map_or(16, approx_size)).sum();
-            for chunk in within(&rows, MAX_ROWS_PER_INSERT, size) {
-                stmts.push(match chunk {
-                    [one] => sql::delete(t, one)?,
-                    _ => sql::delete_many(t, k, chunk)?,
-                });
-            }
+        let others = buckets.partition_point(|((_, kind), _)| rank(*kind) == 0);
+        for ((_, kind), members) in &buckets[..others] {
+            emit(&mut stmts, *kind, members)?;
         }
         for i in alone {
             single(&mut stmts, i)?;
         }
-        for ((_, kind), members) in &buckets[first_update..] {
-            let t = target(members[0]);
-            let pairs = members.iter().filter_map(|&i| match &images[i] {
-                (b, Some(a)) => Some((b.as_deref(), a.as_ref())),
-                _ => None,
-            });
-            match *kind {
-                Kind::Insert => {
-                    let rows: Vec<&[Option<Value>]> = pairs.map(|(_, a)| a).collect();
-                    inserts(&mut stmts, t, &rows, safe)?;
-                }
-                Kind::Update(k) => {
-                    let rows: Vec<(sql::Row, sql::Row)> =
-                        pairs.filter_map(|(b, a)| Some((b?, a))).collect();
-                    let width = (t.columns.len() + 1) * (sql::key_columns(t, k).len() + 1);
-                    let per = MAX_ROWS_PER_UPDATE.min(MAX_PARAMS / width).max(1);
-                    // Each key value goes once per column and once in WHERE.
-                    let key = sql::key_columns(t, k);
-                    let size = |(b, a): &(sql::Row, sql::Row)| {
-                        let key: usize =
-                            key.iter().map(|&c| b.get(c).map_or(16, approx_size)).sum();
-                        a.iter().map(approx_size).sum::<usize>() + key * (t.columns.len() + 1)
-                    };
-                    for chunk in within(&rows, per, size) {
-                        match chunk {
-                            [(b, a)] => stmts.extend(sql::update(t, b, a, false)?),
-                            _ => stmts.extend(sql::update_many(t, k, chunk)?),
-                        }
-                    }
-                }
-                Kind::Delete(_) => {}
-            }
+        for ((_, kind), members) in &buckets[others..] {
+            emit(&mut stmts, *kind, members)?;
         }
     }
     Ok(stmts)

@@ -16,7 +16,7 @@
 //!   column type would join: an ENUM would turn the member numbers into text).
 
 use mysql_async::Value as Param;
-use schema::{Index, Table, Value};
+use schema::{Table, Value};
 
 use super::values::{param, Unwritable};
 
@@ -108,58 +108,44 @@ pub fn insert(table: &Table, rows: &[&[Option<Value>]], replace: bool) -> Result
     Ok(Stmt { sql, params })
 }
 
-/// The primary key, then the unique keys, in order.
-fn keys(table: &Table) -> impl Iterator<Item = &Index> {
-    table.primary_key.iter().chain(&table.unique_keys)
+/// The column positions of `table`'s primary key, then of each unique key, in order (a
+/// key naming a column the table lacks is left out): worked out once per table, not
+/// per row.
+pub fn key_columns(table: &Table) -> Vec<Vec<usize>> {
+    let keys = table.primary_key.iter().chain(&table.unique_keys);
+    keys.filter_map(|key| {
+        key.columns
+            .iter()
+            .map(|name| table.column(name).map(|(i, _)| i))
+            .collect::<Option<Vec<usize>>>()
+    })
+    .collect()
 }
 
-/// The column positions of key `k` (see [`locating_key`]).
-pub fn key_columns(table: &Table, k: usize) -> Vec<usize> {
-    keys(table)
-        .nth(k)
-        .map(|key| {
-            key.columns
-                .iter()
-                .filter_map(|name| table.column(name).map(|(i, _)| i))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Which key (primary first, then unique keys in order) locates the row of `before`: the
-/// first whose values the image has, none NULL.
-pub fn locating_key(table: &Table, before: &[Option<Value>]) -> Option<usize> {
-    keys(table).position(|key| {
-        key.columns.iter().all(|name| {
-            let value = table.column(name).and_then(|(i, _)| before.get(i));
-            matches!(value, Some(Some(v)) if *v != Value::Null)
-        })
+/// Which of `keys` ([`key_columns`]) locates the row of `before`: the first whose values
+/// the image has, none NULL.
+pub fn locating_key(keys: &[Vec<usize>], before: &[Option<Value>]) -> Option<usize> {
+    keys.iter().position(|key| {
+        key.iter()
+            .all(|&i| matches!(before.get(i), Some(Some(v)) if *v != Value::Null))
     })
 }
 
-/// Whether the values of key `k` in `row` compare exactly with their parameters. A
-/// DECIMAL travels as text, and a DECIMAL column compares with text as DOUBLE: fine for
-/// an index lookup, not for telling rows apart in a multi-row statement.
-pub fn exact_key(table: &Table, k: usize, row: &[Option<Value>]) -> bool {
-    key_columns(table, k)
-        .into_iter()
-        .all(|i| !matches!(row.get(i), Some(Some(Value::Decimal(_)))))
+/// Whether the values of the key columns `key` in `row` compare exactly with their
+/// parameters. A DECIMAL travels as text, and a DECIMAL column compares with text as
+/// DOUBLE: fine for an index lookup, not for telling rows apart in a multi-row statement.
+pub fn exact_key(key: &[usize], row: &[Option<Value>]) -> bool {
+    key.iter()
+        .all(|&i| !matches!(row.get(i), Some(Some(Value::Decimal(_)))))
 }
 
-/// Whether `after` leaves key `k`'s values as `before` has them (a column the after
-/// image lacks is left as it is).
-pub fn keeps_key(
-    table: &Table,
-    k: usize,
-    before: &[Option<Value>],
-    after: &[Option<Value>],
-) -> bool {
-    key_columns(table, k)
-        .into_iter()
-        .all(|i| match after.get(i) {
-            Some(Some(v)) => before.get(i) == Some(&Some(v.clone())),
-            _ => true,
-        })
+/// Whether `after` leaves the values of the key columns `key` as `before` has them (a
+/// column the after image lacks is left as it is).
+pub fn keeps_key(key: &[usize], before: &[Option<Value>], after: &[Option<Value>]) -> bool {
+    key.iter().all(|&i| match after.get(i) {
+        Some(Some(v)) => before.get(i).and_then(Option::as_ref) == Some(v),
+        _ => true,
+    })
 }
 
 /// Appends `` `a` = ? AND `b` = ?`` for key columns `key` of `row`.
@@ -216,9 +202,10 @@ fn locate(
     sql: &mut String,
     params: &mut Vec<Param>,
 ) -> Result<bool, BuildError> {
-    if let Some(k) = locating_key(table, before) {
+    let keys = key_columns(table);
+    if let Some(k) = locating_key(&keys, before) {
         sql.push_str(" WHERE ");
-        key_match(table, &key_columns(table, k), before, sql, params)?;
+        key_match(table, &keys[k], before, sql, params)?;
         return Ok(false);
     }
     // No usable key: every stored column the image has, NULL-safe.
@@ -252,21 +239,16 @@ pub fn delete(table: &Table, before: &[Option<Value>]) -> Result<Stmt, BuildErro
     Ok(Stmt { sql, params })
 }
 
-/// DELETE of several rows, each located by key `k` (which [`locating_key`] chose for it).
+/// DELETE of several rows, each located by the key columns `key` (which
+/// [`locating_key`] chose for it).
 pub fn delete_many(
     table: &Table,
-    k: usize,
+    key: &[usize],
     befores: &[&[Option<Value>]],
 ) -> Result<Stmt, BuildError> {
     let mut sql = format!("DELETE FROM {}", qualified(table));
     let mut params = Vec::new();
-    locate_all(
-        table,
-        &key_columns(table, k),
-        befores,
-        &mut sql,
-        &mut params,
-    )?;
+    locate_all(table, key, befores, &mut sql, &mut params)?;
     Ok(Stmt { sql, params })
 }
 
@@ -275,15 +257,15 @@ pub fn full(table: &Table, after: &[Option<Value>]) -> bool {
     stored(table).all(|i| matches!(after.get(i), Some(Some(_))))
 }
 
-/// UPDATE of several rows, each located by key `k` in its before image, which its after
-/// image, [`full`], leaves as it is ([`keeps_key`]): each stored column but the key's is
-/// set, row by row, to the after image's value. `None` when nothing is set.
+/// UPDATE of several rows, each located by the key columns `key` in its before image,
+/// which its after image, [`full`], leaves as it is ([`keeps_key`]): each stored column
+/// but the key's is set, row by row, to the after image's value. `None` when nothing is
+/// set.
 pub fn update_many(
     table: &Table,
-    k: usize,
+    key: &[usize],
     rows: &[(Row, Row)],
 ) -> Result<Option<Stmt>, BuildError> {
-    let key = key_columns(table, k);
     let mut sql = format!("UPDATE {} SET ", qualified(table));
     let mut params = Vec::new();
     let mut set = 0;
@@ -295,17 +277,17 @@ pub fn update_many(
                 }
                 sql.push_str(&quote(&table.columns[i].name));
                 sql.push_str(" = CASE");
-                if let [column] = key.as_slice() {
+                if let [column] = key {
                     sql.push(' ');
                     sql.push_str(&quote(&table.columns[*column].name));
                 }
             }
-            if let [column] = key.as_slice() {
+            if let [column] = key {
                 sql.push_str(" WHEN ? THEN ?");
                 params.push(bind_present(table, *column, before)?);
             } else {
                 sql.push_str(" WHEN ");
-                key_match(table, &key, before, &mut sql, &mut params)?;
+                key_match(table, key, before, &mut sql, &mut params)?;
                 sql.push_str(" THEN ?");
             }
             params.push(bind_present(table, i, after)?);
@@ -319,7 +301,7 @@ pub fn update_many(
         return Ok(None);
     }
     let befores: Vec<&[Option<Value>]> = rows.iter().map(|(b, _)| *b).collect();
-    locate_all(table, &key, &befores, &mut sql, &mut params)?;
+    locate_all(table, key, &befores, &mut sql, &mut params)?;
     Ok(Some(Stmt { sql, params }))
 }
 
@@ -494,7 +476,7 @@ mod tests {
     fn several_rows_by_key_and_each_row_its_own_values() {
         let t = table("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(5))");
         let (r1, r2) = ([int(1), int(2), text("x")], [int(7), int(8), text("y")]);
-        let s = delete_many(&t, 0, &[&r1, &r2]).unwrap();
+        let s = delete_many(&t, &[0], &[&r1, &r2]).unwrap();
         assert_eq!(s.sql, "DELETE FROM `app`.`t` WHERE `id` IN (?,?)");
         assert_eq!(s.params, [Param::Int(1), Param::Int(7)]);
         let (a1, a2) = (
@@ -502,7 +484,7 @@ mod tests {
             [int(7), int(9), text("z")],
         );
         assert!(full(&t, &a1) && !full(&t, &[None, int(9), None]));
-        let s = update_many(&t, 0, &[(&r1, &a1), (&r2, &a2)])
+        let s = update_many(&t, &[0], &[(&r1, &a1), (&r2, &a2)])
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -528,16 +510,18 @@ mod tests {
         // Nothing but the key: nothing to set.
         let k = table("CREATE TABLE k (id INT PRIMARY KEY)");
         let (one, two) = ([int(1)], [int(2)]);
-        assert!(update_many(&k, 0, &[(&one, &one), (&two, &two)])
+        assert!(update_many(&k, &[0], &[(&one, &one), (&two, &two)])
             .unwrap()
             .is_none());
         // Which key locates a row, and whether an update keeps it.
         let u = table("CREATE TABLE u (a INT, b INT, UNIQUE KEY (a), UNIQUE KEY (b))");
-        assert_eq!(locating_key(&u, &[Some(Value::Null), int(2)]), Some(1));
-        assert_eq!(locating_key(&u, &[None, None]), None);
-        assert!(keeps_key(&u, 1, &[int(1), int(2)], &[int(5), int(2)]));
-        assert!(!keeps_key(&u, 0, &[int(1), int(2)], &[int(5), int(2)]));
-        assert!(keeps_key(&u, 0, &[int(1), int(2)], &[None, int(3)]));
+        let keys = key_columns(&u);
+        assert_eq!(keys, [vec![0], vec![1]]);
+        assert_eq!(locating_key(&keys, &[Some(Value::Null), int(2)]), Some(1));
+        assert_eq!(locating_key(&keys, &[None, None]), None);
+        assert!(keeps_key(&keys[1], &[int(1), int(2)], &[int(5), int(2)]));
+        assert!(!keeps_key(&keys[0], &[int(1), int(2)], &[int(5), int(2)]));
+        assert!(keeps_key(&keys[0], &[int(1), int(2)], &[None, int(3)]));
     }
 
     #[test]

@@ -381,10 +381,9 @@ impl Pool {
             .map_err(RunError::from)?;
         job.keys = change_keys(&job.changes, &self.links);
         let keys = job.keys.set();
-        let (worker, seq) = {
-            let mut p = self.shared.lock();
+        let placed = self.shared.update(|p| {
             if let Some(f) = &p.failed {
-                return Err(f.clone().into());
+                return Err(f.clone());
             }
             if self.keys.len() > MAX_KEYS {
                 self.keys.retain(|_, (seq, _)| !p.is_done(*seq));
@@ -409,9 +408,9 @@ impl Pool {
                 .collect();
             let seq = p.open(job.position.clone(), Some(worker));
             p.times.insert(seq, job.timestamp);
-            (worker, seq)
-        };
-        self.shared.update(|_| ());
+            Ok((worker, seq))
+        });
+        let (worker, seq) = placed.map_err(RunError::from)?;
         job.seq = seq;
         for k in keys {
             self.keys.insert(k, (seq, worker));
@@ -582,18 +581,12 @@ impl Worker {
         let ctx = &mut self.ctx;
         let changes: Vec<&RowChange> = batch.jobs.iter().flat_map(|j| &j.changes).collect();
         let safe = batch.jobs.iter().any(|j| j.safe);
-        // Rows join in multi-row statements where their keys allow, until refused.
-        let levels = levels(batch.jobs.iter().flat_map(|j| j.keys.each()));
-        let mut merged = !safe;
-        let mut stmts = build_changes(
-            ctx,
-            &mut self.down,
-            here,
-            &changes,
-            safe,
-            merged.then_some(levels.as_slice()),
-        )
-        .await?;
+        // Rows join in multi-row statements where their keys allow, until refused; not
+        // in safe mode (see `changes::statements`).
+        let levels = (!safe).then(|| levels(batch.jobs.iter().flat_map(|j| j.keys.each())));
+        let mut merged = levels.is_some();
+        let mut stmts =
+            build_changes(ctx, &mut self.down, here, &changes, safe, levels.as_deref()).await?;
         let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
         let done = |shared: &Shared| shared.update(|p| seqs.iter().for_each(|s| p.finish(*s)));
         if stmts.is_empty() {
@@ -656,7 +649,7 @@ impl Worker {
                 }) if !refreshed => {
                     tracing::warn!(at = %here, %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    let levels = merged.then_some(levels.as_slice());
+                    let levels = levels.as_deref().filter(|_| merged);
                     stmts =
                         build_changes(ctx, &mut self.down, here, &changes, safe, levels).await?;
                     refreshed = true;
@@ -823,7 +816,7 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
                 layouts.push(Layout {
                     table,
                     name: h.finish(),
-                    keys: key_columns(table),
+                    keys: super::sql::key_columns(table),
                     links: links.get(&lower).map_or(&[], Vec::as_slice),
                 });
                 layouts.last().expect("pushed")
@@ -860,27 +853,6 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
         ends.push(keys.len());
     }
     ChangeKeys { keys, ends }
-}
-
-/// The column positions of `table`'s primary key and unique keys (a key naming a column
-/// the table lacks is left out).
-fn key_columns(table: &Table) -> Vec<Vec<usize>> {
-    table
-        .primary_key
-        .iter()
-        .chain(&table.unique_keys)
-        .filter_map(|key| {
-            key.columns
-                .iter()
-                .map(|name| {
-                    table
-                        .columns
-                        .iter()
-                        .position(|c| c.name.eq_ignore_ascii_case(name))
-                })
-                .collect::<Option<Vec<usize>>>()
-        })
-        .collect()
 }
 
 #[cfg(test)]
