@@ -5,13 +5,16 @@
 # drainer's catch-up. Needs perf (Debian: apt-get install linux-perf) and the release
 # binaries (cargo build --release -p drainer -p integration).
 #
-#   bash scripts/profile.sh [WORKLOAD] [SECONDS]     (default: oltp_write_only 6)
+#   bash scripts/profile.sh [WORKLOAD] [SECONDS] [BENCH OPTIONS…]   (default: oltp_write_only 6)
+#
+# e.g. `bash scripts/profile.sh oltp_insert 6 --txn-batch 1`.
 #
 # Writes target/profile/WORKLOAD.data and prints the CPU share per command, then the
 # drainer's hottest symbols; `perf report -i target/profile/WORKLOAD.data` shows more.
 set -euo pipefail
 workload=${1:-oltp_write_only}
 seconds=${2:-6}
+shift $(( $# < 2 ? $# : 2 ))
 cd "$(dirname "$0")/.."
 command -v perf >/dev/null || { echo "perf is not installed: apt-get install linux-perf" >&2; exit 2; }
 target=${CARGO_TARGET_DIR:-target}
@@ -27,7 +30,7 @@ log="$out/$workload.bench.log"
     > "$out/$workload.perf.log" 2>&1
 ) &
 recorder=$!
-"$bench" replication --workloads "$workload" --seconds 10 > "$log" 2>&1 || { cat "$log" >&2; exit 1; }
+"$bench" replication --workloads "$workload" --seconds 10 "$@" > "$log" 2>&1 || { cat "$log" >&2; exit 1; }
 wait "$recorder"
 tail -n 2 "$log"
 echo

@@ -7,7 +7,7 @@
 //! | `drainer_rows_total` | counter | `op`: insert, update, delete | row changes applied downstream |
 //! | `drainer_ddl_total` | counter | `outcome`: applied, skipped | DDL statements run downstream, or tracked only |
 //! | `drainer_apply_seconds` | histogram | | one downstream transaction, BEGIN to COMMIT |
-//! | `drainer_mark_update_seconds` | histogram | | the loopback mark UPDATE at its start |
+//! | `drainer_mark_update_seconds` | histogram | | BEGIN and the loopback mark UPDATE (one round trip) at its start |
 //! | `drainer_lag_seconds` | gauge | | as `/status` `lag_seconds` (0 when caught up; -1 before known) |
 //! | `drainer_checkpoint_age_seconds` | gauge | | since the RocksDB checkpoint was last saved |
 //! | `drainer_buffered_rows` | gauge | | row changes of the transaction in flight held in memory (the queue before the downstream) |
@@ -79,7 +79,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_histogram!(
         MARK_UPDATE_SECONDS,
         Unit::Seconds,
-        "The loopback mark update that starts each transaction."
+        "BEGIN and the loopback mark update that start each transaction (one round trip)."
     );
     describe_gauge!(LAG_SECONDS, Unit::Seconds, "Now minus the upstream commit time of the last transaction handled; 0 when caught up, -1 before known.");
     describe_gauge!(

@@ -35,10 +35,11 @@
 //!   table, dropped after any DDL, and looked at again once on "unknown column").
 //!   Consecutive inserts into one table share a multi-row INSERT.
 //! - A large transaction (more than `STREAM_ROWS` rows or `STREAM_BYTES` buffered)
-//!   streams: its rows go into an open downstream transaction batch by batch, and its
-//!   COMMIT carries the apply record as usual. Losing that open transaction (a lost
-//!   session, "unknown column") rewinds the reader to the transaction's start and reads
-//!   it again; its statements enter the schema history only at its downstream commit.
+//!   streams: its rows go into an open downstream transaction batch by batch (a batch is
+//!   applied by a task holding the session while the next is read and decoded; at most
+//!   two batches are held), and its COMMIT carries the apply record as usual. Losing
+//!   that open transaction (a lost session, "unknown column") rewinds the reader to the
+//!   transaction's start and reads it again; its statements enter the schema history only at its downstream commit.
 //!   A DDL statement inside a streamed transaction commits the part before it (no
 //!   record there, as for rows before DDL in any transaction).
 //! - Loopback control: every downstream transaction begins with the channel's mark
@@ -263,6 +264,21 @@ struct Run<'a> {
     reread: Option<String>,
     /// Inserts, updates and deletes streamed into the open downstream transaction.
     streamed_ops: [u64; 3],
+    /// The streamed batch being applied while the next one is read and decoded.
+    inflight: Option<Inflight>,
+}
+
+/// A streamed transaction's batch being applied on this session's connection, lent to a
+/// task meanwhile (`Run::down` is then its [`Downstream::successor`]); `Run::settle`
+/// takes the session back.
+struct Inflight {
+    task: tokio::task::JoinHandle<(Downstream, Result<(), DownstreamError>)>,
+    /// Inserts, updates and deletes of the batch (counted once it applied).
+    ops: [u64; 3],
+    /// Its statements joined rows (a refusal then builds the transaction row by row).
+    merged: bool,
+    /// Table definitions changed meanwhile: the session's cached columns go on return.
+    forget_columns: bool,
 }
 
 impl Run<'_> {
@@ -401,7 +417,7 @@ impl Run<'_> {
         if matches!(applied.class, Class::Table | Class::Database) {
             // Run here or not (the other direction may run it), the downstream's tables
             // may change: look at them again (the workers, after this transaction).
-            self.down.forget_columns();
+            self.forget_columns();
             self.tables_change = true;
         }
         if self.config.syncer.sync_ddl && replicated {
@@ -442,6 +458,11 @@ impl Run<'_> {
     /// dropped and the server rolls it back.
     fn abandon_stream(&mut self) {
         self.streamed_ops = [0; 3];
+        if let Some(batch) = self.inflight.take() {
+            // Its session goes with the task; the successor standing in kills it at its
+            // next connection, should the server still hold it.
+            batch.task.abort();
+        }
         if self.streaming {
             self.down.reset();
             self.streaming = false;
@@ -454,9 +475,15 @@ impl Run<'_> {
     }
 
     /// Streams the buffered row changes into the open downstream transaction (opening it
-    /// first: pending DDL of the transaction runs before, as at a commit). A lost session
-    /// sets `reread`: the transaction is read again from its start.
+    /// first: pending DDL of the transaction runs before, as at a commit), by a task, while
+    /// the next batch is read. A batch's failure, seen when the next batch or the commit
+    /// comes, sets `reread`: the transaction is read again from its start.
     async fn stream(&mut self) -> Result<(), RunError> {
+        // The batch before this one first: its failure reads the transaction again.
+        self.settle().await?;
+        if self.reread.is_some() {
+            return Ok(());
+        }
         let safe = self.safe_mode();
         if !self.streaming {
             // It runs on this session, in upstream order: everything before it first.
@@ -485,11 +512,62 @@ impl Run<'_> {
         self.txn_bytes = 0;
         self.ctx.metrics.buffered(0);
         let stmts = self.build(&chunk, safe).await?;
-        let result = self.down.exec(&stmts).await;
+        let ops = add_ops([0; 3], &chunk);
+        drop(chunk);
+        // Applied while the next batch is read and decoded (the server executes one batch
+        // as the drainer decodes the next).
+        let successor = self.down.successor();
+        let mut down = std::mem::replace(&mut self.down, successor);
+        let task = tokio::spawn(async move {
+            let result = down.exec(&stmts).await;
+            (down, result)
+        });
+        self.inflight = Some(Inflight {
+            task,
+            ops,
+            merged: self.merged,
+            forget_columns: false,
+        });
+        Ok(())
+    }
+
+    /// Waits for the streamed batch in flight, if any, and takes the session back; its
+    /// failure is sorted by [`Run::stream_failed`] (which may set `reread`).
+    async fn settle(&mut self) -> Result<(), RunError> {
+        let Some(batch) = self.inflight.take() else {
+            return Ok(());
+        };
+        let result = match batch.task.await {
+            Ok((down, result)) => {
+                self.down = down;
+                result
+            }
+            // Only a panic ends the task otherwise (it is aborted only after `take`);
+            // `down` stays the successor, which kills the lost session.
+            Err(e) => {
+                return Err(
+                    self.here_fail(format!("the task applying a streamed batch failed: {e}"))
+                )
+            }
+        };
+        if batch.forget_columns {
+            self.down.forget_columns();
+        }
+        self.merged = batch.merged;
         if result.is_ok() {
-            self.streamed_ops = add_ops(self.streamed_ops, &chunk);
+            for (total, n) in self.streamed_ops.iter_mut().zip(batch.ops) {
+                *total += n;
+            }
         }
         self.stream_failed(result)
+    }
+
+    /// Drops the downstream's cached columns (the session's, also while it is lent).
+    fn forget_columns(&mut self) {
+        if let Some(batch) = &mut self.inflight {
+            batch.forget_columns = true;
+        }
+        self.down.forget_columns();
     }
 
     /// Sorts a failure of the open downstream transaction: a lost session, "unknown
@@ -510,7 +588,7 @@ impl Run<'_> {
                 reason,
                 ..
             }) if !self.stream_refreshed && !self.ddl_ran => {
-                self.down.forget_columns();
+                self.forget_columns();
                 self.stream_refreshed = true;
                 self.reread = Some(reason);
                 Ok(())
@@ -530,6 +608,10 @@ impl Run<'_> {
     /// transaction, this part carries no apply record.
     async fn end_stream_piece(&mut self) -> Result<(), RunError> {
         if !self.streaming {
+            return Ok(());
+        }
+        self.settle().await?;
+        if self.reread.is_some() {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.txn);
@@ -716,6 +798,11 @@ impl Run<'_> {
         position: Position,
         timestamp: u32,
     ) -> Result<(), RunError> {
+        self.settle().await?;
+        if self.reread.is_some() {
+            // Read again, it commits then.
+            return Ok(());
+        }
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
         let stmts = self.build(&chunk, self.safe_mode()).await?;
@@ -1167,6 +1254,7 @@ pub async fn run(
         row_by_row: false,
         merged: false,
         reread: None,
+        inflight: None,
         ctx,
         pool,
         applied_past,

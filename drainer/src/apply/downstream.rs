@@ -95,31 +95,26 @@ impl ApplyRecord {
         )
     }
 
-    /// The statement that records `stamp` for `worker` (the last before COMMIT).
-    fn write(&self, worker: u32, stamp: &Stamp) -> Stmt {
+    /// The statement that records `stamp` for `worker`, then COMMIT: one round trip, so
+    /// its values are literals (utf8mb4 hex strings, whatever the session's SQL mode).
+    fn write_and_commit(&self, worker: u32, stamp: &Stamp) -> String {
         let json = |p: &Position| {
             serde_json::to_string(&PositionRecord::from(p)).expect("a position record serializes")
         };
         let after: Vec<PositionRecord> = stamp.after.iter().map(PositionRecord::from).collect();
-        Stmt {
-            sql: format!(
-                "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
-                 applied_after) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
-                 position = VALUES(position), low_watermark = VALUES(low_watermark), \
-                 applied_after = VALUES(applied_after)",
-                self.qualified()
-            ),
-            params: vec![
-                self.channel_id.into(),
-                self.source.as_str().into(),
-                worker.into(),
-                json(&stamp.position).into(),
-                json(&stamp.low).into(),
-                serde_json::to_string(&after)
-                    .expect("position records serialize")
-                    .into(),
-            ],
-        }
+        let after = serde_json::to_string(&after).expect("position records serialize");
+        format!(
+            "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
+             applied_after) VALUES ({}, {}, {worker}, {}, {}, {}) ON DUPLICATE KEY UPDATE \
+             position = VALUES(position), low_watermark = VALUES(low_watermark), \
+             applied_after = VALUES(applied_after); COMMIT",
+            self.qualified(),
+            self.channel_id,
+            text_literal(&self.source),
+            text_literal(&json(&stamp.position)),
+            text_literal(&json(&stamp.low)),
+            text_literal(&after),
+        )
     }
 
     /// The statement that removes this record, for messages to the operator.
@@ -131,6 +126,19 @@ impl ApplyRecord {
             self.source.replace('\'', "''")
         )
     }
+}
+
+/// `text` as a utf8mb4 string literal in hex: no quote or backslash to escape, under any
+/// SQL mode.
+fn text_literal(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(12 + 2 * text.len());
+    out.push_str("_utf8mb4 X'");
+    for b in text.bytes() {
+        write!(out, "{b:02x}").expect("writing to a String");
+    }
+    out.push('\'');
+    out
 }
 
 /// What one writer's apply record says: see the module note.
@@ -216,18 +224,14 @@ impl Mark {
     /// The statement that opens every transaction: row `id` of this channel, up by the
     /// number of upstream transactions it applies (1 unless `txn-batch` grouped several),
     /// so the channel's sum counts upstream transactions applied.
-    fn update(&self, id: u32, transactions: u64) -> Stmt {
-        Stmt {
-            sql: format!(
-                "UPDATE {} SET val = val + ? WHERE id = ? AND channel_id = ?",
-                self.qualified()
-            ),
-            params: vec![
-                transactions.into(),
-                (id as i64).into(),
-                self.channel_id.into(),
-            ],
-        }
+    /// BEGIN, then the update of row `id` counting `transactions`: one round trip (its
+    /// values are integers, written as literals).
+    fn begin(&self, id: u32, transactions: u64) -> String {
+        format!(
+            "BEGIN; UPDATE {} SET val = val + {transactions} WHERE id = {id} AND channel_id = {}",
+            self.qualified(),
+            self.channel_id
+        )
     }
 }
 
@@ -572,6 +576,20 @@ impl Downstream {
         Ok(conn)
     }
 
+    /// This writer as it would be after [`Downstream::reset`], without touching `self`: to
+    /// stand in while `self` is lent to a task, and to take its place should that task be
+    /// given up (its next connection kills `self`'s session first, so what that session
+    /// holds open cannot commit later).
+    pub fn successor(&self) -> Downstream {
+        let mut next = Self::writer(Arc::clone(&self.target), self.worker);
+        next.after.clone_from(&self.after);
+        next.stale = match &self.conn {
+            Some(conn) => Some((conn.id(), self.server_started)),
+            None => self.stale,
+        };
+        next
+    }
+
     /// Drops the session (after a failure); the next call reconnects, and checks the
     /// mark table and rows again (a missing mark row is created then).
     pub fn reset(&mut self) {
@@ -643,28 +661,31 @@ impl Downstream {
             .target
             .mark
             .as_ref()
-            .map(|m| m.update(self.worker, transactions));
+            .map(|m| m.begin(self.worker, transactions));
         let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            conn.query_drop("BEGIN")
-                .await
-                .map_err(|e| classify("BEGIN", e))?;
-            if let Some(m) = &mark {
-                let started = std::time::Instant::now();
-                conn.exec_drop(m.sql.as_str(), m.params.clone())
+            let Some(sql) = &mark else {
+                return conn
+                    .query_drop("BEGIN")
                     .await
-                    .map_err(|e| classify(&m.sql, e))?;
-                mark_seconds.record(started.elapsed().as_secs_f64());
-                // An UPDATE that finds no row writes nothing to the binlog: the
-                // transaction would go out unmarked and come back.
-                if conn.affected_rows() != 1 {
-                    return Err(DownstreamError::Transient(
-                        "the mark row of this channel is missing; creating it again".into(),
-                    ));
-                }
+                    .map_err(|e| classify("BEGIN", e));
+            };
+            let started = std::time::Instant::now();
+            // Both statements' answers are read (an error in either is returned); the
+            // last OK packet is the UPDATE's.
+            conn.query_drop(sql.as_str())
+                .await
+                .map_err(|e| classify(sql, e))?;
+            mark_seconds.record(started.elapsed().as_secs_f64());
+            // An UPDATE that finds no row writes nothing to the binlog: the transaction
+            // would go out unmarked and come back.
+            if conn.affected_rows() != 1 {
+                return Err(DownstreamError::Transient(
+                    "the mark row of this channel is missing; creating it again".into(),
+                ));
             }
             Ok(())
         })
@@ -698,20 +719,22 @@ impl Downstream {
     /// Writes the apply record `stamp` when given, then commits the open transaction.
     pub async fn commit(&mut self, stamp: Option<&Stamp>) -> Result<(), DownstreamError> {
         self.require_txn()?;
-        let record = stamp.map(|st| self.target.record.write(self.worker, st));
+        let record = stamp.map(|st| self.target.record.write_and_commit(self.worker, st));
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            if let Some(r) = &record {
-                failpoint::hit("between-rows");
-                conn.exec_drop(r.sql.as_str(), r.params.clone())
+            let Some(sql) = &record else {
+                return conn
+                    .query_drop("COMMIT")
                     .await
-                    .map_err(|e| classify(&r.sql, e))?;
-            }
-            conn.query_drop("COMMIT")
+                    .map_err(|e| classify("COMMIT", e));
+            };
+            failpoint::hit("between-rows");
+            // The server stops at a failing statement: no COMMIT after a failed record.
+            conn.query_drop(sql.as_str())
                 .await
-                .map_err(|e| classify("COMMIT", e))
+                .map_err(|e| classify(sql, e))
         })
         .await;
         self.in_txn = false;
@@ -776,14 +799,15 @@ impl Downstream {
     /// Writes the apply record `stamp` in a transaction of its own (after DDL, which
     /// cannot share one).
     pub async fn write_record(&mut self, stamp: &Stamp) -> Result<(), DownstreamError> {
-        let stmt = self.target.record.write(self.worker, stamp);
+        // Autocommitted; its COMMIT finds nothing open.
+        let sql = self.target.record.write_and_commit(self.worker, stamp);
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            conn.exec_drop(stmt.sql.as_str(), stmt.params)
+            conn.query_drop(sql.as_str())
                 .await
-                .map_err(|e| classify(&stmt.sql, e))
+                .map_err(|e| classify(&sql, e))
         })
         .await;
         match &result {
@@ -997,6 +1021,12 @@ impl Downstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_literals_need_no_escaping() {
+        assert_eq!(text_literal("a'\\é"), "_utf8mb4 X'61275cc3a9'");
+        assert_eq!(text_literal(""), "_utf8mb4 X''");
+    }
 
     fn at(pos: u64) -> Position {
         Position {

@@ -16,7 +16,8 @@
 //! alone for `--seconds`; then each applier in turn (never both at once: the machine has
 //! two cores) catches up from that same position: a drainer (loopback on) and a native
 //! MariaDB replica with `slave_parallel_threads` = `--workers`, both targets with the same
-//! durability settings. Reports transactions and rows per second of catch-up, the
+//! durability settings (`--native-log-slave-updates`: the native replica also binlogs what
+//! it applies, as the drainer's target must). Reports transactions and rows per second of catch-up, the
 //! drainer's CPU seconds and peak RSS, and the ratio drainer / native:
 //!
 //! ```text
@@ -118,6 +119,10 @@ enum Bench {
         /// What the transaction does to the rows.
         #[arg(long, value_enum, default_value_t = BigChange::Insert)]
         change: BigChange,
+        /// The native replica also writes what it applies to its binlog
+        /// (`log_slave_updates`), as the drainer's target must.
+        #[arg(long)]
+        native_log_slave_updates: bool,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -132,9 +137,17 @@ fn main() {
         .expect("a tokio runtime");
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
-        Bench::BigTxn { rows, change, json } => {
-            runtime.block_on(big_txn(rows, change, json.as_deref()))
-        }
+        Bench::BigTxn {
+            rows,
+            change,
+            native_log_slave_updates,
+            json,
+        } => runtime.block_on(big_txn(
+            rows,
+            change,
+            native_log_slave_updates,
+            json.as_deref(),
+        )),
         Bench::Steady {
             workload,
             rate,
@@ -461,6 +474,7 @@ async fn wait_for_rows(
 async fn big_txn(
     rows: u64,
     change: BigChange,
+    log_slave_updates: bool,
     json: Option<&Path>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("starting three MariaDB servers (upstream, drainer target, native replica) …");
@@ -471,7 +485,11 @@ async fn big_txn(
         }
         builder.start()
     };
-    let (up, drained, native) = tokio::join!(start(&[]), start(&TARGET_ARGS), start(&TARGET_ARGS));
+    let mut native_args = TARGET_ARGS.to_vec();
+    if log_slave_updates {
+        native_args.push("--log-slave-updates");
+    }
+    let (up, drained, native) = tokio::join!(start(&[]), start(&TARGET_ARGS), start(&native_args));
     let (up, drained, native) = (up?, drained?, native?);
     let schema = [
         "CREATE DATABASE bench",
@@ -526,8 +544,10 @@ async fn big_txn(
     let mib = peak as f64 / (1 << 20) as f64;
 
     let per_s = |wall: Duration| rows as f64 / wall.as_secs_f64();
+    let log_slave_updates = if log_slave_updates { "ON" } else { "OFF" };
     println!(
-        "one transaction: {what} of {rows} rows; targets with {}",
+        "one transaction: {what} of {rows} rows; targets with {}; native replica \
+         log_slave_updates = {log_slave_updates}",
         TARGET_ARGS.join(" ")
     );
     println!(
@@ -554,7 +574,7 @@ async fn big_txn(
     println!("ratio drainer / native (rows per second): {ratio:.2}");
     if let Some(path) = json {
         let text = format!(
-            r#"{{"bench":"big-txn","change":"{what}","rows":{rows},"drainer":{{"wall_s":{:.3},"rows_per_s":{:.0},"cpu_s":{cpu:.3},"peak_rss_bytes":{peak}}},"native":{{"wall_s":{:.3},"rows_per_s":{:.0}}},"ratio_rows_per_s":{ratio:.3}}}"#,
+            r#"{{"bench":"big-txn","change":"{what}","rows":{rows},"native_log_slave_updates":"{log_slave_updates}","drainer":{{"wall_s":{:.3},"rows_per_s":{:.0},"cpu_s":{cpu:.3},"peak_rss_bytes":{peak}}},"native":{{"wall_s":{:.3},"rows_per_s":{:.0}}},"ratio_rows_per_s":{ratio:.3}}}"#,
             drainer_wall.as_secs_f64(),
             per_s(drainer_wall),
             native_wall.as_secs_f64(),
@@ -586,18 +606,29 @@ struct Workload {
     /// one, as the native replica applies them).
     #[arg(long, default_value_t = conf::DEFAULT_TXN_BATCH)]
     txn_batch: u32,
+    /// The native replica also writes what it applies to its binlog (`log_slave_updates`),
+    /// as the drainer's target must (its writes are a client's); off, the native replica
+    /// skips the binlog and its fsync at every commit, as two-site MariaDB replication
+    /// runs by default.
+    #[arg(long)]
+    native_log_slave_updates: bool,
 }
 
 impl Workload {
     /// The settings, for the line above a table.
     fn describe(&self) -> String {
         format!(
-            "{} threads, {} tables x {} rows; native replica slave_parallel_threads = {}, \
-             drainer worker-count = {} txn-batch = {}; targets with {}",
+            "{} threads, {} tables x {} rows; native replica slave_parallel_threads = {} \
+             log_slave_updates = {}, drainer worker-count = {} txn-batch = {}; targets with {}",
             self.threads,
             self.tables,
             self.table_size,
             self.workers,
+            if self.native_log_slave_updates {
+                "ON"
+            } else {
+                "OFF"
+            },
             self.workers,
             self.txn_batch,
             TARGET_ARGS.join(" ")
@@ -607,9 +638,24 @@ impl Workload {
     /// The settings as JSON members.
     fn json(&self) -> String {
         format!(
-            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{}"#,
-            self.seconds, self.threads, self.tables, self.table_size, self.workers, self.txn_batch
+            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"native_log_slave_updates":{}"#,
+            self.seconds,
+            self.threads,
+            self.tables,
+            self.table_size,
+            self.workers,
+            self.txn_batch,
+            self.native_log_slave_updates
         )
+    }
+
+    /// The native replica's options beyond the targets' shared ones.
+    fn native_args(&self) -> Vec<String> {
+        let mut args = vec![format!("--slave-parallel-threads={}", self.workers)];
+        if self.native_log_slave_updates {
+            args.push("--log-slave-updates".to_owned());
+        }
+        args
     }
 
     /// The drainer's configuration for `up` → `target` (loopback on, safe mode off).
@@ -726,7 +772,6 @@ async fn drainer_at(config: &conf::Config, pos: &str) -> Result<bool, Box<dyn st
 
 async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn std::error::Error>> {
     eprintln!("{workload}: starting three servers …");
-    let parallel = format!("--slave-parallel-threads={}", shape.workers);
     let start = |args: Vec<String>| {
         let mut builder = MariaDb::builder();
         for a in args {
@@ -736,7 +781,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     };
     let target: Vec<String> = TARGET_ARGS.iter().map(|a| a.to_string()).collect();
     let mut native_args = target.clone();
-    native_args.push(parallel);
+    native_args.extend(shape.native_args());
     let (up, drained, native) = tokio::join!(start(Vec::new()), start(target), start(native_args));
     let (up, drained, native) = (up?, drained?, native?);
 
@@ -1016,7 +1061,7 @@ async fn steady_one(
     eprintln!("{applier}: starting two servers …");
     let mut target_args: Vec<String> = TARGET_ARGS.iter().map(|a| a.to_string()).collect();
     if applier == "native" {
-        target_args.push(format!("--slave-parallel-threads={}", shape.workers));
+        target_args.extend(shape.native_args());
     }
     let mut builder = MariaDb::builder();
     for a in target_args {
