@@ -82,8 +82,10 @@ pub struct Syncer {
     pub txn_batch: u32,
     #[serde(default)]
     pub safe_mode: bool,
-    /// Safe mode also runs for this long after every start (TiDB: 5 minutes), so
-    /// transactions read again after a restart neither fail nor double.
+    /// Safe mode also runs for this long after every start. TiDB Binlog runs it 5 minutes
+    /// so that transactions read again after a restart neither fail nor double; here the
+    /// apply records do that, so the default is 0 (safe mode keeps upstream order inside
+    /// a transaction and overwrites the other site's rows on a key collision).
     #[serde(default = "default_safe_mode_after_start_s")]
     pub safe_mode_after_start_s: u64,
     #[serde(default)]
@@ -168,7 +170,7 @@ fn default_worker_count() -> u32 {
     DEFAULT_WORKER_COUNT
 }
 fn default_safe_mode_after_start_s() -> u64 {
-    300
+    0
 }
 fn default_txn_batch() -> u32 {
     DEFAULT_TXN_BATCH
