@@ -1072,6 +1072,7 @@ pub async fn run(
         partial: to.sync_mode == 2,
         mark: mark.clone(),
         record: record.clone(),
+        sessions: config.syncer.worker_count + 1,
     });
 
     // Where to resume: the data-dir's checkpoint (or bootstrap), unless the downstream's

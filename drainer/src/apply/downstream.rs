@@ -48,6 +48,20 @@ pub struct Target {
     pub mark: Option<Mark>,
     /// The row every transaction records its upstream position in.
     pub record: ApplyRecord,
+    /// Sessions of this drainer at once (the pipeline's and one per worker): they share
+    /// the server's prepared-statement budget (see [`Target::stmt_cache`]).
+    pub sessions: u32,
+}
+
+impl Target {
+    /// Prepared statements kept per session: room for the shapes of many tables, so a
+    /// session does not prepare them again and again (a statement per table, change kind
+    /// and row count), while all sessions together keep to half of the server's default
+    /// `max_prepared_stmt_count`. A server set lower answers 1461, retried as transient
+    /// (a new session starts with none).
+    pub fn stmt_cache(&self) -> usize {
+        (STMT_BUDGET / self.sessions.max(1) as usize).clamp(STMT_CACHE_MIN, STMT_CACHE_MAX)
+    }
 }
 
 /// The apply record's row: see the module note.
@@ -268,6 +282,7 @@ fn transient(code: u16) -> bool {
             | 1152 // aborted connection
             | 1154
             ..=1161 // network (1153, a packet over max_allowed_packet, is definite)
+            | 1461 // max_prepared_stmt_count reached (a new session holds none)
             | 1927 // connection killed
             | 2006 | 2013 // gone away, lost
             | 4031 // disconnected by the server (idle)
@@ -307,8 +322,12 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_FAILURES: u32 = 3;
 
-/// Prepared statements kept per session (the server allows 16,382 in all by default).
-const STMT_CACHE: usize = 256;
+/// Prepared statements all sessions of a drainer keep, at most: half of the 16,382 a
+/// server allows in all by default.
+const STMT_BUDGET: usize = 8_191;
+/// Prepared statements kept per session, at least and at most.
+const STMT_CACHE_MIN: usize = 64;
+const STMT_CACHE_MAX: usize = 1_024;
 
 /// How long connecting and setting up a session may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -457,9 +476,8 @@ impl Downstream {
             .prefer_socket(false)
             .max_allowed_packet(Some(1 << 30))
             // Prepared statements are cached per connection by their text (one per table
-            // and change shape, and per row count of a multi-row INSERT): room for the
-            // shapes of many tables, so a busy worker does not prepare them again.
-            .stmt_cache_size(Some(STMT_CACHE))
+            // and change shape, and per row count of a multi-row statement).
+            .stmt_cache_size(Some(t.stmt_cache()))
             // Long DDL (an index on a big table) must not hit a read timeout: none set;
             // a dead link is found by keepalives and the probes of `watched`.
             .wait_timeout(Some(28_800))
@@ -1048,7 +1066,24 @@ mod tests {
                 channel_id: 1,
                 source: "server_id:1".into(),
             },
+            sessions: 1,
         })
+    }
+
+    #[test]
+    fn sessions_share_the_prepared_statement_budget() {
+        let cache = |sessions| {
+            Target {
+                sessions,
+                ..writer().target.as_ref().clone()
+            }
+            .stmt_cache()
+        };
+        assert_eq!(cache(1), STMT_CACHE_MAX);
+        assert_eq!(cache(5), STMT_CACHE_MAX);
+        assert_eq!(cache(17), 481);
+        assert_eq!(cache(1000), STMT_CACHE_MIN);
+        assert!(cache(17) * 17 <= 16_382 / 2);
     }
 
     #[test]

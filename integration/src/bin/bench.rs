@@ -683,6 +683,22 @@ struct CatchUp {
     native_wall: Duration,
     /// Transient failures the drainer retried (deadlocks between workers, mostly).
     retries: u64,
+    /// Statements the target prepared during the drainer's catch-up (its sessions keep
+    /// them cached: many more than its tables' shapes means the caches churn).
+    prepared: u64,
+}
+
+/// The server's `Com_stmt_prepare` count.
+async fn prepares(server: &MariaDb) -> Result<u64, Box<dyn std::error::Error>> {
+    let n: Vec<u64> = server
+        .query(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'COM_STMT_PREPARE'",
+        )
+        .await?;
+    n.first()
+        .copied()
+        .ok_or_else(|| "no Com_stmt_prepare".into())
 }
 
 /// Runs `sysbench <workload> <action>` against `server`, database `sbtest`.
@@ -833,6 +849,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     let native_wall = started.elapsed();
 
     eprintln!("{workload}: drainer catching up …");
+    let prepares_before = prepares(&drained).await?;
     let started = Instant::now();
     let drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
     until("the drainer to catch up", || {
@@ -840,6 +857,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     })
     .await?;
     let drainer_wall = started.elapsed();
+    let prepared = prepares(&drained).await? - prepares_before;
     let pid = drainer.pid().ok_or("the drainer exited")?;
     let drainer_cpu = process_cpu_seconds(pid).ok_or("no CPU figures in /proc")?;
     let drainer_peak = drainer.peak_rss().ok_or("no VmHWM in /proc")?;
@@ -856,6 +874,7 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
         .sum::<f64>() as u64;
     Ok(CatchUp {
         retries,
+        prepared,
         workload: workload.to_owned(),
         transactions,
         rows,
@@ -881,7 +900,7 @@ async fn replication(
         shape.describe()
     );
     println!(
-        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>7}",
+        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>9} {:>7}",
         "workload",
         "txns",
         "rows",
@@ -893,6 +912,7 @@ async fn replication(
         "cpu s",
         "RSS MiB",
         "retries",
+        "prepared",
         "ratio"
     );
     let mut entries = Vec::new();
@@ -906,23 +926,25 @@ async fn replication(
         let mib = r.drainer_peak as f64 / (1 << 20) as f64;
         println!(
             "{:<18} {:>8} {:>9} {native_s:>10.2} {native_tps:>10.0} {drainer_s:>10.2} \
-             {drainer_tps:>10.0} {:>10.0} {:>8.2} {mib:>9.1} {:>8} {ratio:>7.2}",
+             {drainer_tps:>10.0} {:>10.0} {:>8.2} {mib:>9.1} {:>8} {:>9} {ratio:>7.2}",
             r.workload,
             r.transactions,
             r.rows,
             r.rows as f64 / drainer_s,
             r.drainer_cpu,
             r.retries,
+            r.prepared,
         );
         entries.push(format!(
-            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{},"retries":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{},"retries":{},"statements_prepared":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
             r.workload,
             r.transactions,
             r.rows,
             r.rows as f64 / drainer_s,
             r.drainer_cpu,
             r.drainer_peak,
-            r.retries
+            r.retries,
+            r.prepared
         ));
     }
     if let Some(path) = json {
