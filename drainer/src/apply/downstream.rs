@@ -235,11 +235,10 @@ impl Mark {
         (create, seed)
     }
 
-    /// The statement that opens every transaction: row `id` of this channel, up by the
-    /// number of upstream transactions it applies (1 unless `txn-batch` grouped several),
-    /// so the channel's sum counts upstream transactions applied.
-    /// BEGIN, then the update of row `id` counting `transactions`: one round trip (its
-    /// values are integers, written as literals).
+    /// What opens every transaction: BEGIN, then row `id` of this channel up by the number
+    /// of upstream transactions it applies (1 unless `txn-batch` grouped several), so the
+    /// channel's sum counts upstream transactions applied. One round trip: its values
+    /// are integers, written as literals.
     fn begin(&self, id: u32, transactions: u64) -> String {
         format!(
             "BEGIN; UPDATE {} SET val = val + {transactions} WHERE id = {id} AND channel_id = {}",
