@@ -275,8 +275,6 @@ struct Inflight {
     task: tokio::task::JoinHandle<(Downstream, Result<(), DownstreamError>)>,
     /// Inserts, updates and deletes of the batch (counted once it applied).
     ops: [u64; 3],
-    /// Its statements joined rows (a refusal then builds the transaction row by row).
-    merged: bool,
     /// Table definitions changed meanwhile: the session's cached columns go on return.
     forget_columns: bool,
 }
@@ -525,14 +523,14 @@ impl Run<'_> {
         self.inflight = Some(Inflight {
             task,
             ops,
-            merged: self.merged,
             forget_columns: false,
         });
         Ok(())
     }
 
     /// Waits for the streamed batch in flight, if any, and takes the session back; its
-    /// failure is sorted by [`Run::stream_failed`] (which may set `reread`).
+    /// failure is sorted by [`Run::stream_failed`] (which may set `reread`). `merged`
+    /// still describes the batch: the next one is built only after this.
     async fn settle(&mut self) -> Result<(), RunError> {
         let Some(batch) = self.inflight.take() else {
             return Ok(());
@@ -553,7 +551,6 @@ impl Run<'_> {
         if batch.forget_columns {
             self.down.forget_columns();
         }
-        self.merged = batch.merged;
         if result.is_ok() {
             for (total, n) in self.streamed_ops.iter_mut().zip(batch.ops) {
                 *total += n;

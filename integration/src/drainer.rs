@@ -18,7 +18,9 @@ use crate::mariadb::{
 use crate::HarnessError;
 
 /// A configuration for the direction `upstream` → `downstream`, logging in as the harness
-/// users, with its data directory in `data_dir`. Tests change fields as they need.
+/// users, with its data directory in `data_dir`, and safe mode for the first 300 s after
+/// a start (the whole of a test: its REPLACE statements stay under test, as they were
+/// while 300 was the default). Tests change fields as they need.
 pub fn config_for(
     upstream: &MariaDb,
     downstream: &MariaDb,
@@ -49,6 +51,7 @@ pub fn config_for(
     let mut config = Config::parse(&text, Path::new("<harness>"))
         .expect("the harness writes a valid configuration");
     config.data_dir = data_dir.to_owned();
+    config.syncer.safe_mode_after_start_s = 300;
     Ok(config)
 }
 

@@ -184,7 +184,6 @@ async fn multi_row_statements_the_downstream_refuses_apply_row_by_row() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.pump.initial_gtid = start[0].clone();
-    config.syncer.safe_mode_after_start_s = 0;
     let drainer = spawn(&config);
     let want = summary(&a).await.unwrap();
     eventually("every transaction applied", WAIT, || async {

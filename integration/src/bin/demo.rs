@@ -136,6 +136,8 @@ async fn start_direction(
     config.syncer.sync_ddl = sync_ddl;
     config.syncer.to.sync_mode = 2;
     config.syncer.checkpoint_interval_ms = 500;
+    // The shipped default (the harness keeps its tests in safe mode).
+    config.syncer.safe_mode_after_start_s = 0;
     let process = integration::replicating(&config, Duration::from_secs(90)).await?;
     Ok(Direction {
         label,
