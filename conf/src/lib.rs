@@ -3,7 +3,8 @@
 //! One `drainer` process replicates one direction and reads one TOML file: `[pump]` names
 //! the upstream whose binlog is read, `[syncer]` how transactions are filtered and applied,
 //! `[syncer.to]` the downstream. This crate owns that model and nothing else: serde
-//! structs with TiDB Binlog's defaults, [`Config::validate`] (pure: no file, no network),
+//! structs with TiDB Binlog's defaults (but `safe-mode-after-start-s`, 0 here: the apply
+//! records make replays exact), [`Config::validate`] (pure: no file, no network),
 //! and [`Secret`], the password type that prints as `<redacted>` in `Debug` output and
 //! when serialized, so a whole configuration can be logged or shown safely.
 //!

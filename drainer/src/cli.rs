@@ -8,10 +8,11 @@ const EXAMPLES: &str = "\
 Examples:
   drainer check-config --config a-to-b.toml   validate the file and preflight both servers
   drainer --config a-to-b.toml                run the direction A -> B in the foreground
-    drainer schema show --config a-to-b.toml app.orders   the tracked definition of app.orders
+  drainer schema show --config a-to-b.toml app.orders   the tracked definition of app.orders
   drainer checkpoint set --config a-to-b.toml --gtid 0-1-1200   resume after GTID 0-1-1200
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight.
+Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight,
+130 a second SIGINT/SIGTERM while stopping (exits at once).
 Passwords may come from DRAINER_PUMP_PASSWORD and DRAINER_TO_PASSWORD instead of the file.";
 
 /// One direction of MySQL/MariaDB replication that never loops.

@@ -1,9 +1,10 @@
 //! Failpoints: named places where a test makes the process die as `kill -9` would, to
 //! prove that a restart neither loses nor repeats anything.
 //!
-//! Compiled only with the `failpoints` feature (the integration tests turn it on; a plain
-//! `cargo build -p drainer` has none), and acting only when `DRAINER_FAILPOINT` names one:
-//! `after-commit` or `after-commit:5` (the fifth time it is reached). The process then
+//! Acting only in a build with the `failpoints` feature (the integration tests turn it on;
+//! a plain `cargo build -p drainer` refuses `DRAINER_FAILPOINT` at start, exit 2), and
+//! only when `DRAINER_FAILPOINT` names one: `after-commit` or `after-commit:5` (the fifth
+//! time it is reached). The process then
 //! aborts at once: no destructor runs, nothing more is written.
 //!
 //! | name | where |

@@ -7,7 +7,8 @@
 //!
 //! ## Exit codes (DESIGN.md)
 //! 0 ok, 1 runtime failure, 2 bad configuration (also bad command-line usage, as clap
-//! reports it), 3 failed preflight.
+//! reports it), 3 failed preflight; 130 when a second SIGINT/SIGTERM arrives while the
+//! first is being honoured (the process exits at once).
 //!
 //! ## What runs
 //! `drainer --config FILE` preflights both servers, then replicates until SIGINT/SIGTERM.

@@ -9,7 +9,7 @@
 //! | `drainer_apply_seconds` | histogram | | one downstream transaction, BEGIN to COMMIT |
 //! | `drainer_mark_update_seconds` | histogram | | BEGIN and the loopback mark UPDATE (one round trip) at its start |
 //! | `drainer_lag_seconds` | gauge | | as `/status` `lag_seconds` (0 when caught up; -1 before known) |
-//! | `drainer_checkpoint_age_seconds` | gauge | | since the RocksDB checkpoint was last saved |
+//! | `drainer_checkpoint_age_seconds` | gauge | | since the RocksDB checkpoint was last saved (-1 before the first save) |
 //! | `drainer_buffered_rows` | gauge | | row changes of the transaction in flight held in memory (the queue before the downstream) |
 //! | `drainer_retries_total` | counter | `kind`: transaction, ddl, record, columns, reread | a downstream step tried again after a transient failure |
 //! | `drainer_errors_total` | counter | `kind`: transient, definite | failures; a definite one stops the drainer |
@@ -81,7 +81,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         Unit::Seconds,
         "BEGIN and the loopback mark update that start each transaction (one round trip)."
     );
-    describe_gauge!(LAG_SECONDS, Unit::Seconds, "Now minus the upstream commit time of the last transaction handled; 0 when caught up, -1 before known.");
+    describe_gauge!(LAG_SECONDS, Unit::Seconds, "Now minus the upstream commit time of the oldest transaction in flight, else of the last one handled; 0 when caught up, -1 before known.");
     describe_gauge!(
         CHECKPOINT_AGE_SECONDS,
         Unit::Seconds,

@@ -10,8 +10,9 @@
 //!   (see [`crate::apply::downstream`]) before its COMMIT. The RocksDB checkpoint holds
 //!   the committed prefix's end (the low watermark), saved every `checkpoint-interval-ms`,
 //!   at once after DDL, and at shutdown, so it may lag; at start the drainer resumes
-//!   after whichever of the checkpoint and the records' furthest watermark is further,
-//!   and passes over the transactions the records list past it (workers commit out of
+//!   after whichever of the checkpoint and the records' furthest watermark is further
+//!   (a new data-dir: of `[pump]`'s configured start and the record; with neither
+//!   configured, a record alone is refused), and passes over the transactions the records list past it (workers commit out of
 //!   upstream order). A process that died after a downstream commit therefore applies
 //!   nothing twice; one that died before the commit lost nothing (the server rolled the
 //!   transaction back).
@@ -170,6 +171,27 @@ fn start_at(p: &Position) -> StartAt {
         Some(g) if !g.is_empty() => StartAt::Gtid(g.clone()),
         _ => StartAt::Coords(p.coords.clone()),
     }
+}
+
+/// Where `[pump]` says to start without a checkpoint: `initial-gtid`, else `initial-file`
+/// and `initial-pos` (the caller knows one is set).
+fn configured_position(pump: &conf::Pump) -> Result<Position, RunError> {
+    if pump.initial_gtid.is_empty() {
+        return Ok(Position {
+            coords: pump_reader::BinlogCoords::new(pump.initial_file.clone(), pump.initial_pos),
+            gtids: None,
+        });
+    }
+    let gtids = pump
+        .initial_gtid
+        .parse()
+        .map_err(|e: pump_reader::PositionError| {
+            RunError::Config(format!("pump.initial-gtid: {e}"))
+        })?;
+    Ok(Position {
+        coords: pump_reader::BinlogCoords::new(String::new(), 4),
+        gtids: Some(gtids),
+    })
 }
 
 /// A transaction whose buffered row changes pass either bound streams: they go into an
@@ -1089,6 +1111,15 @@ pub async fn run(
         Some(a) => (Some(a.low), a.after),
         None => (None, Vec::new()),
     };
+    let unordered = |recorded: &Position, name: &str, other: &Position| RunError::Apply {
+        at: "start".into(),
+        reason: format!(
+            "the apply record on the downstream ({recorded}) and {name} ({other}) cannot be \
+             ordered: they name different binlog histories; check which is right, then \
+             `drainer checkpoint set` or [pump] initial-gtid, or remove the record (`{}`)",
+            record.delete_hint()
+        ),
+    };
     let resume = match (base, recorded) {
         (base, None) => base,
         (Some(base), Some(recorded)) => match order(&recorded, &base) {
@@ -1100,25 +1131,37 @@ pub async fn run(
                 Some(recorded)
             }
             Some(_) => Some(base),
-            None => {
-                return Err(RunError::Apply {
-                    at: "start".into(),
-                    reason: format!(
-                        "the apply record on the downstream ({recorded}) and the checkpoint \
-                         ({base}) cannot be ordered: they name different binlog histories; \
-                         check which is right, then `drainer checkpoint set`, or remove the \
-                         record (`{}`)",
-                        record.delete_hint()
-                    ),
-                })
-            }
+            None => return Err(unordered(&recorded, "the checkpoint", &base)),
         },
+        // A new data-dir with a configured start: the further of that start and the
+        // record, as with a checkpoint. A start left in the file from the first
+        // deployment, after the data-dir was lost, would otherwise apply everything
+        // since again.
         (None, Some(recorded)) if configured_start => {
-            applied_past.clear();
-            tracing::warn!(applied = %recorded,
-                "data-dir is new, and the downstream has applied this channel up to a position: \
-                 starting where [pump] initial-gtid / initial-file says, as configured");
-            None
+            let configured = configured_position(pump)?;
+            match order(&configured, &recorded) {
+                Some(std::cmp::Ordering::Greater) => {
+                    tracing::warn!(configured = %configured, applied = %recorded,
+                        "data-dir is new, and [pump] initial-gtid / initial-file is past where \
+                         the downstream's apply record stands: starting there, as configured \
+                         (the transactions between are not applied)");
+                    Some(configured)
+                }
+                Some(_) => {
+                    tracing::warn!(configured = %configured, applied = %recorded,
+                        "data-dir is new, and the downstream's apply record is at or past \
+                         [pump] initial-gtid / initial-file: resuming after the record \
+                         (nothing is applied twice)");
+                    Some(recorded)
+                }
+                None => {
+                    return Err(unordered(
+                        &recorded,
+                        "[pump] initial-gtid / initial-file",
+                        &configured,
+                    ))
+                }
+            }
         }
         (None, Some(recorded)) => {
             return Err(RunError::Apply {
@@ -1160,13 +1203,7 @@ pub async fn run(
     };
     let start = match &resume {
         Some(p) => start_at(p),
-        None if !pump.initial_gtid.is_empty() => StartAt::Gtid(pump.initial_gtid.parse().map_err(
-            |e: pump_reader::PositionError| RunError::Config(format!("pump.initial-gtid: {e}")),
-        )?),
-        None if !pump.initial_file.is_empty() => StartAt::Coords(pump_reader::BinlogCoords::new(
-            pump.initial_file.clone(),
-            pump.initial_pos,
-        )),
+        None if configured_start => start_at(&configured_position(pump)?),
         None => StartAt::Now,
     };
     let upstream = Upstream {

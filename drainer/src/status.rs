@@ -1,8 +1,10 @@
 //! What the direction is doing, for people and tools: the shared [`Status`] the pipeline
 //! keeps current, and a small HTTP server on `addr` that answers `GET /status` with it as
-//! JSON and `GET /metrics` with Prometheus text ([`crate::metrics`]); every other path: 404.
+//! JSON and `GET /metrics` with Prometheus text ([`crate::metrics`]); every other path:
+//! 404; another method on those two paths: 405.
 //!
-//! - Lag is the seconds between now and the upstream commit time of the last transaction
+//! - Lag is the seconds between now and the upstream commit time of the oldest transaction
+//!   still in flight (read, not yet committed downstream), else of the last transaction
 //!   handled (applied, or dropped as a loop), and 0 while the upstream has nothing more to
 //!   send (its heartbeat says so). Before either is known it is `null`.
 //! - The server is plain HTTP/1.1, one request per connection (`Connection: close`): a
