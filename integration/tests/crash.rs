@@ -202,6 +202,31 @@ async fn an_apply_record_of_the_first_layout_is_upgraded_and_honoured() {
     assert_eq!(rows[0].1, last[0], "the old row kept as writer 0's");
 }
 
+/// Runs a drainer on a new data-dir from `start` until row `last` of `app.log` is on `b`,
+/// then stops it (it must exit 0); its log.
+async fn run_from_new_data_dir(a: &MariaDb, b: &MariaDb, start: &str, last: u32) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = marked_config_for(a, b, dir.path()).unwrap();
+    config.pump.initial_gtid = start.to_owned();
+    let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
+    eventually(&format!("row {last} applied"), WAIT, || async {
+        let rows: Vec<u64> = b
+            .query(&format!("SELECT COUNT(*) FROM app.log WHERE n = {last}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows[0] > 0 {
+            Ok(())
+        } else {
+            Err(format!("not there yet\n{}", drainer.stderr()))
+        }
+    })
+    .await;
+    drainer.signal(libc::SIGTERM);
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.stderr
+}
+
 /// A data-dir lost (a new one) while the configuration still names the first
 /// deployment's start: the start resumes after the downstream's apply record, as it does
 /// after a checkpoint behind it, not at the old start (which would apply every
@@ -219,67 +244,27 @@ async fn a_new_data_dir_resumes_after_the_apply_record_not_at_an_older_start() {
                 .unwrap()
         }
     };
-    let applied = |n: u32| {
-        let b = &b;
-        async move {
-            let rows: Vec<u64> = b
-                .query(&format!("SELECT COUNT(*) FROM app.log WHERE n = {n}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            if rows[0] > 0 {
-                Ok(())
-            } else {
-                Err(format!("row {n} not there yet"))
-            }
-        }
-    };
-    let run = |dir: &std::path::Path, start: &str| {
-        let mut config = marked_config_for(&a, &b, dir).unwrap();
-        config.pump.initial_gtid = start.to_owned();
-        config
-    };
-    let stop = |mut drainer: integration::DrainerProcess| async move {
-        drainer.signal(libc::SIGTERM);
-        let out = drainer.wait(WAIT).await.unwrap();
-        assert_eq!(out.code(), Some(0), "{}", out.stderr);
-        out.stderr
-    };
 
     for n in 1..=5 {
         write(n).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let drainer = integration::replicating(&run(dir.path(), &first[0]), WAIT)
-        .await
-        .unwrap();
-    eventually("the first five applied", WAIT, || applied(5)).await;
-    stop(drainer).await;
+    run_from_new_data_dir(&a, &b, &first[0], 5).await;
 
     // The data-dir is gone; the configuration still starts at the first position.
     for n in 6..=8 {
         write(n).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let drainer = integration::replicating(&run(dir.path(), &first[0]), WAIT)
-        .await
-        .unwrap();
-    eventually("the next three applied", WAIT, || applied(8)).await;
-    let stderr = stop(drainer).await;
-    assert!(stderr.contains("resuming after the record"), "{stderr}");
-    assert_eq!(dump(&b).await.unwrap(), dump(&a).await.unwrap());
+    let log = run_from_new_data_dir(&a, &b, &first[0], 8).await;
+    assert_eq!(dump(&b).await.unwrap(), dump(&a).await.unwrap(), "{log}");
     assert_eq!(mark_counter(&b, 1).await.unwrap(), 8);
+    assert!(log.contains("resuming after the record"), "{log}");
 
     // A start past the record: row 9 is passed over, as configured.
     write(9).await;
     let past: Vec<String> = a.query("SELECT @@gtid_binlog_pos").await.unwrap();
     write(10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let drainer = integration::replicating(&run(dir.path(), &past[0]), WAIT)
-        .await
-        .unwrap();
-    eventually("row 10 applied", WAIT, || applied(10)).await;
-    let stderr = stop(drainer).await;
-    assert!(stderr.contains("starting there, as configured"), "{stderr}");
+    let log = run_from_new_data_dir(&a, &b, &past[0], 10).await;
+    assert!(log.contains("starting there, as configured"), "{log}");
     let nine: Vec<u64> = b
         .query("SELECT COUNT(*) FROM app.log WHERE n = 9")
         .await
