@@ -749,12 +749,7 @@ impl Run<'_> {
             self.ctx.status.lock().loops_dropped += 1;
             return self.committed(position, timestamp, 0, false);
         }
-        let same = |p: &Position| order(p, &position) == Some(std::cmp::Ordering::Equal);
-        if let Some(i) = self.applied_past.iter().position(same) {
-            // A worker committed it before the last stop, out of upstream order.
-            tracing::info!(at = %self.here(), "passing over a transaction applied before the restart");
-            self.applied_past.remove(i);
-            self.drop_transaction();
+        if self.applied_before(&position) {
             return self.committed(position, timestamp, 0, false);
         }
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
@@ -822,6 +817,15 @@ impl Run<'_> {
             // Read again, it commits then.
             return Ok(());
         }
+        // A worker applied it before the last stop, when it did not stream (a narrower
+        // filter): its streamed rows are rolled back. One whose DDL ran here never went
+        // to a worker.
+        let listed = |p: &Position| order(p, &position) == Some(std::cmp::Ordering::Equal);
+        if !self.ddl_ran && self.applied_past.iter().any(listed) {
+            self.history.commit_staged(&self.store, &position)?;
+            self.applied_before(&position);
+            return self.committed(position, timestamp, 0, false);
+        }
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
         let stmts = self.build(&chunk, self.safe_mode()).await?;
@@ -851,6 +855,20 @@ impl Run<'_> {
             self.refresh_links().await?;
         }
         self.committed(position, timestamp, ddl_not_run, had_ddl)
+    }
+
+    /// Whether a worker committed the transaction ending at `position` before the last
+    /// stop, out of upstream order (the apply records list it): then it is dropped here,
+    /// a streamed one's open downstream transaction rolled back.
+    fn applied_before(&mut self, position: &Position) -> bool {
+        let same = |p: &Position| order(p, position) == Some(std::cmp::Ordering::Equal);
+        let Some(i) = self.applied_past.iter().position(same) else {
+            return false;
+        };
+        tracing::info!(at = %self.here(), "passing over a transaction applied before the restart");
+        self.applied_past.remove(i);
+        self.drop_transaction();
+        true
     }
 
     /// Bookkeeping after a transaction applied on this session (or with nothing to apply):
@@ -1177,13 +1195,10 @@ pub async fn run(
             })
         }
     };
-    // The schema history as it stands where reading resumes (before any checkpoint: all
-    // of it, the bootstrap and what followed).
-    let history_at = if saved.is_some() || past_checkpoint {
-        resume.as_ref()
-    } else {
-        None
-    };
+    // The schema history as it stands where reading resumes: what was recorded after it
+    // (statements whose transaction did not commit downstream before a crash, even
+    // before the first checkpoint) is recorded again when it is read again.
+    let history_at = resume.as_ref();
     match &resume {
         Some(r) => applied_past.retain(|p| past(p, r)),
         None => applied_past.clear(),

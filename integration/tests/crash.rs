@@ -272,3 +272,46 @@ async fn a_new_data_dir_resumes_after_the_apply_record_not_at_an_older_start() {
     assert_eq!(nine[0], 0, "row 9 lies before the configured start");
     assert_eq!(mark_counter(&b, 1).await.unwrap(), 9);
 }
+
+/// A crash at a DDL statement before the first checkpoint (a new data-dir, the statement
+/// the first transaction read): the schema history had recorded the statement, and a
+/// restart from the bootstrap read it again onto the definitions it had already changed
+/// (a duplicate column: the drainer stopped). The history now stands where reading
+/// resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_the_first_ddl_before_any_checkpoint_replays_it() {
+    let (a, b) = two_sites(SETUP).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.checkpoint_interval_ms = 3_600_000;
+    let mut drainer = DrainerCommand::new()
+        .unwrap()
+        .config(&config)
+        .unwrap()
+        .env("DRAINER_FAILPOINT", "before-ddl")
+        .spawn_replicating(WAIT)
+        .await
+        .unwrap();
+    a.exec(&["ALTER TABLE app.kv ADD COLUMN w INT"])
+        .await
+        .unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", out.stderr);
+
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    a.exec(&["INSERT INTO app.kv (id, v, w) VALUES (1, 2, 3)"])
+        .await
+        .unwrap();
+    eventually("the row with its new column downstream", WAIT, || async {
+        let rows: Vec<String> = b
+            .query("SELECT CONCAT_WS(' ', id, v, w) FROM app.kv")
+            .await
+            .map_err(|e| format!("{e}\n{}", drainer.stderr()))?;
+        if rows == ["1 2 3"] {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}\n{}", drainer.stderr()))
+        }
+    })
+    .await;
+}

@@ -39,6 +39,7 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
         "SELECT CONCAT_WS(' ', 'other', COUNT(*), SUM(v)) FROM app.other",
         "SELECT CONCAT_WS(' ', 'parent', COUNT(*), IFNULL(SUM(id), 0)) FROM app.parent",
         "SELECT CONCAT_WS(' ', 'child', COUNT(*), IFNULL(SUM(id), 0)) FROM app.child",
+        "SELECT CONCAT_WS(' ', 'nk', COUNT(*), COUNT(a), IFNULL(SUM(a), 0), SUM(b)) FROM app.nk",
     ] {
         let rows: Vec<String> = server.query(sql).await.map_err(|e| e.to_string())?;
         out.extend(rows);
@@ -59,6 +60,9 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
         "CREATE TABLE app.child (id INT PRIMARY KEY, parent_id INT NOT NULL, \
          FOREIGN KEY (parent_id) REFERENCES app.parent (id)) ENGINE=InnoDB"
             .to_owned(),
+        // No primary key, a nullable unique key: a row inserted with a NULL there is
+        // known only by its table until an update gives it a value.
+        "CREATE TABLE app.nk (a INT NULL, b INT NOT NULL, UNIQUE KEY (a))".to_owned(),
     ];
     setup.extend((0..KEYS).map(|k| format!("INSERT INTO app.kv VALUES ({k}, 'start')")));
     setup.extend((0..SLOTS).map(|s| format!("INSERT INTO app.slot VALUES ({s}, NULL)")));
@@ -91,10 +95,25 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
             format!("INSERT INTO app.child VALUES ({i}, {i})"),
             format!("DELETE FROM app.child WHERE id = {i}"),
             format!("DELETE FROM app.parent WHERE id = {i}"),
+            // A row inserted with a NULL unique value, then given one: the update must
+            // find the row, so it must not run first.
+            format!("INSERT INTO app.nk VALUES (NULL, {i})"),
+            format!("UPDATE app.nk SET a = {i} WHERE b = {i}"),
         ] {
             a.exec(&[&sql]).await.unwrap();
             written += 1;
         }
+        // The same inside one transaction (one step of its statements, unless ordered).
+        let j = 1000 + i;
+        a.exec(&[
+            "BEGIN",
+            &format!("INSERT INTO app.nk VALUES (NULL, {j})"),
+            &format!("UPDATE app.nk SET a = {j} WHERE b = {j}"),
+            "COMMIT",
+        ])
+        .await
+        .unwrap();
+        written += 1;
     }
     // The first round's "owner = NULL" finds no row: no binlog event, no transaction.
     written -= 1;
@@ -120,6 +139,11 @@ async fn conflicting_transactions_keep_their_order_under_parallel_apply() {
     assert_eq!(got, dump(&a).await.unwrap());
     assert_eq!(mark_counter(&b, 1).await.unwrap(), written);
     assert!(got.contains(&format!("counter 1 {ROUNDS}")), "{got:?}");
+    let nk: usize = (0..ROUNDS).map(|i| i + 1000 + i).sum();
+    assert!(
+        got.contains(&format!("nk {} {} {nk} {nk}", 2 * ROUNDS, 2 * ROUNDS)),
+        "every row of app.nk found by its update: {got:?}"
+    );
     let last_round = |key: usize| (0..ROUNDS).filter(|i| i % KEYS == key).max().unwrap();
     for k in 0..KEYS {
         assert!(

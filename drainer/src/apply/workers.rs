@@ -3,8 +3,9 @@
 //!
 //! - **Keys.** Every row change names keys: its table with the values of the primary key
 //!   and of each unique key, for the before and the after image (a table with neither
-//!   names the table itself, so all its changes conflict; so does a change whose every
-//!   key holds a NULL, which a unique key does not constrain). Text compares ASCII
+//!   names the table itself, so all its changes conflict; so does an image whose every
+//!   key holds a NULL, which a unique key does not constrain, whatever the change's other
+//!   image names). Text compares ASCII
 //!   case-insensitively and without trailing spaces, as the usual collations do; two
 //!   transactions sharing a key conflict. Hashes stand for keys: a collision only makes
 //!   two transactions wait for each other.
@@ -825,7 +826,9 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
         keys.extend(layout.links);
         let own = keys.len();
         let before = change.before.as_deref();
+        let mut unkeyed = false;
         for image in [before, change.after.as_deref()].into_iter().flatten() {
+            let start = keys.len();
             'key: for (k, columns) in layout.keys.iter().enumerate() {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 h.write_u64(layout.name);
@@ -844,10 +847,13 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
                 }
                 keys.push(h.finish());
             }
+            // An image without a key (none at all, or NULL in every one) is a row known
+            // by all its columns: it conflicts with every such image of its table, and
+            // with the change that gave it a key or takes it away, whose other image
+            // names one.
+            unkeyed |= keys.len() == start;
         }
-        if keys.len() == own {
-            // No key (none at all, or NULL in every one): the row is known by all its
-            // columns, so it conflicts with every such change of its table.
+        if unkeyed || keys.len() == own {
             keys.push(layout.name);
         }
         ends.push(keys.len());
@@ -933,6 +939,22 @@ mod tests {
         let u = table("CREATE TABLE u (a INT NULL, b INT, UNIQUE KEY (a))");
         let nulls = |b| vec![change(&u, Some(vec![null.clone(), int(b)]), None)];
         assert!(conflict(&nulls(1), &nulls(2), &none));
+        // A row whose unique value goes from NULL to 7 (or back) conflicts with the
+        // change that wrote (or deletes) it with the NULL, which only the table names:
+        // else the UPDATE could run first, find no row, and the INSERT leave it NULL.
+        let inserted = vec![change(&u, None, Some(vec![null.clone(), int(1)]))];
+        let keyed = vec![change(
+            &u,
+            Some(vec![null.clone(), int(1)]),
+            Some(vec![int(7), int(1)]),
+        )];
+        assert!(conflict(&inserted, &keyed, &none), "NULL to 7");
+        let unkeyed = vec![change(
+            &u,
+            Some(vec![int(7), int(1)]),
+            Some(vec![null.clone(), int(1)]),
+        )];
+        assert!(conflict(&unkeyed, &nulls(1), &none), "7 to NULL");
         // The same values in another table are other keys.
         let other = table("CREATE TABLE o (id INT PRIMARY KEY, u VARCHAR(10), v INT)");
         let in_other = vec![change(&other, None, Some(vec![int(1), text("a"), int(1)]))];
