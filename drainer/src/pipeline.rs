@@ -12,8 +12,8 @@
 //!   at once after DDL, and at shutdown, so it may lag; at start the drainer resumes
 //!   after whichever of the checkpoint and the records' furthest watermark is further
 //!   (a new data-dir: of `[pump]`'s configured start and the record; with neither
-//!   configured, a record alone is refused), and passes over the transactions the records list past it (workers commit out of
-//!   upstream order). A process that died after a downstream commit therefore applies
+//!   configured, a record alone is refused), and passes over the transactions the
+//!   records list past it (workers commit out of upstream order). A process that died after a downstream commit therefore applies
 //!   nothing twice; one that died before the commit lost nothing (the server rolled the
 //!   transaction back).
 //! - A transient downstream failure (lost connection, deadlock, lock wait timeout) retries

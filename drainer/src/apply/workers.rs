@@ -5,8 +5,8 @@
 //!   and of each unique key, for the before and the after image (a table with neither
 //!   names the table itself, so all its changes conflict; so does an image whose every
 //!   key holds a NULL, which a unique key does not constrain, whatever the change's other
-//!   image names). Text compares ASCII
-//!   case-insensitively and without trailing spaces, as the usual collations do; two
+//!   image names). Text compares ASCII case-insensitively and without trailing spaces,
+//!   as the usual collations do; two
 //!   transactions sharing a key conflict. Hashes stand for keys: a collision only makes
 //!   two transactions wait for each other.
 //! - **Choice and waits.** A transaction that conflicts with work in flight goes to the
