@@ -5,8 +5,8 @@
 //!   and of each unique key, for the before and the after image (a table with neither
 //!   names the table itself, so all its changes conflict; so does an image whose every
 //!   key holds a NULL, which a unique key does not constrain, whatever the change's other
-//!   image names). Text compares ASCII case-insensitively and without trailing spaces,
-//!   as the usual collations do; two
+//!   image names). Text compares case-insensitively (Unicode case where it is UTF-8)
+//!   and without trailing spaces, as the usual collations do; two
 //!   transactions sharing a key conflict. Hashes stand for keys: a collision only makes
 //!   two transactions wait for each other.
 //! - **Choice and waits.** A transaction that conflicts with work in flight goes to the
@@ -712,11 +712,24 @@ impl<H: Hasher> std::fmt::Write for HashWriter<'_, H> {
 fn hash_value(h: &mut impl Hasher, value: Option<&Value>) {
     use std::fmt::Write;
     match value {
-        // As the usual collations compare: ASCII case and trailing spaces aside.
+        // As the usual collations compare: case and trailing spaces aside (Unicode case
+        // where the text is UTF-8 beyond ASCII; folding more only makes more conflicts).
         Some(Value::Text(b)) => {
-            let trimmed = b.len() - b.iter().rev().take_while(|c| **c == b' ').count();
-            for c in &b[..trimmed] {
-                h.write_u8(c.to_ascii_lowercase());
+            let trimmed = &b[..b.len() - b.iter().rev().take_while(|c| **c == b' ').count()];
+            match std::str::from_utf8(trimmed) {
+                Ok(text) if !trimmed.is_ascii() => {
+                    let mut buf = [0u8; 4];
+                    for c in text.chars().flat_map(char::to_lowercase) {
+                        for byte in c.encode_utf8(&mut buf).bytes() {
+                            h.write_u8(byte);
+                        }
+                    }
+                }
+                _ => {
+                    for c in trimmed {
+                        h.write_u8(c.to_ascii_lowercase());
+                    }
+                }
             }
             h.write_u8(0xff);
         }
@@ -920,6 +933,11 @@ mod tests {
         assert!(conflict(
             &insert(7, "Key", 0),
             &insert(8, "kEY  ", 0),
+            &none
+        ));
+        assert!(conflict(
+            &insert(7, "José", 0),
+            &insert(8, "JOSÉ", 0),
             &none
         ));
         // An after image lacking a key column (MINIMAL) kept the before image's value:
