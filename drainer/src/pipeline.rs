@@ -817,22 +817,19 @@ impl Run<'_> {
             // Read again, it commits then.
             return Ok(());
         }
+        // Recorded before the downstream COMMIT, as for any transaction: a restart after
+        // the commit resumes past it and must know its statements. A reread loads the
+        // history again at the transaction's start.
+        self.history.commit_staged(&self.store, &position)?;
         // A worker applied it before the last stop, when it did not stream (a narrower
         // filter): its streamed rows are rolled back. One whose DDL ran here never went
         // to a worker.
-        let listed = |p: &Position| order(p, &position) == Some(std::cmp::Ordering::Equal);
-        if !self.ddl_ran && self.applied_past.iter().any(listed) {
-            self.history.commit_staged(&self.store, &position)?;
-            self.applied_before(&position);
+        if !self.ddl_ran && self.applied_before(&position) {
             return self.committed(position, timestamp, 0, false);
         }
         let chunk = std::mem::take(&mut self.txn);
         self.txn_bytes = 0;
         let stmts = self.build(&chunk, self.safe_mode()).await?;
-        // Recorded before the downstream COMMIT, as for any transaction: a restart after
-        // the commit resumes past it and must know its statements. A reread loads the
-        // history again at the transaction's start.
-        self.history.commit_staged(&self.store, &position)?;
         let stamp = self.down.stamp(&position, &position);
         let mut result = self.down.exec(&stmts).await;
         if result.is_ok() {

@@ -716,8 +716,12 @@ fn hash_value(h: &mut impl Hasher, value: Option<&Value>) {
         // where the text is UTF-8 beyond ASCII; folding more only makes more conflicts).
         Some(Value::Text(b)) => {
             let trimmed = &b[..b.len() - b.iter().rev().take_while(|c| **c == b' ').count()];
-            match std::str::from_utf8(trimmed) {
-                Ok(text) if !trimmed.is_ascii() => {
+            // The common all-ASCII value is never validated as UTF-8.
+            let unicode = (!trimmed.is_ascii())
+                .then(|| std::str::from_utf8(trimmed).ok())
+                .flatten();
+            match unicode {
+                Some(text) => {
                     let mut buf = [0u8; 4];
                     for c in text.chars().flat_map(char::to_lowercase) {
                         for byte in c.encode_utf8(&mut buf).bytes() {
@@ -725,7 +729,7 @@ fn hash_value(h: &mut impl Hasher, value: Option<&Value>) {
                         }
                     }
                 }
-                _ => {
+                None => {
                     for c in trimmed {
                         h.write_u8(c.to_ascii_lowercase());
                     }
@@ -837,7 +841,6 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
             }
         };
         keys.extend(layout.links);
-        let own = keys.len();
         let before = change.before.as_deref();
         let mut unkeyed = false;
         for image in [before, change.after.as_deref()].into_iter().flatten() {
@@ -866,7 +869,8 @@ pub fn change_keys(changes: &[RowChange], links: &Links) -> ChangeKeys {
             // names one.
             unkeyed |= keys.len() == start;
         }
-        if unkeyed || keys.len() == own {
+        // Every change has an image, so a change without any key is unkeyed too.
+        if unkeyed {
             keys.push(layout.name);
         }
         ends.push(keys.len());
