@@ -105,6 +105,14 @@ pub struct Syncer {
     /// `schema.table` of the loopback mark table.
     #[serde(default = "default_mark_table")]
     pub mark_table: String,
+    /// With `loopback-control`, the `server_id` every downstream session of this channel
+    /// writes under (`SET SESSION server_id`), so that the reverse direction recognises
+    /// every event group the drainer wrote, a non-transactional table's included (MariaDB
+    /// logs those outside the transaction that carries the mark row). Both directions of
+    /// a channel use the same one; no server of the topology may have it as its own.
+    /// 0: [`MARK_SERVER_ID_BASE`] + `channel-id`.
+    #[serde(default)]
+    pub mark_server_id: u32,
     /// Comma-separated schemas never replicated.
     #[serde(default = "default_ignore_schemas")]
     pub ignore_schemas: String,
@@ -142,6 +150,19 @@ pub struct To {
 }
 
 impl Syncer {
+    /// The `server_id` this channel's downstream sessions write under (see
+    /// `mark-server-id`): the configured one, else [`MARK_SERVER_ID_BASE`] + `channel-id`
+    /// (`None` when that does not fit a server id: validation reports it).
+    pub fn effective_mark_server_id(&self) -> Option<u32> {
+        if self.mark_server_id != 0 {
+            return Some(self.mark_server_id);
+        }
+        u32::try_from(self.channel_id)
+            .ok()
+            .filter(|c| *c < MARK_SERVER_ID_SPAN)
+            .map(|c| MARK_SERVER_ID_BASE + c)
+    }
+
     /// The schemas named by `ignore-schemas`, trimmed, empty entries left out.
     pub fn ignored_schemas(&self) -> impl Iterator<Item = &str> {
         self.ignore_schemas
@@ -155,6 +176,11 @@ pub const DEFAULT_WORKER_COUNT: u32 = 16;
 pub const DEFAULT_TXN_BATCH: u32 = 20;
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 3000;
 pub const DEFAULT_MARK_TABLE: &str = "retl._drainer_repl_mark";
+/// The default `mark-server-id` is this plus `channel-id`: 4,026,531,840 and up, where no
+/// server id derived from an IPv4 address falls (240.0.0.0/4 is reserved).
+pub const MARK_SERVER_ID_BASE: u32 = 0xF000_0000;
+/// Channel ids below this get a default `mark-server-id`.
+pub const MARK_SERVER_ID_SPAN: u32 = 0x0FFF_FFFF;
 pub const DEFAULT_IGNORE_SCHEMAS: &str = "INFORMATION_SCHEMA,PERFORMANCE_SCHEMA,mysql";
 
 fn default_data_dir() -> PathBuf {

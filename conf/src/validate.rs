@@ -130,6 +130,27 @@ impl Config {
                     .into(),
             );
         }
+        if syncer.loopback_control && syncer.channel_id > 0 {
+            match syncer.effective_mark_server_id() {
+                None => v.add(
+                    "syncer.mark-server-id",
+                    format!(
+                        "must be set when syncer.channel-id is {} or more (the default, {} + \
+                         channel-id, is no server id then)",
+                        crate::model::MARK_SERVER_ID_SPAN,
+                        crate::model::MARK_SERVER_ID_BASE
+                    ),
+                ),
+                Some(id) if id == pump.server_id => v.add(
+                    "syncer.mark-server-id",
+                    format!(
+                        "must differ from pump.server-id ({id}): the drainer's own writes \
+                         carry it"
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         if let Err(e) = check_qualified_table(&syncer.mark_table) {
             v.add("syncer.mark-table", e);
         }

@@ -237,6 +237,25 @@ fn loopback_needs_a_channel() {
 }
 
 #[test]
+fn the_mark_server_id_derives_from_the_channel_unless_set() {
+    let mut c = minimal();
+    c.syncer.loopback_control = true;
+    c.syncer.channel_id = 7;
+    assert_eq!(c.syncer.effective_mark_server_id(), Some(0xF000_0007));
+    c.syncer.mark_server_id = 4242;
+    assert_eq!(c.syncer.effective_mark_server_id(), Some(4242));
+    assert!(c.validate().is_empty());
+    c.syncer.mark_server_id = c.pump.server_id;
+    assert_violates(&c, "syncer.mark-server-id", "pump.server-id");
+    c.syncer.mark_server_id = 0;
+    c.syncer.channel_id = 1 << 40;
+    assert_eq!(c.syncer.effective_mark_server_id(), None);
+    assert_violates(&c, "syncer.mark-server-id", "must be set");
+    c.syncer.mark_server_id = 99;
+    assert!(c.validate().is_empty());
+}
+
+#[test]
 fn sync_mode_is_one_or_two() {
     let mut c = minimal();
     for mode in [0, 3, 255] {

@@ -44,9 +44,12 @@
 //!   A DDL statement inside a streamed transaction commits the part before it (no
 //!   record there, as for rows before DDL in any transaction).
 //! - Loopback control: every downstream transaction begins with the channel's mark
-//!   update (see [`crate::apply::downstream::Mark`]); an upstream transaction with a
-//!   mark-table row of this channel came from the reverse direction and is dropped whole
-//!   (its position still checkpointed). The mark table's schema is never replicated.
+//!   update, and every downstream session writes under the channel's server id (see
+//!   [`crate::apply::downstream::Mark`]); an upstream transaction with a mark-table row of
+//!   this channel, or whose event group carries that server id (a non-transactional
+//!   table's rows, DDL), came from the reverse direction and is dropped whole (its DDL
+//!   still enters the schema history; its position is checkpointed). The mark table's
+//!   schema is never replicated.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -440,7 +443,9 @@ impl Run<'_> {
             self.forget_columns();
             self.tables_change = true;
         }
-        if self.config.syncer.sync_ddl && replicated {
+        if self.looped {
+            // This channel's own write, come back: tracked (above), never run again.
+        } else if self.config.syncer.sync_ddl && replicated {
             // CREATE and DROP DATABASE name their database, and their event's schema is
             // that database itself (not there yet for CREATE, perhaps gone for a replayed
             // DROP): they run without USE. ALTER DATABASE may rely on it.
@@ -742,12 +747,18 @@ impl Run<'_> {
         }
         self.history.commit_staged(&self.store, &position)?;
         if self.looped {
-            // The reverse direction applied it here: it goes no further.
+            // The reverse direction applied it here: it goes no further. Its DDL is in
+            // the schema history (above); the downstream's tables are looked at again.
             tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
+            let tables_change = self.tables_change;
             self.drop_transaction();
             self.ctx.metrics.loop_dropped();
             self.ctx.status.lock().loops_dropped += 1;
-            return self.committed(position, timestamp, 0, false);
+            if tables_change {
+                self.columns_gen += 1;
+                self.refresh_links().await?;
+            }
+            return self.committed(position, timestamp, 0, tables_change);
         }
         if self.applied_before(&position) {
             return self.committed(position, timestamp, 0, false);
@@ -1083,12 +1094,18 @@ pub async fn run(
         .mark_table
         .split_once('.')
         .unwrap_or(("retl", "_drainer_repl_mark"));
-    let mark = config.syncer.loopback_control.then(|| Mark {
-        schema: mark_schema.to_owned(),
-        table: mark_table.to_owned(),
-        channel_id: config.syncer.channel_id,
-        rows: config.syncer.worker_count + 1,
-    });
+    let mark = match config.syncer.loopback_control {
+        false => None,
+        true => Some(Mark {
+            schema: mark_schema.to_owned(),
+            table: mark_table.to_owned(),
+            channel_id: config.syncer.channel_id,
+            rows: config.syncer.worker_count + 1,
+            server_id: config.syncer.effective_mark_server_id().ok_or_else(|| {
+                RunError::Config("syncer.mark-server-id must be set for this channel-id".into())
+            })?,
+        }),
+    };
     let record = ApplyRecord {
         schema: mark_schema.to_owned(),
         channel_id: config.syncer.channel_id,
@@ -1354,6 +1371,9 @@ pub async fn run(
             TxnEvent::Begin(start) => {
                 run.idle = false;
                 run.drop_transaction();
+                // Written by this channel's own sessions (see `Mark::server_id`): every
+                // event group, a non-transactional table's and DDL included.
+                run.looped = run.mark.as_ref().is_some_and(|m| m.server_id == start.server_id);
                 run.current = Some(start);
                 run.txn_from = Some(reader.position().clone());
                 run.ctx.status.lock().caught_up = false;

@@ -35,7 +35,7 @@ FLUSH PRIVILEGES;
 CREATE USER 'drainer_pump'@'127.0.0.1' IDENTIFIED BY 'pump-secret';
 GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.* TO 'drainer_pump'@'127.0.0.1';
 CREATE USER 'drainer_to'@'127.0.0.1' IDENTIFIED BY 'to-secret';
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON *.* TO 'drainer_to'@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, BINLOG REPLAY ON *.* TO 'drainer_to'@'127.0.0.1';
 ";
 
 /// InnoDB settings shared by the template's install and every server (small, fast).

@@ -199,6 +199,10 @@ pub struct Mark {
     /// Rows created for the channel, ids 0 to `rows - 1` (one per writer: 0 for the
     /// pipeline's own session, one per worker).
     pub rows: u32,
+    /// The `server_id` every session of the channel writes under (`mark-server-id`): it
+    /// marks what no mark row can follow, a non-transactional table's rows (logged as
+    /// event groups of their own) and DDL.
+    pub server_id: u32,
 }
 
 impl Mark {
@@ -393,6 +397,34 @@ async fn watched<T>(
     }
 }
 
+/// Makes every event group of the session carry `server_id` (loopback control): what
+/// the reverse direction drops. MariaDB only: MySQL has no session `server_id`, so there
+/// only the mark row marks (its non-transactional tables are not protected; the README
+/// says so).
+async fn set_server_id(
+    conn: &mut Conn,
+    server_id: u32,
+    version: &str,
+) -> Result<(), DownstreamError> {
+    if !version.contains("MariaDB") {
+        return Ok(());
+    }
+    let sql = format!("SET SESSION server_id = {server_id}");
+    match conn.query_drop(sql.as_str()).await {
+        Err(mysql_async::Error::Server(e)) if e.code == 1227 => Err(DownstreamError::Definite {
+            statement: sql,
+            code: e.code,
+            reason: format!(
+                "{}: loopback control marks every write of the drainer with its channel's \
+                 server id, which needs the BINLOG REPLAY privilege (or SUPER) on the \
+                 downstream: GRANT BINLOG REPLAY ON *.* TO the [syncer.to] user",
+                e.message
+            ),
+        }),
+        other => other.map_err(|e| classify(&sql, e)),
+    }
+}
+
 /// One downstream session.
 pub struct Downstream {
     target: Arc<Target>,
@@ -504,10 +536,14 @@ impl Downstream {
         for s in setup {
             conn.query_drop(s).await.map_err(|e| classify(s, e))?;
         }
-        let sql = "SELECT CAST(UNIX_TIMESTAMP() - VARIABLE_VALUE AS SIGNED) \
+        let sql = "SELECT CAST(UNIX_TIMESTAMP() - VARIABLE_VALUE AS SIGNED), VERSION() \
                    FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'";
-        let started: Option<i64> = conn.query_first(sql).await.map_err(|e| classify(sql, e))?;
-        self.server_started = started.unwrap_or_default();
+        let (started, version): (i64, String) = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| classify(sql, e))?
+            .unwrap_or_default();
+        self.server_started = started;
         if let Some((id, then)) = self.stale {
             // The same server run (start times computed, so a second or two apart) and a
             // session of our user: it is the one given up on.
@@ -589,6 +625,11 @@ impl Downstream {
                 .await
                 .map_err(|e| classify(&seed.sql, e))?;
             self.mark_ready = true;
+        }
+        if let Some(mark) = &t.mark {
+            // Last: the drainer's own tables above are set up unmarked (the reverse
+            // direction filters their schema anyway).
+            set_server_id(&mut conn, mark.server_id, &version).await?;
         }
         Ok(conn)
     }

@@ -229,6 +229,57 @@ pub fn downstream_checks(
         MARK_TABLE,
         &Scope::Schemas(vec![schema.to_owned()]),
     ));
+    if syncer.loopback_control {
+        checks.extend(mark_server_id(config, upstream, facts));
+    }
+    checks
+}
+
+/// With loopback control, every session of the channel writes under `mark-server-id`
+/// (MariaDB: `SET SESSION server_id`, which needs BINLOG REPLAY or SUPER), and neither
+/// server may have that id as its own: the reverse direction drops what carries it.
+fn mark_server_id(
+    config: &Config,
+    upstream: Option<&ServerFacts>,
+    facts: &ServerFacts,
+) -> Vec<Check> {
+    let side = Side::Downstream;
+    let Some(id) = config.syncer.effective_mark_server_id() else {
+        return Vec::new();
+    };
+    let id = id.to_string();
+    let theirs: Vec<&str> = upstream
+        .into_iter()
+        .chain([facts])
+        .filter_map(|f| f.variable("server_id"))
+        .collect();
+    let mut checks = vec![Check::new(
+        side,
+        "mark-server-id",
+        "no server's own server_id".into(),
+        format!("{id} (the servers have {})", theirs.join(", ")),
+        !theirs.contains(&id.as_str()),
+    )];
+    if facts.version.contains("MariaDB") {
+        checks.push(privileges(
+            side,
+            facts,
+            "session server_id (loopback-control)",
+            &[need(&["BINLOG REPLAY", "SUPER"])],
+            &Scope::AllSchemas,
+        ));
+    } else {
+        checks.push(Check {
+            outcome: Outcome::Skip,
+            ..Check::new(
+                side,
+                "session server_id (loopback-control)",
+                "BINLOG REPLAY on *.*".into(),
+                "(not MariaDB: only the mark row marks the drainer's writes)".into(),
+                true,
+            )
+        });
+    }
     checks
 }
 
@@ -506,7 +557,10 @@ mod tests {
         c.syncer.sync_ddl = false;
         c.syncer.loopback_control = true;
         c.syncer.channel_id = 1;
-        let writer = facts("2", &["SELECT", "INSERT", "UPDATE", "DELETE"]);
+        let writer = facts(
+            "2",
+            &["SELECT", "INSERT", "UPDATE", "DELETE", "BINLOG REPLAY"],
+        );
         let down = downstream_checks(&c, None, &Ok(writer.clone()));
         assert_eq!(failed(&down), ["drainer schema privileges"]);
         let mut with_retl = writer;
@@ -515,6 +569,28 @@ mod tests {
             .map(|p| ("retl".to_string(), p.to_string()))
             .collect();
         assert!(failed(&downstream_checks(&c, None, &Ok(with_retl))).is_empty());
+    }
+
+    #[test]
+    fn loopback_control_needs_its_server_id_free_and_settable() {
+        let mut c = config();
+        c.syncer.loopback_control = true;
+        c.syncer.channel_id = 1;
+        let mut down = good_downstream();
+        let checks = downstream_checks(&c, Some(&good_upstream()), &Ok(down.clone()));
+        assert_eq!(failed(&checks), ["session server_id (loopback-control)"]);
+        down.global_privileges.insert("BINLOG REPLAY".into());
+        let checks = downstream_checks(&c, Some(&good_upstream()), &Ok(down.clone()));
+        assert!(failed(&checks).is_empty(), "{checks:?}");
+        // The upstream already writes under the channel's id: everything would be dropped.
+        let clash = facts(&0xF000_0001u32.to_string(), &[]);
+        let checks = downstream_checks(&c, Some(&clash), &Ok(down.clone()));
+        assert_eq!(failed(&checks), ["mark-server-id"]);
+        // MySQL has no session server_id: skipped, not failed.
+        down.version = "8.0.36".into();
+        down.global_privileges.remove("BINLOG REPLAY");
+        let checks = downstream_checks(&c, Some(&good_upstream()), &Ok(down));
+        assert!(failed(&checks).is_empty(), "{checks:?}");
     }
 
     #[test]
