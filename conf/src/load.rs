@@ -42,7 +42,15 @@ fn describe(text: &str, key: Option<&str>, e: &toml::de::Error) -> String {
         line_text = text.lines().nth(line - 1).unwrap_or_default();
         out.push_str(&format!("line {line}, column {column}: "));
     }
-    let key = key.filter(|k| !k.is_empty() && *k != ".");
+    let duplicate;
+    let key = match key.filter(|k| !k.is_empty() && *k != ".") {
+        // The TOML parser names no key for a duplicate: it is the one at the error.
+        None if e.message().contains("duplicate key") => {
+            duplicate = e.span().map(|span| key_at(text, span.start));
+            duplicate.as_deref()
+        }
+        key => key,
+    };
     if let Some(key) = key {
         out.push_str(&format!("key `{key}`: "));
     }
@@ -54,6 +62,44 @@ fn describe(text: &str, key: Option<&str>, e: &toml::de::Error) -> String {
         out.push_str(e.message().trim());
     }
     out
+}
+
+/// The dotted path of the key or table header that starts at byte `at` of `text`: a
+/// header's own name (`syncer.to`), or a key under the header above it
+/// (`pump.server-id`).
+fn key_at(text: &str, at: usize) -> String {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default().trim();
+    let header = |l: &str| {
+        l.strip_prefix('[').map(|h| {
+            h.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+    };
+    if let Some(name) = header(line) {
+        return name;
+    }
+    let key = text[at..]
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| header(l.trim()));
+    match section {
+        Some(section) if !section.is_empty() => format!("{section}.{key}"),
+        _ => key.to_owned(),
+    }
 }
 
 fn list(violations: &[Violation]) -> String {

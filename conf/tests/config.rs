@@ -179,6 +179,34 @@ fn unknown_keys_are_named_with_their_path_and_the_file() {
 }
 
 #[test]
+fn duplicates_are_named_with_their_path() {
+    for (text, path) in [
+        (
+            format!("[syncer]\nworker-count = 2\n{MINIMAL}\n[syncer]\ntxn-batch = 3\n"),
+            "key `syncer`: duplicate key",
+        ),
+        (
+            MINIMAL.replace("server-id = 4001", "server-id = 4001\nserver-id = 4002"),
+            "key `pump.server-id`: duplicate key",
+        ),
+        (
+            MINIMAL.replace("[syncer.to]", "[syncer.to]\nsync-mode = 1\n  sync-mode = 2"),
+            "key `syncer.to.sync-mode`: duplicate key",
+        ),
+        (
+            format!("{MINIMAL}\n[syncer.to]\nport = 1\n"),
+            "key `syncer.to`: duplicate key",
+        ),
+    ] {
+        let e = parse_error(&text);
+        assert!(
+            e.contains("a-to-b.toml") && e.contains(path),
+            "{path} not in: {e}"
+        );
+    }
+}
+
+#[test]
 fn wrong_types_are_named_not_coerced() {
     for (text, path) in [
         (

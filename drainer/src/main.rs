@@ -98,8 +98,10 @@ fn main() -> ExitCode {
 fn init_logging(config: &Config, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRAINER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log_level.as_str()));
+    // Colour only on a terminal: a file, a pipe or journald gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -134,6 +136,21 @@ async fn run(config: &Config) -> Exit {
         eprintln!("error: {e}");
         return Exit::BadConfig;
     }
+    // A first start replicates from the moment the process started: what is written while
+    // the servers are checked is not lost.
+    let now = match drainer::pipeline::first_start(config) {
+        false => None,
+        true => match drainer::pipeline::capture_now(config).await {
+            Ok(now) => {
+                tracing::info!(position = %now.position(), "first start: the upstream's position now is where reading begins");
+                Some(now)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the upstream's position yet; the first start begins where it is once replication starts");
+                None
+            }
+        },
+    };
     let prometheus = match drainer::metrics::install() {
         Ok(handle) => handle,
         Err(e) => {
@@ -188,7 +205,7 @@ async fn run(config: &Config) -> Exit {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(130);
     });
-    match drainer::pipeline::run(config, stop_rx, Arc::clone(&status)).await {
+    match drainer::pipeline::run(config, stop_rx, Arc::clone(&status), now).await {
         Ok(()) => Exit::Ok,
         Err(e) => {
             status.failed(&e, false);

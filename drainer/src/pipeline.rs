@@ -1066,13 +1066,99 @@ impl Run<'_> {
     }
 }
 
+/// The upstream's position and table definitions as the process started: where a first
+/// start (no checkpoint, no apply record, no configured start) begins, so that what is
+/// written while the drainer checks the servers is replicated too.
+pub struct StartNow {
+    position: Position,
+    snapshot: schema::Snapshot,
+}
+
+impl StartNow {
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+}
+
+/// Whether the next start of `config` is a first one: no checkpoint nor schema history in
+/// data-dir, and no start configured. A data-dir that cannot be read says no (the start
+/// reports it).
+pub fn first_start(config: &Config) -> bool {
+    let pump = &config.pump;
+    if !pump.initial_gtid.is_empty() || !pump.initial_file.is_empty() {
+        return false;
+    }
+    if !config.data_dir.exists() {
+        return true;
+    }
+    checkpoint::Store::open_read_only(&config.data_dir).is_ok_and(|store| {
+        matches!(store.checkpoint(), Ok(None))
+            && matches!(History::bootstrap_position(&store), Ok(None))
+    })
+}
+
+/// Reads the upstream's current position, then the definitions of the tables the filters
+/// replicate (in that order, as a first start's bootstrap does).
+pub async fn capture_now(config: &Config) -> Result<StartNow, RunError> {
+    let filter = Filter::new(&config.syncer).map_err(RunError::Config)?;
+    let reader =
+        LiveReader::connect(upstream(&config.pump), StartAt::Now, LiveOptions::default()).await?;
+    let snapshot = read_definitions(&config.pump, &filter).await?;
+    Ok(StartNow {
+        position: reader.position().clone(),
+        snapshot,
+    })
+}
+
+fn upstream(pump: &conf::Pump) -> Upstream {
+    Upstream {
+        host: pump.host.clone(),
+        port: pump.port,
+        user: pump.user.clone(),
+        password: pump.password.expose().to_owned(),
+        server_id: pump.server_id,
+    }
+}
+
+/// The upstream's definitions of the tables `filter` replicates, for a bootstrap.
+async fn read_definitions(
+    pump: &conf::Pump,
+    filter: &Filter,
+) -> Result<schema::Snapshot, RunError> {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(pump.host.as_str())
+        .tcp_port(pump.port)
+        .user(Some(pump.user.as_str()))
+        .pass(Some(pump.password.expose()))
+        .prefer_socket(false);
+    // Bounded: a hung upstream must not hold the start forever (many tables take a
+    // while; ten minutes is far beyond what reading definitions needs).
+    let read = async {
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .map_err(|e| RunError::Connect(e.to_string()))?;
+        let snapshot = read_upstream(&mut conn, |s, t| filter.wants_table(s, t))
+            .await
+            .map_err(|e| RunError::Connect(format!("reading table definitions: {e}")))?;
+        conn.disconnect().await.ok();
+        Ok::<_, RunError>(snapshot)
+    };
+    tokio::time::timeout(Duration::from_secs(600), read)
+        .await
+        .map_err(|_| {
+            RunError::Connect("reading table definitions: no answer within 600 s".into())
+        })?
+}
+
 /// Runs one direction until `stop` turns true (then the transaction in flight is
 /// dropped, never half-applied, and the checkpoint saved) or a definite error, keeping
-/// `status` current.
+/// `status` current. `started_at`, from [`capture_now`] as the process started, is where a
+/// first start begins (without it, where the upstream is when reading begins).
 pub async fn run(
     config: &Config,
     mut stop: watch::Receiver<bool>,
     status: Arc<Status>,
+    started_at: Option<StartNow>,
 ) -> Result<(), RunError> {
     let filter = Filter::new(&config.syncer).map_err(RunError::Config)?;
     let pump = &config.pump;
@@ -1230,44 +1316,23 @@ pub async fn run(
     } else {
         saved.clone()
     };
-    let start = match &resume {
-        Some(p) => start_at(p),
-        None if configured_start => start_at(&configured_position(pump)?),
-        None => StartAt::Now,
+    // A first start begins where the upstream was as the process started, with the
+    // definitions read then.
+    let started_at =
+        started_at.filter(|_| resume.is_none() && !configured_start && history.is_empty());
+    let start = match (&resume, &started_at) {
+        (Some(p), _) => start_at(p),
+        (None, _) if configured_start => start_at(&configured_position(pump)?),
+        (None, Some(now)) => start_at(&now.position),
+        (None, None) => StartAt::Now,
     };
-    let upstream = Upstream {
-        host: pump.host.clone(),
-        port: pump.port,
-        user: pump.user.clone(),
-        password: pump.password.expose().to_owned(),
-        server_id: pump.server_id,
-    };
-    let mut reader = LiveReader::connect(upstream, start, LiveOptions::default()).await?;
+    let mut reader = LiveReader::connect(upstream(pump), start, LiveOptions::default()).await?;
     if history.is_empty() {
         // First start: the definitions where reading begins.
-        let opts = mysql_async::OptsBuilder::default()
-            .ip_or_hostname(pump.host.as_str())
-            .tcp_port(pump.port)
-            .user(Some(pump.user.as_str()))
-            .pass(Some(pump.password.expose()))
-            .prefer_socket(false);
-        // Bounded: a hung upstream must not hold the start forever (many tables take
-        // a while; ten minutes is far beyond what reading definitions needs).
-        let read = async {
-            let mut conn = mysql_async::Conn::new(opts)
-                .await
-                .map_err(|e| RunError::Connect(e.to_string()))?;
-            let snapshot = read_upstream(&mut conn, |s, t| filter.wants_table(s, t))
-                .await
-                .map_err(|e| RunError::Connect(format!("reading table definitions: {e}")))?;
-            conn.disconnect().await.ok();
-            Ok::<_, RunError>(snapshot)
+        let snapshot = match started_at {
+            Some(now) => now.snapshot,
+            None => read_definitions(pump, &filter).await?,
         };
-        let snapshot = tokio::time::timeout(Duration::from_secs(600), read)
-            .await
-            .map_err(|_| {
-                RunError::Connect("reading table definitions: no answer within 600 s".into())
-            })??;
         history.bootstrap(&store, reader.position(), &snapshot)?;
         tracing::info!(tables = history.catalog().tables.len(), position = %reader.position(), "schema bootstrapped");
     }

@@ -120,7 +120,7 @@ async fn every_type_round_trips_byte_exactly() {
             for row in &rows.rows {
                 let values = decode_row(&table, &rows.table, row.after.as_ref().unwrap()).unwrap();
                 let stmt = sql::insert(&table, &[&values], false).unwrap();
-                down.exec_drop(stmt.sql.as_str(), stmt.params)
+                down.exec_drop(stmt.sql.as_str(), stmt.values())
                     .await
                     .unwrap();
             }

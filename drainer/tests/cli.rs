@@ -54,6 +54,36 @@ fn an_unknown_key_exits_2_and_names_the_key_and_file() {
 }
 
 #[test]
+fn a_duplicated_section_exits_2_naming_it() {
+    let text = format!("{VALID}\n[syncer]\ntxn-batch = 3\n[syncer]\nworker-count = 2\n");
+    let out = with_config(&text, &["check-config"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("key `syncer`: duplicate key"), "{err}");
+}
+
+/// Log lines to a file, a pipe or journald carry no colour codes; only a terminal gets
+/// them.
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    // Nothing listens on port 1: the preflight fails and logs errors (exit 3).
+    let text = VALID.replace("port = 3306", "port = 1");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let text = format!("addr = \"127.0.0.1:{port}\"\n{text}");
+    let path = dir.path().join("drainer.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = drainer(&["--config", path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("preflight check failed"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
+}
+
+#[test]
 fn an_invalid_configuration_exits_2_listing_every_broken_rule() {
     let text = VALID.replace("port = 3307", "port = 3306\nsync-mode = 3");
     let out = with_config(&text, &["check-config"]);

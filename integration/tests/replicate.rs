@@ -391,3 +391,47 @@ async fn survives_stops_kills_and_a_downstream_restart_under_load() {
     drainer.signal(libc::SIGTERM);
     assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
 }
+
+/// A first start (no checkpoint, no configured start) replicates from the moment the
+/// process started: rows written while it checks the servers, before it says it
+/// replicates, arrive too (they were lost before: "now" was read only after the preflight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_replicates_what_was_written_while_it_started() {
+    let (a, b, _dir, config) = pair().await;
+    // A downstream that does not answer for a while holds the preflight: the drainer is
+    // starting, not replicating, while the rows are written.
+    b.freeze();
+    let drainer = DrainerCommand::new()
+        .unwrap()
+        .config(&config)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    // The status server answers before the preflight runs: write from then on.
+    eventually("the drainer to serve /status", WAIT, || async {
+        let log = drainer.stderr();
+        if log.contains("serving GET /status") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    let mut conn = a.conn().await.unwrap();
+    for i in 1..=50 {
+        conn.query_drop(format!(
+            "INSERT INTO app.orders (id, customer) VALUES ({i}, 'early')"
+        ))
+        .await
+        .unwrap();
+    }
+    conn.disconnect().await.ok();
+    let log = drainer.stderr();
+    assert!(!log.contains("replicating"), "{log}");
+    b.thaw();
+    converged(&a, &b).await;
+    assert!(
+        log.contains("first start: the upstream's position now is where reading begins"),
+        "{log}"
+    );
+}

@@ -371,7 +371,8 @@ impl LiveReader {
             log_pos: h.log_pos(),
             flags: h.flags_raw(),
         };
-        let mut body = Bytes::copy_from_slice(item.data());
+        // The event's own buffer, not a copy: a row image can be a gigabyte.
+        let mut body = Bytes::from_owner(EventData(item));
         if header.kind == kind::FORMAT_DESCRIPTION {
             self.seen_format = true;
         } else if header.kind == kind::ROTATE && !self.seen_format {
@@ -715,6 +716,15 @@ fn sids(set: &MysqlGtidSet) -> Vec<Sid<'static>> {
 /// The artificial ROTATE arrives before the format description, so mysql_common leaves
 /// its 4 checksum bytes at the end of the file name. They are there when they are the
 /// CRC32 of the rest.
+/// An event's data, as the bytes of a [`RawEvent`] body (shared, never copied).
+struct EventData(mysql_common::binlog::events::Event);
+
+impl AsRef<[u8]> for EventData {
+    fn as_ref(&self) -> &[u8] {
+        self.0.data()
+    }
+}
+
 fn strip_early_checksum(header: &EventHeader, body: Bytes) -> Bytes {
     if body.len() < 8 + 4 {
         return body;

@@ -764,7 +764,7 @@ impl Downstream {
                 if i == 1 {
                     failpoint::hit("between-rows");
                 }
-                conn.exec_drop(s.sql.as_str(), s.params.clone())
+                conn.exec_drop(s.sql.as_str(), s.values())
                     .await
                     .map_err(|e| classify(&s.sql, e))?;
             }

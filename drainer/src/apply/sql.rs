@@ -15,10 +15,9 @@
 //!   column (full after images), so a CASE's type is its parameters' (no `ELSE c`, whose
 //!   column type would join: an ENUM would turn the member numbers into text).
 
-use mysql_async::Value as Param;
 use schema::{Table, Value};
 
-use super::values::{param, Unwritable};
+use super::values::{param, Param, Unwritable};
 
 /// A row image: a value (or NULL) per column; `None` where the image lacks the column.
 pub type Row<'a> = &'a [Option<Value>];
@@ -28,6 +27,13 @@ pub type Row<'a> = &'a [Option<Value>];
 pub struct Stmt {
     pub sql: String,
     pub params: Vec<Param>,
+}
+
+impl Stmt {
+    /// The parameters as the driver takes them (strings copied, for this one call).
+    pub fn values(&self) -> Vec<mysql_async::Value> {
+        self.params.iter().map(Param::value).collect()
+    }
 }
 
 /// Why a row change cannot be written as SQL.
@@ -346,6 +352,7 @@ mod tests {
     use schema::Catalog;
 
     use super::*;
+    use mysql_async::Value as V;
 
     fn table(sql: &str) -> Table {
         let mut c = Catalog::new();
@@ -378,13 +385,8 @@ mod tests {
         let s = insert(&t, &[&rows[0], &rows[1]], false).unwrap();
         assert_eq!(s.sql, "INSERT INTO `app`.`t` (`id`,`v`) VALUES (?,?),(?,?)");
         assert_eq!(
-            s.params,
-            [
-                Param::Int(1),
-                Param::Bytes(b"a".to_vec()),
-                Param::Int(2),
-                Param::NULL
-            ]
+            s.values(),
+            [V::Int(1), V::Bytes(b"a".to_vec()), V::Int(2), V::NULL]
         );
         assert!(insert(&t, &[&rows[0]], true)
             .unwrap()
@@ -402,24 +404,19 @@ mod tests {
             s[0].sql,
             "UPDATE `app`.`t` SET `id` = ?,`email` = ?,`n` = ? WHERE `id` = ?"
         );
-        assert_eq!(s[0].params.last(), Some(&Param::Int(1)));
+        assert_eq!(s[0].values().last(), Some(&V::Int(1)));
         // A primary key change: the old key locates, the new values are set.
         let moved = [int(9), text("a@x"), int(5)];
         let s = update(&t, &before, &moved, false).unwrap();
         assert_eq!(
-            s[0].params,
-            [
-                Param::Int(9),
-                Param::Bytes(b"a@x".to_vec()),
-                Param::Int(5),
-                Param::Int(1)
-            ]
+            s[0].values(),
+            [V::Int(9), V::Bytes(b"a@x".to_vec()), V::Int(5), V::Int(1)]
         );
         // Without a primary key, the first unique key whose values are not NULL.
         let t = table("CREATE TABLE u (a INT, b INT, c INT, UNIQUE KEY ua (a), UNIQUE KEY ub (b))");
         let s = delete(&t, &[Some(Value::Null), int(2), int(3)]).unwrap();
         assert_eq!(s.sql, "DELETE FROM `app`.`u` WHERE `b` = ?");
-        assert_eq!(s.params, [Param::Int(2)]);
+        assert_eq!(s.values(), [V::Int(2)]);
     }
 
     #[test]
@@ -430,7 +427,7 @@ mod tests {
             s.sql,
             "DELETE FROM `app`.`n` WHERE `a` <=> ? AND `b` <=> ? LIMIT 1"
         );
-        assert_eq!(s.params, [Param::Int(1), Param::NULL]);
+        assert_eq!(s.values(), [V::Int(1), V::NULL]);
         let s = update(
             &t,
             &[int(1), text("x"), int(2)],
@@ -478,7 +475,7 @@ mod tests {
         let (r1, r2) = ([int(1), int(2), text("x")], [int(7), int(8), text("y")]);
         let s = delete_many(&t, &[0], &[&r1, &r2]).unwrap();
         assert_eq!(s.sql, "DELETE FROM `app`.`t` WHERE `id` IN (?,?)");
-        assert_eq!(s.params, [Param::Int(1), Param::Int(7)]);
+        assert_eq!(s.values(), [V::Int(1), V::Int(7)]);
         let (a1, a2) = (
             [int(1), int(3), Some(Value::Null)],
             [int(7), int(9), text("z")],
@@ -493,18 +490,18 @@ mod tests {
              `b` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END WHERE `id` IN (?,?)"
         );
         assert_eq!(
-            s.params,
+            s.values(),
             [
-                Param::Int(1),
-                Param::Int(3),
-                Param::Int(7),
-                Param::Int(9),
-                Param::Int(1),
-                Param::NULL,
-                Param::Int(7),
-                Param::Bytes(b"z".to_vec()),
-                Param::Int(1),
-                Param::Int(7)
+                V::Int(1),
+                V::Int(3),
+                V::Int(7),
+                V::Int(9),
+                V::Int(1),
+                V::NULL,
+                V::Int(7),
+                V::Bytes(b"z".to_vec()),
+                V::Int(1),
+                V::Int(7)
             ]
         );
         // Nothing but the key: nothing to set.

@@ -6,8 +6,28 @@
 //! TIMESTAMP, which the binlog gives as UTC epoch seconds, is written as that UTC
 //! date-time, which is the same instant.
 
-use mysql_async::Value as Param;
+use bytes::Bytes;
+use mysql_async::Value as Plain;
 use schema::Value;
+
+/// A statement parameter. Strings share the row image's bytes and become the driver's
+/// value only when the statement runs, so a statement kept for a retry holds no copy of a
+/// large value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Plain(Plain),
+    Shared(Bytes),
+}
+
+impl Param {
+    /// The driver's value (a string is copied here, for the one call that sends it).
+    pub fn value(&self) -> Plain {
+        match self {
+            Param::Plain(v) => v.clone(),
+            Param::Shared(b) => Plain::Bytes(b.to_vec()),
+        }
+    }
+}
 
 /// A value the applier cannot write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,22 +36,23 @@ pub struct Unwritable(pub &'static str);
 
 /// The parameter for `value`.
 pub fn param(value: &Value) -> Result<Param, Unwritable> {
-    Ok(match value {
-        Value::Null => Param::NULL,
-        Value::Int(i) => Param::Int(*i),
-        Value::UInt(u) => Param::UInt(*u),
-        Value::Float(f) => Param::Float(*f),
-        Value::Double(d) => Param::Double(*d),
-        Value::Decimal(text) => Param::Bytes(text.clone().into_bytes()),
-        Value::Year(y) => Param::UInt(u64::from(*y)),
-        Value::Date { year, month, day } => Param::Date(*year, *month, *day, 0, 0, 0, 0),
+    Ok(Param::Plain(match value {
+        Value::Text(bytes) | Value::Bytes(bytes) => return Ok(Param::Shared(bytes.clone())),
+        Value::Null => Plain::NULL,
+        Value::Int(i) => Plain::Int(*i),
+        Value::UInt(u) => Plain::UInt(*u),
+        Value::Float(f) => Plain::Float(*f),
+        Value::Double(d) => Plain::Double(*d),
+        Value::Decimal(text) => Plain::Bytes(text.clone().into_bytes()),
+        Value::Year(y) => Plain::UInt(u64::from(*y)),
+        Value::Date { year, month, day } => Plain::Date(*year, *month, *day, 0, 0, 0, 0),
         Value::Time {
             negative,
             hours,
             minutes,
             seconds,
             micros,
-        } => Param::Time(
+        } => Plain::Time(
             *negative,
             u32::from(*hours / 24),
             (*hours % 24) as u8,
@@ -47,26 +68,25 @@ pub fn param(value: &Value) -> Result<Param, Unwritable> {
             minute,
             second,
             micros,
-        } => Param::Date(*year, *month, *day, *hour, *minute, *second, *micros),
+        } => Plain::Date(*year, *month, *day, *hour, *minute, *second, *micros),
         Value::Timestamp {
             seconds: 0,
             micros: 0,
-        } => Param::Date(0, 0, 0, 0, 0, 0, 0),
+        } => Plain::Date(0, 0, 0, 0, 0, 0, 0),
         Value::Timestamp { seconds, micros } => {
             let (year, month, day, hour, minute, second) = utc(i64::from(*seconds));
-            Param::Date(year, month, day, hour, minute, second, *micros)
+            Plain::Date(year, month, day, hour, minute, second, *micros)
         }
-        Value::Text(bytes) | Value::Bytes(bytes) => Param::Bytes(bytes.to_vec()),
         // An ENUM or SET column takes its member number or bitmask.
-        Value::Enum { index, .. } => Param::UInt(u64::from(*index)),
-        Value::Set { bits, .. } => Param::UInt(*bits),
-        Value::Bit { value, .. } => Param::UInt(*value),
+        Value::Enum { index, .. } => Plain::UInt(u64::from(*index)),
+        Value::Set { bits, .. } => Plain::UInt(*bits),
+        Value::Bit { value, .. } => Plain::UInt(*value),
         // With a binary client charset, MariaDB takes these types in their binary form
         // (the one the binlog carries), and refuses their text form.
-        Value::Uuid(b) | Value::Inet6(b) => Param::Bytes(b.to_vec()),
-        Value::Inet4(b) => Param::Bytes(b.to_vec()),
+        Value::Uuid(b) | Value::Inet6(b) => Plain::Bytes(b.to_vec()),
+        Value::Inet4(b) => Plain::Bytes(b.to_vec()),
         Value::MysqlJson(_) => return Err(Unwritable("MySQL binary JSON (not decoded yet)")),
-    })
+    }))
 }
 
 /// Seconds since the epoch to the UTC civil date and time (proleptic Gregorian).
@@ -95,9 +115,8 @@ fn utc(seconds: i64) -> (u16, u8, u8, u8, u8, u8) {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
+    use mysql_async::Value as V;
 
     #[test]
     fn timestamps_become_utc_date_times() {
@@ -110,16 +129,18 @@ mod tests {
                 seconds: 2_147_483_647,
                 micros: 999_999
             })
-            .unwrap(),
-            Param::Date(2038, 1, 19, 3, 14, 7, 999_999)
+            .unwrap()
+            .value(),
+            V::Date(2038, 1, 19, 3, 14, 7, 999_999)
         );
         assert_eq!(
             param(&Value::Timestamp {
                 seconds: 0,
                 micros: 0
             })
-            .unwrap(),
-            Param::Date(0, 0, 0, 0, 0, 0, 0)
+            .unwrap()
+            .value(),
+            V::Date(0, 0, 0, 0, 0, 0, 0)
         );
     }
 
@@ -133,57 +154,62 @@ mod tests {
             micros: 999_999,
         };
         assert_eq!(
-            param(&t).unwrap(),
-            Param::Time(true, 34, 22, 59, 59, 999_999)
+            param(&t).unwrap().value(),
+            V::Time(true, 34, 22, 59, 59, 999_999)
         );
     }
 
     #[test]
     fn exact_forms() {
         assert_eq!(
-            param(&Value::Decimal("-0.01".into())).unwrap(),
-            Param::Bytes(b"-0.01".to_vec())
+            param(&Value::Decimal("-0.01".into())).unwrap().value(),
+            V::Bytes(b"-0.01".to_vec())
         );
         assert_eq!(
-            param(&Value::Text(Bytes::from_static(&[0xe9]))).unwrap(),
-            Param::Bytes(vec![0xe9])
+            param(&Value::Text(Bytes::from_static(&[0xe9])))
+                .unwrap()
+                .value(),
+            V::Bytes(vec![0xe9])
         );
         let uuid = [
             0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
             0xee, 0xff,
         ];
         assert_eq!(
-            param(&Value::Uuid(uuid)).unwrap(),
-            Param::Bytes(uuid.to_vec()),
+            param(&Value::Uuid(uuid)).unwrap().value(),
+            V::Bytes(uuid.to_vec()),
             "binary form"
         );
         assert_eq!(
-            param(&Value::Inet4([10, 1, 2, 3])).unwrap(),
-            Param::Bytes(vec![10, 1, 2, 3])
+            param(&Value::Inet4([10, 1, 2, 3])).unwrap().value(),
+            V::Bytes(vec![10, 1, 2, 3])
         );
         assert_eq!(
             param(&Value::Enum {
                 index: 2,
                 name: Some("b".into())
             })
-            .unwrap(),
-            Param::UInt(2)
+            .unwrap()
+            .value(),
+            V::UInt(2)
         );
         assert_eq!(
             param(&Value::Set {
                 bits: 5,
                 names: vec![]
             })
-            .unwrap(),
-            Param::UInt(5)
+            .unwrap()
+            .value(),
+            V::UInt(5)
         );
         assert_eq!(
             param(&Value::Bit {
                 value: u64::MAX,
                 bits: 64
             })
-            .unwrap(),
-            Param::UInt(u64::MAX)
+            .unwrap()
+            .value(),
+            V::UInt(u64::MAX)
         );
         assert!(param(&Value::MysqlJson(Bytes::new())).is_err());
     }
