@@ -111,7 +111,7 @@ pub struct Syncer {
     /// logs those outside the transaction that carries the mark row). Both directions of
     /// a channel use the same one; no server of the topology may have it as its own.
     /// 0: [`MARK_SERVER_ID_BASE`] + `channel-id`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub mark_server_id: u32,
     /// Comma-separated schemas never replicated.
     #[serde(default = "default_ignore_schemas")]
@@ -200,6 +200,9 @@ fn default_safe_mode_after_start_s() -> u64 {
 }
 fn default_txn_batch() -> u32 {
     DEFAULT_TXN_BATCH
+}
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 fn default_true() -> bool {
     true

@@ -149,7 +149,7 @@ pub enum Retry {
 /// The drainer's metric handles, registered once.
 #[derive(Clone)]
 pub struct Metrics {
-    events: [Counter; 6],
+    events: [Counter; 8],
     applied: Counter,
     loop_dropped: Counter,
     filtered: Counter,
@@ -164,7 +164,16 @@ pub struct Metrics {
 }
 
 /// The event types of `drainer_events_read_total`, in [`Metrics::event`]'s order.
-pub const EVENT_TYPES: [&str; 6] = ["begin", "rows", "statement", "commit", "rollback", "idle"];
+pub const EVENT_TYPES: [&str; 8] = [
+    "begin",
+    "rows",
+    "statement",
+    "commit",
+    "rollback",
+    "idle",
+    "savepoint",
+    "xa",
+];
 
 impl Metrics {
     pub fn new() -> Metrics {

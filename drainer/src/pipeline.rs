@@ -58,12 +58,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use checkpoint::{Batch, Identity, ServerIdentity, Store};
 use conf::{Config, Filter};
 use mysql_async::prelude::Queryable;
-use pump_reader::{Change, LiveOptions, LiveReader, Position, Rows, StartAt, TxnEvent, Upstream};
-use schema::{decode_row, read_upstream, Class, History, Table};
+use pump_reader::event::{MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES};
+use pump_reader::{
+    Change, LiveOptions, LiveReader, Position, Rows, Savepoint, StartAt, TxnEvent, Upstream,
+    XaOutcome,
+};
+use schema::{decode_row, read_upstream, Class, History, SqlMode, Table};
 use tokio::sync::watch;
 
 use crate::apply::changes::{
-    add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Ctx, RowChange,
+    add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Checks, Ctx, RowChange,
     UNKNOWN_COLUMN,
 };
 use crate::apply::downstream::{
@@ -222,6 +226,13 @@ fn mark_channel(image: &Option<Vec<pump_reader::event::Cell>>) -> Option<i64> {
     }
 }
 
+/// A statement to run downstream: its `USE` schema (empty: none) and the statement
+/// with its session context.
+struct Ddl {
+    schema: String,
+    statement: pump_reader::Statement,
+}
+
 /// The pipeline's state between events.
 struct Run<'a> {
     config: &'a Config,
@@ -232,9 +243,9 @@ struct Run<'a> {
     started: Instant,
     /// The row changes of the transaction being read, applied at its commit.
     txn: Vec<RowChange>,
-    /// DDL of the transaction being read to run downstream: (row changes before it,
-    /// schema, statement).
-    ddl: Vec<(usize, String, String)>,
+    /// DDL of the transaction being read to run downstream, each after the row changes
+    /// before it.
+    ddl: Vec<(usize, Ddl)>,
     /// The transaction being read: its GTID and where it starts.
     current: Option<pump_reader::TxnStart>,
     /// This direction's loopback mark (`loopback-control = true`).
@@ -291,6 +302,25 @@ struct Run<'a> {
     streamed_ops: [u64; 3],
     /// The streamed batch being applied while the next one is read and decoded.
     inflight: Option<Inflight>,
+    /// The upstream is MySQL (its sql_mode bits differ past the 32nd).
+    mysql_upstream: bool,
+    /// The transaction being read's savepoints and rollbacks to them, each after the row
+    /// changes before it (see [`Run::build_marked`]).
+    savepoints: Vec<(usize, Savepoint)>,
+    /// The transaction being read ends an XA transaction prepared earlier.
+    xa_outcome: Option<XaOutcome>,
+    /// The XA transaction being read is prepared downstream already (by a run before a
+    /// restart): the rest of it is passed over.
+    prepared_before: bool,
+}
+
+/// How [`Run::apply_rows`] closes its downstream transaction.
+#[derive(Clone, Copy)]
+enum Close<'a> {
+    /// COMMIT, with the apply record of the upstream position when given.
+    Commit(Option<&'a Position>),
+    /// `XA PREPARE` as this (downstream) xid.
+    Prepare(&'a str),
 }
 
 /// A streamed transaction's batch being applied on this session's connection, lent to a
@@ -405,14 +435,29 @@ impl Run<'_> {
     }
 
     /// Takes a statement of the transaction being read into the schema history at once
-    /// (later rows of the transaction decode with it; it is recorded at the commit), and
-    /// queues it to run downstream at its place among the transaction's rows.
-    fn statement(&mut self, schema_name: String, text: String) -> Result<(), RunError> {
+    /// (later rows of the transaction decode with it; it is recorded at the commit), read
+    /// in the SQL mode it was written in, and queues it to run downstream at its place
+    /// among the transaction's rows, in its session context.
+    fn statement(&mut self, mut statement: pump_reader::Statement) -> Result<(), RunError> {
         self.tables.clear();
         self.staged = true;
         let filter = &self.filter;
         let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
-        let applied = match self.history.stage(&schema_name, &text, &wants) {
+        let vars = &statement.vars;
+        let mode = SqlMode {
+            ansi_quotes: vars.sql_mode_has(MODE_ANSI_QUOTES),
+            no_backslash_escapes: vars.sql_mode_has(MODE_NO_BACKSLASH_ESCAPES),
+        };
+        let (schema_name, text) = (statement.schema.clone(), statement.text.clone());
+        let staged = match &statement.undecodable {
+            // Its text cannot be trusted: the tracker must not read it.
+            Some(e) => Err(schema::DdlError {
+                statement: text.chars().take(300).collect(),
+                reason: e.to_string(),
+            }),
+            None => self.history.stage(&schema_name, &text, mode, &wants),
+        };
+        let applied = match staged {
             Ok(applied) => applied,
             Err(source) if self.skip_requested() => {
                 tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
@@ -449,12 +494,18 @@ impl Run<'_> {
             // CREATE and DROP DATABASE name their database, and their event's schema is
             // that database itself (not there yet for CREATE, perhaps gone for a replayed
             // DROP): they run without USE. ALTER DATABASE may rely on it.
-            let context = if applied.class == Class::Database && !starts_with_alter(&text) {
+            let schema = if applied.class == Class::Database && !starts_with_alter(&text) {
                 String::new()
             } else {
                 schema_name
             };
-            self.ddl.push((self.txn.len(), context, text));
+            if self.mysql_upstream {
+                // MySQL's sql_mode bits past the 32nd, and its unused bit 4, mean other
+                // modes (or none) on MariaDB.
+                let mode = &mut statement.vars.sql_mode;
+                *mode = mode.map(|m| m & 0xFFFF_FFEF);
+            }
+            self.ddl.push((self.txn.len(), Ddl { schema, statement }));
         } else if replicated {
             self.ddl_not_run += 1;
         }
@@ -468,6 +519,9 @@ impl Run<'_> {
             self.tables.clear();
         }
         self.looped = false;
+        self.prepared_before = false;
+        self.savepoints.clear();
+        self.xa_outcome = None;
         self.tables_change = false;
         self.ddl_not_run = 0;
         self.txn.clear();
@@ -496,7 +550,9 @@ impl Run<'_> {
 
     /// Whether the buffered row changes should stream now.
     fn large(&self) -> bool {
-        !self.looped && (self.txn.len() >= STREAM_ROWS || self.txn_bytes >= STREAM_BYTES)
+        !self.looped
+            && !self.prepared_before
+            && (self.txn.len() >= STREAM_ROWS || self.txn_bytes >= STREAM_BYTES)
     }
 
     /// Streams the buffered row changes into the open downstream transaction (opening it
@@ -515,17 +571,39 @@ impl Run<'_> {
             self.pool.barrier().await?;
             let mut txn = std::mem::take(&mut self.txn);
             let mut from = 0;
-            for (upto, schema_name, statement) in std::mem::take(&mut self.ddl) {
-                self.apply_rows(&txn[from..upto], None).await?;
+            for (upto, ddl) in std::mem::take(&mut self.ddl) {
+                self.apply_rows(&txn[from..upto], &[], Close::Commit(None))
+                    .await?;
                 from = upto;
-                self.apply_ddl(&schema_name, &statement).await?;
+                self.apply_ddl(&ddl).await?;
                 self.ddl_ran = true;
             }
             txn.drain(..from);
             self.txn = txn;
+            // Savepoints before the DDL ended with its implicit commit.
+            self.savepoints.retain(|(at, _)| *at >= from);
+            for (at, _) in &mut self.savepoints {
+                *at -= from;
+            }
             tracing::info!(at = %self.here(), "a large transaction: streaming its rows into one downstream transaction");
-            match self.down.begin(1).await {
-                Ok(()) => self.streaming = true,
+            let begun = match self.current.as_ref().and_then(|c| c.xa.as_ref()) {
+                Some(xid) => {
+                    let xid = self.down.xa_id(xid);
+                    self.down.begin_xa(&xid).await
+                }
+                None => self.down.begin(1).await.map(|()| true),
+            };
+            match begun {
+                Ok(true) => self.streaming = true,
+                Ok(false) => {
+                    // Prepared downstream before a restart: nothing more of it to apply.
+                    tracing::info!(at = %self.here(), "the XA transaction is prepared downstream already (before the restart)");
+                    self.prepared_before = true;
+                    self.txn.clear();
+                    self.txn_bytes = 0;
+                    self.savepoints.clear();
+                    return Ok(());
+                }
                 Err(DownstreamError::Transient(reason)) => {
                     self.reread = Some(reason);
                     return Ok(());
@@ -534,9 +612,10 @@ impl Run<'_> {
             }
         }
         let chunk = std::mem::take(&mut self.txn);
+        let markers = std::mem::take(&mut self.savepoints);
         self.txn_bytes = 0;
         self.ctx.metrics.buffered(0);
-        let stmts = self.build(&chunk, safe).await?;
+        let stmts = self.build_marked(&chunk, &markers, safe).await?;
         let ops = add_ops([0; 3], &chunk);
         drop(chunk);
         // Applied while the next batch is read and decoded (the server executes one batch
@@ -639,8 +718,11 @@ impl Run<'_> {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.txn);
+        let markers = std::mem::take(&mut self.savepoints);
         self.txn_bytes = 0;
-        let stmts = self.build(&chunk, self.safe_mode()).await?;
+        let stmts = self
+            .build_marked(&chunk, &markers, self.safe_mode())
+            .await?;
         let mut result = self.down.exec(&stmts).await;
         if result.is_ok() {
             result = self.down.commit(None).await;
@@ -670,7 +752,7 @@ impl Run<'_> {
                 return Ok(());
             }
         }
-        if self.looped {
+        if self.looped || self.prepared_before {
             // Dropped whole at its commit: nothing of it needs decoding.
             return Ok(());
         }
@@ -705,6 +787,10 @@ impl Run<'_> {
                 t
             }
         };
+        let checks = Checks {
+            foreign_keys: rows.foreign_key_checks(),
+            unique: rows.unique_checks(),
+        };
         for change in &rows.rows {
             let decode = |image: &Option<Vec<pump_reader::event::Cell>>| {
                 image
@@ -725,6 +811,7 @@ impl Run<'_> {
                     table: Arc::clone(&table),
                     before,
                     after,
+                    checks,
                 });
             }
         }
@@ -763,12 +850,34 @@ impl Run<'_> {
         if self.applied_before(&position) {
             return self.committed(position, timestamp, 0, false);
         }
+        if let Some(outcome) = self.xa_outcome.take() {
+            return self.end_xa(outcome, position, timestamp).await;
+        }
         let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
         let txn = std::mem::take(&mut self.txn);
         let ddl = std::mem::take(&mut self.ddl);
         let had_ddl = !ddl.is_empty() || std::mem::take(&mut self.ddl_ran);
         let tables_change = std::mem::take(&mut self.tables_change);
-        if !had_ddl && !tables_change {
+        // Savepoints matter only where a ROLLBACK TO undoes part of the transaction.
+        let mut markers = std::mem::take(&mut self.savepoints);
+        if !markers.iter().any(|(_, s)| s.rollback) {
+            markers.clear();
+        } else if had_ddl {
+            return Err(self.here_fail(
+                "a transaction with both DDL and ROLLBACK TO SAVEPOINT cannot be replicated \
+                 exactly (the DDL commits implicitly downstream)",
+            ));
+        }
+        let xa = self.current.as_ref().and_then(|c| c.xa.clone());
+        if let Some(xid) = xa {
+            // Prepared upstream: prepared downstream, in upstream order.
+            self.pool.barrier().await?;
+            let xid = self.down.xa_id(&xid);
+            self.apply_rows(&txn, &markers, Close::Prepare(&xid))
+                .await?;
+            return self.committed(position, timestamp, ddl_not_run, false);
+        }
+        if !had_ddl && !tables_change && markers.is_empty() {
             if txn.is_empty() {
                 // Nothing of it is replicated (filters).
                 self.ctx.metrics.filtered();
@@ -794,15 +903,19 @@ impl Run<'_> {
         self.pool.barrier().await?;
         let mut from = 0;
         let mut applied = false;
-        for (upto, schema_name, statement) in ddl {
-            applied |= self.apply_rows(&txn[from..upto], None).await?;
+        for (upto, ddl) in ddl {
+            applied |= self
+                .apply_rows(&txn[from..upto], &[], Close::Commit(None))
+                .await?;
             from = upto;
-            self.apply_ddl(&schema_name, &statement).await?;
+            self.apply_ddl(&ddl).await?;
         }
         if had_ddl && from == txn.len() {
             self.record_alone(&position).await?;
         } else {
-            applied |= self.apply_rows(&txn[from..], Some(&position)).await?;
+            applied |= self
+                .apply_rows(&txn[from..], &markers, Close::Commit(Some(&position)))
+                .await?;
         }
         if !applied && !had_ddl {
             self.ctx.metrics.filtered();
@@ -839,17 +952,31 @@ impl Run<'_> {
             return self.committed(position, timestamp, 0, false);
         }
         let chunk = std::mem::take(&mut self.txn);
+        let markers = std::mem::take(&mut self.savepoints);
         self.txn_bytes = 0;
-        let stmts = self.build(&chunk, self.safe_mode()).await?;
+        let stmts = self
+            .build_marked(&chunk, &markers, self.safe_mode())
+            .await?;
         let stamp = self.down.stamp(&position, &position);
         let mut result = self.down.exec(&stmts).await;
+        let xa = self.current.as_ref().and_then(|c| c.xa.clone());
         if result.is_ok() {
-            result = self.down.commit(Some(&stamp)).await;
+            result = match &xa {
+                // Prepared as upstream; a lost answer reads it again, and its XA START
+                // then finds it prepared.
+                Some(xid) => {
+                    let xid = self.down.xa_id(xid);
+                    self.down.end_prepare_xa(&xid).await
+                }
+                None => self.down.commit(Some(&stamp)).await,
+            };
         }
         self.streaming = false;
         match result {
             Ok(()) => {}
-            Err(DownstreamError::Transient(reason)) if self.recorded_at(&stamp).await? => {
+            Err(DownstreamError::Transient(reason))
+                if xa.is_none() && self.recorded_at(&stamp).await? =>
+            {
                 tracing::info!(at = %self.here(), %reason, "the apply record shows the streamed transaction committed before the connection was lost");
             }
             Err(e) => return self.stream_failed(Err(e)),
@@ -863,6 +990,41 @@ impl Run<'_> {
             self.refresh_links().await?;
         }
         self.committed(position, timestamp, ddl_not_run, had_ddl)
+    }
+
+    /// Ends an XA transaction prepared downstream earlier as the upstream ended it
+    /// (`XA COMMIT` or `XA ROLLBACK`), then records the position on its own (an XA
+    /// statement cannot share a transaction). A replay after a crash between the two
+    /// finds nothing prepared and passes on.
+    async fn end_xa(
+        &mut self,
+        outcome: XaOutcome,
+        position: Position,
+        timestamp: u32,
+    ) -> Result<(), RunError> {
+        self.pool.barrier().await?;
+        let xid = self.down.xa_id(&outcome.xid);
+        let message = "cannot end the XA transaction downstream yet; retrying";
+        let mut backoff = Duration::from_millis(100);
+        let found = loop {
+            match self.down.end_xa(&xid, outcome.commit).await {
+                Ok(found) => break found,
+                Err(e) => {
+                    self.on_failure(Retry::Transaction, message, e, &mut backoff)
+                        .await?
+                }
+            }
+        };
+        if found {
+            self.ctx.applied([0; 3], Some(timestamp));
+        } else {
+            tracing::info!(at = %self.here(), xid = %outcome.xid,
+                "no XA transaction of this id is prepared downstream: it ended there before \
+                 a restart, changed nothing replicated, or was prepared upstream before this \
+                 channel began reading");
+        }
+        self.record_alone(&position).await?;
+        self.committed(position, timestamp, 0, false)
     }
 
     /// Whether a worker committed the transaction ending at `position` before the last
@@ -917,30 +1079,45 @@ impl Run<'_> {
         self.saved.as_ref() != Some(&self.pool.low())
     }
 
-    /// Applies row changes as one downstream transaction, with the apply record of
-    /// `position` when given: transient failures retry it with backoff (unless the apply
-    /// record shows it committed: the COMMIT's answer was lost); "unknown column" builds
-    /// it again, once, with fresh columns, and any other refusal, once, with a statement
-    /// per row change.
+    /// Applies row changes (with the savepoint `markers` among them, positions into
+    /// `changes`) as one downstream transaction, closed as `close` says: transient failures
+    /// retry it with backoff (unless the apply record shows it committed: the COMMIT's
+    /// answer was lost; or the XA transaction is prepared already); "unknown column"
+    /// builds it again, once, with fresh columns, and any other refusal, once, with a
+    /// statement per row change.
     /// Whether a downstream transaction was committed (none when `changes` make no
     /// statement).
     async fn apply_rows(
         &mut self,
         changes: &[RowChange],
-        position: Option<&Position>,
+        markers: &[(usize, Savepoint)],
+        close: Close<'_>,
     ) -> Result<bool, RunError> {
         let safe = self.safe_mode();
-        let mut stmts = self.build(changes, safe).await?;
+        let mut stmts = self.build_marked(changes, markers, safe).await?;
         if stmts.is_empty() {
             return Ok(false);
         }
         let mut refreshed = false;
         let mut backoff = Duration::from_millis(100);
         // After a barrier: every earlier transaction is committed.
-        let stamp = position.map(|p| self.down.stamp(p, p));
+        let stamp = match close {
+            Close::Commit(position) => position.map(|p| self.down.stamp(p, p)),
+            Close::Prepare(_) => None,
+        };
         loop {
             let started = Instant::now();
-            match self.down.apply_txn(&stmts, 1, stamp.as_ref()).await {
+            let result = match close {
+                Close::Commit(_) => self.down.apply_txn(&stmts, 1, stamp.as_ref()).await,
+                Close::Prepare(xid) => match self.down.prepare_xa(xid, &stmts).await {
+                    Ok(false) => {
+                        tracing::info!(at = %self.here(), "the XA transaction is prepared downstream already (before the restart)");
+                        return Ok(true);
+                    }
+                    other => other.map(drop),
+                },
+            };
+            match result {
                 Ok(()) => {
                     self.ctx.metrics.apply_time(started.elapsed());
                     self.note_applied(changes);
@@ -970,17 +1147,44 @@ impl Run<'_> {
                 }) if !refreshed => {
                     tracing::warn!(at = %self.here(), %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    stmts = self.build(changes, safe).await?;
+                    stmts = self.build_marked(changes, markers, safe).await?;
                     refreshed = true;
                 }
                 Err(DownstreamError::Definite { reason, .. }) if self.merged => {
                     tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; building it again with a statement per row change");
                     self.row_by_row = true;
-                    stmts = self.build(changes, safe).await?;
+                    stmts = self.build_marked(changes, markers, safe).await?;
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
         }
+    }
+
+    /// The statements of `changes` with the savepoint `markers` (positions into
+    /// `changes`) run where they stand: the changes between two markers build as one
+    /// piece (see [`Run::build`]).
+    async fn build_marked(
+        &mut self,
+        changes: &[RowChange],
+        markers: &[(usize, Savepoint)],
+        safe: bool,
+    ) -> Result<Vec<Stmt>, RunError> {
+        if markers.is_empty() {
+            return self.build(changes, safe).await;
+        }
+        let (mut stmts, mut from, mut merged) = (Vec::new(), 0, false);
+        for (at, savepoint) in markers {
+            stmts.extend(self.build(&changes[from..*at], safe).await?);
+            merged |= self.merged;
+            stmts.push(Stmt {
+                sql: savepoint.text.clone(),
+                params: Vec::new(),
+            });
+            from = *at;
+        }
+        stmts.extend(self.build(&changes[from..], safe).await?);
+        self.merged |= merged;
+        Ok(stmts)
     }
 
     /// Reads the downstream's foreign keys for the workers' conflict keys (at start, and
@@ -1033,11 +1237,11 @@ impl Run<'_> {
     }
 
     /// Runs one DDL statement downstream, retrying transient failures.
-    async fn apply_ddl(&mut self, schema_name: &str, statement: &str) -> Result<(), RunError> {
+    async fn apply_ddl(&mut self, ddl: &Ddl) -> Result<(), RunError> {
         failpoint::hit("before-ddl");
         let message = "downstream failed during DDL; retrying it";
         let mut backoff = Duration::from_millis(100);
-        while let Err(e) = self.down.apply_ddl(schema_name, statement).await {
+        while let Err(e) = self.down.apply_ddl(&ddl.schema, &ddl.statement).await {
             self.on_failure(Retry::Ddl, message, e, &mut backoff)
                 .await?;
         }
@@ -1393,6 +1597,10 @@ pub async fn run(
         tables: HashMap::new(),
         staged: false,
         streamed_ops: [0; 3],
+        mysql_upstream: reader.flavor() == pump_reader::Flavor::MySql,
+        savepoints: Vec::new(),
+        xa_outcome: None,
+        prepared_before: false,
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
@@ -1424,6 +1632,8 @@ pub async fn run(
             TxnEvent::Begin(_) => 0,
             TxnEvent::Change(Change::Rows(_)) => 1,
             TxnEvent::Change(Change::Statement(_)) => 2,
+            TxnEvent::Change(Change::Savepoint(_)) => 6,
+            TxnEvent::Change(Change::Xa(_)) => 7,
             TxnEvent::Commit { .. } => 3,
             TxnEvent::Rollback => 4,
             TxnEvent::Idle { .. } => 5,
@@ -1452,16 +1662,26 @@ pub async fn run(
                 }
             }
             TxnEvent::Change(Change::Statement(s)) => {
-                run.statement(s.schema, s.text)?;
+                run.statement(s)?;
                 if run.streaming && !run.ddl.is_empty() {
                     // It runs downstream, which commits implicitly: the streamed part
                     // before it commits first, and the statement follows it.
                     run.end_stream_piece().await?;
-                    for (upto, _, _) in &mut run.ddl {
+                    for (upto, _) in &mut run.ddl {
                         *upto = 0;
                     }
                 }
             }
+            TxnEvent::Change(Change::Savepoint(savepoint)) => {
+                if !run.looped && !run.prepared_before {
+                    run.savepoints.push((run.txn.len(), savepoint));
+                    if run.streaming {
+                        // In order with the rows streamed before it.
+                        run.stream().await?;
+                    }
+                }
+            }
+            TxnEvent::Change(Change::Xa(outcome)) => run.xa_outcome = Some(outcome),
             TxnEvent::Commit {
                 position,
                 timestamp,

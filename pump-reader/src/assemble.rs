@@ -6,6 +6,13 @@
 //! one QUERY. MySQL opens a transaction with a GTID (or ANONYMOUS_GTID) event and a
 //! `BEGIN` query, and a standalone statement with a GTID event and the statement. Both may
 //! end a group with `ROLLBACK`.
+//!
+//! XA: a group that prepares an XA transaction (MariaDB flags its GTID; MySQL starts it
+//! with `XA START`) ends with an XA_PREPARE event, handed out as its `Commit` (its
+//! [`TxnStart::xa`] says so); `XA COMMIT` or `XA ROLLBACK` of it comes later as a group of
+//! its own, handed out as a [`Change::Xa`]. `XA COMMIT … ONE PHASE` commits like any
+//! transaction. `SAVEPOINT` and `ROLLBACK TO` inside a transaction are handed out in place
+//! ([`Change::Savepoint`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +24,7 @@ use crate::event::{
     KindName, MariaGtidEvent, MysqlGtidEvent, Query, QueryControl, Rotate, RowsKind, TableMap,
 };
 use crate::position::{BinlogCoords, Gtid, GtidSet, Position};
-use crate::txn::{Change, Rows, Statement, TxnEvent, TxnStart};
+use crate::txn::{Change, RawRows, Rows, Savepoint, Statement, TxnEvent, TxnStart, XaOutcome, Xid};
 use crate::Error;
 
 /// A whole event: its header and its body with the checksum removed.
@@ -34,6 +41,9 @@ struct Open {
     /// A `BEGIN` was seen (MySQL), or the GTID event said "transaction" (MariaDB): the
     /// group runs to XID or COMMIT. Otherwise the first statement ends it.
     in_begin: bool,
+    /// Its `Begin` was handed out. A MySQL group's waits for its first event: an
+    /// `XA START` there makes it an XA group.
+    announced: bool,
 }
 
 /// Turns binlog events, in order, into [`TxnEvent`]s.
@@ -42,7 +52,10 @@ pub struct Assembler {
     file: String,
     /// 6-byte table ids, or 4 for binlogs of servers before 5.1.4.
     table_id_len: usize,
-    maps: HashMap<u64, Arc<TableMap>>,
+    /// The table maps in force, decoded and as written.
+    maps: HashMap<u64, (Arc<TableMap>, Arc<RawEvent>)>,
+    /// The FORMAT_DESCRIPTION of the events being read, as written.
+    format: Option<Arc<RawEvent>>,
     open: Option<Open>,
     /// The position after the last committed transaction (or heartbeat while idle).
     last: Position,
@@ -56,6 +69,7 @@ impl Assembler {
             file: position.coords.file.clone(),
             table_id_len: 6,
             maps: HashMap::new(),
+            format: None,
             open: None,
             last: position,
         }
@@ -94,6 +108,7 @@ impl Assembler {
                 } else {
                     6
                 };
+                self.format = Some(Arc::new(event.clone()));
             }
             kind::ROTATE => {
                 let rotate = Rotate::decode(body).map_err(|e| self.decode_error(&h, e))?;
@@ -111,9 +126,6 @@ impl Assembler {
             }
             kind::MARIA_GTID => {
                 let gtid = MariaGtidEvent::decode(body).map_err(|e| self.decode_error(&h, e))?;
-                if gtid.is_xa() {
-                    return Err(self.stream_error(&h, "XA transactions are not supported".into()));
-                }
                 if gtid.is_alter_phase() {
                     return Err(self.stream_error(
                         &h,
@@ -121,18 +133,22 @@ impl Assembler {
                     ));
                 }
                 let in_begin = !gtid.is_standalone();
+                let xa = gtid.prepares().cloned();
                 self.begin(
                     &h,
                     Some(Gtid::MariaDb(gtid.gtid(h.server_id))),
                     in_begin,
+                    xa,
                     out,
                 )?;
+                self.announce(out);
             }
             kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => {
                 let anonymous = h.kind == kind::MYSQL_ANONYMOUS_GTID;
                 let e = MysqlGtidEvent::decode(body, anonymous)
                     .map_err(|e| self.decode_error(&h, e))?;
-                self.begin(&h, e.gtid.map(Gtid::MySql), false, out)?;
+                // Announced at its first event: an `XA START` there makes it an XA group.
+                self.begin(&h, e.gtid.map(Gtid::MySql), false, None, out)?;
             }
             kind::QUERY => {
                 let query = Query::decode(body).map_err(|e| self.decode_error(&h, e))?;
@@ -140,19 +156,34 @@ impl Assembler {
             }
             kind::XID => {
                 event::decode_xid(body).map_err(|e| self.decode_error(&h, e))?;
+                self.announce(out);
+                self.commit(&h, out)?;
+            }
+            kind::XA_PREPARE => {
+                self.require_open(&h)?;
+                self.announce(out);
+                if self.open.as_ref().is_some_and(|o| o.start.xa.is_none()) {
+                    return Err(self.stream_error(
+                        &h,
+                        "XA_PREPARE ends a group that did not start an XA transaction".into(),
+                    ));
+                }
                 self.commit(&h, out)?;
             }
             kind::TABLE_MAP => {
                 self.require_open(&h)?;
+                self.announce(out);
                 let map = TableMap::decode(body, self.table_id_len)
                     .map_err(|e| self.decode_error(&h, e))?;
-                self.maps.insert(map.table_id, Arc::new(map));
+                self.maps
+                    .insert(map.table_id, (Arc::new(map), Arc::new(event.clone())));
             }
             code if RowsKind::of(code).is_some() => {
                 self.require_open(&h)?;
+                self.announce(out);
                 let table_id = rows::table_id(body, self.table_id_len)
                     .map_err(|e| self.decode_error(&h, e))?;
-                let Some(table) = self.maps.get(&table_id).cloned() else {
+                let Some((table, table_map)) = self.maps.get(&table_id).cloned() else {
                     return Err(self.stream_error(
                         &h,
                         format!("rows of table id {table_id} without its TABLE_MAP"),
@@ -160,11 +191,20 @@ impl Assembler {
                 };
                 let changed = rows::decode(code, body, self.table_id_len, &table)
                     .map_err(|e| self.decode_error(&h, e))?;
+                let flags =
+                    rows::flags(body, self.table_id_len).map_err(|e| self.decode_error(&h, e))?;
                 let (rows_kind, _) = RowsKind::of(code).expect("matched above");
                 out.push(TxnEvent::Change(Change::Rows(Rows {
                     table,
                     kind: rows_kind,
                     rows: changed,
+                    flags,
+                    raw: RawRows {
+                        format: self.format.clone(),
+                        table_map,
+                        rows: event.clone(),
+                        table_id_len: self.table_id_len,
+                    },
                 })));
             }
             kind::MARIA_GTID_LIST => {
@@ -229,9 +269,6 @@ impl Assembler {
                 "partial JSON updates (binlog_row_value_options = PARTIAL_JSON) are not supported"
                     .into(),
             )),
-            kind::XA_PREPARE => {
-                return Err(self.stream_error(&h, "XA transactions are not supported".into()))
-            }
             kind::MYSQL_GTID_TAGGED => {
                 return Err(
                     self.stream_error(&h, "tagged GTIDs (MySQL 8.3+) are not supported yet".into())
@@ -256,12 +293,14 @@ impl Assembler {
         Ok(())
     }
 
+    /// Opens a group; its `Begin` goes out with [`Assembler::announce`].
     fn begin(
         &mut self,
         h: &EventHeader,
         gtid: Option<Gtid>,
         in_begin: bool,
-        out: &mut Vec<TxnEvent>,
+        xa: Option<Xid>,
+        _out: &mut Vec<TxnEvent>,
     ) -> Result<(), Error> {
         if self.open.is_some() {
             return Err(self.stream_error(
@@ -273,10 +312,24 @@ impl Assembler {
             gtid,
             server_id: h.server_id,
             start: self.start_of(h),
+            xa,
         };
-        out.push(TxnEvent::Begin(start.clone()));
-        self.open = Some(Open { start, in_begin });
+        self.open = Some(Open {
+            start,
+            in_begin,
+            announced: false,
+        });
         Ok(())
+    }
+
+    /// Hands out the open group's `Begin`, once.
+    fn announce(&mut self, out: &mut Vec<TxnEvent>) {
+        if let Some(open) = &mut self.open {
+            if !open.announced {
+                open.announced = true;
+                out.push(TxnEvent::Begin(open.start.clone()));
+            }
+        }
     }
 
     fn query(
@@ -292,12 +345,16 @@ impl Assembler {
                     return Err(self.stream_error(h, "BEGIN inside an open transaction".into()))
                 }
                 None => {
-                    self.begin(h, None, true, out)?;
+                    self.begin(h, None, true, None, out)?;
                 }
             },
-            Some(QueryControl::Commit) => self.commit(h, out)?,
+            Some(QueryControl::Commit) => {
+                self.announce(out);
+                self.commit(h, out)?
+            }
             Some(QueryControl::Rollback) => {
                 self.require_open(h)?;
+                self.announce(out);
                 // The group is consumed upstream (its GTID is used), so the position moves on.
                 out.push(TxnEvent::Rollback);
                 self.finish(h);
@@ -305,38 +362,39 @@ impl Assembler {
                     position: self.last.clone(),
                 });
             }
-            Some(QueryControl::Xa) => {
-                return Err(self.stream_error(h, "XA transactions are not supported".into()));
-            }
+            Some(QueryControl::Xa) => self.xa(h, &query.statement, out)?,
             None => {
                 let text = query.statement.trim();
-                if starts_with_word(text, "ROLLBACK TO")
-                    || starts_with_word(text, "ROLLBACK WORK TO")
-                {
-                    // Written only when a non-transactional table was changed: the rows
-                    // after the savepoint, already handed out, were partly undone upstream.
-                    return Err(self.stream_error(
-                        h,
-                        "ROLLBACK TO SAVEPOINT in a transaction that changed a non-transactional \
-                         table: its effect cannot be replicated exactly"
-                            .into(),
-                    ));
+                let rollback = starts_with_word(text, "ROLLBACK TO")
+                    || starts_with_word(text, "ROLLBACK WORK TO");
+                if rollback || starts_with_word(text, "SAVEPOINT") {
+                    // Inside a transaction: run where it stands.
+                    self.require_open(h)?;
+                    self.announce(out);
+                    out.push(TxnEvent::Change(Change::Savepoint(Savepoint {
+                        text: text.to_owned(),
+                        rollback,
+                    })));
+                    return Ok(());
                 }
-                let savepoint = starts_with_word(text, "SAVEPOINT");
                 let standalone = match &self.open {
                     Some(open) if open.in_begin => false,
                     Some(_) => true,
                     None => {
-                        self.begin(h, None, false, out)?;
+                        self.begin(h, None, false, None, out)?;
                         true
                     }
                 };
-                if !savepoint {
-                    out.push(TxnEvent::Change(Change::Statement(Statement {
-                        schema: query.schema,
-                        text: query.statement,
-                    })));
-                }
+                self.announce(out);
+                let undecodable = query.text().err();
+                out.push(TxnEvent::Change(Change::Statement(Statement {
+                    schema: query.schema,
+                    text: query.statement,
+                    undecodable,
+                    bytes: query.bytes,
+                    vars: query.vars,
+                    timestamp: h.timestamp,
+                })));
                 if standalone {
                     self.commit(h, out)?;
                 }
@@ -345,8 +403,70 @@ impl Assembler {
         Ok(())
     }
 
+    /// `XA START` (MySQL: it opens the group's XA transaction), `XA END` (nothing to do),
+    /// `XA COMMIT … ONE PHASE` (an ordinary commit), `XA COMMIT` / `XA ROLLBACK` of a
+    /// transaction prepared earlier (a group of its own).
+    fn xa(&mut self, h: &EventHeader, text: &str, out: &mut Vec<TxnEvent>) -> Result<(), Error> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let verb = words
+            .get(1)
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        let at = self.at(h);
+        let bad = |reason: &str| Error::Stream {
+            at: at.clone(),
+            reason: format!("`{text}`: {reason}"),
+        };
+        let rest = text
+            .trim_start()
+            .get(3..)
+            .unwrap_or_default()
+            .trim_start()
+            .get(verb.len()..)
+            .unwrap_or_default();
+        match verb.as_str() {
+            "START" | "BEGIN" => {
+                let xid = parse_xid(rest).map_err(|r| bad(&r))?;
+                match &mut self.open {
+                    Some(open) if !open.announced => {
+                        open.start.xa = Some(xid);
+                        open.in_begin = true;
+                    }
+                    Some(open) if open.start.xa.is_some() => {}
+                    _ => return Err(bad("XA START outside a new event group")),
+                }
+                self.announce(out);
+            }
+            "END" => {
+                self.require_open(h)?;
+                self.announce(out);
+            }
+            "COMMIT" | "ROLLBACK" => {
+                self.require_open(h)?;
+                self.announce(out);
+                let one_phase = rest.to_ascii_uppercase().contains("ONE PHASE");
+                let xid = parse_xid(rest.split_whitespace().next().unwrap_or_default())
+                    .map_err(|r| bad(&r))?;
+                let open = self.open.as_mut().expect("required above");
+                if one_phase || open.start.xa.as_ref() == Some(&xid) {
+                    // The group's own XA transaction ends here: an ordinary commit.
+                    open.start.xa = None;
+                } else {
+                    out.push(TxnEvent::Change(Change::Xa(XaOutcome {
+                        xid,
+                        commit: verb == "COMMIT",
+                    })));
+                }
+                self.commit(h, out)?;
+            }
+            _ => return Err(bad("an XA statement the reader does not know")),
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, h: &EventHeader, out: &mut Vec<TxnEvent>) -> Result<(), Error> {
         self.require_open(h)?;
+        self.announce(out);
         self.finish(h);
         out.push(TxnEvent::Commit {
             position: self.last.clone(),
@@ -406,6 +526,48 @@ impl Assembler {
             reason,
         }
     }
+}
+
+/// An xid as XA statements write it: `X'6131',X'',1`, or quoted strings
+/// (`'a1','',1`); the branch qualifier and format id (1) may be left out.
+fn parse_xid(text: &str) -> Result<Xid, String> {
+    let mut parts = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let (part, after) = if let Some(hex) = rest.strip_prefix("X'").or(rest.strip_prefix("x'")) {
+            let end = hex.find('\'').ok_or("an unterminated hex string")?;
+            let bytes = (0..end / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|e| e.to_string())?;
+            (bytes, &hex[end + 1..])
+        } else if let Some(quoted) = rest.strip_prefix('\'') {
+            let end = quoted.find('\'').ok_or("an unterminated string")?;
+            (quoted.as_bytes()[..end].to_vec(), &quoted[end + 1..])
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            (rest[..end].trim().as_bytes().to_vec(), &rest[end..])
+        };
+        parts.push(part);
+        rest = after.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+        if parts.len() == 3 {
+            break;
+        }
+    }
+    let format_id = match parts.get(2) {
+        Some(n) => std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or("a format id that is not a number")?,
+        None => 1,
+    };
+    let mut parts = parts.into_iter();
+    Ok(Xid {
+        gtrid: parts.next().ok_or("no xid")?,
+        bqual: parts.next().unwrap_or_default(),
+        format_id,
+    })
 }
 
 fn starts_with_word(text: &str, word: &str) -> bool {
@@ -503,6 +665,8 @@ mod tests {
                 TxnEvent::Begin(_) => 'B',
                 TxnEvent::Change(Change::Rows(_)) => 'r',
                 TxnEvent::Change(Change::Statement(_)) => 's',
+                TxnEvent::Change(Change::Savepoint(_)) => 'p',
+                TxnEvent::Change(Change::Xa(_)) => 'x',
                 TxnEvent::Commit { .. } => 'C',
                 TxnEvent::Rollback => 'R',
                 TxnEvent::Idle { .. } => 'i',
@@ -580,20 +744,82 @@ mod tests {
             ev.query("ROLLBACK"),
         ];
         let out = run(&mut a, &events).unwrap();
-        assert_eq!(shape(&out), "BrRi");
+        assert_eq!(shape(&out), "BprRi");
         assert_eq!(
             a.position().to_string(),
             format!("binlog.000001:{} (gtid 0-7-2)", ev.pos)
         );
+        // A ROLLBACK TO (logged when a non-transactional table changed meanwhile) is
+        // handed out in place, as its SAVEPOINT is.
         let mut a = start(Some("0-7-1"));
         let events = [
             ev.maria_gtid(3, 0),
             ev.table_map(6),
             ev.write_row(6, 1),
+            ev.query("SAVEPOINT `s1`"),
+            ev.table_map(6),
+            ev.write_row(6, 2),
             ev.query("ROLLBACK TO `s1`"),
+            ev.xid(),
         ];
-        let e = run(&mut a, &events).unwrap_err();
-        assert!(e.to_string().contains("ROLLBACK TO SAVEPOINT"), "{e}");
+        let out = run(&mut a, &events).unwrap();
+        assert_eq!(shape(&out), "BrprpC");
+        let TxnEvent::Change(Change::Savepoint(back)) = &out[4] else {
+            unreachable!()
+        };
+        assert!(back.rollback && back.text == "ROLLBACK TO `s1`");
+    }
+
+    #[test]
+    fn xa_transactions_prepare_then_commit_in_groups_of_their_own() {
+        let mut ev = Events::new();
+        let mut a = start(Some("0-7-1"));
+        let mut prepare = 2u64.to_le_bytes().to_vec();
+        prepare.extend(0u32.to_le_bytes());
+        prepare.push(MariaGtidFlags::PREPARED_XA | MariaGtidFlags::TRANSACTIONAL);
+        prepare.extend(1u32.to_le_bytes()); // format id
+        prepare.extend([2, 1]); // gtrid and bqual lengths
+        prepare.extend(b"x1b");
+        let mut completed = prepare.clone();
+        completed[0] = 3;
+        completed[12] = MariaGtidFlags::COMPLETED_XA | MariaGtidFlags::TRANSACTIONAL;
+        let events = [
+            ev.event(kind::MARIA_GTID, prepare),
+            ev.table_map(6),
+            ev.write_row(6, 1),
+            ev.query("XA END X'7831',X'62',1"),
+            ev.event(kind::XA_PREPARE, vec![0; 12]),
+            ev.event(kind::MARIA_GTID, completed),
+            ev.query("XA COMMIT X'7831',X'62',1"),
+        ];
+        let out = run(&mut a, &events).unwrap();
+        assert_eq!(shape(&out), "BrCBxC");
+        let xid = Xid {
+            format_id: 1,
+            gtrid: b"x1".to_vec(),
+            bqual: b"b".to_vec(),
+        };
+        let TxnEvent::Begin(first) = &out[0] else {
+            unreachable!()
+        };
+        assert_eq!(first.xa.as_ref(), Some(&xid), "the first group prepares it");
+        let TxnEvent::Change(Change::Xa(outcome)) = &out[4] else {
+            unreachable!()
+        };
+        assert_eq!((&outcome.xid, outcome.commit), (&xid, true));
+        assert_eq!(xid.to_string(), "X'7831',X'62',1");
+        assert_eq!(
+            a.position().to_string(),
+            format!("binlog.000001:{} (gtid 0-7-3)", ev.pos)
+        );
+        // Quoted forms, and the defaults.
+        assert_eq!(
+            parse_xid("'x1','b',1").unwrap(),
+            xid,
+            "quoted gtrid and bqual"
+        );
+        assert_eq!(parse_xid("'x1'").unwrap().bqual, b"");
+        assert!(parse_xid("X'zz'").is_err());
     }
 
     #[test]
@@ -684,7 +910,18 @@ mod tests {
                 "before the previous one ended",
             ),
             (vec![ev.xid()], "XID (16) outside a transaction"),
-            (vec![xa_gtid], "XA transactions are not supported"),
+            (
+                vec![
+                    ev.maria_gtid(2, 0),
+                    ev.table_map(6),
+                    ev.event(kind::XA_PREPARE, vec![]),
+                ],
+                "XA_PREPARE ends a group that did not start an XA transaction",
+            ),
+            (
+                vec![xa_gtid, ev.query("XA FORGET X'61'")],
+                "an XA statement the reader does not know",
+            ),
             (vec![ev.event(kind::INCIDENT, vec![1, 0, 0])], "INCIDENT"),
             (vec![ev.event(199, vec![])], "unknown event type 199"),
         ];

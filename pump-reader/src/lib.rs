@@ -48,9 +48,17 @@
 //! stream that fails again and again at one position. After a definite error a reader
 //! hands out nothing more.
 //!
+//! ## Statements, savepoints, XA
+//! A [`Statement`] carries its session context ([`event::SessionVars`]: SQL mode,
+//! character sets, time zone, checks) and its bytes as sent, besides its text as UTF-8
+//! (from the client's character set). `SAVEPOINT` / `ROLLBACK TO` come in place
+//! ([`Change::Savepoint`]). A group that prepares an XA transaction says so at its begin
+//! ([`TxnStart::xa`]); its `Commit` is the `XA PREPARE`, and a later group commits or rolls
+//! it back ([`Change::Xa`]). Every [`Rows`] keeps its event as written ([`RawRows`]), for a
+//! consumer that replays it as `BINLOG '…'`.
+//!
 //! ## Not supported (definite errors when met)
-//! XA transactions, two-phase ALTER (`binlog_alter_two_phase`), `ROLLBACK TO SAVEPOINT`
-//! after a non-transactional change, compressed events (`log_bin_compress`, MySQL
+//! Two-phase ALTER (`binlog_alter_two_phase`), compressed events (`log_bin_compress`, MySQL
 //! transaction compression), encrypted binlogs, partial JSON updates, MariaDB COMPRESSED
 //! columns, MySQL 8.3 tagged GTIDs, MariaDB's pre-5.6 fractional temporal format
 //! (`mysql56_temporal_format = OFF`: its TABLE_MAP metadata fails to decode). MySQL support is tested with synthesized binlogs only: no MySQL server can be
@@ -86,7 +94,9 @@ pub use assemble::{Assembler, RawEvent};
 pub use error::Error;
 pub use file::{EventFile, FileReader};
 pub use live::{Flavor, LiveOptions, LiveReader, ResumeBy, StartAt, Upstream};
-pub use txn::{Change, Collector, Rows, Statement, Txn, TxnEvent, TxnStart};
+pub use txn::{
+    Change, Collector, RawRows, Rows, Savepoint, Statement, Txn, TxnEvent, TxnStart, XaOutcome, Xid,
+};
 
 pub use position::{
     BinlogCoords, Gtid, GtidSet, MariaGtid, MariaGtidList, MysqlGtid, MysqlGtidSet, Position,

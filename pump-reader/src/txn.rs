@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::event::{RowChange, RowsKind, TableMap};
+use bytes::Bytes;
+
+use crate::assemble::RawEvent;
+use crate::event::{RowChange, RowsKind, SessionVars, TableMap, Undecodable};
 use crate::position::{BinlogCoords, Gtid, Position};
 
 /// The rows one rows event changed, in one table.
@@ -12,6 +15,43 @@ pub struct Rows {
     pub table: Arc<TableMap>,
     pub kind: RowsKind,
     pub rows: Vec<RowChange>,
+    /// The rows event's flags (see [`Rows::foreign_key_checks`]).
+    pub flags: u16,
+    /// The event as the upstream wrote it.
+    pub raw: RawRows,
+}
+
+impl Rows {
+    /// Rows event flags: the last event of its statement; written with foreign-key checks
+    /// off; with relaxed unique checks; complete rows.
+    pub const STMT_END: u16 = 1;
+    pub const NO_FOREIGN_KEY_CHECKS: u16 = 2;
+    pub const RELAXED_UNIQUE_CHECKS: u16 = 4;
+
+    /// Whether the session that wrote these rows checked foreign keys
+    /// (`foreign_key_checks`: a dump restore turns it off and writes children first).
+    pub fn foreign_key_checks(&self) -> bool {
+        self.flags & Self::NO_FOREIGN_KEY_CHECKS == 0
+    }
+
+    /// Whether it checked unique keys strictly (`unique_checks`).
+    pub fn unique_checks(&self) -> bool {
+        self.flags & Self::RELAXED_UNIQUE_CHECKS == 0
+    }
+}
+
+/// A rows event as the upstream wrote it, with the TABLE_MAP it refers to and the
+/// binlog's FORMAT_DESCRIPTION: what a `BINLOG '…'` statement replays on another server,
+/// as `mariadb-binlog | mariadb` does (row by row, as a replica applies it, without
+/// firing the target's triggers). The bytes are shared with the decoded rows, not copied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRows {
+    /// The FORMAT_DESCRIPTION the events were written under (`None`: none was read yet).
+    pub format: Option<Arc<RawEvent>>,
+    pub table_map: Arc<RawEvent>,
+    pub rows: RawEvent,
+    /// The width of table ids in these events (6, or 4 for servers before 5.1.4).
+    pub table_id_len: usize,
 }
 
 /// A statement the binlog carries as text: DDL, and also account and other
@@ -20,7 +60,59 @@ pub struct Rows {
 pub struct Statement {
     /// The session's default schema when it ran (`USE db`), empty when none.
     pub schema: String,
+    /// The statement as UTF-8, from the session's `character_set_client`.
     pub text: String,
+    /// Set when the bytes are not valid text in that character set: `text` then holds
+    /// replacement characters and must not be trusted.
+    pub undecodable: Option<Undecodable>,
+    /// The statement's bytes as the client sent them (what a replica runs, with
+    /// `vars`' character sets).
+    pub bytes: Bytes,
+    /// The session context it ran in: SQL mode, character sets, time zone, checks.
+    pub vars: SessionVars,
+    /// Seconds since the epoch when it began (with `vars.micros`): what `NOW()` and
+    /// `CURRENT_TIMESTAMP` were for it.
+    pub timestamp: u32,
+}
+
+/// `SAVEPOINT x` or `ROLLBACK TO x` inside a transaction. MariaDB logs them when part of
+/// the transaction must be undone by a later `ROLLBACK TO` (a non-transactional table
+/// changed meanwhile); a replica runs them where they stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Savepoint {
+    /// The statement as logged (`SAVEPOINT `a``, `ROLLBACK TO `a``).
+    pub text: String,
+    /// `ROLLBACK TO`, not `SAVEPOINT`.
+    pub rollback: bool,
+}
+
+/// An XA transaction id: format id, global transaction id and branch qualifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Xid {
+    pub format_id: u32,
+    pub gtrid: Vec<u8>,
+    pub bqual: Vec<u8>,
+}
+
+impl std::fmt::Display for Xid {
+    /// As XA statements write it: `X'6131',X'',1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        write!(
+            f,
+            "X'{}',X'{}',{}",
+            hex(&self.gtrid),
+            hex(&self.bqual),
+            self.format_id
+        )
+    }
+}
+
+/// `XA COMMIT` or `XA ROLLBACK` of a transaction prepared earlier (its own event group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XaOutcome {
+    pub xid: Xid,
+    pub commit: bool,
 }
 
 /// One change of a transaction, in binlog order.
@@ -28,6 +120,9 @@ pub struct Statement {
 pub enum Change {
     Rows(Rows),
     Statement(Statement),
+    Savepoint(Savepoint),
+    /// The only change of an event group that ends an XA transaction prepared earlier.
+    Xa(XaOutcome),
 }
 
 /// How a transaction begins: everything known before its first change.
@@ -39,6 +134,9 @@ pub struct TxnStart {
     pub server_id: u32,
     /// Where its first event starts.
     pub start: BinlogCoords,
+    /// The XA transaction this group prepares: its `Commit` is `XA PREPARE`, and a later
+    /// group with a [`Change::Xa`] commits or rolls it back.
+    pub xa: Option<Xid>,
 }
 
 /// A whole transaction, committed upstream. A statement (DDL) is a transaction of its own.
@@ -46,6 +144,9 @@ pub struct TxnStart {
 pub struct Txn {
     pub gtid: Option<Gtid>,
     pub server_id: u32,
+    /// Set when the transaction was prepared (`XA PREPARE`), not committed (see
+    /// [`TxnStart::xa`]).
+    pub xa: Option<Xid>,
     /// Seconds since the epoch of the commit event.
     pub timestamp: u32,
     /// The position right after the commit: resuming there reads the next transaction.
@@ -110,6 +211,7 @@ impl Collector {
                 return Ok(Some(Txn {
                     gtid: start.gtid,
                     server_id: start.server_id,
+                    xa: start.xa,
                     timestamp,
                     position,
                     changes,

@@ -13,7 +13,7 @@ use checkpoint::{Batch, Store};
 use pump_reader::{Position, PositionRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::ddl::{Applied, Catalog, Database, DdlError};
+use crate::ddl::{Applied, Catalog, Database, DdlError, SqlMode};
 use crate::model::Table;
 
 const PREFIX: &[u8] = b"schema/";
@@ -270,12 +270,12 @@ impl History {
         sql: &str,
         wants: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Applied, HistoryError> {
-        let applied =
-            self.stage(default_schema, sql, wants)
-                .map_err(|source| HistoryError::Ddl {
-                    at: at.clone(),
-                    source,
-                })?;
+        let applied = self
+            .stage(default_schema, sql, SqlMode::default(), wants)
+            .map_err(|source| HistoryError::Ddl {
+                at: at.clone(),
+                source,
+            })?;
         self.commit_staged(store, at)?;
         Ok(applied)
     }
@@ -288,10 +288,11 @@ impl History {
         &mut self,
         default_schema: &str,
         sql: &str,
+        mode: SqlMode,
         wants: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Applied, DdlError> {
         let mut next = self.catalog.clone();
-        let applied = next.apply_filtered(default_schema, sql, wants)?;
+        let applied = next.apply_in(default_schema, sql, mode, wants)?;
         if !applied.tables.is_empty() || !applied.databases.is_empty() {
             let before = std::mem::replace(&mut self.catalog, next);
             self.before_staged.get_or_insert(before);

@@ -57,7 +57,7 @@ mod history;
 mod model;
 
 pub use bootstrap::read_upstream;
-pub use ddl::{Applied, Catalog, Class, Database, DdlError};
+pub use ddl::{Applied, Catalog, Class, Database, DdlError, SqlMode};
 pub use decode::{check_layout, cross_check, decode_row, RowError, Value};
 pub use history::{History, HistoryError, Snapshot};
 pub use model::{Column, ColumnType, Generated, Index, LobSize, Table};

@@ -2,7 +2,7 @@
 
 use checkpoint::Store;
 use pump_reader::{BinlogCoords, Position};
-use schema::{History, HistoryError, Snapshot};
+use schema::{History, HistoryError, Snapshot, SqlMode};
 
 fn at(pos: u64) -> Position {
     Position {
@@ -200,19 +200,31 @@ fn staged_statements_apply_at_once_and_are_recorded_at_the_commit() {
     let all = |_: &str, _: &str| true;
 
     // A transaction that rolls back: its statements are undone.
-    h.stage("app", "ALTER TABLE t ADD a INT", &all).unwrap();
-    h.stage("app", "CREATE TABLE v (id INT)", &all).unwrap();
+    h.stage("app", "ALTER TABLE t ADD a INT", SqlMode::default(), &all)
+        .unwrap();
+    h.stage("app", "CREATE TABLE v (id INT)", SqlMode::default(), &all)
+        .unwrap();
     assert_eq!(columns(&h, "t"), ["id", "a"], "in force at once");
     h.discard_staged();
     assert_eq!(columns(&h, "t"), ["id"]);
     assert!(h.catalog().table("app", "v").is_none());
 
     // One that commits: recorded at its commit position, replayed from there on only.
-    h.stage("app", "CREATE TABLE w (id INT, s TEXT)", &all)
-        .unwrap();
+    h.stage(
+        "app",
+        "CREATE TABLE w (id INT, s TEXT)",
+        SqlMode::default(),
+        &all,
+    )
+    .unwrap();
     assert_eq!(columns(&h, "w"), ["id", "s"]);
     let err = h
-        .stage("app", "ALTER TABLE nope ADD c INT", &all)
+        .stage(
+            "app",
+            "ALTER TABLE nope ADD c INT",
+            SqlMode::default(),
+            &all,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
     h.stage_skip("ALTER TABLE nope ADD c INT");

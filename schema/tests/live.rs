@@ -108,6 +108,7 @@ async fn consume(
                     decoded.push(((table.name.clone(), id), as_text));
                 }
             }
+            other => panic!("not in these transactions: {other:?}"),
         }
     }
     (txn, decoded)

@@ -79,6 +79,40 @@ pub struct RowChange {
     pub table: Arc<Table>,
     pub before: Option<Vec<Option<Value>>>,
     pub after: Option<Vec<Option<Value>>>,
+    /// The checks its upstream session ran with.
+    pub checks: Checks,
+}
+
+/// The checks a row change was written with upstream (its rows event's flags): a dump
+/// restore turns foreign-key checks off and writes child rows before their parents, so
+/// the downstream must apply them the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    pub foreign_keys: bool,
+    pub unique: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Checks {
+        Checks {
+            foreign_keys: true,
+            unique: true,
+        }
+    }
+}
+
+impl Checks {
+    /// The statement that sets the session's checks to these.
+    fn set(self) -> Stmt {
+        Stmt {
+            sql: format!(
+                "SET SESSION foreign_key_checks = {}, unique_checks = {}",
+                u8::from(self.foreign_keys),
+                u8::from(self.unique)
+            ),
+            params: Vec::new(),
+        }
+    }
 }
 
 /// What every applier (the pipeline's own session and each worker) shares besides its
@@ -297,7 +331,30 @@ pub async fn build_changes(
         };
         of.push(s);
     }
-    statements(txn, &shapes, &of, levels, safe).map_err(|e| fail(here, e))
+    // Runs written with other checks than the default go between statements that set the
+    // session's checks and set them back (the downstream then runs them as the upstream
+    // did); a run keeps its place in upstream order.
+    if txn.iter().all(|c| c.checks == Checks::default()) {
+        return statements(txn, &shapes, &of, levels, safe).map_err(|e| fail(here, e));
+    }
+    let mut stmts = Vec::new();
+    let mut from = 0;
+    for run in txn.chunk_by(|a, b| a.checks == b.checks) {
+        let to = from + run.len();
+        let checks = run[0].checks;
+        let other = checks != Checks::default();
+        if other {
+            stmts.push(checks.set());
+        }
+        let levels = levels.map(|l| &l[from..to]);
+        let built = statements(run, &shapes, &of[from..to], levels, safe);
+        stmts.extend(built.map_err(|e| fail(here, e))?);
+        if other {
+            stmts.push(Checks::default().set());
+        }
+        from = to;
+    }
+    Ok(stmts)
 }
 
 /// What a row change becomes among the others of its level.
@@ -554,6 +611,7 @@ mod tests {
             table: Arc::clone(t),
             before: image(before),
             after: image(after),
+            checks: Checks::default(),
         }
     }
 
@@ -645,6 +703,7 @@ mod tests {
                 table: Arc::clone(&t),
                 before: row(&[7, 0, 70]),
                 after: Some(vec![None, Some(Value::Int(1)), None]),
+                checks: Checks::default(),
             },
             change(&t, &[8, 0, 80], &[8, 1, 80]),
         ];
@@ -677,6 +736,7 @@ mod tests {
             table: Arc::clone(&d),
             before: Some(vec![Some(Value::Decimal(id.into())), Some(Value::Int(0))]),
             after: v.map(|v| vec![Some(Value::Decimal(id.into())), Some(Value::Int(v))]),
+            checks: Checks::default(),
         };
         let changes = [
             dec("12345678901234567890", Some(1)),

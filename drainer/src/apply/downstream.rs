@@ -29,7 +29,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-use pump_reader::{Position, PositionRecord};
+use pump_reader::event::SessionVars;
+use pump_reader::{Position, PositionRecord, Statement, Xid};
 
 use super::sql::{quote, Stmt};
 use crate::failpoint;
@@ -397,6 +398,58 @@ async fn watched<T>(
     }
 }
 
+/// The statements that give a session the context an upstream statement ran in (its
+/// QUERY event's status variables, as `mariadb-binlog` replays them), and its start time
+/// (`timestamp`, with the event's microseconds): `NOW()`, `CURRENT_TIMESTAMP` defaults and
+/// TIMESTAMP literals mean the same downstream. Without the character sets (servers that
+/// do not log them), the client set is utf8mb4.
+pub fn session_context(vars: &SessionVars, timestamp: u32) -> Vec<String> {
+    let mut sets = Vec::new();
+    // First: its literal is read in the session's SQL mode, which comes next.
+    if let Some(zone) = &vars.time_zone {
+        sets.push(format!(
+            "SET @@session.time_zone = '{}'",
+            zone.replace('\\', "\\\\").replace('\'', "''")
+        ));
+    }
+    if vars.flags2.is_some() {
+        sets.push(format!(
+            "SET @@session.foreign_key_checks = {}, @@session.unique_checks = {}, \
+             @@session.sql_auto_is_null = {}",
+            u8::from(vars.foreign_key_checks()),
+            u8::from(vars.unique_checks()),
+            u8::from(vars.auto_is_null())
+        ));
+    }
+    if let Some(mode) = vars.sql_mode {
+        sets.push(format!("SET @@session.sql_mode = {mode}"));
+    }
+    if let Some((increment, offset)) = vars.auto_increment {
+        sets.push(format!(
+            "SET @@session.auto_increment_increment = {increment}, \
+             @@session.auto_increment_offset = {offset}"
+        ));
+    }
+    match vars.charset {
+        Some([client, connection, server]) => sets.push(format!(
+            "SET @@session.character_set_client = {client}, \
+             @@session.collation_connection = {connection}, @@session.collation_server = {server}"
+        )),
+        None => sets.push("SET NAMES utf8mb4".into()),
+    }
+    if let Some(locale) = vars.lc_time_names {
+        sets.push(format!("SET @@session.lc_time_names = {locale}"));
+    }
+    if let Some(collation) = vars.collation_database {
+        sets.push(format!("SET @@session.collation_database = {collation}"));
+    }
+    sets.push(match vars.micros {
+        Some(us) => format!("SET @@session.timestamp = {timestamp}.{us:06}"),
+        None => format!("SET @@session.timestamp = {timestamp}"),
+    });
+    sets
+}
+
 /// Makes every event group of the session carry `server_id` (loopback control): what
 /// the reverse direction drops. MariaDB only: MySQL has no session `server_id`, so there
 /// only the mark row marks (its non-transactional tables are not protected; the README
@@ -677,6 +730,102 @@ impl Downstream {
         self.commit(stamp).await
     }
 
+    /// The downstream's id for the upstream XA transaction `xid`: the same global id and
+    /// branch qualifier, under a format id of this channel's (so it never meets an XA
+    /// transaction of the downstream's own clients), as `XA` statements write it.
+    pub fn xa_id(&self, xid: &Xid) -> String {
+        let channel = self.target.record.channel_id as u64;
+        // Plain arithmetic, not a library hash: the same id after an upgrade.
+        let mixed = (0x4452_u64 << 16 | (channel & 0xFFFF))
+            ^ u64::from(xid.format_id).wrapping_mul(0x9E37_79B1);
+        Xid {
+            format_id: (mixed & 0x7FFF_FFFF) as u32,
+            ..xid.clone()
+        }
+        .to_string()
+    }
+
+    /// Prepares `stmts` downstream as the XA transaction `xid` (`XA START`, the
+    /// statements, `XA END`, `XA PREPARE`), as the upstream prepared it; the session is
+    /// closed after (it can do nothing else until the transaction ends; the prepared
+    /// transaction outlives it). `Ok(false)`: `xid` is prepared downstream already (by a
+    /// run that stopped before its checkpoint passed it). No mark row: the channel's
+    /// server id marks it (a mark row would stay locked until the XA COMMIT).
+    pub async fn prepare_xa(&mut self, xid: &str, stmts: &[Stmt]) -> Result<bool, DownstreamError> {
+        if !self.begin_xa(xid).await? {
+            return Ok(false);
+        }
+        self.exec(stmts).await?;
+        self.end_prepare_xa(xid).await?;
+        Ok(true)
+    }
+
+    /// `XA START xid`: the open transaction [`Downstream::exec`] adds to. `Ok(false)`: it
+    /// is prepared downstream already (nothing opened).
+    pub async fn begin_xa(&mut self, xid: &str) -> Result<bool, DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let sql = format!("XA START {xid}");
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            match conn.query_drop(sql.as_str()).await {
+                Ok(()) => Ok(true),
+                // XAER_DUPID: a transaction of this id exists (prepared by a run before).
+                Err(mysql_async::Error::Server(e)) if e.code == 1440 => Ok(false),
+                Err(e) => Err(classify(&sql, e)),
+            }
+        })
+        .await;
+        self.in_txn = matches!(result, Ok(true));
+        self.reset_on_error(result)
+    }
+
+    /// `XA END`, `XA PREPARE` of the open XA transaction; the session is closed after.
+    pub async fn end_prepare_xa(&mut self, xid: &str) -> Result<(), DownstreamError> {
+        self.require_txn()?;
+        let target = Arc::clone(&self.target);
+        let sql = format!("XA END {xid}; XA PREPARE {xid}");
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            conn.query_drop(sql.as_str())
+                .await
+                .map_err(|e| classify(&sql, e))
+        })
+        .await;
+        self.in_txn = false;
+        match result {
+            Ok(()) => {
+                self.close().await;
+                Ok(())
+            }
+            Err(e) => {
+                self.reset();
+                Err(e)
+            }
+        }
+    }
+
+    /// `XA COMMIT xid` or `XA ROLLBACK xid` of a transaction prepared downstream.
+    /// `Ok(false)`: none of that id is prepared there (it ended already, before a
+    /// restart; or it was prepared upstream before this channel started reading).
+    pub async fn end_xa(&mut self, xid: &str, commit: bool) -> Result<bool, DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let sql = format!("XA {} {xid}", if commit { "COMMIT" } else { "ROLLBACK" });
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            match conn.query_drop(sql.as_str()).await {
+                Ok(()) => Ok(true),
+                // XAER_NOTA: unknown xid.
+                Err(mysql_async::Error::Server(e)) if e.code == 1397 => Ok(false),
+                Err(e) => Err(classify(&sql, e)),
+            }
+        })
+        .await;
+        self.reset_on_error(result)
+    }
+
     /// The apply record of a transaction ending at `position`, committed while every
     /// transaction up to `low` is committed.
     pub fn stamp(&self, position: &Position, low: &Position) -> Stamp {
@@ -823,35 +972,57 @@ impl Downstream {
         result
     }
 
-    /// Runs a DDL statement in its schema context. Errors meaning "already done" (a
-    /// replayed DDL) count as applied; the column cache is cleared.
-    pub async fn apply_ddl(&mut self, schema: &str, sql: &str) -> Result<(), DownstreamError> {
+    /// Runs a statement (DDL) in its schema context (`USE schema`, unless empty) and the
+    /// session context its upstream event carries, as a replica does: SQL mode, character
+    /// sets (its bytes are sent as written), time zone, checks, auto-increment settings,
+    /// and its start time. Errors meaning "already done" (a replayed DDL) count as
+    /// applied; the column cache is cleared. The session is closed after it (it carries
+    /// that context); the next call opens a fresh one.
+    pub async fn apply_ddl(
+        &mut self,
+        schema: &str,
+        statement: &Statement,
+    ) -> Result<(), DownstreamError> {
         self.columns.clear();
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
+        let sql = statement.text.as_str();
         let result = watched(&target, session, async {
-            // DDL text is in the client's charset, usually utf8mb4, not binary bytes.
-            conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| classify("SET NAMES", e))?;
             if !schema.is_empty() {
                 let use_db = format!("USE `{}`", schema.replace('`', "``"));
                 conn.query_drop(use_db.as_str()).await.map_err(|e| classify(&use_db, e))?;
             }
-            let outcome = match conn.query_drop(sql).await {
+            for set in session_context(&statement.vars, statement.timestamp) {
+                conn.query_drop(set.as_str()).await.map_err(|e| classify(&set, e))?;
+            }
+            match conn.query_drop(statement.bytes.as_ref()).await {
                 Err(mysql_async::Error::Server(s)) if already_applied(s.code) => {
                     tracing::info!(statement = sql, reason = %s.message, "DDL already applied downstream");
                     Ok(())
                 }
                 other => other.map_err(|e| classify(sql, e)),
-            };
-            conn.query_drop("SET NAMES binary").await.map_err(|e| classify("SET NAMES", e))?;
-            outcome
+            }
         })
         .await;
-        if matches!(result, Err(DownstreamError::Transient(_))) {
-            self.reset();
+        match &result {
+            Err(DownstreamError::Transient(_)) => self.reset(),
+            _ => self.close().await,
         }
         result
+    }
+
+    /// Ends the session cleanly (nothing is open in it); the next call opens a new one.
+    pub async fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if tokio::time::timeout(Duration::from_secs(5), conn.disconnect())
+                .await
+                .is_err()
+            {
+                tracing::debug!("the downstream did not answer a disconnect in time");
+            }
+        }
+        self.in_txn = false;
     }
 
     /// Writes the apply record `stamp` in a transaction of its own (after DDL, which

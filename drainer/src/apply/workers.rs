@@ -902,6 +902,7 @@ mod tests {
             table: Arc::clone(t),
             before,
             after,
+            checks: Default::default(),
         }
     }
 

@@ -1,5 +1,8 @@
 //! FORMAT_DESCRIPTION, ROTATE, QUERY and XID events.
 
+use bytes::Bytes;
+
+use super::session::{decode_text, SessionVars, Undecodable};
 use super::{Cursor, DecodeError};
 
 /// FORMAT_DESCRIPTION: how the events of a binlog file are laid out.
@@ -95,35 +98,51 @@ impl Rotate {
 }
 
 /// QUERY: a statement (DDL, `BEGIN`, `COMMIT`, `ROLLBACK`, XA commands, …) with the default
-/// schema it ran in.
+/// schema it ran in and the session context it ran with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub thread_id: u32,
     pub error_code: u16,
     /// The session's default schema (`USE db`), empty when none.
     pub schema: String,
-    /// The statement text as the client sent it (decoded as UTF-8, invalid bytes replaced).
+    /// The statement's bytes as the client sent them, in its `character_set_client`.
+    pub bytes: Bytes,
+    /// The statement as UTF-8 (from the client's character set; bytes invalid there are
+    /// replaced: see [`Query::text`]).
     pub statement: String,
+    /// The session's status variables.
+    pub vars: SessionVars,
 }
 
 impl Query {
-    pub fn decode(body: &[u8]) -> Result<Query, DecodeError> {
+    /// Decodes a QUERY body (`body` is the whole event body: the statement's bytes share
+    /// its buffer).
+    pub fn decode(body: &Bytes) -> Result<Query, DecodeError> {
         let mut c = Cursor::new(body);
         let thread_id = c.u32_le("query thread id")?;
         c.skip(4, "query execution time")?;
         let schema_len = usize::from(c.u8("query schema length")?);
         let error_code = c.u16_le("query error code")?;
         let status_len = usize::from(c.u16_le("query status variables length")?);
-        c.skip(status_len, "query status variables")?;
+        let vars = SessionVars::decode(c.bytes(status_len, "query status variables")?)?;
         let schema = c.bytes(schema_len, "query schema")?;
         c.skip(1, "query schema terminator")?;
-        let statement = c.rest();
+        let bytes = body.slice(c.offset()..);
+        let statement = decode_text(&bytes, vars.charset.map(|c| c[0]))
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
         Ok(Query {
             thread_id,
             error_code,
             schema: String::from_utf8_lossy(schema).into_owned(),
-            statement: String::from_utf8_lossy(statement).into_owned(),
+            bytes,
+            statement,
+            vars,
         })
+    }
+
+    /// The statement as UTF-8, or why its bytes are not valid text in its character set.
+    pub fn text(&self) -> Result<String, Undecodable> {
+        decode_text(&self.bytes, self.vars.charset.map(|c| c[0]))
     }
 
     /// The statement without surrounding white space, upper-cased if it is one of the
@@ -175,11 +194,12 @@ mod tests {
         body.extend([0xaa, 0xbb]);
         body.extend(b"app\0");
         body.extend(b"ALTER TABLE t ADD c INT");
+        let body = Bytes::from(body);
         let q = Query::decode(&body).unwrap();
         assert_eq!((q.thread_id, q.schema.as_str()), (7, "app"));
         assert_eq!(q.statement, "ALTER TABLE t ADD c INT");
         assert_eq!(q.control(), None);
-        let cut = Query::decode(&body[..14]).unwrap_err();
+        let cut = Query::decode(&body.slice(..14)).unwrap_err();
         assert!(
             matches!(
                 cut,
@@ -198,7 +218,9 @@ mod tests {
             thread_id: 0,
             error_code: 0,
             schema: String::new(),
+            bytes: Bytes::copy_from_slice(s.as_bytes()),
             statement: s.into(),
+            vars: SessionVars::default(),
         };
         assert_eq!(q(" begin ").control(), Some(QueryControl::Begin));
         assert_eq!(q("COMMIT").control(), Some(QueryControl::Commit));

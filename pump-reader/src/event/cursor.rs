@@ -41,6 +41,11 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
+    /// Everything left, without moving.
+    pub fn peek_rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
     /// Everything left.
     pub fn rest(&mut self) -> &'a [u8] {
         let out = &self.buf[self.pos..];

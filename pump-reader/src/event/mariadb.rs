@@ -3,6 +3,7 @@
 
 use super::{Cursor, DecodeError};
 use crate::position::{MariaGtid, MariaGtidList};
+use crate::txn::Xid;
 
 /// The `flags2` byte of a MariaDB GTID event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct MariaGtidEvent {
     pub flags: MariaGtidFlags,
     /// The `flags_extra` byte of MariaDB 10.8+, 0 when absent.
     pub flags_extra: u8,
+    /// The XA transaction the group prepares or completes (`PREPARED_XA`,
+    /// `COMPLETED_XA`).
+    pub xid: Option<Xid>,
 }
 
 impl MariaGtidEvent {
@@ -44,11 +48,18 @@ impl MariaGtidEvent {
         if flags.has(MariaGtidFlags::GROUP_COMMIT_ID) {
             c.skip(8, "GTID commit id")?;
         }
+        let mut xid = None;
         if flags.has(MariaGtidFlags::PREPARED_XA) || flags.has(MariaGtidFlags::COMPLETED_XA) {
-            c.skip(4, "GTID XA format id")?;
+            let format_id = c.u32_le("GTID XA format id")?;
             let gtrid = usize::from(c.u8("GTID XA gtrid length")?);
             let bqual = usize::from(c.u8("GTID XA bqual length")?);
-            c.skip(gtrid + bqual, "GTID XA id")?;
+            let gtrid = c.bytes(gtrid, "GTID XA gtrid")?.to_vec();
+            let bqual = c.bytes(bqual, "GTID XA bqual")?.to_vec();
+            xid = Some(Xid {
+                format_id,
+                gtrid,
+                bqual,
+            });
         }
         let flags_extra = if c.is_empty() {
             0
@@ -60,6 +71,7 @@ impl MariaGtidEvent {
             domain,
             flags,
             flags_extra,
+            xid,
         })
     }
 
@@ -81,8 +93,11 @@ impl MariaGtidEvent {
         self.flags.has(MariaGtidFlags::STANDALONE)
     }
 
-    pub fn is_xa(&self) -> bool {
-        self.flags.has(MariaGtidFlags::PREPARED_XA) || self.flags.has(MariaGtidFlags::COMPLETED_XA)
+    /// The XA transaction this group prepares (`XA PREPARE` ends it).
+    pub fn prepares(&self) -> Option<&Xid> {
+        self.xid
+            .as_ref()
+            .filter(|_| self.flags.has(MariaGtidFlags::PREPARED_XA))
     }
 }
 
@@ -139,7 +154,7 @@ mod tests {
         body.push(MariaGtidFlags::STANDALONE | MariaGtidFlags::DDL);
         let e = MariaGtidEvent::decode(&body).unwrap();
         assert_eq!(e.gtid(5).to_string(), "3-5-42");
-        assert!(e.is_standalone() && !e.is_xa());
+        assert!(e.is_standalone() && e.prepares().is_none());
         assert!(MariaGtidEvent::decode(&body[..12]).is_err());
         // With a commit id and the extra flags of a START ALTER.
         let mut body = 1u64.to_le_bytes().to_vec();

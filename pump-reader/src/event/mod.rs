@@ -11,6 +11,7 @@ mod decimal;
 mod mariadb;
 mod mysql;
 pub(crate) mod rows;
+mod session;
 mod table_map;
 mod temporal;
 
@@ -25,6 +26,10 @@ pub use mariadb::{
 };
 pub use mysql::{decode_previous_gtids, MysqlGtidEvent};
 pub use rows::{RowChange, RowsKind};
+pub use session::{
+    charset_of, decode_text, SessionVars, Undecodable, MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES,
+    MODE_ORACLE,
+};
 pub use table_map::{ColumnMeta, TableMap};
 
 /// Why an event body could not be decoded.

@@ -44,6 +44,13 @@ pub fn table_id(body: &[u8], table_id_len: usize) -> Result<u64, DecodeError> {
     Cursor::new(body).uint_le(table_id_len, "table id")
 }
 
+/// A rows event's flags (see `crate::Rows`), read without decoding its rows.
+pub fn flags(body: &[u8], table_id_len: usize) -> Result<u16, DecodeError> {
+    let mut c = Cursor::new(body);
+    c.skip(table_id_len, "table id")?;
+    c.u16_le("rows flags")
+}
+
 /// Decodes the rows of a rows event of type `code` against its table map.
 pub fn decode(
     code: u8,

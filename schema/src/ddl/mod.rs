@@ -20,8 +20,10 @@ use sqlparser::tokenizer::Token;
 
 use crate::model::{Column, Index, Table};
 use keys::{is_key_definition, parse_key, KeyDef, KeyKind};
+pub use tokens::SqlMode;
 use tokens::{
-    closing_paren, ident, is_word, render, skip_words, split_top_level, starts_with, tokenize,
+    closing_paren, ident, is_word, normalize, render, skip_words, split_top_level, starts_with,
+    tokenize,
 };
 
 pub(crate) use alter::mbmaxlen;
@@ -168,12 +170,25 @@ impl Catalog {
         sql: &str,
         wants: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Applied, DdlError> {
+        self.apply_in(default_schema, sql, SqlMode::default(), wants)
+    }
+
+    /// Applies one statement written in SQL mode `mode` (`ANSI_QUOTES`,
+    /// `NO_BACKSLASH_ESCAPES` change how it reads); otherwise as
+    /// [`Catalog::apply_filtered`].
+    pub fn apply_in(
+        &mut self,
+        default_schema: &str,
+        sql: &str,
+        mode: SqlMode,
+        wants: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Applied, DdlError> {
         let ctx = Ctx {
             default_schema,
             sql,
             wants,
         };
-        let tokens = tokenize(sql).map_err(|e| ctx.err(e))?;
+        let tokens = tokenize(&normalize(sql, mode)).map_err(|e| ctx.err(e))?;
         let mut t: &[Token] = &tokens;
         while matches!(t.last(), Some(Token::SemiColon)) {
             t = &t[..t.len() - 1];

@@ -88,6 +88,100 @@ fn strip_mysql_only_hints(sql: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// The SQL mode a statement was written in, as far as it changes how it reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqlMode {
+    /// `ANSI_QUOTES`: `"x"` is an identifier, not a string.
+    pub ansi_quotes: bool,
+    /// `NO_BACKSLASH_ESCAPES`: `\` in a string is itself.
+    pub no_backslash_escapes: bool,
+}
+
+/// `sql` rewritten to read the same in the default mode (the one the tokenizer knows):
+/// under `ANSI_QUOTES`, `"x"` becomes `` `x` ``; under `NO_BACKSLASH_ESCAPES`, a
+/// backslash in a string is doubled. Walks the text as the server's lexer does.
+pub(crate) fn normalize(sql: &str, mode: SqlMode) -> std::borrow::Cow<'_, str> {
+    if mode == SqlMode::default() || !(sql.contains('"') || sql.contains('\\')) {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' => {
+                let identifier = c == '`' || (c == '"' && mode.ansi_quotes);
+                out.push(if identifier { '`' } else { c });
+                while let Some(d) = chars.next() {
+                    if d == '\\' && !identifier && !mode.no_backslash_escapes {
+                        out.push(d);
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    } else if d == c {
+                        if chars.peek() == Some(&c) {
+                            chars.next();
+                            // A doubled quote: the character itself.
+                            match (identifier, c) {
+                                (true, '`') => out.push_str("``"),
+                                (true, _) => out.push(c),
+                                (false, _) => {
+                                    out.push(c);
+                                    out.push(c);
+                                }
+                            }
+                        } else {
+                            out.push(if identifier { '`' } else { c });
+                            break;
+                        }
+                    } else if d == '`' && identifier && c != '`' {
+                        out.push_str("``");
+                    } else if d == '\\' && !identifier {
+                        // NO_BACKSLASH_ESCAPES: the backslash is a character.
+                        out.push_str("\\\\");
+                    } else {
+                        out.push(d);
+                    }
+                }
+            }
+            '#' => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                out.push(c);
+                out.push(chars.next().expect("peeked"));
+                // An executable comment holds SQL: only a plain one is skipped whole.
+                if !matches!(chars.peek(), Some('!' | 'M')) {
+                    let mut last = ' ';
+                    for d in chars.by_ref() {
+                        out.push(d);
+                        if last == '*' && d == '/' {
+                            break;
+                        }
+                        last = d;
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out.into()
+}
+
 /// Tokens back to SQL text, one space between tokens.
 pub(crate) fn render(tokens: &[Token]) -> String {
     let mut out = String::new();
@@ -212,6 +306,41 @@ mod tests {
             render(&tokenize(&render(&t)).unwrap()),
             render(&t),
             "rendering round-trips"
+        );
+    }
+
+    #[test]
+    fn sql_modes_read_as_the_default_one() {
+        let ansi = SqlMode {
+            ansi_quotes: true,
+            no_backslash_escapes: false,
+        };
+        assert_eq!(
+            normalize(
+                r#"CREATE TABLE "d"."t" ("a`b" INT DEFAULT 'x"y', "c""d" INT)"#,
+                ansi
+            ),
+            r#"CREATE TABLE `d`.`t` (`a``b` INT DEFAULT 'x"y', `c"d` INT)"#
+        );
+        let raw = SqlMode {
+            ansi_quotes: false,
+            no_backslash_escapes: true,
+        };
+        let t = tokenize(&normalize(
+            r"ALTER TABLE t ADD c VARCHAR(9) DEFAULT 'a\b\'",
+            raw,
+        ))
+        .unwrap();
+        assert!(
+            t.iter()
+                .any(|tok| matches!(tok, Token::SingleQuotedString(v) if v == r"a\b\")),
+            "{t:?}"
+        );
+        // The default mode leaves the text alone.
+        assert_eq!(normalize(r#""a\"b""#, SqlMode::default()), r#""a\"b""#);
+        assert_eq!(
+            normalize(r#"SELECT "x", 'c' /* "d" */ -- "e""#, ansi),
+            r#"SELECT `x`, 'c' /* "d" */ -- "e""#
         );
     }
 

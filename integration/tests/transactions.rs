@@ -1,0 +1,172 @@
+//! Transaction forms MariaDB writes that a replica must run as they stand: `ROLLBACK TO
+//! SAVEPOINT` after a non-transactional change, and XA transactions (`ONE PHASE`, and
+//! prepared then committed or rolled back in event groups of their own), with loopback
+//! control both ways and exactly once across a kill between prepare and commit. Each
+//! stopped the drainer before.
+
+use std::time::Duration;
+
+use integration::{config_for, eventually, DrainerProcess, MariaDb};
+use mysql_async::prelude::Queryable;
+
+const WAIT: Duration = Duration::from_secs(60);
+const SETUP: &[&str] = &[
+    "CREATE DATABASE app",
+    "CREATE TABLE app.i (id INT PRIMARY KEY) ENGINE=InnoDB",
+    "CREATE TABLE app.m (id INT) ENGINE=MyISAM",
+];
+
+fn direction(from: &MariaDb, to: &MariaDb, sync_ddl: bool, dir: &std::path::Path) -> conf::Config {
+    let name = format!("{}-to-{}", from.server_id(), to.server_id());
+    let mut config = config_for(from, to, &dir.join(name)).unwrap();
+    config.syncer.loopback_control = true;
+    config.syncer.channel_id = 1;
+    config.syncer.sync_ddl = sync_ddl;
+    config.syncer.safe_mode_after_start_s = 0;
+    // The checkpoint lags far behind: a restart reads the prepared XA group again.
+    config.syncer.checkpoint_interval_ms = 600_000;
+    config
+}
+
+async fn ids(site: &MariaDb, table: &str) -> Result<Vec<i32>, String> {
+    site.query(&format!("SELECT id FROM app.{table} ORDER BY id"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn holds(site: &MariaDb, i: &[i32], m: &[i32], drainers: &[&DrainerProcess]) {
+    eventually("the downstream rows", WAIT, || async {
+        let (gi, gm) = (ids(site, "i").await?, ids(site, "m").await?);
+        if gi == i && gm == m {
+            Ok(())
+        } else {
+            let logs: Vec<String> = drainers.iter().map(|d| d.stderr()).collect();
+            Err(format!("i {gi:?}, m {gm:?}\n{}", logs.join("\n----\n")))
+        }
+    })
+    .await;
+}
+
+async fn binlog_end(site: &MariaDb) -> (String, u64) {
+    let rows: Vec<mysql_async::Row> = site.query("SHOW MASTER STATUS").await.unwrap();
+    (rows[0].get(0).unwrap(), rows[0].get(1).unwrap())
+}
+
+async fn run(site: &MariaDb, statements: &[&str]) {
+    let mut conn = site.conn().await.unwrap();
+    for sql in statements {
+        conn.query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    conn.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_and_xa_transactions_replicate_exactly_once() {
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for site in [&a, &b] {
+        site.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ab_config = direction(&a, &b, true, dir.path());
+    let mut ab = integration::replicating(&ab_config, WAIT).await.unwrap();
+    let ba = integration::replicating(&direction(&b, &a, false, dir.path()), WAIT)
+        .await
+        .unwrap();
+
+    // A rollback to a savepoint after a MyISAM change: the InnoDB row after the savepoint
+    // is undone, the MyISAM row (logged on its own) stays.
+    run(
+        &a,
+        &[
+            "BEGIN",
+            "INSERT INTO app.i VALUES (1)",
+            "SAVEPOINT s1",
+            "INSERT INTO app.m VALUES (2)",
+            "INSERT INTO app.i VALUES (3)",
+            "ROLLBACK TO SAVEPOINT s1",
+            "INSERT INTO app.i VALUES (4)",
+            "COMMIT",
+        ],
+    )
+    .await;
+    // XA in one phase, prepared then committed (another transaction between), prepared
+    // then rolled back.
+    run(
+        &a,
+        &[
+            "XA START 'x1'",
+            "INSERT INTO app.i VALUES (10)",
+            "XA END 'x1'",
+            "XA COMMIT 'x1' ONE PHASE",
+        ],
+    )
+    .await;
+    for (xid, id) in [("x2", 20), ("x3", 30)] {
+        run(
+            &a,
+            &[
+                &format!("XA START '{xid}'"),
+                &format!("INSERT INTO app.i VALUES ({id})"),
+                &format!("XA END '{xid}'"),
+                &format!("XA PREPARE '{xid}'"),
+            ],
+        )
+        .await;
+    }
+    run(
+        &a,
+        &[
+            "INSERT INTO app.i VALUES (21)",
+            "XA COMMIT 'x2'",
+            "XA ROLLBACK 'x3'",
+        ],
+    )
+    .await;
+    holds(&b, &[1, 4, 10, 20, 21], &[2], &[&ab, &ba]).await;
+
+    // Killed once the XA transaction is prepared downstream, before its checkpoint: the
+    // restart reads the prepare again (finds it prepared there), then the commit.
+    run(
+        &a,
+        &[
+            "XA START 'x4'",
+            "INSERT INTO app.i VALUES (40)",
+            "XA END 'x4'",
+            "XA PREPARE 'x4'",
+        ],
+    )
+    .await;
+    eventually("the XA transaction prepared downstream", WAIT, || async {
+        let prepared: Vec<mysql_async::Row> =
+            b.query("XA RECOVER").await.map_err(|e| e.to_string())?;
+        (prepared.len() == 1).then_some(()).ok_or(format!(
+            "{} prepared\n{}",
+            prepared.len(),
+            ab.stderr()
+        ))
+    })
+    .await;
+    ab.kill();
+    let ab = integration::replicating(&ab_config, WAIT).await.unwrap();
+    run(&a, &["XA COMMIT 'x4'"]).await;
+    holds(&b, &[1, 4, 10, 20, 21, 40], &[2], &[&ab, &ba]).await;
+    assert!(
+        ab.stderr().contains("prepared downstream already"),
+        "{}",
+        ab.stderr()
+    );
+    let prepared: Vec<mysql_async::Row> = b.query("XA RECOVER").await.unwrap();
+    assert!(prepared.is_empty(), "nothing left prepared on B");
+
+    // Nothing came back to A, and nothing ping-pongs.
+    holds(&a, &[1, 4, 10, 20, 21, 40], &[2], &[&ab, &ba]).await;
+    let before = tokio::join!(binlog_end(&a), binlog_end(&b));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(before, tokio::join!(binlog_end(&a), binlog_end(&b)));
+    for d in [&ab, &ba] {
+        assert!(!d.stderr().contains("ERROR"), "{}", d.stderr());
+    }
+}
