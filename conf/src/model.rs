@@ -102,6 +102,12 @@ pub struct Syncer {
     /// (`binlog.000003:1234`), as the error that stopped the drainer names them.
     #[serde(default)]
     pub skip_ddl: Vec<String>,
+    /// Whether the downstream's triggers fire for replicated rows. By default they do
+    /// not (as MariaDB's replica, `slave_run_triggers_for_rbr = NO`): the rows the
+    /// upstream's triggers wrote are in its binlog already, and rows of a table with
+    /// triggers downstream are applied as row events, which fire none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fire_triggers: bool,
     /// `schema.table` of the loopback mark table.
     #[serde(default = "default_mark_table")]
     pub mark_table: String,

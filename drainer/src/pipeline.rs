@@ -34,7 +34,13 @@
 //! - Rows are decoded as they are read, with the definitions in force there; their
 //!   statements are built at the commit, against the downstream's columns (cached per
 //!   table, dropped after any DDL, and looked at again once on "unknown column").
-//!   Consecutive inserts into one table share a multi-row INSERT.
+//!   Consecutive inserts into one table share a multi-row INSERT. Rows of
+//!   system-versioned tables, and of tables with triggers downstream, keep their row
+//!   event and replay it (see [`crate::apply::binlog`]); rows of sequences are not
+//!   replicated (each site keeps its own).
+//! - `SAVEPOINT` / `ROLLBACK TO` run where they stand (a transaction that rolls back to a
+//!   savepoint applies on this session); an XA transaction prepared upstream is prepared
+//!   downstream, and ended as upstream by the later group that ends it.
 //! - A large transaction (more than `STREAM_ROWS` rows or `STREAM_BYTES` buffered)
 //!   streams: its rows go into an open downstream transaction batch by batch (a batch is
 //!   applied by a task holding the session while the next is read and decoded; at most
@@ -63,17 +69,17 @@ use pump_reader::{
     Change, LiveOptions, LiveReader, Position, Rows, Savepoint, StartAt, TxnEvent, Upstream,
     XaOutcome,
 };
-use schema::{decode_row, read_upstream, Class, History, SqlMode, Table};
+use schema::{decode_row, read_upstream, Class, History, ObjectKind, SqlMode, Table};
 use tokio::sync::watch;
 
 use crate::apply::changes::{
-    add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Checks, Ctx, RowChange,
-    UNKNOWN_COLUMN,
+    add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Checks, Ctx, Raw,
+    RowChange, UNKNOWN_COLUMN,
 };
 use crate::apply::downstream::{
     order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
 };
-use crate::apply::sql::Stmt;
+use crate::apply::sql::{quote, Stmt};
 use crate::apply::workers::{links, Job, Pool};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
@@ -207,6 +213,10 @@ fn configured_position(pump: &conf::Pump) -> Result<Position, RunError> {
 const STREAM_ROWS: usize = 20_000;
 const STREAM_BYTES: usize = 32 << 20;
 
+/// How often the downstream's triggers are read again (a trigger created there directly
+/// is seen within this).
+const TRIGGERS_EVERY: Duration = Duration::from_secs(10);
+
 /// Whether `sql` is an ALTER statement (after leading blanks and `/* */` comments).
 fn starts_with_alter(sql: &str) -> bool {
     let mut rest = sql.trim_start();
@@ -231,6 +241,8 @@ fn mark_channel(image: &Option<Vec<pump_reader::event::Cell>>) -> Option<i64> {
 struct Ddl {
     schema: String,
     statement: pump_reader::Statement,
+    /// Statements run after it in its context (an event disabled downstream).
+    then: Vec<String>,
 }
 
 /// The pipeline's state between events.
@@ -312,6 +324,9 @@ struct Run<'a> {
     /// The XA transaction being read is prepared downstream already (by a run before a
     /// restart): the rest of it is passed over.
     prepared_before: bool,
+    /// The downstream's tables with triggers (schema, table), and when they were read.
+    triggered: std::collections::HashSet<(String, String)>,
+    triggers_read: Instant,
 }
 
 /// How [`Run::apply_rows`] closes its downstream transaction.
@@ -480,9 +495,17 @@ impl Run<'_> {
                 .databases
                 .iter()
                 .any(|(db, _)| self.filter.wants_schema(db)),
+            // Views, triggers, routines and events follow their schema's filter.
+            Class::Object => applied
+                .objects
+                .iter()
+                .any(|o| self.filter.wants_schema(&o.schema)),
             _ => false,
         };
-        if matches!(applied.class, Class::Table | Class::Database) {
+        if matches!(
+            applied.class,
+            Class::Table | Class::Database | Class::Object
+        ) {
             // Run here or not (the other direction may run it), the downstream's tables
             // may change: look at them again (the workers, after this transaction).
             self.forget_columns();
@@ -505,8 +528,30 @@ impl Run<'_> {
                 let mode = &mut statement.vars.sql_mode;
                 *mode = mode.map(|m| m & 0xFFFF_FFEF);
             }
-            self.ddl.push((self.txn.len(), Ddl { schema, statement }));
+            // An event runs on the site it was created on, as MariaDB's replica has it:
+            // downstream it is disabled (SLAVESIDE_DISABLED).
+            let then = applied
+                .objects
+                .iter()
+                .filter(|o| o.kind == ObjectKind::Event && !o.dropped)
+                .map(|o| {
+                    format!(
+                        "ALTER EVENT {}.{} DISABLE ON SLAVE",
+                        quote(&o.schema),
+                        quote(&o.name)
+                    )
+                })
+                .collect();
+            self.ddl.push((
+                self.txn.len(),
+                Ddl {
+                    schema,
+                    statement,
+                    then,
+                },
+            ));
         } else if replicated {
+            tracing::info!(at = %self.here(), statement = %text, "not run downstream (sync-ddl = false)");
             self.ddl_not_run += 1;
         }
         Ok(())
@@ -787,10 +832,24 @@ impl Run<'_> {
                 t
             }
         };
+        if table.sequence {
+            // Each site keeps its own sequences (docs/operations.md §7): the row NEXTVAL
+            // rewrote is not replicated.
+            return Ok(());
+        }
         let checks = Checks {
             foreign_keys: rows.foreign_key_checks(),
             unique: rows.unique_checks(),
         };
+        // System-versioned tables, and tables with triggers downstream, take the row
+        // event itself (see `crate::apply::binlog`).
+        let replay = rows.raw.format.is_some()
+            && (table.versioning.is_some()
+                || (!self.config.syncer.fire_triggers
+                    && self
+                        .triggered
+                        .contains(&(schema_name.clone(), table_name.clone()))));
+        let mut raw = replay.then(|| Raw::First(Arc::new(rows.raw.clone())));
         for change in &rows.rows {
             let decode = |image: &Option<Vec<pump_reader::event::Cell>>| {
                 image
@@ -812,6 +871,11 @@ impl Run<'_> {
                     before,
                     after,
                     checks,
+                    raw: match raw.take() {
+                        Some(first) => Some(first),
+                        None if replay => Some(Raw::Rest),
+                        None => None,
+                    },
                 });
             }
         }
@@ -1190,14 +1254,7 @@ impl Run<'_> {
     /// Reads the downstream's foreign keys for the workers' conflict keys (at start, and
     /// after every transaction that changes tables).
     async fn refresh_links(&mut self) -> Result<(), RunError> {
-        let mut schemas: Vec<String> = self
-            .history
-            .catalog()
-            .tables
-            .keys()
-            .map(|(schema, _)| schema.clone())
-            .collect();
-        schemas.dedup();
+        let schemas = self.tracked_schemas();
         let message = "cannot read the downstream's foreign keys yet; retrying";
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -1209,6 +1266,42 @@ impl Run<'_> {
                 }
             }
         }
+        self.refresh_triggers(&schemas).await
+    }
+
+    /// The schemas of the tracked tables.
+    fn tracked_schemas(&self) -> Vec<String> {
+        let mut schemas: Vec<String> = self
+            .history
+            .catalog()
+            .tables
+            .keys()
+            .map(|(schema, _)| schema.clone())
+            .collect();
+        schemas.dedup();
+        schemas
+    }
+
+    /// Reads which downstream tables have triggers (their rows then apply as row
+    /// events): at start, after DDL, and every `TRIGGERS_EVERY` (a trigger created on the
+    /// downstream directly is seen then).
+    async fn refresh_triggers(&mut self, schemas: &[String]) -> Result<(), RunError> {
+        let message = "cannot read the downstream's triggers yet; retrying";
+        let mut backoff = Duration::from_millis(100);
+        let found = loop {
+            match self.down.triggered_tables(schemas).await {
+                Ok(found) => break found,
+                Err(e) => {
+                    self.on_failure(Retry::Columns, message, e, &mut backoff)
+                        .await?
+                }
+            }
+        };
+        if found != self.triggered && !self.config.syncer.fire_triggers {
+            tracing::info!(tables = ?found, "downstream tables with triggers: their rows apply as row events, which fire none");
+        }
+        self.triggered = found;
+        self.triggers_read = Instant::now();
         Ok(())
     }
 
@@ -1241,7 +1334,11 @@ impl Run<'_> {
         failpoint::hit("before-ddl");
         let message = "downstream failed during DDL; retrying it";
         let mut backoff = Duration::from_millis(100);
-        while let Err(e) = self.down.apply_ddl(&ddl.schema, &ddl.statement).await {
+        while let Err(e) = self
+            .down
+            .apply_ddl(&ddl.schema, &ddl.statement, &ddl.then)
+            .await
+        {
             self.on_failure(Retry::Ddl, message, e, &mut backoff)
                 .await?;
         }
@@ -1601,6 +1698,8 @@ pub async fn run(
         savepoints: Vec::new(),
         xa_outcome: None,
         prepared_before: false,
+        triggered: std::collections::HashSet::new(),
+        triggers_read: Instant::now(),
     };
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
@@ -1646,6 +1745,10 @@ pub async fn run(
             TxnEvent::Begin(start) => {
                 run.idle = false;
                 run.drop_transaction();
+                if run.triggers_read.elapsed() >= TRIGGERS_EVERY {
+                    let schemas = run.tracked_schemas();
+                    run.refresh_triggers(&schemas).await?;
+                }
                 // Written by this channel's own sessions (see `Mark::server_id`): every
                 // event group, a non-transactional table's and DDL included.
                 run.looped = run.mark.as_ref().is_some_and(|m| m.server_id == start.server_id);

@@ -35,7 +35,7 @@ FLUSH PRIVILEGES;
 CREATE USER 'drainer_pump'@'127.0.0.1' IDENTIFIED BY 'pump-secret';
 GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.* TO 'drainer_pump'@'127.0.0.1';
 CREATE USER 'drainer_to'@'127.0.0.1' IDENTIFIED BY 'to-secret';
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, BINLOG REPLAY ON *.* TO 'drainer_to'@'127.0.0.1';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, BINLOG REPLAY, TRIGGER, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, SET USER ON *.* TO 'drainer_to'@'127.0.0.1';
 ";
 
 /// InnoDB settings shared by the template's install and every server (small, fast).
@@ -321,6 +321,8 @@ impl MariaDb {
             args.push(format!("--log-bin={}", data.join("binlog").display()));
             args.push("--binlog-format=ROW".to_owned());
             args.push("--binlog-row-image=FULL".to_owned());
+            // Stored functions replicate without SUPER (docs/operations.md §1).
+            args.push("--log-bin-trust-function-creators=1".to_owned());
         }
         if is_root() {
             args.push("--user=root".to_owned());

@@ -14,8 +14,9 @@ fn quote(name: &str) -> String {
 }
 
 /// What [`crate::History::bootstrap`] needs: the server's default charset, `SHOW CREATE
-/// DATABASE` of every non-system schema, then `SHOW CREATE TABLE` of every base table
-/// `wanted` accepts (`wanted(schema, table)`).
+/// DATABASE` of every non-system schema, then `SHOW CREATE TABLE` of every table
+/// `wanted` accepts (`wanted(schema, table)`): base tables, system-versioned ones and
+/// sequences (views have no rows).
 ///
 /// The definitions are the upstream's at the moment of reading: bootstrap where the
 /// replication starts, with no DDL between the starting position and this call.
@@ -46,7 +47,8 @@ pub async fn read_upstream(
     let tables: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+             WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
         )
         .await?;
     for (schema, table) in tables {

@@ -228,8 +228,7 @@ impl History {
         catalog.server = snapshot.server.clone();
         let mut all = Applied {
             class: crate::Class::Table,
-            tables: Vec::new(),
-            databases: Vec::new(),
+            ..Applied::none()
         };
         for (schema, sql) in statements {
             let applied = catalog
@@ -344,7 +343,7 @@ impl History {
         let applied = Applied {
             class: crate::Class::Table,
             tables: vec![(key.clone(), Some(table.clone()))],
-            databases: Vec::new(),
+            ..Applied::none()
         };
         self.record(store, at, why, &applied)?;
         self.catalog.tables.insert(key, table);

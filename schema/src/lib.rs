@@ -17,10 +17,18 @@
 //! ALTER specs and keys are read from the tokens, and each column definition is parsed by
 //! sqlparser. The MariaDB forms sqlparser rejects are handled here: ZEROFILL,
 //! PERSISTENT, PARTITION BY, `IF [NOT] EXISTS` in ALTER specs, DROP KEY, RENAME INDEX,
-//! option-only ALTERs, ALTER ONLINE TABLE. Statements that change no table (GRANT,
-//! CREATE USER, views, triggers, routines, OPTIMIZE, TRUNCATE, …) are classified and
-//! change nothing. A statement the tracker cannot apply is a [`DdlError`] naming it; it
-//! is never passed over silently.
+//! option-only ALTERs (any spec that is no column or key change is a table option:
+//! `STORAGE DISK`, `ENGINE=…`), ALTER ONLINE TABLE, `SERIAL DEFAULT VALUE`. The index InnoDB
+//! makes for a foreign key is tracked as the server names it. System versioning gives a
+//! table its period columns (the server's implicit `row_start` and `row_end` last, or the
+//! declared ones; [`Table::versioning`]); a sequence is a table of the server's eight
+//! columns ([`Table::sequence`]). A statement is read in the SQL mode it was written in
+//! ([`SqlMode`]: `ANSI_QUOTES`, `NO_BACKSLASH_ESCAPES`). Statements that change no table
+//! (GRANT, CREATE USER, OPTIMIZE, TRUNCATE, …) are classified and change nothing; views,
+//! triggers, routines and events are classified with the objects they name
+//! ([`Applied::objects`]). A statement the tracker cannot apply is a [`DdlError`] naming
+//! it; it is never passed over silently. The model is checked against a real server's
+//! `SHOW CREATE TABLE` statement by statement (`tests/follows_server.rs`).
 //!
 //! ## Rows
 //! [`decode_row`] turns a raw row image from pump-reader, with the definition in force at
@@ -57,7 +65,7 @@ mod history;
 mod model;
 
 pub use bootstrap::read_upstream;
-pub use ddl::{Applied, Catalog, Class, Database, DdlError, SqlMode};
+pub use ddl::{Applied, Catalog, Class, Database, DdlError, Object, ObjectKind, SqlMode};
 pub use decode::{check_layout, cross_check, decode_row, RowError, Value};
 pub use history::{History, HistoryError, Snapshot};
-pub use model::{Column, ColumnType, Generated, Index, LobSize, Table};
+pub use model::{Column, ColumnType, Generated, Index, LobSize, Period, Table, Versioning};

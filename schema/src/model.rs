@@ -17,6 +17,30 @@ pub struct Table {
     /// text columns that name none.
     pub charset: Option<String>,
     pub collation: Option<String>,
+    /// `WITH SYSTEM VERSIONING`: its rows carry their row start and end (see
+    /// [`Column::period`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<Versioning>,
+    /// A SEQUENCE: a one-row table whose row every `NEXTVAL` may rewrite.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sequence: bool,
+}
+
+/// How a system-versioned table got its row start and end columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// `row_start` and `row_end`, made by the server (invisible, always the last two
+    /// columns: a column added later goes before them).
+    Implicit,
+    /// Columns the statement declared `GENERATED ALWAYS AS ROW START / END`.
+    Explicit,
+}
+
+/// The row start or end of a system-versioned table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Period {
+    RowStart,
+    RowEnd,
 }
 
 /// A key or index: its name and its columns (a prefix length is not kept).
@@ -39,6 +63,9 @@ pub struct Column {
     pub collation: Option<String>,
     /// MariaDB's INVISIBLE: hidden from `SELECT *`, present in row images.
     pub invisible: bool,
+    /// `GENERATED ALWAYS AS ROW START / END` of a system-versioned table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
 }
 
 /// A generated column: VIRTUAL (computed on read) or STORED (MariaDB also says PERSISTENT).
@@ -235,10 +262,12 @@ impl Table {
                     line.push_str(&format!(" COLLATE {coll}"));
                 }
             }
-            match c.generated {
-                Some(Generated::Virtual) => line.push_str(" /* generated */ VIRTUAL"),
-                Some(Generated::Stored) => line.push_str(" /* generated */ STORED"),
-                None => {}
+            match (c.period, c.generated) {
+                (Some(Period::RowStart), _) => line.push_str(" GENERATED ALWAYS AS ROW START"),
+                (Some(Period::RowEnd), _) => line.push_str(" GENERATED ALWAYS AS ROW END"),
+                (None, Some(Generated::Virtual)) => line.push_str(" /* generated */ VIRTUAL"),
+                (None, Some(Generated::Stored)) => line.push_str(" /* generated */ STORED"),
+                (None, None) => {}
             }
             line.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
             if let Some(d) = &c.default {
@@ -277,6 +306,31 @@ impl Table {
                 sql.push_str(&format!(" COLLATE={coll}"));
             }
         }
+        if self.sequence {
+            sql.push_str(" SEQUENCE=1");
+        }
+        if self.versioning.is_some() {
+            sql.push_str(" WITH SYSTEM VERSIONING");
+        }
         sql
+    }
+
+    /// The columns of an implicit row start and end, as the server makes them.
+    pub fn implicit_period() -> [Column; 2] {
+        let column = |name: &str, period| Column {
+            name: name.to_owned(),
+            ty: ColumnType::Timestamp { fsp: 6 },
+            nullable: false,
+            default: None,
+            generated: Some(Generated::Stored),
+            charset: None,
+            collation: None,
+            invisible: true,
+            period: Some(period),
+        };
+        [
+            column("row_start", Period::RowStart),
+            column("row_end", Period::RowEnd),
+        ]
     }
 }

@@ -460,7 +460,6 @@ fn statements_that_change_no_table_are_classified() {
         ("CREATE OR REPLACE ALGORITHM=MERGE DEFINER=`root`@`%` SQL SECURITY INVOKER VIEW v AS SELECT 1", Class::Object),
         ("CREATE PROCEDURE p() BEGIN SELECT 1; END", Class::Object),
         ("DROP VIEW IF EXISTS v", Class::Object),
-        ("CREATE SEQUENCE s", Class::Object),
         ("OPTIMIZE TABLE t", Class::Maintenance),
         ("FLUSH PRIVILEGES", Class::Maintenance),
         ("INSTALL SONAME 'ha_blackhole'", Class::Other),
@@ -481,8 +480,6 @@ fn statements_it_cannot_apply_are_errors_naming_them() {
             "ALTER TABLE missing ADD x INT",
             "app.missing is not tracked",
         ),
-        ("ALTER TABLE t ADD SYSTEM VERSIONING", "system versioning"),
-        ("ALTER TABLE t WITH SYSTEM VERSIONING", "system versioning"),
         ("ALTER TABLE t DROP COLUMN nope", "no column `nope`"),
         ("ALTER TABLE t ADD x INT AFTER nope", "AFTER `nope`"),
         ("ALTER TABLE t ADD x NOTATYPE", "column"),
@@ -773,10 +770,49 @@ fn databases_and_versioning() {
         c.table("d1", "t").is_none(),
         "CREATE OR REPLACE DATABASE drops its tables"
     );
+    // System versioning: the server's own row start and end, invisible and last (a
+    // column added goes before them); dropped with the versioning.
+    c.apply("d1", "CREATE TABLE v (a INT) WITH SYSTEM VERSIONING")
+        .unwrap();
+    c.apply("d1", "ALTER TABLE v ADD COLUMN b INT").unwrap();
+    let v = c.table("d1", "v").unwrap();
+    assert_eq!(names(v), ["a", "b", "row_start", "row_end"]);
+    assert_eq!(v.versioning, Some(schema::Versioning::Implicit));
+    assert!(v.columns[2].invisible && v.columns[3].period == Some(schema::Period::RowEnd));
+    c.apply("d1", "ALTER TABLE v DROP SYSTEM VERSIONING")
+        .unwrap();
+    assert_eq!(names(c.table("d1", "v").unwrap()), ["a", "b"]);
+    c.apply(
+        "d1",
+        "CREATE TABLE w (id INT PRIMARY KEY, s TIMESTAMP(6) GENERATED ALWAYS AS ROW START, \
+         e TIMESTAMP(6) GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME(s, e)) \
+         WITH SYSTEM VERSIONING",
+    )
+    .unwrap();
+    let w = c.table("d1", "w").unwrap();
+    assert_eq!(names(w), ["id", "s", "e"]);
+    assert_eq!(w.versioning, Some(schema::Versioning::Explicit));
+    // A sequence is a table of the server's eight columns.
+    c.apply("d1", "CREATE SEQUENCE s START WITH 10 INCREMENT BY 0")
+        .unwrap();
+    let s = c.table("d1", "s").unwrap();
+    assert!(s.sequence && s.columns.len() == 8);
+    c.apply("d1", "DROP SEQUENCE IF EXISTS s, nope").unwrap();
+    assert!(c.table("d1", "s").is_none());
+    // Column storage attributes (MySQL's COLUMN_FORMAT and STORAGE, a geometry's SRID)
+    // change no value; COMPRESSED columns cannot be decoded and are refused by name.
+    c.apply(
+        "d1",
+        "CREATE TABLE st (id INT, c VARCHAR(10) COLUMN_FORMAT DYNAMIC, d INT STORAGE MEMORY, \
+         g POINT REF_SYSTEM_ID = 4326 NOT NULL)",
+    )
+    .unwrap();
+    assert_eq!(names(c.table("d1", "st").unwrap()), ["id", "c", "d", "g"]);
+    assert!(!c.table("d1", "st").unwrap().columns[3].nullable);
     let e = c
-        .apply("d1", "CREATE TABLE v (a INT) WITH SYSTEM VERSIONING")
+        .apply("d1", "CREATE TABLE z (b BLOB COMPRESSED)")
         .unwrap_err();
-    assert!(e.to_string().contains("system versioning"), "{e}");
+    assert!(e.to_string().contains("COMPRESSED columns"), "{e}");
     // MariaDB skips MySQL 5.7+ executable comments.
     c.apply(
         "d1",

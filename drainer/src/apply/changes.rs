@@ -8,6 +8,7 @@ use std::time::Duration;
 use schema::{Table, Value};
 use tokio::sync::watch;
 
+use super::binlog;
 use super::downstream::{Downstream, DownstreamError, Stamp};
 use super::sql::{self, Stmt};
 use crate::metrics::{Metrics, Retry};
@@ -81,6 +82,16 @@ pub struct RowChange {
     pub after: Option<Vec<Option<Value>>>,
     /// The checks its upstream session ran with.
     pub checks: Checks,
+    /// Set when it applies as its upstream row event, not as SQL (see [`super::binlog`]).
+    pub raw: Option<Raw>,
+}
+
+/// A row change applied as its upstream row event: the first row change of an event
+/// carries it, the others go with it.
+#[derive(Clone)]
+pub enum Raw {
+    First(Arc<pump_reader::RawRows>),
+    Rest,
 }
 
 /// The checks a row change was written with upstream (its rows event's flags): a dump
@@ -240,7 +251,15 @@ async fn downstream_shape(
     here: &str,
     table: &Table,
 ) -> Result<Option<Vec<String>>, RunError> {
-    let upstream: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    // The server's implicit row start and end of a system-versioned table are in no
+    // column list (information_schema shows neither side's).
+    let implicit = table.versioning == Some(schema::Versioning::Implicit);
+    let upstream: Vec<&str> = table
+        .columns
+        .iter()
+        .filter(|c| !(implicit && c.period.is_some()))
+        .map(|c| c.name.as_str())
+        .collect();
     let matches = |downstream: &[String]| {
         upstream.len() == downstream.len()
             && upstream
@@ -331,11 +350,22 @@ pub async fn build_changes(
         };
         of.push(s);
     }
+    // A row event replays only where the downstream table has the upstream's columns.
+    for (change, &s) in txn.iter().zip(&of) {
+        if change.raw.is_some() && shapes[s].1.is_some() {
+            tracing::warn!(at = %here, table = %change.table.qualified(),
+                "the downstream table has other columns: its rows apply as SQL statements, \
+                 not as row events (its triggers fire; system versioning takes the \
+                 downstream's own times)");
+        }
+    }
+    let mut format_sent = false;
     // Runs written with other checks than the default go between statements that set the
     // session's checks and set them back (the downstream then runs them as the upstream
     // did); a run keeps its place in upstream order.
     if txn.iter().all(|c| c.checks == Checks::default()) {
-        return statements(txn, &shapes, &of, levels, safe).map_err(|e| fail(here, e));
+        return with_events(txn, &shapes, &of, levels, safe, &mut format_sent)
+            .map_err(|e| fail(here, e));
     }
     let mut stmts = Vec::new();
     let mut from = 0;
@@ -347,13 +377,51 @@ pub async fn build_changes(
             stmts.push(checks.set());
         }
         let levels = levels.map(|l| &l[from..to]);
-        let built = statements(run, &shapes, &of[from..to], levels, safe);
+        let built = with_events(run, &shapes, &of[from..to], levels, safe, &mut format_sent);
         stmts.extend(built.map_err(|e| fail(here, e))?);
         if other {
             stmts.push(Checks::default().set());
         }
         from = to;
     }
+    Ok(stmts)
+}
+
+/// The statements of `txn` (see [`statements`]), where changes that carry their row
+/// event (and whose downstream table has the upstream's columns) replay it, in upstream
+/// order with the SQL statements of the others; the events' FORMAT_DESCRIPTION goes
+/// first, once (`format_sent`).
+fn with_events(
+    txn: &[&RowChange],
+    shapes: &[Shape],
+    of: &[usize],
+    levels: Option<&[u32]>,
+    safe: bool,
+    format_sent: &mut bool,
+) -> Result<Vec<Stmt>, sql::BuildError> {
+    let replays = |i: usize| txn[i].raw.is_some() && shapes[of[i]].1.is_none();
+    if !(0..txn.len()).any(replays) {
+        return statements(txn, shapes, of, levels, safe);
+    }
+    let mut stmts = Vec::new();
+    let mut from = 0;
+    for i in 0..txn.len() {
+        if !replays(i) {
+            continue;
+        }
+        if from < i {
+            stmts.extend(statements(&txn[from..i], shapes, &of[from..i], None, safe)?);
+        }
+        if let Some(Raw::First(rows)) = &txn[i].raw {
+            if !*format_sent {
+                stmts.extend(binlog::format_statement(rows));
+                *format_sent = true;
+            }
+            stmts.push(binlog::rows_statement(rows));
+        }
+        from = i + 1;
+    }
+    stmts.extend(statements(&txn[from..], shapes, &of[from..], None, safe)?);
     Ok(stmts)
 }
 
@@ -612,6 +680,7 @@ mod tests {
             before: image(before),
             after: image(after),
             checks: Checks::default(),
+            raw: None,
         }
     }
 
@@ -704,6 +773,7 @@ mod tests {
                 before: row(&[7, 0, 70]),
                 after: Some(vec![None, Some(Value::Int(1)), None]),
                 checks: Checks::default(),
+                raw: None,
             },
             change(&t, &[8, 0, 80], &[8, 1, 80]),
         ];
@@ -737,6 +807,7 @@ mod tests {
             before: Some(vec![Some(Value::Decimal(id.into())), Some(Value::Int(0))]),
             after: v.map(|v| vec![Some(Value::Decimal(id.into())), Some(Value::Int(v))]),
             checks: Checks::default(),
+            raw: None,
         };
         let changes = [
             dec("12345678901234567890", Some(1)),

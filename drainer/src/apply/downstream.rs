@@ -501,6 +501,8 @@ pub struct Downstream {
     worker: u32,
     /// After the transactions this writer committed past the last watermark it recorded.
     after: Vec<Position>,
+    /// The server is MariaDB (learned at connection).
+    mariadb: bool,
 }
 
 impl Downstream {
@@ -530,6 +532,7 @@ impl Downstream {
             mark_seconds: crate::metrics::mark_update_seconds(),
             worker,
             after: Vec::new(),
+            mariadb: true,
         }
     }
 
@@ -597,6 +600,7 @@ impl Downstream {
             .map_err(|e| classify(sql, e))?
             .unwrap_or_default();
         self.server_started = started;
+        self.mariadb = version.contains("MariaDB");
         if let Some((id, then)) = self.stale {
             // The same server run (start times computed, so a second or two apart) and a
             // session of our user: it is the one given up on.
@@ -913,9 +917,14 @@ impl Downstream {
                 if i == 1 {
                     failpoint::hit("between-rows");
                 }
-                conn.exec_drop(s.sql.as_str(), s.values())
-                    .await
-                    .map_err(|e| classify(&s.sql, e))?;
+                // Statements without parameters (BINLOG, SAVEPOINT, SET) go as text: the
+                // server cannot prepare some of them.
+                let result = if s.params.is_empty() {
+                    conn.query_drop(s.sql.as_str()).await
+                } else {
+                    conn.exec_drop(s.sql.as_str(), s.values()).await
+                };
+                result.map_err(|e| classify(&s.sql, e))?;
             }
             Ok(())
         })
@@ -982,9 +991,11 @@ impl Downstream {
         &mut self,
         schema: &str,
         statement: &Statement,
+        then: &[String],
     ) -> Result<(), DownstreamError> {
         self.columns.clear();
         let target = Arc::clone(&self.target);
+        let mariadb = self.mariadb;
         let conn = self.conn().await?;
         let session = conn.id();
         let sql = statement.text.as_str();
@@ -993,16 +1004,25 @@ impl Downstream {
                 let use_db = format!("USE `{}`", schema.replace('`', "``"));
                 conn.query_drop(use_db.as_str()).await.map_err(|e| classify(&use_db, e))?;
             }
-            for set in session_context(&statement.vars, statement.timestamp) {
+            let mut sets = session_context(&statement.vars, statement.timestamp);
+            if mariadb {
+                // An ALTER of a system-versioned table that reached the binlog was allowed
+                // upstream (a session setting the binlog does not record): keep history.
+                sets.push("SET @@session.system_versioning_alter_history = KEEP".into());
+            }
+            for set in sets {
                 conn.query_drop(set.as_str()).await.map_err(|e| classify(&set, e))?;
             }
             match conn.query_drop(statement.bytes.as_ref()).await {
                 Err(mysql_async::Error::Server(s)) if already_applied(s.code) => {
                     tracing::info!(statement = sql, reason = %s.message, "DDL already applied downstream");
-                    Ok(())
                 }
-                other => other.map_err(|e| classify(sql, e)),
+                other => other.map_err(|e| classify(sql, e))?,
             }
+            for next in then {
+                conn.query_drop(next.as_str()).await.map_err(|e| classify(next, e))?;
+            }
+            Ok(())
         })
         .await;
         match &result {
@@ -1234,6 +1254,40 @@ impl Downstream {
             .into_iter()
             .map(|(a, b, c, d)| (text(a), text(b), text(c), text(d)))
             .collect())
+    }
+
+    /// The downstream's tables in `schemas` that have triggers.
+    pub async fn triggered_tables(
+        &mut self,
+        schemas: &[String],
+    ) -> Result<std::collections::HashSet<(String, String)>, DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let sql = "SELECT DISTINCT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE \
+                   FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ?";
+        type Row = (Vec<u8>, Vec<u8>);
+        let rows: Vec<Row> = match watched(&target, session, async {
+            let mut rows = Vec::new();
+            for schema in schemas {
+                let found: Vec<Row> = conn
+                    .exec(sql, (schema.as_str(),))
+                    .await
+                    .map_err(|e| classify(sql, e))?;
+                rows.extend(found);
+            }
+            Ok(rows)
+        })
+        .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.reset();
+                return Err(e);
+            }
+        };
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Ok(rows.into_iter().map(|(s, t)| (text(s), text(t))).collect())
     }
 
     /// Forgets cached downstream columns (after DDL, or an "unknown column" error).

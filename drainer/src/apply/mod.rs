@@ -1,11 +1,14 @@
 //! The applier: upstream row changes to downstream statements.
 //!
 //! [`values`] turns typed values into exact parameters; [`sql`] builds the statements of a
-//! row change or of several rows; [`changes`] builds a transaction's statements against
-//! the downstream's columns, joining rows whose keys allow it; [`downstream`] is the session that runs them (transactions, DDL, the
-//! downstream's own column lists, the mark and the apply record); [`workers`] applies
-//! transactions in parallel, in causal order.
+//! row change or of several rows; [`binlog`] replays a row event as it was written
+//! (system-versioned tables, tables with triggers downstream); [`changes`] builds a
+//! transaction's statements against the downstream's columns, joining rows whose keys
+//! allow it; [`downstream`] is the session that runs them (transactions, XA, DDL in its
+//! session context, the downstream's own column lists and triggers, the mark and the
+//! apply record); [`workers`] applies transactions in parallel, in causal order.
 
+pub mod binlog;
 pub mod changes;
 pub mod downstream;
 pub mod sql;

@@ -903,6 +903,7 @@ mod tests {
             before,
             after,
             checks: Default::default(),
+            raw: None,
         }
     }
 

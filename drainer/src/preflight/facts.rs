@@ -17,6 +17,7 @@ const VARIABLES: &[&str] = &[
     "log_bin_compress",
     "server_id",
     "read_only",
+    "log_bin_trust_function_creators",
 ];
 
 /// One server as the preflight saw it, gathered through the configured user.

@@ -75,6 +75,16 @@ const DDL: &[Need] = &[
     need(&["ALTER"]),
     need(&["INDEX"]),
 ];
+/// Views, routines, triggers and events run downstream as written, their DEFINER
+/// included (SET USER: another user as definer).
+const OBJECT_DDL: &[Need] = &[
+    need(&["CREATE VIEW"]),
+    need(&["CREATE ROUTINE"]),
+    need(&["ALTER ROUTINE"]),
+    need(&["TRIGGER"]),
+    need(&["EVENT"]),
+    need(&["SET USER", "SUPER"]),
+];
 const MARK_TABLE: &[Need] = &[
     need(&["CREATE"]),
     need(&["SELECT"]),
@@ -217,6 +227,29 @@ pub fn downstream_checks(
             DDL,
             &replicated,
         ));
+        if facts.version.contains("MariaDB") {
+            checks.push(privileges(
+                side,
+                facts,
+                "view, routine, trigger and event DDL (sync-ddl = true)",
+                OBJECT_DDL,
+                &Scope::AllSchemas,
+            ));
+            // With the binlog on, only SUPER may create a stored function unless the
+            // server trusts function creators.
+            let trusted = facts.variable("log_bin_trust_function_creators");
+            let superuser = facts
+                .global_privileges
+                .iter()
+                .any(|p| p == "SUPER" || p == "ALL PRIVILEGES");
+            checks.push(Check::new(
+                side,
+                "log_bin_trust_function_creators (sync-ddl = true)",
+                "ON (or SUPER for the [syncer.to] user): stored functions replicate".into(),
+                trusted.unwrap_or("(no such variable)").to_owned(),
+                superuser || trusted.is_some_and(|v| v.eq_ignore_ascii_case("ON")),
+            ));
+        }
     }
     let schema = syncer
         .mark_table
@@ -412,6 +445,7 @@ mod tests {
             ("log_bin_compress", "OFF"),
             ("server_id", server_id),
             ("read_only", "OFF"),
+            ("log_bin_trust_function_creators", "ON"),
         ];
         ServerFacts {
             version: "10.11.19-MariaDB-log".into(),
@@ -433,7 +467,20 @@ mod tests {
         facts(
             "2",
             &[
-                "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX",
+                "SELECT",
+                "INSERT",
+                "UPDATE",
+                "DELETE",
+                "CREATE",
+                "DROP",
+                "ALTER",
+                "INDEX",
+                "CREATE VIEW",
+                "CREATE ROUTINE",
+                "ALTER ROUTINE",
+                "TRIGGER",
+                "EVENT",
+                "SET USER",
             ],
         )
     }
@@ -546,6 +593,7 @@ mod tests {
             [
                 "write privileges",
                 "DDL privileges (sync-ddl = true)",
+                "view, routine, trigger and event DDL (sync-ddl = true)",
                 "drainer schema privileges"
             ]
         );
@@ -619,16 +667,9 @@ mod tests {
     #[test]
     fn downstream_must_be_another_writable_server() {
         let c = config();
-        let down = downstream_checks(
-            &c,
-            Some(&good_upstream()),
-            &Ok(facts(
-                "1",
-                &[
-                    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX",
-                ],
-            )),
-        );
+        let mut same_id = good_downstream();
+        same_id.variables.insert("server_id".into(), "1".into());
+        let down = downstream_checks(&c, Some(&good_upstream()), &Ok(same_id));
         assert_eq!(failed(&down), ["server_id"]);
         let mut ro = good_downstream();
         ro.variables.insert("read_only".into(), "ON".into());

@@ -5,10 +5,13 @@
 
 use sqlparser::tokenizer::Token;
 
-use super::keys::{is_key_definition, parse_key, KeyDef, KeyKind};
+use super::keys::{is_key_definition, parse_foreign_key, parse_key, ForeignKey, KeyDef};
 use super::tokens::{closing_paren, ident, is_word, render, split_top_level, starts_with};
-use super::{add_key, charset_options, parse_column, remove_key, Ctx, DdlError};
-use crate::model::{Column, ColumnType, LobSize, Table};
+use super::{
+    add_foreign_key_index, add_key, charset_options, parse_column, remove_key, version, Ctx,
+    DdlError,
+};
+use crate::model::{Column, ColumnType, LobSize, Table, Versioning};
 
 /// Where a column goes.
 enum Place {
@@ -25,6 +28,10 @@ struct Alter<'a> {
     /// Columns to move once every column is changed, in spec order (by new name).
     moves: Vec<(String, Place)>,
     new_keys: Vec<KeyDef>,
+    /// Foreign keys added: InnoDB indexes them unless a key starts with their columns.
+    foreign_keys: Vec<ForeignKey>,
+    /// `ADD SYSTEM VERSIONING` (true) or `DROP SYSTEM VERSIONING` (false).
+    versioning: Option<bool>,
     rename_to: Option<(String, String)>,
 }
 
@@ -46,6 +53,8 @@ pub(super) fn alter(
         cols,
         moves: Vec::new(),
         new_keys: Vec::new(),
+        foreign_keys: Vec::new(),
+        versioning: None,
         rename_to: None,
     };
     for spec in split_top_level(t) {
@@ -127,13 +136,18 @@ impl Alter<'_> {
         };
         match w(0).as_str() {
             "ADD" => {
-                if w(1) == "SYSTEM" || w(1) == "PERIOD" {
-                    return Err(self.err("system versioning is not supported"));
+                if starts_with(&spec[1..], &["SYSTEM", "VERSIONING"]) {
+                    self.versioning = Some(true);
+                    return Ok(());
                 }
                 if is_key_definition(&spec[1..]) {
                     match parse_key(&spec[1..]).map_err(|e| self.err(e))? {
                         Some(k) => self.new_keys.push(k),
-                        None => self.foreign_key_index(&spec[1..])?,
+                        // A foreign key indexes its columns; CHECK and PERIOD FOR
+                        // SYSTEM_TIME change no key.
+                        None => self
+                            .foreign_keys
+                            .extend(parse_foreign_key(&spec[1..]).map_err(|e| self.err(e))?),
                     }
                     return Ok(());
                 }
@@ -154,14 +168,12 @@ impl Alter<'_> {
                 "PRIMARY" => self.table.primary_key = None,
                 "INDEX" | "KEY" => {
                     i = 2;
-                    let if_exists = skip(&mut i, &["IF", "EXISTS"]);
+                    skip(&mut i, &["IF", "EXISTS"]);
                     let name =
                         ident(spec.get(i)).ok_or_else(|| self.err("expected an index name"))?;
-                    if !remove_key(&mut self.table, &name) && !if_exists {
-                        return Err(
-                            self.err(format!("no index `{name}` on {}", self.table.qualified()))
-                        );
-                    }
+                    // The server had it (the statement ran): one the model lacks is a
+                    // plain index it never needed.
+                    remove_key(&mut self.table, &name);
                 }
                 "CONSTRAINT" => {
                     // A UNIQUE constraint is a unique key; CHECK and FOREIGN KEY are not keys.
@@ -172,8 +184,8 @@ impl Alter<'_> {
                     }
                 }
                 // The index a foreign key made stays until dropped by name.
-                "FOREIGN" | "CHECK" => {}
-                "SYSTEM" | "PERIOD" => return Err(self.err("system versioning is not supported")),
+                "FOREIGN" | "CHECK" | "PERIOD" => {}
+                "SYSTEM" => self.versioning = Some(false),
                 _ => {
                     skip(&mut i, &["COLUMN"]);
                     let if_exists = skip(&mut i, &["IF", "EXISTS"]);
@@ -205,7 +217,10 @@ impl Alter<'_> {
                     };
                 };
                 let (def, place) = place_clause(&spec[i..]);
-                let (column, inline) = parse_column(self.ctx, def)?;
+                let (column, inline, versioned) = parse_column(self.ctx, def)?;
+                if versioned {
+                    self.versioning = Some(true);
+                }
                 if let Some(place) = place {
                     self.moves.push((column.name.clone(), place));
                 }
@@ -228,15 +243,16 @@ impl Alter<'_> {
                     let to = ident(spec.get(4))
                         .filter(|_| is_word(spec.get(3), "TO"))
                         .ok_or_else(|| self.err("expected RENAME INDEX a TO b"))?;
-                    let qualified = self.table.qualified();
-                    let index = self
+                    // One the model lacks is a plain index it never needed.
+                    if let Some(index) = self
                         .table
                         .unique_keys
                         .iter_mut()
                         .chain(&mut self.table.indexes)
                         .find(|k| k.name.eq_ignore_ascii_case(&from))
-                        .ok_or_else(|| self.ctx.err(format!("no index `{from}` on {qualified}")))?;
-                    index.name = to;
+                    {
+                        index.name = to;
+                    }
                 }
                 _ => {
                     let at = if is_word(spec.get(1), "TO") || is_word(spec.get(1), "AS") {
@@ -249,8 +265,9 @@ impl Alter<'_> {
                 }
             },
             "ALTER" => {
-                if w(1) == "INDEX" || w(1) == "KEY" {
-                    // ALTER INDEX i [NOT] IGNORED (MariaDB 10.6): no change to the model.
+                if matches!(w(1).as_str(), "INDEX" | "KEY" | "CHECK" | "CONSTRAINT") {
+                    // ALTER INDEX i [NOT] IGNORED (MariaDB 10.6), ALTER CHECK … [NOT]
+                    // ENFORCED (MySQL): no change to the model.
                     return Ok(());
                 }
                 skip(&mut i, &["COLUMN"]);
@@ -283,9 +300,7 @@ impl Alter<'_> {
                 self.table.charset = Some(charset);
                 self.table.collation = collation;
             }
-            "WITH" | "WITHOUT" if w(1) == "SYSTEM" => {
-                return Err(self.err("system versioning is not supported"))
-            }
+            "WITH" | "WITHOUT" if w(1) == "SYSTEM" => self.versioning = Some(w(0) == "WITH"),
             // Table options, space-separated in one spec: only a charset matters here.
             "DEFAULT"
             | "CHARACTER"
@@ -326,21 +341,23 @@ impl Alter<'_> {
             | "DISABLE"
             | "SEQUENCE"
             | "NOWAIT"
-            | "WAIT" => {
-                let (charset, collation) = charset_options(spec);
-                if charset.is_some() {
-                    self.table.charset = charset;
-                    self.table.collation = collation;
-                }
-            }
-            _ => {
-                return Err(self.err(format!(
-                    "an ALTER TABLE spec the tracker does not know: `{}`",
-                    render(spec)
-                )))
-            }
+            | "WAIT"
+            | "STORAGE" => self.options(spec),
+            // Every spec that changes a column or a key starts with a word above: anything
+            // else is a table option (`STORAGE DISK`, `CONNECTION='…'`, an engine's own),
+            // which changes no column and must never stop replication.
+            _ => self.options(spec),
         }
         Ok(())
+    }
+
+    /// Table options: only a charset matters here.
+    fn options(&mut self, spec: &[Token]) {
+        let (charset, collation) = charset_options(spec);
+        if charset.is_some() {
+            self.table.charset = charset;
+            self.table.collation = collation;
+        }
     }
 
     fn add(
@@ -349,7 +366,10 @@ impl Alter<'_> {
         place: Option<Place>,
         if_not_exists: bool,
     ) -> Result<(), DdlError> {
-        let (column, inline) = parse_column(self.ctx, def)?;
+        let (column, inline, versioned) = parse_column(self.ctx, def)?;
+        if versioned {
+            self.versioning = Some(true);
+        }
         if self.current(&column.name).is_some() {
             if if_not_exists {
                 return Ok(());
@@ -365,59 +385,6 @@ impl Alter<'_> {
         }
         self.cols.push((None, column));
         self.new_keys.extend(inline);
-        Ok(())
-    }
-
-    /// `FOREIGN KEY [name] (cols) REFERENCES …` makes an index on its columns, named after
-    /// the constraint, unless an existing index starts with them.
-    fn foreign_key_index(&mut self, spec: &[Token]) -> Result<(), DdlError> {
-        let mut i = 0;
-        let mut name = None;
-        if is_word(spec.first(), "CONSTRAINT") {
-            i = 1;
-            if !is_word(spec.get(i), "FOREIGN") {
-                name = ident(spec.get(i));
-                i += 1;
-            }
-        }
-        if !starts_with(&spec[i..], &["FOREIGN", "KEY"]) {
-            return Ok(()); // CHECK, PERIOD
-        }
-        i += 2;
-        if let (Some(index_name), false) = (
-            ident(spec.get(i)),
-            matches!(spec.get(i), Some(Token::LParen)),
-        ) {
-            name = name.or(Some(index_name));
-            i += 1;
-        }
-        let close = closing_paren(spec, i)
-            .ok_or_else(|| self.err("FOREIGN KEY without its column list"))?;
-        let columns: Vec<String> = split_top_level(&spec[i + 1..close])
-            .iter()
-            .filter_map(|p| ident(p.first()))
-            .collect();
-        let covered = self
-            .table
-            .primary_key
-            .iter()
-            .chain(&self.table.unique_keys)
-            .chain(&self.table.indexes)
-            .any(|k| {
-                k.columns.len() >= columns.len()
-                    && k.columns
-                        .iter()
-                        .zip(&columns)
-                        .all(|(a, b)| a.eq_ignore_ascii_case(b))
-            });
-        if !covered {
-            self.new_keys.push(KeyDef {
-                kind: KeyKind::Plain,
-                name,
-                columns,
-                if_not_exists: true,
-            });
-        }
         Ok(())
     }
 
@@ -482,6 +449,46 @@ impl Alter<'_> {
         table.columns = self.cols.into_iter().map(|(_, c)| c).collect();
         for k in self.new_keys {
             add_key(self.ctx, &mut table, k)?;
+        }
+        for fk in self.foreign_keys {
+            add_foreign_key_index(self.ctx, &mut table, fk)?;
+        }
+        match self.versioning {
+            Some(true) if table.versioning.is_none() => version(&mut table),
+            Some(false) => {
+                // The keys lose the row end the versioning added to them.
+                let end = table
+                    .columns
+                    .iter()
+                    .find(|c| c.period == Some(crate::model::Period::RowEnd))
+                    .map(|c| c.name.clone());
+                if let Some(end) = end {
+                    for key in table.primary_key.iter_mut().chain(&mut table.unique_keys) {
+                        if key.columns.len() > 1 {
+                            key.columns.retain(|c| !c.eq_ignore_ascii_case(&end));
+                        }
+                    }
+                }
+                // The server's own period columns go with it; declared ones stay.
+                if table.versioning == Some(Versioning::Implicit) {
+                    table.columns.retain(|c| c.period.is_none());
+                } else {
+                    for c in &mut table.columns {
+                        c.period = None;
+                        c.generated = None;
+                    }
+                }
+                table.versioning = None;
+            }
+            _ => {}
+        }
+        if table.versioning == Some(Versioning::Implicit) {
+            // The implicit row start and end stay last: a column added goes before them.
+            let (period, mut rest): (Vec<Column>, Vec<Column>) = std::mem::take(&mut table.columns)
+                .into_iter()
+                .partition(|c| c.period.is_some());
+            rest.extend(period);
+            table.columns = rest;
         }
         // Primary key columns stay NOT NULL whatever a MODIFY said.
         if let Some(pk) = table.primary_key.clone() {

@@ -35,6 +35,7 @@ pub(crate) fn column_from<'a>(
         charset: None,
         collation: None,
         invisible: false,
+        period: None,
     };
     for option in options {
         match option {

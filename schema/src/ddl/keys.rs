@@ -122,6 +122,51 @@ pub(crate) fn parse_key(tokens: &[Token]) -> Result<Option<KeyDef>, String> {
     }))
 }
 
+/// A foreign key: InnoDB gives it an index of its own unless one starts with its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForeignKey {
+    /// The index's name: the constraint's, else the one written after FOREIGN KEY
+    /// (`None`: the server names it after its first column).
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+}
+
+/// `[CONSTRAINT [symbol]] FOREIGN KEY [index_name] (cols) REFERENCES …`; `Ok(None)` for any
+/// other definition.
+pub(crate) fn parse_foreign_key(tokens: &[Token]) -> Result<Option<ForeignKey>, String> {
+    let mut i = 0;
+    let mut name = None;
+    if is_word(tokens.first(), "CONSTRAINT") {
+        i = 1;
+        if !is_word(tokens.get(i), "FOREIGN") {
+            name = ident(tokens.get(i));
+            i += 1;
+        }
+    }
+    if !(is_word(tokens.get(i), "FOREIGN") && is_word(tokens.get(i + 1), "KEY")) {
+        return Ok(None);
+    }
+    i += 2;
+    if is_word(tokens.get(i), "IF") {
+        i += 3; // IF NOT EXISTS
+    }
+    if !matches!(tokens.get(i), Some(Token::LParen)) {
+        let index_name = ident(tokens.get(i));
+        name = name.or(index_name);
+        i += 1;
+    }
+    let close = closing_paren(tokens, i).ok_or_else(|| {
+        format!(
+            "FOREIGN KEY without its column list in `{}`",
+            render(tokens)
+        )
+    })?;
+    Ok(Some(ForeignKey {
+        name,
+        columns: key_columns(&tokens[i + 1..close])?,
+    }))
+}
+
 /// `a, b(10), c DESC` → `[a, b, c]`.
 fn key_columns(tokens: &[Token]) -> Result<Vec<String>, String> {
     super::tokens::split_top_level(tokens)
@@ -167,5 +212,27 @@ mod tests {
         assert_eq!(key("CONSTRAINT fk FOREIGN KEY (a) REFERENCES p (id)"), None);
         assert_eq!(key("CONSTRAINT `ck` CHECK (a > 0)"), None);
         assert!(parse_key(&tokenize("INDEX i ((a + b))").unwrap()).is_err());
+    }
+
+    #[test]
+    fn foreign_keys_name_their_index() {
+        let fk = |sql: &str| parse_foreign_key(&tokenize(sql).unwrap()).unwrap();
+        let k = fk("CONSTRAINT fk1 FOREIGN KEY ix (a, b) REFERENCES p (x, y)").unwrap();
+        assert_eq!((k.name.as_deref(), k.columns.len()), (Some("fk1"), 2));
+        assert_eq!(
+            fk("FOREIGN KEY ix (a) REFERENCES p (x)")
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("ix")
+        );
+        assert_eq!(fk("FOREIGN KEY (a) REFERENCES p (x)").unwrap().name, None);
+        assert_eq!(
+            fk("CONSTRAINT FOREIGN KEY (a) REFERENCES p (x)")
+                .unwrap()
+                .name,
+            None
+        );
+        assert_eq!(fk("CONSTRAINT c CHECK (a > 0)"), None);
     }
 }

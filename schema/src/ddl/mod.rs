@@ -18,8 +18,8 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use crate::model::{Column, Index, Table};
-use keys::{is_key_definition, parse_key, KeyDef, KeyKind};
+use crate::model::{Column, ColumnType, Generated, Index, Period, Table, Versioning};
+use keys::{is_key_definition, parse_foreign_key, parse_key, ForeignKey, KeyDef, KeyKind};
 pub use tokens::SqlMode;
 use tokens::{
     closing_paren, ident, is_word, normalize, render, skip_words, split_top_level, starts_with,
@@ -73,6 +73,8 @@ pub struct Applied {
     pub tables: Vec<((String, String), Option<Table>)>,
     /// Each database created, changed or dropped.
     pub databases: Vec<(String, Option<Database>)>,
+    /// The views, triggers, routines and events a [`Class::Object`] statement is about.
+    pub objects: Vec<Object>,
 }
 
 impl Applied {
@@ -82,8 +84,170 @@ impl Applied {
             class: Class::Other,
             tables: Vec::new(),
             databases: Vec::new(),
+            objects: Vec::new(),
         }
     }
+}
+
+/// A view, trigger, stored routine or event a statement creates, changes or drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub kind: ObjectKind,
+    /// Its schema: the one named, else the default one (a trigger's: its table's).
+    pub schema: String,
+    /// Its name after the statement (`ALTER EVENT e RENAME TO f` names `f`).
+    pub name: String,
+    /// The statement drops it.
+    pub dropped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    View,
+    Trigger,
+    Procedure,
+    Function,
+    Event,
+    Package,
+}
+
+/// The objects of a CREATE, ALTER or DROP whose object keyword is at `t[at]`: one, or
+/// for `DROP VIEW a, b` several.
+fn objects(ctx: &Ctx, t: &[Token], at: usize) -> Result<Vec<Object>, DdlError> {
+    let kind = match t.get(at) {
+        Some(Token::Word(w)) => match w.value.to_ascii_uppercase().as_str() {
+            "VIEW" => ObjectKind::View,
+            "TRIGGER" => ObjectKind::Trigger,
+            "PROCEDURE" => ObjectKind::Procedure,
+            "FUNCTION" => ObjectKind::Function,
+            "EVENT" => ObjectKind::Event,
+            _ => ObjectKind::Package,
+        },
+        _ => return Err(ctx.err("expected an object keyword")),
+    };
+    let mut i = at + 1;
+    if kind == ObjectKind::Package && is_word(t.get(i), "BODY") {
+        i += 1;
+    }
+    skip_words(t, &mut i, &["IF", "NOT", "EXISTS"]);
+    skip_words(t, &mut i, &["IF", "EXISTS"]);
+    let drop = is_word(t.first(), "DROP");
+    let names: Vec<&[Token]> = if drop && kind == ObjectKind::View {
+        let mut end = t.len();
+        while end > i && (is_word(t.get(end - 1), "RESTRICT") || is_word(t.get(end - 1), "CASCADE"))
+        {
+            end -= 1;
+        }
+        split_top_level(&t[i..end])
+    } else {
+        vec![&t[i..]]
+    };
+    let mut out = Vec::new();
+    for part in names {
+        let ((schema, name), next) = ctx.table_name(part, 0)?;
+        // A trigger lives with its table: `CREATE TRIGGER tr … ON db.t`.
+        let schema = match (kind, drop) {
+            (ObjectKind::Trigger, false) => part
+                .iter()
+                .position(|tok| is_word(Some(tok), "ON"))
+                .filter(|&on| on >= next)
+                .and_then(|on| ctx.table_name(part, on + 1).ok())
+                .map_or(schema, |((s, _), _)| s),
+            _ => schema,
+        };
+        // ALTER EVENT e … RENAME TO f: it is `f` after the statement.
+        let renamed = (kind == ObjectKind::Event && !drop)
+            .then(|| {
+                (0..part.len())
+                    .find(|&i| starts_with(&part[i..], &["RENAME", "TO"]))
+                    .and_then(|i| ctx.table_name(part, i + 2).ok())
+            })
+            .flatten();
+        let (schema, name) = renamed.map_or((schema, name), |(key, _)| key);
+        out.push(Object {
+            kind,
+            schema,
+            name,
+            dropped: drop,
+        });
+    }
+    Ok(out)
+}
+
+/// Gives `table` system versioning: its own period columns if it declares them, else the
+/// server's implicit `row_start` and `row_end`, last.
+/// The primary and unique keys then end with the row end (the server adds it: history
+/// rows share the rest of the key).
+fn version(table: &mut Table) {
+    if table.columns.iter().any(|c| c.period.is_some()) {
+        table.versioning = Some(Versioning::Explicit);
+    } else {
+        table.columns.extend(Table::implicit_period());
+        table.versioning = Some(Versioning::Implicit);
+    }
+    let Some(end) = table
+        .columns
+        .iter()
+        .find(|c| c.period == Some(Period::RowEnd))
+        .map(|c| c.name.clone())
+    else {
+        return;
+    };
+    for key in table.primary_key.iter_mut().chain(&mut table.unique_keys) {
+        if !key.columns.iter().any(|c| c.eq_ignore_ascii_case(&end)) {
+            key.columns.push(end.clone());
+        }
+    }
+}
+
+/// Whether `t` holds the unquoted words `words` in a row.
+fn has_words(t: &[Token], words: &[&str]) -> bool {
+    (0..t.len()).any(|i| starts_with(&t[i..], words))
+}
+
+/// The table option `SEQUENCE=1` (what SHOW CREATE TABLE says of a sequence).
+fn sequence_option(t: &[Token]) -> bool {
+    t.iter().enumerate().any(|(i, tok)| {
+        is_word(Some(tok), "SEQUENCE") && {
+            let v = if matches!(t.get(i + 1), Some(Token::Eq)) {
+                t.get(i + 2)
+            } else {
+                t.get(i + 1)
+            };
+            matches!(v, Some(Token::Number(n, _)) if n == "1")
+        }
+    })
+}
+
+/// Adds the index InnoDB makes for `fk` when no index starts with its columns: named
+/// after the constraint, else after the foreign key's index name, else after its first
+/// column.
+fn add_foreign_key_index(ctx: &Ctx, table: &mut Table, fk: ForeignKey) -> Result<(), DdlError> {
+    let covered = table
+        .primary_key
+        .iter()
+        .chain(&table.unique_keys)
+        .chain(&table.indexes)
+        .any(|k| {
+            k.columns.len() >= fk.columns.len()
+                && k.columns
+                    .iter()
+                    .zip(&fk.columns)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
+        });
+    if covered {
+        return Ok(());
+    }
+    add_key(
+        ctx,
+        table,
+        KeyDef {
+            kind: KeyKind::Plain,
+            name: fk.name,
+            columns: fk.columns,
+            if_not_exists: true,
+        },
+    )
 }
 
 /// Every tracked table and database.
@@ -207,11 +371,7 @@ impl Catalog {
             let for_at = for_at.ok_or_else(|| ctx.err("SET STATEMENT without FOR"))?;
             t = &t[for_at + 1..];
         }
-        let mut changed = Applied {
-            class: Class::Other,
-            tables: Vec::new(),
-            databases: Vec::new(),
-        };
+        let mut changed = Applied::none();
         let word = |i: usize| match t.get(i) {
             Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
             _ => String::new(),
@@ -241,8 +401,14 @@ impl Catalog {
                         changed.class = Class::Table;
                         self.create_index(&ctx, t, i, &mut changed)?;
                     }
-                    "VIEW" | "TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT" | "PACKAGE"
-                    | "SEQUENCE" => changed.class = Class::Object,
+                    "SEQUENCE" => {
+                        changed.class = Class::Table;
+                        self.create_sequence(&ctx, t, i + 1, &mut changed)?;
+                    }
+                    "VIEW" | "TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT" | "PACKAGE" => {
+                        changed.class = Class::Object;
+                        changed.objects = objects(&ctx, t, i)?;
+                    }
                     "USER" | "ROLE" => changed.class = Class::Account,
                     "SERVER" | "TABLESPACE" | "LOGFILE" => changed.class = Class::Other,
                     _ => return Err(ctx.err("an unknown CREATE statement")),
@@ -263,8 +429,13 @@ impl Catalog {
                         changed.class = Class::Database;
                         self.alter_database(&ctx, t, i + 1, &mut changed)?;
                     }
-                    "VIEW" | "EVENT" | "FUNCTION" | "PROCEDURE" | "SEQUENCE" | "PACKAGE" => {
-                        changed.class = Class::Object
+                    "SEQUENCE" => {
+                        changed.class = Class::Table;
+                        self.alter_sequence(&ctx, t, i + 1, &mut changed)?;
+                    }
+                    "VIEW" | "EVENT" | "FUNCTION" | "PROCEDURE" | "PACKAGE" => {
+                        changed.class = Class::Object;
+                        changed.objects = objects(&ctx, t, i)?;
                     }
                     "USER" | "ROLE" => changed.class = Class::Account,
                     "SERVER" | "TABLESPACE" | "LOGFILE" | "INSTANCE" => {
@@ -293,8 +464,14 @@ impl Catalog {
                         changed.class = Class::Table;
                         self.drop_index(&ctx, t, i + 1, &mut changed)?;
                     }
-                    "VIEW" | "TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT" | "SEQUENCE"
-                    | "PACKAGE" => changed.class = Class::Object,
+                    "SEQUENCE" => {
+                        changed.class = Class::Table;
+                        self.drop_tables(&ctx, t, i + 1, &mut changed)?;
+                    }
+                    "VIEW" | "TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT" | "PACKAGE" => {
+                        changed.class = Class::Object;
+                        changed.objects = objects(&ctx, t, i)?;
+                    }
                     "USER" | "ROLE" => changed.class = Class::Account,
                     "SERVER" | "TABLESPACE" | "LOGFILE" => changed.class = Class::Other,
                     _ => return Err(ctx.err("an unknown DROP statement")),
@@ -467,13 +644,6 @@ impl Catalog {
         if if_not_exists && self.tables.contains_key(&key) {
             return Ok(());
         }
-        if t.windows(3).any(|w| {
-            is_word(w.first(), "WITH")
-                && is_word(w.get(1), "SYSTEM")
-                && is_word(w.get(2), "VERSIONING")
-        }) {
-            return Err(ctx.err("system versioning is not supported"));
-        }
         if self.tables.contains_key(&key) && !or_replace {
             return Err(ctx.err(format!(
                 "table {}.{} already exists in the tracked schema",
@@ -522,24 +692,109 @@ impl Catalog {
             indexes: Vec::new(),
             charset,
             collation,
+            versioning: None,
+            sequence: false,
         };
         let mut keys = Vec::new();
+        let mut foreign_keys = Vec::new();
+        let mut versioned = false;
         for element in split_top_level(&t[next + 1..close]) {
             if is_key_definition(element) {
                 if let Some(k) = parse_key(element).map_err(|e| ctx.err(e))? {
                     keys.push(k);
+                } else if let Some(fk) = parse_foreign_key(element).map_err(|e| ctx.err(e))? {
+                    foreign_keys.push(fk);
                 }
                 continue;
             }
-            let (column, inline_keys) = parse_column(ctx, element)?;
+            let (column, inline_keys, column_versioned) = parse_column(ctx, element)?;
+            versioned |= column_versioned;
             keys.extend(inline_keys);
             table.columns.push(column);
         }
         for k in keys {
             add_key(ctx, &mut table, k)?;
         }
+        for fk in foreign_keys {
+            add_foreign_key_index(ctx, &mut table, fk)?;
+        }
+        let options = table_options(options);
+        if versioned || has_words(options, &["WITH", "SYSTEM", "VERSIONING"]) {
+            version(&mut table);
+        }
+        table.sequence = sequence_option(options);
         inherit_column_charsets(&mut table);
         self.put(key, Some(table), changed);
+        Ok(())
+    }
+
+    /// CREATE SEQUENCE: a table of the server's eight sequence columns.
+    fn create_sequence(
+        &mut self,
+        ctx: &Ctx,
+        t: &[Token],
+        mut i: usize,
+        changed: &mut Applied,
+    ) -> Result<(), DdlError> {
+        let if_not_exists = skip_words(t, &mut i, &["IF", "NOT", "EXISTS"]);
+        let (key, _) = ctx.table_name(t, i)?;
+        if !ctx.wants(&key) || (if_not_exists && self.tables.contains_key(&key)) {
+            return Ok(());
+        }
+        let column = |name: &str, bytes: u8, unsigned: bool| Column {
+            name: name.to_owned(),
+            ty: ColumnType::Int { bytes, unsigned },
+            nullable: false,
+            default: None,
+            generated: None,
+            charset: None,
+            collation: None,
+            invisible: false,
+            period: None,
+        };
+        let table = Table {
+            schema: key.0.clone(),
+            name: key.1.clone(),
+            columns: vec![
+                column("next_not_cached_value", 8, false),
+                column("minimum_value", 8, false),
+                column("maximum_value", 8, false),
+                column("start_value", 8, false),
+                column("increment", 8, false),
+                column("cache_size", 8, true),
+                column("cycle_option", 1, true),
+                column("cycle_count", 8, false),
+            ],
+            primary_key: None,
+            unique_keys: Vec::new(),
+            indexes: Vec::new(),
+            charset: None,
+            collation: None,
+            versioning: None,
+            sequence: true,
+        };
+        self.put(key, Some(table), changed);
+        Ok(())
+    }
+
+    /// ALTER SEQUENCE: no column changes, but the statement concerns the sequence.
+    fn alter_sequence(
+        &mut self,
+        ctx: &Ctx,
+        t: &[Token],
+        mut i: usize,
+        changed: &mut Applied,
+    ) -> Result<(), DdlError> {
+        let if_exists = skip_words(t, &mut i, &["IF", "EXISTS"]);
+        let (key, _) = ctx.table_name(t, i)?;
+        if !ctx.wants(&key) {
+            return Ok(());
+        }
+        match self.tables.get(&key).cloned() {
+            Some(table) => self.put(key, Some(table), changed),
+            None if if_exists => {}
+            None => return Err(ctx.err(format!("sequence {}.{} is not tracked", key.0, key.1))),
+        }
         Ok(())
     }
 
@@ -839,6 +1094,8 @@ fn inherit_column_charsets(table: &mut Table) {
 fn normalize_column(tokens: &[Token]) -> Vec<Token> {
     let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
     let mut depth = 0i32;
+    // The next token is the value of an attribute left out.
+    let mut skip_value = false;
     for (i, tok) in tokens.iter().enumerate() {
         match tok {
             Token::LParen => depth += 1,
@@ -866,6 +1123,25 @@ fn normalize_column(tokens: &[Token]) -> Vec<Token> {
         } else if own && is_word(Some(tok), "CHARSET") {
             out.push(Token::make_keyword("CHARACTER"));
             out.push(Token::make_keyword("SET"));
+        } else if own
+            && i > 1
+            && is_word(Some(tok), "SERIAL")
+            && is_word(tokens.get(i + 1), "DEFAULT")
+            && is_word(tokens.get(i + 2), "VALUE")
+        {
+            // SERIAL DEFAULT VALUE is NOT NULL AUTO_INCREMENT UNIQUE.
+            for w in ["NOT", "NULL", "AUTO_INCREMENT", "UNIQUE"] {
+                out.push(Token::make_keyword(w));
+            }
+        } else if own
+            && i > 2
+            && (is_word(Some(tok), "DEFAULT") || is_word(Some(tok), "VALUE"))
+            && is_word(
+                tokens.get(i - if is_word(Some(tok), "DEFAULT") { 1 } else { 2 }),
+                "SERIAL",
+            )
+        {
+            // The rest of SERIAL DEFAULT VALUE.
         } else if own && i == 1 && is_word(Some(tok), "SERIAL") {
             // SERIAL is BIGINT UNSIGNED NOT NULL AUTO_INCREMENT UNIQUE.
             for w in [
@@ -878,6 +1154,19 @@ fn normalize_column(tokens: &[Token]) -> Vec<Token> {
             ] {
                 out.push(Token::make_keyword(w));
             }
+        } else if own
+            && i > 1
+            && (is_word(Some(tok), "REF_SYSTEM_ID")
+                || is_word(Some(tok), "COLUMN_FORMAT")
+                || is_word(Some(tok), "STORAGE"))
+        {
+            // Storage attributes of a column (a geometry's SRID, NDB's column format and
+            // storage): no change to its values. Their value follows.
+            skip_value = true;
+        } else if std::mem::take(&mut skip_value) {
+            if matches!(tok, Token::Eq) {
+                skip_value = true;
+            }
         } else if own && i > 1 && is_word(Some(tok), "BINARY") {
             // CHAR(n) BINARY: a binary collation of the charset, still text.
         } else {
@@ -887,9 +1176,65 @@ fn normalize_column(tokens: &[Token]) -> Vec<Token> {
     out
 }
 
+/// The system-versioning words of a column definition, taken out of it: `GENERATED
+/// ALWAYS AS ROW START | END` (or `AS ROW …`) make it a period column, `WITH SYSTEM
+/// VERSIONING` versions its table; `WITHOUT SYSTEM VERSIONING` changes nothing tracked.
+fn take_versioning(tokens: &[Token]) -> (Vec<Token>, Option<Period>, bool) {
+    let mut out = Vec::with_capacity(tokens.len());
+    let (mut period, mut versioned) = (None, false);
+    let mut i = 0;
+    while i < tokens.len() {
+        let rest = &tokens[i..];
+        let row_at = if starts_with(rest, &["GENERATED", "ALWAYS", "AS", "ROW"]) {
+            Some(4)
+        } else if starts_with(rest, &["AS", "ROW"]) {
+            Some(2)
+        } else {
+            None
+        };
+        if let Some(n) = row_at {
+            if is_word(rest.get(n), "START") || is_word(rest.get(n), "END") {
+                period = Some(if is_word(rest.get(n), "START") {
+                    Period::RowStart
+                } else {
+                    Period::RowEnd
+                });
+                i += n + 1;
+                continue;
+            }
+        }
+        if i > 1 && starts_with(rest, &["WITH", "SYSTEM", "VERSIONING"]) {
+            versioned = true;
+            i += 3;
+            continue;
+        }
+        if i > 1 && starts_with(rest, &["WITHOUT", "SYSTEM", "VERSIONING"]) {
+            i += 3;
+            continue;
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    (out, period, versioned)
+}
+
 /// One column definition (`name type options…`), with the keys it declares inline
-/// (`PRIMARY KEY`, `UNIQUE`).
-fn parse_column(ctx: &Ctx, tokens: &[Token]) -> Result<(Column, Vec<KeyDef>), DdlError> {
+/// (`PRIMARY KEY`, `UNIQUE`), and whether it said `WITH SYSTEM VERSIONING` (which
+/// versions its table).
+fn parse_column(ctx: &Ctx, tokens: &[Token]) -> Result<(Column, Vec<KeyDef>, bool), DdlError> {
+    let (tokens, period, versioned) = take_versioning(tokens);
+    let tokens = tokens.as_slice();
+    if tokens
+        .iter()
+        .skip(2)
+        .any(|t| is_word(Some(t), "COMPRESSED"))
+    {
+        return Err(ctx.err(format!(
+            "column `{}`: COMPRESSED columns are not supported (their row images cannot be \
+             decoded)",
+            render(tokens)
+        )));
+    }
     let sql = format!("CREATE TABLE t ({})", render(&normalize_column(tokens)));
     let statements = Parser::parse_sql(&MySqlDialect {}, &sql)
         .map_err(|e| ctx.err(format!("column `{}`: {e}", render(tokens))))?;
@@ -903,7 +1248,12 @@ fn parse_column(ctx: &Ctx, tokens: &[Token]) -> Result<(Column, Vec<KeyDef>), Dd
         .columns
         .first()
         .ok_or_else(|| ctx.err(format!("`{}` is not a column definition", render(tokens))))?;
-    let column = columns::column(def).map_err(|e| ctx.err(e))?;
+    let mut column = columns::column(def).map_err(|e| ctx.err(e))?;
+    if let Some(period) = period {
+        column.period = Some(period);
+        column.generated = Some(Generated::Stored);
+        column.nullable = false;
+    }
     let mut keys = Vec::new();
     for o in &def.options {
         match &o.option {
@@ -922,7 +1272,7 @@ fn parse_column(ctx: &Ctx, tokens: &[Token]) -> Result<(Column, Vec<KeyDef>), Dd
             _ => {}
         }
     }
-    Ok((column, keys))
+    Ok((column, keys, versioned))
 }
 
 /// Adds a key, naming an unnamed one as the server does (its first column, then `_2`, …).
