@@ -43,6 +43,7 @@ impl From<Exit> for ExitCode {
 }
 
 fn main() -> ExitCode {
+    release_large_buffers();
     let cli = Cli::parse();
     let Some(path) = cli.config.as_deref() else {
         Cli::command()
@@ -93,6 +94,30 @@ fn main() -> ExitCode {
         None => runtime.block_on(run(&config)),
     };
     exit.into()
+}
+
+/// Keeps glibc from holding on to freed large buffers. After freeing a large block it
+/// raises the size above which blocks get their own mapping (up to 32 MiB), so the
+/// buffers of a large row (up to that size) then come from the heap and stay resident
+/// after use. A fixed threshold gives every buffer over 256 KiB its own mapping, returned
+/// to the system when freed.
+///
+/// The MySQL client library keeps the buffers its connections return in a pool, each cut
+/// to `MYSQL_ASYNC_BUFFER_SIZE_CAP` bytes (4 MiB by default): after one large row every
+/// session would keep several. 256 KiB is plenty for ordinary statements (an operator's
+/// own setting of the variable wins).
+fn release_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any thread
+    // starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+    const CAP: &str = "MYSQL_ASYNC_BUFFER_SIZE_CAP";
+    if std::env::var_os(CAP).is_none() {
+        // Before any thread starts, and before the library reads it.
+        std::env::set_var(CAP, (256 << 10).to_string());
+    }
 }
 
 fn init_logging(config: &Config, json: bool) {

@@ -668,7 +668,7 @@ impl Run<'_> {
         let successor = self.down.successor();
         let mut down = std::mem::replace(&mut self.down, successor);
         let task = tokio::spawn(async move {
-            let result = down.exec(&stmts).await;
+            let result = down.exec_owned(stmts).await;
             (down, result)
         });
         self.inflight = Some(Inflight {
@@ -1759,6 +1759,8 @@ pub async fn run(
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
+                // Its event goes once its decoded rows are applied (a large one streams).
+                drop(rows);
                 run.ctx.metrics.buffered(run.txn.len());
                 if run.large() {
                     run.stream().await?;

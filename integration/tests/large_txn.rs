@@ -163,3 +163,66 @@ async fn a_graceful_stop_while_streaming_rolls_back_and_resumes() {
         "one downstream transaction"
     );
 }
+
+/// One 64 MiB row, inserted and then updated (its before and after images are 128 MiB
+/// in one event), replicates with the drainer under 256 MiB of RSS: no more copies of a
+/// row image are held than needed (the update peaked at 344 MiB before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_row_replicates_in_bounded_memory() {
+    const SIZE: u64 = 64 << 20;
+    let big = || async {
+        MariaDb::builder()
+            .arg("--max-allowed-packet=1G")
+            .start()
+            .await
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(big(), big());
+    for site in [&a, &b] {
+        site.exec(&[
+            "CREATE DATABASE app",
+            "CREATE TABLE app.doc (id INT PRIMARY KEY, body LONGBLOB NOT NULL)",
+        ])
+        .await
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = marked_config_for(&a, &b, dir.path()).unwrap();
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    let same = |what: &'static str| {
+        let (a, b, drainer) = (&a, &b, &drainer);
+        async move {
+            let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body)), 0) AS UNSIGNED), \
+                       COALESCE(MAX(MD5(body)), '') FROM app.doc";
+            let want: Vec<(u64, u64, String)> = a.query(sql).await.unwrap();
+            eventually(what, WAIT, || async {
+                let got: Vec<(u64, u64, String)> = b.query(sql).await.map_err(|e| e.to_string())?;
+                (got == want)
+                    .then_some(())
+                    .ok_or(format!("{got:?} != {want:?}\n{}", drainer.stderr()))
+            })
+            .await;
+        }
+    };
+    a.exec(&[&format!(
+        "INSERT INTO app.doc VALUES (1, REPEAT('x', {SIZE}))"
+    )])
+    .await
+    .unwrap();
+    same("the inserted row downstream").await;
+    let inserted = drainer.peak_rss().unwrap_or(0) as f64 / (1 << 20) as f64;
+    a.exec(&[&format!(
+        "UPDATE app.doc SET body = REPEAT('y', {SIZE}) WHERE id = 1"
+    )])
+    .await
+    .unwrap();
+    same("the updated row downstream").await;
+    let updated = drainer.peak_rss().unwrap_or(0) as f64 / (1 << 20) as f64;
+    eprintln!(
+        "drainer peak RSS: {inserted:.0} MiB after the insert, {updated:.0} MiB after the update"
+    );
+    assert!(
+        updated < 256.0,
+        "peak RSS {updated:.0} MiB (insert: {inserted:.0})"
+    );
+}

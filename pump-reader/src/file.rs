@@ -11,17 +11,14 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::assemble::{Assembler, RawEvent};
-use crate::event::{kind, EventHeader, FormatDescription};
+use crate::checksum::Checksums;
+use crate::event::{kind, EventHeader};
 use crate::position::{BinlogCoords, Position};
 use crate::txn::{Collector, Txn, TxnEvent};
 use crate::Error;
 
 /// Every binlog file starts with these four bytes.
 pub const MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
-/// The checksum algorithm code for CRC32 in the format description.
-const CHECKSUM_CRC32: u8 = 1;
-/// Set in the format description of a binlog file the server still writes.
-const FLAG_BINLOG_IN_USE: u16 = 0x1;
 /// Refuse events larger than this (MariaDB's max_allowed_packet ceiling is 1 GiB).
 const MAX_EVENT: u32 = 1 << 30;
 
@@ -31,8 +28,10 @@ pub struct EventFile {
     reader: BufReader<File>,
     /// Offset of the next event.
     offset: u64,
-    /// Whether events carry a CRC32, known from the format description.
-    crc32: Option<bool>,
+    /// The checksum the events carry, known from the format description.
+    checksums: Checksums,
+    /// The format description was read (it must come first).
+    seen_format: bool,
 }
 
 impl EventFile {
@@ -45,7 +44,8 @@ impl EventFile {
             path: path.to_owned(),
             reader: BufReader::with_capacity(1 << 16, file),
             offset: 0,
-            crc32: None,
+            checksums: Checksums::default(),
+            seen_format: false,
         };
         let mut magic = [0u8; 4];
         let n = events.read_up_to(&mut magic)?;
@@ -91,79 +91,15 @@ impl EventFile {
             ));
         }
         self.offset += u64::from(header.size);
-        let body = self.strip_checksum(at, &head, header, raw)?;
+        if !self.seen_format && header.kind != kind::FORMAT_DESCRIPTION {
+            return Err(self.file_error(at, "the first event is not a format description".into()));
+        }
+        self.seen_format = true;
+        let body = self
+            .checksums
+            .strip(&head, &header, Bytes::from(raw))
+            .map_err(|reason| self.file_error(at, reason))?;
         Ok(Some(RawEvent { header, body }))
-    }
-
-    /// Removes (and verifies) the checksum; learns the algorithm from the format
-    /// description, which must come first.
-    fn strip_checksum(
-        &mut self,
-        at: u64,
-        head: &[u8],
-        header: EventHeader,
-        mut raw: Vec<u8>,
-    ) -> Result<Bytes, Error> {
-        let crc32 = if header.kind == kind::FORMAT_DESCRIPTION {
-            let version = raw.get(2..52).unwrap_or_default();
-            let end = version
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(version.len());
-            let version = String::from_utf8_lossy(&version[..end]);
-            if FormatDescription::server_writes_checksums(&version) {
-                let trailer = FormatDescription::CHECKSUM_TRAILER;
-                if raw.len() < trailer {
-                    return Err(self.file_error(at, "format description too short".into()));
-                }
-                let alg = raw[raw.len() - trailer];
-                self.crc32 = Some(alg == CHECKSUM_CRC32);
-                // The server computes this checksum with LOG_EVENT_BINLOG_IN_USE_F clear,
-                // as the flag is cleared when the file is closed.
-                let mut closed = [0u8; EventHeader::LEN];
-                closed.copy_from_slice(head);
-                closed[17] &= !(FLAG_BINLOG_IN_USE as u8);
-                self.verify(at, &closed, &raw, alg == CHECKSUM_CRC32)?;
-                raw.truncate(raw.len() - trailer);
-                return Ok(Bytes::from(raw));
-            }
-            self.crc32 = Some(false);
-            false
-        } else {
-            match self.crc32 {
-                Some(crc32) => crc32,
-                None => {
-                    return Err(
-                        self.file_error(at, "the first event is not a format description".into())
-                    )
-                }
-            }
-        };
-        if crc32 {
-            self.verify(at, head, &raw, true)?;
-            raw.truncate(raw.len() - 4);
-        }
-        Ok(Bytes::from(raw))
-    }
-
-    /// Checks the CRC32 in the last 4 bytes of `raw` against the header and the rest.
-    fn verify(&self, at: u64, head: &[u8], raw: &[u8], crc32: bool) -> Result<(), Error> {
-        if !crc32 {
-            return Ok(());
-        }
-        let (data, stored) = raw.split_at(raw.len() - 4);
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(head);
-        hasher.update(data);
-        let computed = hasher.finalize();
-        let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
-        if computed != stored {
-            return Err(self.file_error(
-                at,
-                format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})"),
-            ));
-        }
-        Ok(())
     }
 
     /// Reads until `buf` is full or the file ends; returns how much was read.

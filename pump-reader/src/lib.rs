@@ -10,9 +10,12 @@
 //! binlog file (EventFile)  ─────────┘                               └─▶ Collector ─▶ Txn
 //! ```
 //! Every event is decoded by this crate's own bounds-checked decoders ([`event`]): bad
-//! bytes are an [`Error`] naming the event and its position, never a panic. mysql_async
-//! only carries the replication protocol; mysql_common's row decoding is not used (see
-//! `../shared/notes/dependencies.md` for why).
+//! bytes are an [`Error`] naming the event and its position, never a panic. The
+//! replication connection is this crate's own too (`dump.rs`: login, registration, the
+//! dump, each event read into one buffer of its size and its checksum checked), so an
+//! event is never held twice, whatever its size; mysql_async serves the other
+//! statements (positions, what the server has). mysql_common's binlog decoding is not
+//! used (see `../shared/notes/dependencies.md` for why).
 //!
 //! ## Transactions
 //! A [`Txn`] has its GTID (if any), the originating server id, the commit timestamp, its
@@ -83,6 +86,8 @@
 //! ```
 
 mod assemble;
+mod checksum;
+mod dump;
 mod error;
 pub mod event;
 mod file;

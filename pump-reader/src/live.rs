@@ -17,17 +17,13 @@
 //! the reader with an [`Error`] that says what was asked and what the server has.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_core::Stream;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, OptsBuilder};
-use mysql_common::packets::{GnoInterval, Sid};
+use mysql_async::{Conn, OptsBuilder};
 
 use crate::assemble::{Assembler, RawEvent};
-use crate::event::{kind, EventHeader};
+use crate::dump::{Dump, DumpError};
 use crate::position::{BinlogCoords, GtidSet, MariaGtidList, MysqlGtidSet, Position};
 use crate::txn::{Collector, Txn, TxnEvent};
 use crate::Error;
@@ -136,10 +132,7 @@ pub struct LiveReader {
     options: LiveOptions,
     flavor: Flavor,
     assembler: Assembler,
-    stream: Option<BinlogStream>,
-    /// Whether the stream has sent its FORMAT_DESCRIPTION yet (the artificial ROTATE
-    /// before it carries a checksum mysql_common does not strip).
-    seen_format: bool,
+    stream: Option<Dump>,
     pending: VecDeque<TxnEvent>,
     scratch: Vec<TxnEvent>,
     /// Keeps a transaction being collected by `next_txn` across cancelled calls.
@@ -213,7 +206,6 @@ impl LiveReader {
             flavor,
             assembler: Assembler::new(position),
             stream: None,
-            seen_format: false,
             pending: VecDeque::new(),
             scratch: Vec::new(),
             collector: Collector::default(),
@@ -342,42 +334,25 @@ impl LiveReader {
     async fn step(&mut self) -> Result<(), Failure> {
         if self.stream.is_none() {
             self.stream = Some(self.open_stream().await?);
-            self.seen_format = false;
         }
         let stream = self.stream.as_mut().expect("opened above");
-        let next = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx));
-        let item = match tokio::time::timeout(self.options.dead_after, next).await {
-            Err(_) => {
-                return Err(Failure::Transient(
-                    Cause::Network,
-                    format!("no event or heartbeat for {:?}", self.options.dead_after),
-                ))
-            }
-            Ok(None) => {
-                return Err(Failure::Transient(
-                    Cause::Network,
-                    "the upstream ended the stream".into(),
-                ))
-            }
-            Ok(Some(Err(e))) => return Err(self.classify(e).await),
-            Ok(Some(Ok(event))) => event,
-        };
-        let h = item.header();
-        let header = EventHeader {
-            timestamp: h.timestamp(),
-            kind: h.event_type_raw(),
-            server_id: h.server_id(),
-            size: h.event_size(),
-            log_pos: h.log_pos(),
-            flags: h.flags_raw(),
-        };
-        // The event's own buffer, not a copy: a row image can be a gigabyte.
-        let mut body = Bytes::from_owner(EventData(item));
-        if header.kind == kind::FORMAT_DESCRIPTION {
-            self.seen_format = true;
-        } else if header.kind == kind::ROTATE && !self.seen_format {
-            body = strip_early_checksum(&header, body);
-        }
+        let (header, body) =
+            match tokio::time::timeout(self.options.dead_after, stream.next_event()).await {
+                Err(_) => {
+                    return Err(Failure::Transient(
+                        Cause::Network,
+                        format!("no event or heartbeat for {:?}", self.options.dead_after),
+                    ))
+                }
+                Ok(Ok(None)) => {
+                    return Err(Failure::Transient(
+                        Cause::Network,
+                        "the upstream ended the stream".into(),
+                    ))
+                }
+                Ok(Err(e)) => return Err(self.classify(e).await),
+                Ok(Ok(Some(event))) => event,
+            };
         let event = RawEvent { header, body };
         self.assembler
             .push(&event, &mut self.scratch)
@@ -386,9 +361,14 @@ impl LiveReader {
         Ok(())
     }
 
-    /// Connects and asks for the binlog from the current position.
-    async fn open_stream(&self) -> Result<BinlogStream, Failure> {
-        let mut conn = connect(&self.upstream, &self.options).await?;
+    /// Connects (the replication connection of [`crate::dump`]) and asks for the binlog
+    /// from the current position.
+    async fn open_stream(&self) -> Result<Dump, Failure> {
+        let up = &self.upstream;
+        let timeout = self.options.connect_timeout;
+        let mut dump = Dump::login(&up.host, up.port, &up.user, &up.password, timeout)
+            .await
+            .map_err(|e| login_failure(up, e))?;
         let position = self.assembler.position().clone();
         let resume_gtids = match self.options.resume_by {
             ResumeBy::Coords if !position.coords.file.is_empty() => None,
@@ -396,81 +376,67 @@ impl LiveReader {
         };
         let heartbeat_ns = self.options.heartbeat.as_nanos().min(u128::from(u64::MAX)) as u64;
         let setup = async {
-            conn.query_drop(format!("SET @master_heartbeat_period = {heartbeat_ns}"))
+            dump.execute(&format!("SET @master_heartbeat_period = {heartbeat_ns}"))
                 .await?;
+            // Events come with their checksums, which the reader checks.
+            dump.execute("SET @master_binlog_checksum = 'ALL'").await?;
             if self.flavor == Flavor::MariaDb {
-                conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+                dump.execute("SET @mariadb_slave_capability = 4").await?;
                 if let Some(GtidSet::MariaDb(state)) = resume_gtids {
-                    conn.query_drop(format!("SET @slave_connect_state = '{state}'"))
+                    dump.execute(&format!("SET @slave_connect_state = '{state}'"))
                         .await?;
                     // Refuse a history that diverged from ours (a failover gone wrong).
-                    conn.query_drop("SET @slave_gtid_strict_mode = 1").await?;
+                    dump.execute("SET @slave_gtid_strict_mode = 1").await?;
                 }
             }
-            Ok::<_, mysql_async::Error>(())
-        };
-        match tokio::time::timeout(self.options.connect_timeout, setup).await {
-            Err(_) => {
-                return Err(Failure::Transient(
-                    Cause::Network,
-                    "no answer while preparing the dump".into(),
-                ))
+            dump.register(up.server_id).await?;
+            match (self.flavor, resume_gtids) {
+                // MariaDB: the GTID start was set above; an empty file name means "by GTID".
+                (Flavor::MariaDb, Some(GtidSet::MariaDb(_))) => {
+                    dump.dump(up.server_id, "", 4, false).await
+                }
+                (Flavor::MySql, Some(GtidSet::MySql(set))) => {
+                    dump.dump_gtid(up.server_id, &sids(set)).await
+                }
+                _ => {
+                    let coords = &position.coords;
+                    dump.dump(up.server_id, &coords.file, coords.pos, false)
+                        .await
+                }
             }
-            Ok(Err(e)) => return Err(self.classify(e).await),
-            Ok(Ok(())) => {}
-        }
-        let request = BinlogStreamRequest::new(self.upstream.server_id);
-        let request = match (self.flavor, resume_gtids) {
-            // MariaDB: the GTID start was set above; an empty file name means "by GTID".
-            (Flavor::MariaDb, Some(GtidSet::MariaDb(_))) => {
-                request.with_filename(b"").with_pos(4u64)
-            }
-            (Flavor::MySql, Some(GtidSet::MySql(set))) => request
-                .with_gtid()
-                .with_filename(b"")
-                .with_pos(4u64)
-                .with_gtid_set(sids(set)),
-            _ => request
-                .with_filename(position.coords.file.as_bytes())
-                .with_pos(position.coords.pos),
         };
-        match tokio::time::timeout(
-            self.options.connect_timeout,
-            conn.get_binlog_stream(request),
-        )
-        .await
-        {
+        match tokio::time::timeout(timeout, setup).await {
             Err(_) => Err(Failure::Transient(
                 Cause::Network,
-                "no answer to the binlog dump request".into(),
+                "no answer while asking for the binlog".into(),
             )),
             Ok(Err(e)) => Err(self.classify(e).await),
-            Ok(Ok(stream)) => {
+            Ok(Ok(())) => {
                 tracing::info!(position = %position, upstream = ?self.upstream, "reading the upstream binlog");
-                Ok(stream)
+                Ok(dump)
             }
         }
     }
 
-    /// Sorts a client error into retry or stop; a stop because the server cannot serve our
-    /// position says what it has.
-    async fn classify(&self, e: mysql_async::Error) -> Failure {
-        let server = match &e {
-            mysql_async::Error::Server(server) => server,
-            mysql_async::Error::Io(mysql_async::IoError::Io(io)) if is_network(io) => {
-                return Failure::Transient(Cause::Network, e.to_string())
-            }
-            mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
-                return Failure::Transient(Cause::Network, e.to_string())
-            }
-            // A packet the client could not read, or cut short.
-            _ => return Failure::Transient(Cause::Stream, e.to_string()),
+    /// Sorts a failure of the replication connection into retry or stop; a stop because
+    /// the server cannot serve our position says what it has.
+    async fn classify(&self, e: DumpError) -> Failure {
+        let code = match &e {
+            DumpError::Server { code, .. } => *code,
+            DumpError::Io(_) => return Failure::Transient(Cause::Network, e.to_string()),
+            // A packet the reader could not make sense of, or a checksum that does not
+            // match: the stream, not the network.
+            DumpError::Protocol(_) => return Failure::Transient(Cause::Stream, e.to_string()),
+            DumpError::Login(_) => return login_failure(&self.upstream, e),
         };
-        match server.code {
+        match code {
             // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged file, unknown GTID, bad position.
             1236 => Failure::Definite(Error::Unavailable {
                 asked: self.assembler.position().to_string(),
-                server: server.message.clone(),
+                server: match e {
+                    DumpError::Server { message, .. } => message,
+                    other => other.to_string(),
+                },
                 has: self.what_upstream_has().await,
             }),
             // Too many connections, shutdown in progress, killed, interrupted, aborted.
@@ -588,20 +554,6 @@ async fn disconnect(conn: Conn, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, conn.disconnect()).await;
 }
 
-/// I/O errors of the network (as opposed to a stream the client could not parse).
-fn is_network(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionReset
-            | ConnectionAborted
-            | ConnectionRefused
-            | BrokenPipe
-            | NotConnected
-            | TimedOut
-    )
-}
-
 /// Why a starting point has no position.
 enum Unresolved {
     /// The server does not have it (purged file, a position inside an event).
@@ -698,53 +650,57 @@ async fn resolve(conn: &mut Conn, flavor: Flavor, start: StartAt) -> Result<Posi
     Ok(Position { coords, gtids })
 }
 
-/// The GTID set as COM_BINLOG_DUMP_GTID wants it (intervals with exclusive ends).
-fn sids(set: &MysqlGtidSet) -> Vec<Sid<'static>> {
-    set.iter()
-        .filter(|(_, tag, _)| tag.is_empty())
-        .map(|(uuid, _, intervals)| {
-            Sid::new(uuid.0).with_intervals(
-                intervals
-                    .iter()
-                    .map(|&(a, b)| GnoInterval::new(a, b.saturating_add(1)))
-                    .collect(),
-            )
+/// A login the replication connection could not make: refusals no retry will fix
+/// (access denied, host not allowed or blocked, account locked, password expired, TLS
+/// required, an authentication plugin it does not speak) stop; anything else is retried.
+fn login_failure(upstream: &Upstream, e: DumpError) -> Failure {
+    let definite = match &e {
+        DumpError::Login(_) => true,
+        DumpError::Server { code, .. } => matches!(
+            code,
+            1044 | 1045
+                | 1129
+                | 1130
+                | 1227
+                | 1251
+                | 1524
+                | 1698
+                | 1820
+                | 1862
+                | 3118
+                | 3159
+                | 4151
+        ),
+        DumpError::Io(_) | DumpError::Protocol(_) => false,
+    };
+    if definite {
+        Failure::Definite(Error::Upstream {
+            what: format!("log in to {upstream:?}"),
+            reason: match e {
+                DumpError::Server { message, .. } => message,
+                other => other.to_string(),
+            },
         })
-        .collect()
-}
-
-/// The artificial ROTATE arrives before the format description, so mysql_common leaves
-/// its 4 checksum bytes at the end of the file name. They are there when they are the
-/// CRC32 of the rest.
-/// An event's data, as the bytes of a [`RawEvent`] body (shared, never copied).
-struct EventData(mysql_common::binlog::events::Event);
-
-impl AsRef<[u8]> for EventData {
-    fn as_ref(&self) -> &[u8] {
-        self.0.data()
-    }
-}
-
-fn strip_early_checksum(header: &EventHeader, body: Bytes) -> Bytes {
-    if body.len() < 8 + 4 {
-        return body;
-    }
-    let (data, stored) = body.split_at(body.len() - 4);
-    let mut head = Vec::with_capacity(EventHeader::LEN);
-    head.extend(header.timestamp.to_le_bytes());
-    head.push(header.kind);
-    head.extend(header.server_id.to_le_bytes());
-    head.extend(header.size.to_le_bytes());
-    head.extend(header.log_pos.to_le_bytes());
-    head.extend(header.flags.to_le_bytes());
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&head);
-    hasher.update(data);
-    if hasher.finalize().to_le_bytes() == stored {
-        body.slice(..body.len() - 4)
     } else {
-        body
+        Failure::Transient(Cause::Network, e.to_string())
     }
+}
+
+/// The GTID set as COM_BINLOG_DUMP_GTID wants it: the number of server uuids, then each
+/// uuid with its intervals (ends exclusive), all little-endian.
+fn sids(set: &MysqlGtidSet) -> Vec<u8> {
+    let sids: Vec<_> = set.iter().filter(|(_, tag, _)| tag.is_empty()).collect();
+    let mut out = Vec::new();
+    out.extend((sids.len() as u64).to_le_bytes());
+    for (uuid, _, intervals) in sids {
+        out.extend(uuid.0);
+        out.extend((intervals.len() as u64).to_le_bytes());
+        for &(start, end) in intervals {
+            out.extend(start.to_le_bytes());
+            out.extend(end.saturating_add(1).to_le_bytes());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -756,47 +712,21 @@ mod tests {
         let set: MysqlGtidSet = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7"
             .parse()
             .unwrap();
-        let sids = sids(&set);
-        assert_eq!(sids.len(), 1);
-        let intervals: Vec<(u64, u64)> = sids[0]
-            .intervals()
-            .iter()
-            .map(|i| (i.start(), i.end()))
-            .collect();
-        assert_eq!(intervals, [(1, 6), (7, 8)]);
-    }
-
-    #[test]
-    fn the_early_rotate_loses_its_checksum_only_when_it_is_one() {
-        let mut body = 4u64.to_le_bytes().to_vec();
-        body.extend(b"binlog.000007");
-        let header = EventHeader {
-            timestamp: 0,
-            kind: kind::ROTATE,
-            server_id: 1,
-            size: (19 + body.len() + 4) as u32,
-            log_pos: 0,
-            flags: EventHeader::FLAG_ARTIFICIAL,
-        };
-        let mut raw = Vec::new();
-        raw.extend(header.timestamp.to_le_bytes());
-        raw.push(header.kind);
-        raw.extend(header.server_id.to_le_bytes());
-        raw.extend(header.size.to_le_bytes());
-        raw.extend(header.log_pos.to_le_bytes());
-        raw.extend(header.flags.to_le_bytes());
-        raw.extend(&body);
-        let crc = crc32fast::hash(&raw);
-        let mut with_crc = body.clone();
-        with_crc.extend(crc.to_le_bytes());
+        let bytes = sids(&set);
+        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        assert_eq!(u64_at(0), 1, "one server uuid");
         assert_eq!(
-            strip_early_checksum(&header, Bytes::from(with_crc)),
-            Bytes::from(body.clone())
+            bytes[8..24],
+            [
+                0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42,
+                0x95, 0x62
+            ]
         );
-        // Without a checksum (binlog_checksum = NONE) the name is left alone.
+        assert_eq!(u64_at(24), 2, "two intervals");
         assert_eq!(
-            strip_early_checksum(&header, Bytes::from(body.clone())),
-            Bytes::from(body)
+            [u64_at(32), u64_at(40), u64_at(48), u64_at(56)],
+            [1, 6, 7, 8]
         );
+        assert_eq!(bytes.len(), 64);
     }
 }

@@ -33,7 +33,9 @@ use pump_reader::event::SessionVars;
 use pump_reader::{Position, PositionRecord, Statement, Xid};
 
 use super::sql::{quote, Stmt};
+use super::values::Param;
 use crate::failpoint;
+use std::borrow::Cow;
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -908,23 +910,47 @@ impl Downstream {
     /// Runs statements in the open transaction (an error if there is none: the session
     /// that held it was lost, and with it the transaction).
     pub async fn exec(&mut self, stmts: &[Stmt]) -> Result<(), DownstreamError> {
+        self.run(
+            stmts
+                .iter()
+                .map(|s| (Cow::Borrowed(s.sql.as_str()), s.values())),
+        )
+        .await
+    }
+
+    /// [`Downstream::exec`], taking the statements: each parameter is handed to the
+    /// driver as it is (a string shared with its row image is copied just before its
+    /// statement runs, and that image can go once no other statement needs it), so a
+    /// large row is not held twice more while it is sent.
+    pub async fn exec_owned(&mut self, stmts: Vec<Stmt>) -> Result<(), DownstreamError> {
+        self.run(stmts.into_iter().map(|s| {
+            let values = s.params.into_iter().map(Param::into_value).collect();
+            (Cow::Owned(s.sql), values)
+        }))
+        .await
+    }
+
+    async fn run<'s>(
+        &mut self,
+        stmts: impl Iterator<Item = (Cow<'s, str>, Vec<mysql_async::Value>)> + Send,
+    ) -> Result<(), DownstreamError> {
         self.require_txn()?;
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            for (i, s) in stmts.iter().enumerate() {
+            for (i, (sql, values)) in stmts.enumerate() {
                 if i == 1 {
                     failpoint::hit("between-rows");
                 }
                 // Statements without parameters (BINLOG, SAVEPOINT, SET) go as text: the
                 // server cannot prepare some of them.
-                let result = if s.params.is_empty() {
-                    conn.query_drop(s.sql.as_str()).await
+                let result = if values.is_empty() {
+                    conn.query_drop(sql.as_ref()).await
                 } else {
-                    conn.exec_drop(s.sql.as_str(), s.values()).await
+                    conn.exec_drop(sql.as_ref(), values).await
                 };
-                result.map_err(|e| classify(&s.sql, e))?;
+                result.map_err(|e| classify(&sql, e))?;
             }
             Ok(())
         })

@@ -27,6 +27,14 @@ impl Param {
             Param::Shared(b) => Plain::Bytes(b.to_vec()),
         }
     }
+
+    /// The driver's value, taking this one (only a shared string is copied).
+    pub fn into_value(self) -> Plain {
+        match self {
+            Param::Plain(v) => v,
+            Param::Shared(b) => Plain::Bytes(b.to_vec()),
+        }
+    }
 }
 
 /// A value the applier cannot write.
