@@ -49,7 +49,9 @@ pub use drainer::{
 pub use eventually::{eventually, poll_until, Timeout};
 pub use http::{drainer_status, http_get, parse_prometheus, sample, Sample};
 pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
-pub use sites::{mark_counter, two_sites, Dice};
+pub use sites::{
+    binlogs_still, direction, mark_counter, text_rows, two_sites, two_writable_sites, Dice,
+};
 
 /// Why the harness could not give a test what it asked for.
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,13 @@ impl MariaDbBuilder {
         self
     }
 
+    /// `auto_increment_increment` and `auto_increment_offset`: a site of several that
+    /// write, each with its own keys.
+    pub fn auto_increment(self, increment: u32, offset: u32) -> Self {
+        self.arg(format!("--auto-increment-increment={increment}"))
+            .arg(format!("--auto-increment-offset={offset}"))
+    }
+
     /// Another `mariadbd` option, after the harness's own (so it wins), e.g.
     /// `--binlog-format=STATEMENT`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use integration::{
-    config_for, drainer_status, eventually, http_get, mark_counter, parse_prometheus, sample,
-    two_sites, DrainerCommand, DrainerProcess, MariaDb,
+    binlogs_still, config_for, direction, drainer_status, eventually, http_get, mark_counter,
+    parse_prometheus, sample, text_rows, two_sites, DrainerCommand, DrainerProcess, MariaDb,
 };
 use mysql_async::prelude::Queryable;
 
@@ -54,29 +54,7 @@ async fn writer(server: &MariaDb, site: char, base: i64, run_for: Duration) -> i
 }
 
 async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
-    let rows: Vec<mysql_async::Row> = server
-        .query("SELECT * FROM app.kv ORDER BY id")
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.get::<Option<String>, _>(i)
-                        .flatten()
-                        .unwrap_or_else(|| "NULL".into())
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect())
-}
-
-async fn binlog_end(server: &MariaDb) -> (String, u64) {
-    let rows: Vec<mysql_async::Row> = server.query("SHOW MASTER STATUS").await.unwrap();
-    let row = &rows[0];
-    (row.get(0).unwrap(), row.get(1).unwrap())
+    text_rows(server, "SELECT * FROM app.kv ORDER BY id").await
 }
 
 /// `name=value` from the drainer's last log line that has it (ANSI colours removed).
@@ -168,10 +146,7 @@ async fn two_sites_converge_without_loops() {
     .await;
 
     // No ping-pong: both binlogs stop growing.
-    let before = tokio::join!(binlog_end(&a), binlog_end(&b));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = tokio::join!(binlog_end(&a), binlog_end(&b));
-    assert_eq!(before, after, "a binlog still grows: transactions loop");
+    binlogs_still(&[&a, &b]).await.unwrap();
 
     // /status: caught up, and its counters agree with the mark tables. Every transaction
     // A → B applied comes back in B's binlog and B → A drops it.
@@ -287,26 +262,6 @@ async fn a_mark_table_in_another_layout_is_refused() {
     );
 }
 
-/// One direction of a topology: `from` → `to` on `channel`, with its data-dir under `dir`.
-fn direction(
-    from: &MariaDb,
-    to: &MariaDb,
-    channel: i64,
-    sync_ddl: bool,
-    dir: &std::path::Path,
-) -> conf::Config {
-    let name = format!("{}-to-{}", from.server_id(), to.server_id());
-    let mut config = config_for(from, to, &dir.join(name)).unwrap();
-    // Two drainers reading one upstream need their own replica ids: the server drops a
-    // replica's connection when another registers with the same id.
-    config.pump.server_id = 20_000 + from.server_id() * 100 + to.server_id();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = channel;
-    config.syncer.sync_ddl = sync_ddl;
-    config.syncer.checkpoint_interval_ms = 200;
-    config
-}
-
 /// Waits until every site holds `expected` rows and the same ones as the first.
 async fn all_converged(sites: &[&MariaDb], expected: usize, drainers: &[DrainerProcess]) {
     eventually("every site to hold the same rows", WAIT, || async {
@@ -356,21 +311,6 @@ async fn write_rows(site: &MariaDb, tag: char, base: i64, rounds: i64) {
     conn.disconnect().await.ok();
 }
 
-async fn binlogs_still(sites: &[&MariaDb]) {
-    let mut before = Vec::new();
-    for site in sites {
-        before.push(binlog_end(site).await);
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for (site, end) in sites.iter().zip(before) {
-        assert_eq!(
-            binlog_end(site).await,
-            end,
-            "a binlog still grows: transactions loop"
-        );
-    }
-}
-
 /// Three sites, fully meshed: six drainers on one channel. A site's write reaches each
 /// other site directly, once; the copies carry the channel's mark and go no further.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,7 +334,7 @@ async fn three_sites_fully_meshed_converge() {
         write_rows(&c, 'C', 3_000_000, 100),
     );
     all_converged(&sites, 300, &drainers).await;
-    binlogs_still(&sites).await;
+    binlogs_still(&sites).await.unwrap();
 }
 
 /// A chain A → B → C on two channels: B forwards A's writes (marked with another
@@ -429,7 +369,7 @@ async fn a_chain_forwards_through_the_middle_site() {
         100,
         "nothing flows back to A in a one-way chain"
     );
-    binlogs_still(&[&a, &b, &c]).await;
+    binlogs_still(&[&a, &b, &c]).await.unwrap();
 }
 
 /// Someone deletes the mark rows while the drainer runs: the next transaction would go out

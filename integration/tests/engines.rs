@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use integration::{config_for, eventually, DrainerProcess, MariaDb};
+use integration::{binlogs_still, direction, eventually, DrainerProcess, MariaDb};
 
 const WAIT: Duration = Duration::from_secs(90);
 const SETUP: &[&str] = &[
@@ -14,25 +14,6 @@ const SETUP: &[&str] = &[
     "CREATE TABLE app.r (id INT PRIMARY KEY, v INT) ENGINE=Aria",
     "CREATE TABLE app.kv (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
 ];
-
-/// `from` → `to` on `channel`, loopback control on, data-dir under `dir`.
-fn direction(
-    from: &MariaDb,
-    to: &MariaDb,
-    channel: i64,
-    sync_ddl: bool,
-    dir: &std::path::Path,
-) -> conf::Config {
-    let name = format!("{}-to-{}", from.server_id(), to.server_id());
-    let mut config = config_for(from, to, &dir.join(name)).unwrap();
-    config.pump.server_id = 20_000 + from.server_id() * 100 + to.server_id();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = channel;
-    config.syncer.sync_ddl = sync_ddl;
-    config.syncer.safe_mode_after_start_s = 0;
-    config.syncer.checkpoint_interval_ms = 200;
-    config
-}
 
 /// Every row of the three tables, as text, in a fixed order.
 async fn dump(site: &MariaDb) -> Result<Vec<String>, String> {
@@ -52,11 +33,6 @@ async fn dump(site: &MariaDb) -> Result<Vec<String>, String> {
         out.extend(rows);
     }
     Ok(out)
-}
-
-async fn binlog_end(site: &MariaDb) -> (String, u64) {
-    let rows: Vec<mysql_async::Row> = site.query("SHOW MASTER STATUS").await.unwrap();
-    (rows[0].get(0).unwrap(), rows[0].get(1).unwrap())
 }
 
 fn logs(drainers: &[&DrainerProcess]) -> String {
@@ -130,18 +106,8 @@ async fn non_transactional_rows_replicate_both_ways_and_never_loop() {
     .await;
     // Settled: nothing ping-pongs, and every drainer still runs.
     let sites = [&a, &b, &c];
-    let mut before = Vec::new();
-    for site in sites {
-        before.push(binlog_end(site).await);
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for (site, end) in sites.iter().zip(before) {
-        assert_eq!(
-            binlog_end(site).await,
-            end,
-            "a binlog still grows: rows loop\n{}",
-            logs(&drainers)
-        );
+    if let Err(e) = binlogs_still(&sites).await {
+        panic!("{e}\n{}", logs(&drainers));
     }
     for site in sites {
         assert_eq!(dump(site).await.unwrap(), expected);

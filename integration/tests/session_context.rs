@@ -6,44 +6,31 @@
 
 use std::time::Duration;
 
-use integration::{eventually, marked_config_for, two_sites, DrainerProcess, MariaDb};
+use integration::{eventually, marked_config_for, text_rows, two_sites, DrainerProcess, MariaDb};
 use mysql_async::prelude::Queryable;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Every table of `app`: its definition and its rows, in a stable order.
 async fn dump(site: &MariaDb) -> Result<Vec<String>, String> {
-    let mut conn = site.conn().await.map_err(|e| e.to_string())?;
-    conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00'")
-        .await
-        .map_err(|e| e.to_string())?;
-    let tables: Vec<String> = conn
-        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' ORDER BY 1")
-        .await
-        .map_err(|e| e.to_string())?;
+    let tables = text_rows(
+        site,
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' ORDER BY 1",
+    )
+    .await?;
     let mut out = Vec::new();
     for t in tables {
-        let create: Vec<(String, String)> = conn
-            .query(format!("SHOW CREATE TABLE app.`{t}`"))
+        let create: Vec<(String, String)> = site
+            .query(&format!("SHOW CREATE TABLE app.`{t}`"))
             .await
             .map_err(|e| e.to_string())?;
         out.push(create[0].1.clone());
-        let rows: Vec<mysql_async::Row> = conn
-            .query(format!("SELECT * FROM app.`{t}` ORDER BY 1"))
-            .await
-            .map_err(|e| e.to_string())?;
-        for r in rows {
-            let cols: Vec<String> = (0..r.len())
-                .map(|i| {
-                    r.get::<Option<String>, _>(i)
-                        .flatten()
-                        .unwrap_or_else(|| "NULL".into())
-                })
-                .collect();
-            out.push(format!("{t}: {}", cols.join(" | ")));
+        // Both servers run with the same time zone and character sets: the same text.
+        let sql = format!("SELECT * FROM app.`{t}` ORDER BY 1");
+        for row in text_rows(site, &sql).await? {
+            out.push(format!("{t}: {row}"));
         }
     }
-    conn.disconnect().await.ok();
     Ok(out)
 }
 

@@ -7,43 +7,16 @@
 
 use std::time::Duration;
 
-use integration::{config_for, drainer_status, eventually, DrainerProcess, MariaDb};
+use integration::{
+    direction, drainer_status, eventually, text_rows, two_writable_sites, DrainerProcess, MariaDb,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn direction(from: &MariaDb, to: &MariaDb, sync_ddl: bool, dir: &std::path::Path) -> conf::Config {
-    let name = format!("{}-to-{}", from.server_id(), to.server_id());
-    let mut config = config_for(from, to, &dir.join(name)).unwrap();
-    config.pump.server_id = 20_000 + from.server_id() * 100 + to.server_id();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.sync_ddl = sync_ddl;
-    config.syncer.safe_mode_after_start_s = 0;
-    config.syncer.checkpoint_interval_ms = 200;
-    config
-}
-
-async fn rows(site: &MariaDb, sql: &str) -> Result<Vec<String>, String> {
-    let rows: Vec<mysql_async::Row> = site.query(sql).await.map_err(|e| e.to_string())?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.get::<Option<String>, _>(i)
-                        .flatten()
-                        .unwrap_or_else(|| "NULL".into())
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect())
-}
 
 /// Waits until `sql` answers the same on both sites, and that answer has `n` rows.
 async fn same(a: &MariaDb, b: &MariaDb, sql: &str, n: usize, drainers: &[&DrainerProcess]) {
     eventually(sql, WAIT, || async {
-        let (x, y) = (rows(a, sql).await?, rows(b, sql).await?);
+        let (x, y) = (text_rows(a, sql).await?, text_rows(b, sql).await?);
         if x == y && x.len() == n {
             Ok(())
         } else {
@@ -61,23 +34,12 @@ async fn nextval(site: &MariaDb) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versioned_tables_sequences_and_stored_objects_between_two_sites() {
-    let start = |offset: u32| async move {
-        MariaDb::builder()
-            .arg("--auto-increment-increment=2")
-            .arg(format!("--auto-increment-offset={offset}"))
-            .start()
-            .await
-            .unwrap()
-    };
-    let (a, b) = tokio::join!(start(1), start(2));
-    for site in [&a, &b] {
-        site.exec(&["CREATE DATABASE app"]).await.unwrap();
-    }
+    let (a, b) = two_writable_sites(&["CREATE DATABASE app"]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ab = integration::replicating(&direction(&a, &b, true, dir.path()), WAIT)
+    let ab = integration::replicating(&direction(&a, &b, 1, true, dir.path()), WAIT)
         .await
         .unwrap();
-    let ba_config = direction(&b, &a, false, dir.path());
+    let ba_config = direction(&b, &a, 1, false, dir.path());
     let ba = integration::replicating(&ba_config, WAIT).await.unwrap();
     let drainers = [&ab, &ba];
 
@@ -99,7 +61,7 @@ async fn versioned_tables_sequences_and_stored_objects_between_two_sites() {
     .await
     .unwrap();
     same(&a, &b, history, 4, &drainers).await;
-    let current: Vec<String> = rows(&a, "SELECT id, p FROM app.prices").await.unwrap();
+    let current: Vec<String> = text_rows(&a, "SELECT id, p FROM app.prices").await.unwrap();
     assert_eq!(current, ["2|21"]);
 
     // A sequence: created on both sites, each keeps its own (INCREMENT BY 0 follows the
@@ -142,13 +104,13 @@ async fn versioned_tables_sequences_and_stored_objects_between_two_sites() {
     // The event runs on the site it was made on.
     let status = "SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_NAME = 'purge'";
     eventually("the event downstream", WAIT, || async {
-        let s = rows(&b, status).await?;
+        let s = text_rows(&b, status).await?;
         (s == ["SLAVESIDE_DISABLED"])
             .then_some(())
             .ok_or(format!("{s:?}\n{}", ab.stderr()))
     })
     .await;
-    assert_eq!(rows(&a, status).await.unwrap(), ["ENABLED"]);
+    assert_eq!(text_rows(&a, status).await.unwrap(), ["ENABLED"]);
 
     // From B (sync-ddl = false): tracked, not run on A, counted, logged.
     b.exec(&["CREATE VIEW app.small_orders AS SELECT id FROM app.orders WHERE total < 10"])
@@ -161,7 +123,7 @@ async fn versioned_tables_sequences_and_stored_objects_between_two_sites() {
         (s["ddl_skipped"] == 1).then_some(()).ok_or(s.to_string())
     })
     .await;
-    let on_a: Vec<String> = rows(
+    let on_a: Vec<String> = text_rows(
         &a,
         "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'app'",
     )

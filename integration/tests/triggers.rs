@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use integration::{config_for, eventually, DrainerProcess, MariaDb};
+use integration::{direction, eventually, two_writable_sites, DrainerProcess, MariaDb};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SETUP: &[&str] = &[
@@ -18,18 +18,6 @@ const SETUP: &[&str] = &[
     "CREATE TRIGGER app.audited_update AFTER UPDATE ON app.accounts FOR EACH ROW \
      INSERT INTO app.audit (account, what) VALUES (NEW.id, 'changed')",
 ];
-
-fn direction(from: &MariaDb, to: &MariaDb, sync_ddl: bool, dir: &std::path::Path) -> conf::Config {
-    let name = format!("{}-to-{}", from.server_id(), to.server_id());
-    let mut config = config_for(from, to, &dir.join(name)).unwrap();
-    config.pump.server_id = 20_000 + from.server_id() * 100 + to.server_id();
-    config.syncer.loopback_control = true;
-    config.syncer.channel_id = 1;
-    config.syncer.sync_ddl = sync_ddl;
-    config.syncer.safe_mode_after_start_s = 0;
-    config.syncer.checkpoint_interval_ms = 200;
-    config
-}
 
 async fn dump(site: &MariaDb) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
@@ -58,23 +46,12 @@ async fn converged(a: &MariaDb, b: &MariaDb, drainers: &[&DrainerProcess], expec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_rows_fire_no_downstream_trigger() {
-    let start = |offset: u32| async move {
-        MariaDb::builder()
-            .arg("--auto-increment-increment=2")
-            .arg(format!("--auto-increment-offset={offset}"))
-            .start()
-            .await
-            .unwrap()
-    };
-    let (a, b) = tokio::join!(start(1), start(2));
-    for site in [&a, &b] {
-        site.exec(SETUP).await.unwrap();
-    }
+    let (a, b) = two_writable_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ab = integration::replicating(&direction(&a, &b, true, dir.path()), WAIT)
+    let ab = integration::replicating(&direction(&a, &b, 1, true, dir.path()), WAIT)
         .await
         .unwrap();
-    let ba = integration::replicating(&direction(&b, &a, false, dir.path()), WAIT)
+    let ba = integration::replicating(&direction(&b, &a, 1, false, dir.path()), WAIT)
         .await
         .unwrap();
 

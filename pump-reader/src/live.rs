@@ -510,25 +510,7 @@ async fn connect(upstream: &Upstream, options: &LiveOptions) -> Result<Conn, Fai
             format!("no answer within {:?}", options.connect_timeout),
         )),
         Ok(Ok(conn)) => Ok(conn),
-        // Refusals no retry will fix: access denied, host not allowed or blocked, account
-        // locked, password expired, TLS required, an unknown authentication plugin.
-        Ok(Err(mysql_async::Error::Server(s)))
-            if matches!(
-                s.code,
-                1044 | 1045
-                    | 1129
-                    | 1130
-                    | 1227
-                    | 1251
-                    | 1524
-                    | 1698
-                    | 1820
-                    | 1862
-                    | 3118
-                    | 3159
-                    | 4151
-            ) =>
-        {
+        Ok(Err(mysql_async::Error::Server(s))) if refused_login(s.code) => {
             Err(Failure::Definite(Error::Upstream {
                 what: login(),
                 reason: s.message,
@@ -650,27 +632,22 @@ async fn resolve(conn: &mut Conn, flavor: Flavor, start: StartAt) -> Result<Posi
     Ok(Position { coords, gtids })
 }
 
+/// Server errors of a login that no retry will fix: access denied, host not allowed or
+/// blocked, account locked, password expired, TLS required, an unknown plugin.
+fn refused_login(code: u16) -> bool {
+    matches!(
+        code,
+        1044 | 1045 | 1129 | 1130 | 1227 | 1251 | 1524 | 1698 | 1820 | 1862 | 3118 | 3159 | 4151
+    )
+}
+
 /// A login the replication connection could not make: refusals no retry will fix
 /// (access denied, host not allowed or blocked, account locked, password expired, TLS
 /// required, an authentication plugin it does not speak) stop; anything else is retried.
 fn login_failure(upstream: &Upstream, e: DumpError) -> Failure {
     let definite = match &e {
         DumpError::Login(_) => true,
-        DumpError::Server { code, .. } => matches!(
-            code,
-            1044 | 1045
-                | 1129
-                | 1130
-                | 1227
-                | 1251
-                | 1524
-                | 1698
-                | 1820
-                | 1862
-                | 3118
-                | 3159
-                | 4151
-        ),
+        DumpError::Server { code, .. } => refused_login(*code),
         DumpError::Io(_) | DumpError::Protocol(_) => false,
     };
     if definite {

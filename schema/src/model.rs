@@ -167,6 +167,23 @@ impl ColumnType {
     }
 }
 
+impl Column {
+    /// A column of type `ty`: nullable, no default, stored, visible, in no charset.
+    pub fn new(name: &str, ty: ColumnType) -> Column {
+        Column {
+            name: name.to_owned(),
+            ty,
+            nullable: true,
+            default: None,
+            generated: None,
+            charset: None,
+            collation: None,
+            invisible: false,
+            period: None,
+        }
+    }
+}
+
 impl Table {
     /// The column named `name` (column names are case-insensitive).
     pub fn column(&self, name: &str) -> Option<(usize, &Column)> {
@@ -318,15 +335,11 @@ impl Table {
     /// The columns of an implicit row start and end, as the server makes them.
     pub fn implicit_period() -> [Column; 2] {
         let column = |name: &str, period| Column {
-            name: name.to_owned(),
-            ty: ColumnType::Timestamp { fsp: 6 },
             nullable: false,
-            default: None,
             generated: Some(Generated::Stored),
-            charset: None,
-            collation: None,
             invisible: true,
             period: Some(period),
+            ..Column::new(name, ColumnType::Timestamp { fsp: 6 })
         };
         [
             column("row_start", Period::RowStart),

@@ -452,6 +452,11 @@ pub fn session_context(vars: &SessionVars, timestamp: u32) -> Vec<String> {
     sets
 }
 
+/// A name the server sent, as text.
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8_lossy(&b).into_owned()
+}
+
 /// Makes every event group of the session carry `server_id` (loopback control): what
 /// the reverse direction drops. MariaDB only: MySQL has no session `server_id`, so there
 /// only the mark row marks (its non-transactional tables are not protected; the README
@@ -769,36 +774,16 @@ impl Downstream {
     /// `XA START xid`: the open transaction [`Downstream::exec`] adds to. `Ok(false)`: it
     /// is prepared downstream already (nothing opened).
     pub async fn begin_xa(&mut self, xid: &str) -> Result<bool, DownstreamError> {
-        let target = Arc::clone(&self.target);
-        let sql = format!("XA START {xid}");
-        let conn = self.conn().await?;
-        let session = conn.id();
-        let result = watched(&target, session, async {
-            match conn.query_drop(sql.as_str()).await {
-                Ok(()) => Ok(true),
-                // XAER_DUPID: a transaction of this id exists (prepared by a run before).
-                Err(mysql_async::Error::Server(e)) if e.code == 1440 => Ok(false),
-                Err(e) => Err(classify(&sql, e)),
-            }
-        })
-        .await;
+        // XAER_DUPID: a transaction of this id exists (prepared by a run before).
+        let result = self.xa_statement(&format!("XA START {xid}"), 1440).await;
         self.in_txn = matches!(result, Ok(true));
-        self.reset_on_error(result)
+        result
     }
 
     /// `XA END`, `XA PREPARE` of the open XA transaction; the session is closed after.
     pub async fn end_prepare_xa(&mut self, xid: &str) -> Result<(), DownstreamError> {
         self.require_txn()?;
-        let target = Arc::clone(&self.target);
-        let sql = format!("XA END {xid}; XA PREPARE {xid}");
-        let conn = self.conn().await?;
-        let session = conn.id();
-        let result = watched(&target, session, async {
-            conn.query_drop(sql.as_str())
-                .await
-                .map_err(|e| classify(&sql, e))
-        })
-        .await;
+        let result = self.text(&format!("XA END {xid}; XA PREPARE {xid}")).await;
         self.in_txn = false;
         match result {
             Ok(()) => {
@@ -816,22 +801,38 @@ impl Downstream {
     /// `Ok(false)`: none of that id is prepared there (it ended already, before a
     /// restart; or it was prepared upstream before this channel started reading).
     pub async fn end_xa(&mut self, xid: &str, commit: bool) -> Result<bool, DownstreamError> {
+        let verb = if commit { "COMMIT" } else { "ROLLBACK" };
+        // XAER_NOTA: unknown xid.
+        self.xa_statement(&format!("XA {verb} {xid}"), 1397).await
+    }
+
+    /// Runs `sql` (statements that return no rows) as text on this session, watched.
+    async fn text(&mut self, sql: &str) -> Result<(), DownstreamError> {
         let target = Arc::clone(&self.target);
-        let sql = format!("XA {} {xid}", if commit { "COMMIT" } else { "ROLLBACK" });
+        let conn = self.conn().await?;
+        let session = conn.id();
+        watched(&target, session, async {
+            conn.query_drop(sql).await.map_err(|e| classify(sql, e))
+        })
+        .await
+    }
+
+    /// Runs the XA statement `sql`; `Ok(false)` when the server answers with error
+    /// `absent` (the transaction is not in the state the statement needs).
+    async fn xa_statement(&mut self, sql: &str, absent: u16) -> Result<bool, DownstreamError> {
+        let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            match conn.query_drop(sql.as_str()).await {
+            match conn.query_drop(sql).await {
                 Ok(()) => Ok(true),
-                // XAER_NOTA: unknown xid.
-                Err(mysql_async::Error::Server(e)) if e.code == 1397 => Ok(false),
-                Err(e) => Err(classify(&sql, e)),
+                Err(mysql_async::Error::Server(e)) if e.code == absent => Ok(false),
+                Err(e) => Err(classify(sql, e)),
             }
         })
         .await;
         self.reset_on_error(result)
     }
-
     /// The apply record of a transaction ending at `position`, committed while every
     /// transaction up to `low` is committed.
     pub fn stamp(&self, position: &Position, low: &Position) -> Stamp {
@@ -1076,15 +1077,7 @@ impl Downstream {
     pub async fn write_record(&mut self, stamp: &Stamp) -> Result<(), DownstreamError> {
         // Autocommitted; its COMMIT finds nothing open.
         let sql = self.target.record.write_and_commit(self.worker, stamp);
-        let target = Arc::clone(&self.target);
-        let conn = self.conn().await?;
-        let session = conn.id();
-        let result = watched(&target, session, async {
-            conn.query_drop(sql.as_str())
-                .await
-                .map_err(|e| classify(&sql, e))
-        })
-        .await;
+        let result = self.text(&sql).await;
         match &result {
             Ok(()) => self.recorded(stamp),
             Err(_) => self.reset(),
@@ -1242,40 +1235,15 @@ impl Downstream {
 
     /// The foreign keys of the downstream's tables in `schemas`: (child schema, child
     /// table, parent schema, parent table) each.
-    ///
-    /// One query per schema, each naming it: the server opens only that schema's tables
-    /// (a scan of every schema would open every table and view there is, `sys` included).
     pub async fn foreign_keys(
         &mut self,
         schemas: &[String],
     ) -> Result<Vec<(String, String, String, String)>, DownstreamError> {
-        let target = Arc::clone(&self.target);
-        let conn = self.conn().await?;
-        let session = conn.id();
         let sql = "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, \
                    REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
                    WHERE CONSTRAINT_SCHEMA = ?";
         type Row = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
-        let rows: Vec<Row> = match watched(&target, session, async {
-            let mut rows = Vec::new();
-            for schema in schemas {
-                let found: Vec<Row> = conn
-                    .exec(sql, (schema.as_str(),))
-                    .await
-                    .map_err(|e| classify(sql, e))?;
-                rows.extend(found);
-            }
-            Ok(rows)
-        })
-        .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.reset();
-                return Err(e);
-            }
-        };
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        let rows: Vec<Row> = self.per_schema(sql, schemas).await?;
         Ok(rows
             .into_iter()
             .map(|(a, b, c, d)| (text(a), text(b), text(c), text(d)))
@@ -1287,16 +1255,27 @@ impl Downstream {
         &mut self,
         schemas: &[String],
     ) -> Result<std::collections::HashSet<(String, String)>, DownstreamError> {
+        let sql = "SELECT DISTINCT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE \
+                   FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ?";
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = self.per_schema(sql, schemas).await?;
+        Ok(rows.into_iter().map(|(s, t)| (text(s), text(t))).collect())
+    }
+
+    /// The rows of `sql` (one parameter: a schema) for each of `schemas`. One query per
+    /// schema, each naming it: the server opens only that schema's tables (a scan of
+    /// every schema would open every table and view there is, `sys` included).
+    async fn per_schema<R: mysql_async::prelude::FromRow + Send + 'static>(
+        &mut self,
+        sql: &str,
+        schemas: &[String],
+    ) -> Result<Vec<R>, DownstreamError> {
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
-        let sql = "SELECT DISTINCT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE \
-                   FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ?";
-        type Row = (Vec<u8>, Vec<u8>);
-        let rows: Vec<Row> = match watched(&target, session, async {
+        let result = watched(&target, session, async {
             let mut rows = Vec::new();
             for schema in schemas {
-                let found: Vec<Row> = conn
+                let found: Vec<R> = conn
                     .exec(sql, (schema.as_str(),))
                     .await
                     .map_err(|e| classify(sql, e))?;
@@ -1304,16 +1283,8 @@ impl Downstream {
             }
             Ok(rows)
         })
-        .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.reset();
-                return Err(e);
-            }
-        };
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        Ok(rows.into_iter().map(|(s, t)| (text(s), text(t))).collect())
+        .await;
+        self.reset_on_error(result)
     }
 
     /// Forgets cached downstream columns (after DDL, or an "unknown column" error).

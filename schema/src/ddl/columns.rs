@@ -24,19 +24,9 @@ pub(crate) fn column_from<'a>(
     options: impl Iterator<Item = &'a ColumnOption>,
 ) -> Result<Column, String> {
     let ty = column_type(data_type).map_err(|e| format!("column `{name}`: {e}"))?;
-    let mut column = Column {
-        name: name.to_owned(),
-        // TIMESTAMP is NOT NULL unless said otherwise only with
-        // explicit_defaults_for_timestamp=OFF; MariaDB 10.11 defaults to ON.
-        nullable: true,
-        ty,
-        default: None,
-        generated: None,
-        charset: None,
-        collation: None,
-        invisible: false,
-        period: None,
-    };
+    // Nullable: TIMESTAMP is NOT NULL unless said otherwise only with
+    // explicit_defaults_for_timestamp=OFF; MariaDB 10.11 defaults to ON.
+    let mut column = Column::new(name, ty);
     for option in options {
         match option {
             ColumnOption::NotNull => column.nullable = false,

@@ -742,15 +742,8 @@ impl Catalog {
             return Ok(());
         }
         let column = |name: &str, bytes: u8, unsigned: bool| Column {
-            name: name.to_owned(),
-            ty: ColumnType::Int { bytes, unsigned },
             nullable: false,
-            default: None,
-            generated: None,
-            charset: None,
-            collation: None,
-            invisible: false,
-            period: None,
+            ..Column::new(name, ColumnType::Int { bytes, unsigned })
         };
         let table = Table {
             schema: key.0.clone(),
