@@ -18,8 +18,8 @@
 //! ## Required keys
 //! `[pump]` `host`, `port`, `user`, `server-id` and `[syncer.to]` `host`, `port`, `user`
 //! have no defaults: a wrong guess there would connect to the wrong server, or register a
-//! replica id that disconnects another reader. Everything else defaults as in the README's
-//! configuration reference.
+//! replica id that disconnects another reader. Everything else defaults as in the
+//! configuration reference (docs/reference.md).
 //!
 //! ```
 //! let text = r#"

@@ -459,8 +459,8 @@ fn text(b: Vec<u8>) -> String {
 
 /// Makes every event group of the session carry `server_id` (loopback control): what
 /// the reverse direction drops. MariaDB only: MySQL has no session `server_id`, so there
-/// only the mark row marks (its non-transactional tables are not protected; the README
-/// says so).
+/// only the mark row marks (its non-transactional tables are not protected:
+/// docs/bidirectional.md says so).
 async fn set_server_id(
     conn: &mut Conn,
     server_id: u32,
