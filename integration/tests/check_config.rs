@@ -258,6 +258,13 @@ async fn wrong_credentials_missing_privileges_and_a_clashing_replica_id_fail() {
         "FAIL",
         "writer@127.0.0.1 lacks CREATE, DROP, ALTER, INDEX",
     );
+    assert_line(
+        &out,
+        "downstream",
+        "BINLOG REPLAY (row events, session server_id)",
+        "FAIL",
+        "writer@127.0.0.1 lacks BINLOG REPLAY",
+    );
 
     let out = check_config(&up, &down, |c| {
         c.syncer.to.password = conf::Secret::new("wrong")

@@ -265,55 +265,57 @@ pub fn downstream_checks(
     if syncer.loopback_control {
         checks.extend(mark_server_id(config, upstream, facts));
     }
+    checks.push(binlog_replay(config, facts));
     checks
 }
 
-/// With loopback control, every session of the channel writes under `mark-server-id`
-/// (MariaDB: `SET SESSION server_id`, which needs BINLOG REPLAY or SUPER), and neither
-/// server may have that id as its own: the reverse direction drops what carries it.
+/// With loopback control neither server may have `mark-server-id` as its own: the
+/// reverse direction drops what carries it.
 fn mark_server_id(
     config: &Config,
     upstream: Option<&ServerFacts>,
     facts: &ServerFacts,
-) -> Vec<Check> {
-    let side = Side::Downstream;
-    let Some(id) = config.syncer.effective_mark_server_id() else {
-        return Vec::new();
-    };
-    let id = id.to_string();
+) -> Option<Check> {
+    let id = config.syncer.effective_mark_server_id()?.to_string();
     let theirs: Vec<&str> = upstream
         .into_iter()
         .chain([facts])
         .filter_map(|f| f.variable("server_id"))
         .collect();
-    let mut checks = vec![Check::new(
-        side,
+    Some(Check::new(
+        Side::Downstream,
         "mark-server-id",
         "no server's own server_id".into(),
         format!("{id} (the servers have {})", theirs.join(", ")),
         !theirs.contains(&id.as_str()),
-    )];
+    ))
+}
+
+/// On MariaDB the drainer needs BINLOG REPLAY (or SUPER) whatever the settings: rows of
+/// system-versioned tables and of tables with triggers apply as their own row events
+/// (`BINLOG '…'`), and with loopback control every session sets `server_id`. Checked
+/// always, so that a trigger created later cannot stop the drainer mid-stream.
+fn binlog_replay(config: &Config, facts: &ServerFacts) -> Check {
+    let side = Side::Downstream;
+    let name = "BINLOG REPLAY (row events, session server_id)";
     if facts.version.contains("MariaDB") {
-        checks.push(privileges(
+        return privileges(
             side,
             facts,
-            "session server_id (loopback-control)",
+            name,
             &[need(&["BINLOG REPLAY", "SUPER"])],
             &Scope::AllSchemas,
-        ));
-    } else {
-        checks.push(Check {
-            outcome: Outcome::Skip,
-            ..Check::new(
-                side,
-                "session server_id (loopback-control)",
-                "BINLOG REPLAY on *.*".into(),
-                "(not MariaDB: only the mark row marks the drainer's writes)".into(),
-                true,
-            )
-        });
+        );
     }
-    checks
+    let why = if config.syncer.loopback_control {
+        "(not MariaDB: only the mark row marks the drainer's writes)"
+    } else {
+        "(not MariaDB)"
+    };
+    Check {
+        outcome: Outcome::Skip,
+        ..Check::new(side, name, "BINLOG REPLAY on *.*".into(), why.into(), true)
+    }
 }
 
 fn reachable<'f>(
@@ -481,6 +483,7 @@ mod tests {
                 "TRIGGER",
                 "EVENT",
                 "SET USER",
+                "BINLOG REPLAY",
             ],
         )
     }
@@ -594,7 +597,8 @@ mod tests {
                 "write privileges",
                 "DDL privileges (sync-ddl = true)",
                 "view, routine, trigger and event DDL (sync-ddl = true)",
-                "drainer schema privileges"
+                "drainer schema privileges",
+                "BINLOG REPLAY (row events, session server_id)"
             ]
         );
     }
@@ -625,8 +629,12 @@ mod tests {
         c.syncer.loopback_control = true;
         c.syncer.channel_id = 1;
         let mut down = good_downstream();
+        down.global_privileges.remove("BINLOG REPLAY");
         let checks = downstream_checks(&c, Some(&good_upstream()), &Ok(down.clone()));
-        assert_eq!(failed(&checks), ["session server_id (loopback-control)"]);
+        assert_eq!(
+            failed(&checks),
+            ["BINLOG REPLAY (row events, session server_id)"]
+        );
         down.global_privileges.insert("BINLOG REPLAY".into());
         let checks = downstream_checks(&c, Some(&good_upstream()), &Ok(down.clone()));
         assert!(failed(&checks).is_empty(), "{checks:?}");
@@ -634,6 +642,16 @@ mod tests {
         let clash = facts(&0xF000_0001u32.to_string(), &[]);
         let checks = downstream_checks(&c, Some(&clash), &Ok(down.clone()));
         assert_eq!(failed(&checks), ["mark-server-id"]);
+        // Without loopback control, rows of versioned and triggered tables still apply
+        // as row events.
+        c.syncer.loopback_control = false;
+        down.global_privileges.remove("BINLOG REPLAY");
+        let checks = downstream_checks(&c, Some(&good_upstream()), &Ok(down.clone()));
+        assert_eq!(
+            failed(&checks),
+            ["BINLOG REPLAY (row events, session server_id)"]
+        );
+        c.syncer.loopback_control = true;
         // MySQL has no session server_id: skipped, not failed.
         down.version = "8.0.36".into();
         down.global_privileges.remove("BINLOG REPLAY");
