@@ -13,9 +13,18 @@
 //! | `after-commit` | after a downstream COMMIT, before the RocksDB checkpoint |
 //! | `before-ddl` | before a DDL statement runs downstream |
 //! | `after-ddl` | after a DDL statement ran downstream, before the checkpoint |
+//! | `after-xa-prepare` | after `XA PREPARE` downstream, before its apply record |
+//! | `after-xa-end` | after `XA COMMIT` / `XA ROLLBACK` downstream, before its apply record |
 
 /// The failpoints there are.
-pub const NAMES: &[&str] = &["between-rows", "after-commit", "before-ddl", "after-ddl"];
+pub const NAMES: &[&str] = &[
+    "between-rows",
+    "after-commit",
+    "before-ddl",
+    "after-ddl",
+    "after-xa-prepare",
+    "after-xa-end",
+];
 
 /// The environment variable that arms one.
 pub const ENV: &str = "DRAINER_FAILPOINT";

@@ -67,7 +67,7 @@ use mysql_async::prelude::Queryable;
 use pump_reader::event::{MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES};
 use pump_reader::{
     Change, LiveOptions, LiveReader, Position, Rows, Savepoint, StartAt, TxnEvent, Upstream,
-    XaOutcome,
+    XaOutcome, Xid,
 };
 use schema::{decode_row, read_upstream, Class, History, ObjectKind, SqlMode, Table};
 use tokio::sync::watch;
@@ -314,8 +314,6 @@ struct Run<'a> {
     streamed_ops: [u64; 3],
     /// The streamed batch being applied while the next one is read and decoded.
     inflight: Option<Inflight>,
-    /// The upstream is MySQL (its sql_mode bits differ past the 32nd).
-    mysql_upstream: bool,
     /// The transaction being read's savepoints and rollbacks to them, each after the row
     /// changes before it (see [`Run::build_marked`]).
     savepoints: Vec<(usize, Savepoint)>,
@@ -324,6 +322,9 @@ struct Run<'a> {
     /// The XA transaction being read is prepared downstream already (by a run before a
     /// restart): the rest of it is passed over.
     prepared_before: bool,
+    /// The XA transaction being streamed ends in one phase (MySQL's `XA COMMIT … ONE
+    /// PHASE`): it commits downstream so too, its apply record inside.
+    one_phase: bool,
     /// The downstream's tables with triggers (schema, table), and when they were read.
     triggered: std::collections::HashSet<(String, String)>,
     triggers_read: Instant,
@@ -335,7 +336,7 @@ enum Close<'a> {
     /// COMMIT, with the apply record of the upstream position when given.
     Commit(Option<&'a Position>),
     /// `XA PREPARE` as this (downstream) xid.
-    Prepare(&'a str),
+    Prepare(&'a Xid),
 }
 
 /// A streamed transaction's batch being applied on this session's connection, lent to a
@@ -453,7 +454,7 @@ impl Run<'_> {
     /// (later rows of the transaction decode with it; it is recorded at the commit), read
     /// in the SQL mode it was written in, and queues it to run downstream at its place
     /// among the transaction's rows, in its session context.
-    fn statement(&mut self, mut statement: pump_reader::Statement) -> Result<(), RunError> {
+    fn statement(&mut self, statement: pump_reader::Statement) -> Result<(), RunError> {
         self.tables.clear();
         self.staged = true;
         let filter = &self.filter;
@@ -514,6 +515,11 @@ impl Run<'_> {
         if self.looped {
             // This channel's own write, come back: tracked (above), never run again.
         } else if self.config.syncer.sync_ddl && replicated {
+            if let Some(code) = statement.vars.unknown {
+                tracing::warn!(at = %self.here(), code,
+                    "the statement's event carries a status variable this drainer does not \
+                     know: the session settings written after it are not replayed");
+            }
             // CREATE and DROP DATABASE name their database, and their event's schema is
             // that database itself (not there yet for CREATE, perhaps gone for a replayed
             // DROP): they run without USE. ALTER DATABASE may rely on it.
@@ -522,12 +528,6 @@ impl Run<'_> {
             } else {
                 schema_name
             };
-            if self.mysql_upstream {
-                // MySQL's sql_mode bits past the 32nd, and its unused bit 4, mean other
-                // modes (or none) on MariaDB.
-                let mode = &mut statement.vars.sql_mode;
-                *mode = mode.map(|m| m & 0xFFFF_FFEF);
-            }
             // An event runs on the site it was created on, as MariaDB's replica has it:
             // downstream it is disabled (SLAVESIDE_DISABLED).
             let then = applied
@@ -565,6 +565,7 @@ impl Run<'_> {
         }
         self.looped = false;
         self.prepared_before = false;
+        self.one_phase = false;
         self.savepoints.clear();
         self.xa_outcome = None;
         self.tables_change = false;
@@ -939,6 +940,10 @@ impl Run<'_> {
             let xid = self.down.xa_id(&xid);
             self.apply_rows(&txn, &markers, Close::Prepare(&xid))
                 .await?;
+            // Recorded once prepared (an XA transaction writes no record of its own): a
+            // restart after its XA COMMIT must not find it unapplied and prepare it again.
+            failpoint::hit("after-xa-prepare");
+            self.record_alone(&position).await?;
             return self.committed(position, timestamp, ddl_not_run, false);
         }
         if !had_ddl && !tables_change && markers.is_empty() {
@@ -1024,8 +1029,13 @@ impl Run<'_> {
         let stamp = self.down.stamp(&position, &position);
         let mut result = self.down.exec(&stmts).await;
         let xa = self.current.as_ref().and_then(|c| c.xa.clone());
+        let one_phase = std::mem::take(&mut self.one_phase);
         if result.is_ok() {
             result = match &xa {
+                Some(xid) if one_phase => {
+                    let xid = self.down.xa_id(xid);
+                    self.down.commit_one_phase(&xid, &stamp).await
+                }
                 // Prepared as upstream; a lost answer reads it again, and its XA START
                 // then finds it prepared.
                 Some(xid) => {
@@ -1035,15 +1045,20 @@ impl Run<'_> {
                 None => self.down.commit(Some(&stamp)).await,
             };
         }
+        let prepared = xa.is_some() && !one_phase;
         self.streaming = false;
         match result {
             Ok(()) => {}
             Err(DownstreamError::Transient(reason))
-                if xa.is_none() && self.recorded_at(&stamp).await? =>
+                if !prepared && self.recorded_at(&stamp).await? =>
             {
                 tracing::info!(at = %self.here(), %reason, "the apply record shows the streamed transaction committed before the connection was lost");
             }
             Err(e) => return self.stream_failed(Err(e)),
+        }
+        if prepared {
+            failpoint::hit("after-xa-prepare");
+            self.record_alone(&position).await?;
         }
         self.note_applied(&chunk);
         failpoint::hit("after-commit");
@@ -1079,6 +1094,7 @@ impl Run<'_> {
                 }
             }
         };
+        failpoint::hit("after-xa-end");
         if found {
             self.ctx.applied([0; 3], Some(timestamp));
         } else {
@@ -1694,13 +1710,15 @@ pub async fn run(
         tables: HashMap::new(),
         staged: false,
         streamed_ops: [0; 3],
-        mysql_upstream: reader.flavor() == pump_reader::Flavor::MySql,
         savepoints: Vec::new(),
         xa_outcome: None,
         prepared_before: false,
+        one_phase: false,
         triggered: std::collections::HashSet::new(),
         triggers_read: Instant::now(),
     };
+    run.down
+        .set_upstream_mariadb(reader.flavor() == pump_reader::Flavor::MariaDb);
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
     match run.refresh_links().await {
@@ -1732,7 +1750,7 @@ pub async fn run(
             TxnEvent::Change(Change::Rows(_)) => 1,
             TxnEvent::Change(Change::Statement(_)) => 2,
             TxnEvent::Change(Change::Savepoint(_)) => 6,
-            TxnEvent::Change(Change::Xa(_)) => 7,
+            TxnEvent::Change(Change::Xa(_) | Change::XaOnePhase) => 7,
             TxnEvent::Commit { .. } => 3,
             TxnEvent::Rollback => 4,
             TxnEvent::Idle { .. } => 5,
@@ -1787,6 +1805,14 @@ pub async fn run(
                 }
             }
             TxnEvent::Change(Change::Xa(outcome)) => run.xa_outcome = Some(outcome),
+            TxnEvent::Change(Change::XaOnePhase) => {
+                if run.streaming {
+                    // Begun downstream as an XA transaction: it ends as one.
+                    run.one_phase = true;
+                } else if let Some(current) = &mut run.current {
+                    current.xa = None;
+                }
+            }
             TxnEvent::Commit {
                 position,
                 timestamp,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use integration::{binlogs_still, eventually, DrainerProcess, MariaDb};
+use integration::{binlogs_still, eventually, DrainerCommand, DrainerProcess, MariaDb};
 use mysql_async::prelude::Queryable;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -14,6 +14,7 @@ const SETUP: &[&str] = &[
     "CREATE DATABASE app",
     "CREATE TABLE app.i (id INT PRIMARY KEY) ENGINE=InnoDB",
     "CREATE TABLE app.m (id INT) ENGINE=MyISAM",
+    "CREATE TABLE app.k (id INT) ENGINE=InnoDB",
 ];
 
 /// `from` → `to` on channel 1, with a checkpoint that lags far behind: a restart reads
@@ -41,6 +42,18 @@ async fn holds(site: &MariaDb, i: &[i32], m: &[i32], drainers: &[&DrainerProcess
         }
     })
     .await;
+}
+
+/// The drainer `config`, armed to die at `failpoint`.
+async fn armed(config: &conf::Config, failpoint: &str) -> DrainerProcess {
+    DrainerCommand::new()
+        .unwrap()
+        .config(config)
+        .unwrap()
+        .env("DRAINER_FAILPOINT", failpoint)
+        .spawn_replicating(WAIT)
+        .await
+        .unwrap()
 }
 
 async fn run(site: &MariaDb, statements: &[&str]) {
@@ -118,8 +131,11 @@ async fn savepoints_and_xa_transactions_replicate_exactly_once() {
     .await;
     holds(&b, &[1, 4, 10, 20, 21], &[2], &[&ab, &ba]).await;
 
-    // Killed once the XA transaction is prepared downstream, before its checkpoint: the
-    // restart reads the prepare again (finds it prepared there), then the commit.
+    // Killed once the XA transaction is prepared downstream, before its apply record and
+    // its checkpoint: the restart reads the prepare again (finds it prepared there),
+    // then the commit.
+    ab.kill();
+    let mut dying = armed(&ab_config, "after-xa-prepare").await;
     run(
         &a,
         &[
@@ -130,18 +146,11 @@ async fn savepoints_and_xa_transactions_replicate_exactly_once() {
         ],
     )
     .await;
-    eventually("the XA transaction prepared downstream", WAIT, || async {
-        let prepared: Vec<mysql_async::Row> =
-            b.query("XA RECOVER").await.map_err(|e| e.to_string())?;
-        (prepared.len() == 1).then_some(()).ok_or(format!(
-            "{} prepared\n{}",
-            prepared.len(),
-            ab.stderr()
-        ))
-    })
-    .await;
-    ab.kill();
-    let ab = integration::replicating(&ab_config, WAIT).await.unwrap();
+    let out = dying.wait(WAIT).await.unwrap();
+    assert!(out.stderr.contains("failpoint"), "{}", out.stderr);
+    let prepared: Vec<mysql_async::Row> = b.query("XA RECOVER").await.unwrap();
+    assert_eq!(prepared.len(), 1, "x4 prepared on B");
+    let mut ab = integration::replicating(&ab_config, WAIT).await.unwrap();
     run(&a, &["XA COMMIT 'x4'"]).await;
     holds(&b, &[1, 4, 10, 20, 21, 40], &[2], &[&ab, &ba]).await;
     assert!(
@@ -149,6 +158,44 @@ async fn savepoints_and_xa_transactions_replicate_exactly_once() {
         "{}",
         ab.stderr()
     );
+    let prepared: Vec<mysql_async::Row> = b.query("XA RECOVER").await.unwrap();
+    assert!(prepared.is_empty(), "nothing left prepared on B");
+
+    // Killed after the XA COMMIT downstream, before its apply record, with the
+    // checkpoint still before the prepare: the restart must not prepare it again (the
+    // keyless table would hold the row twice).
+    run(
+        &a,
+        &[
+            "XA START 'x5'",
+            "INSERT INTO app.k VALUES (50)",
+            "XA END 'x5'",
+            "XA PREPARE 'x5'",
+        ],
+    )
+    .await;
+    eventually("x5 prepared downstream", WAIT, || async {
+        let prepared: Vec<mysql_async::Row> =
+            b.query("XA RECOVER").await.map_err(|e| e.to_string())?;
+        (prepared.len() == 1)
+            .then_some(())
+            .ok_or(format!("{} prepared", prepared.len()))
+    })
+    .await;
+    ab.kill();
+    let mut dying = armed(&ab_config, "after-xa-end").await;
+    run(&a, &["XA COMMIT 'x5'"]).await;
+    let out = dying.wait(WAIT).await.unwrap();
+    assert!(out.stderr.contains("failpoint"), "{}", out.stderr);
+    let ab = integration::replicating(&ab_config, WAIT).await.unwrap();
+    run(&a, &["INSERT INTO app.k VALUES (51)"]).await;
+    eventually("the keyless table", WAIT, || async {
+        let k = ids(&b, "k").await?;
+        (k == [50, 51])
+            .then_some(())
+            .ok_or(format!("k {k:?}\n{}", ab.stderr()))
+    })
+    .await;
     let prepared: Vec<mysql_async::Row> = b.query("XA RECOVER").await.unwrap();
     assert!(prepared.is_empty(), "nothing left prepared on B");
 

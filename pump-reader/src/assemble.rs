@@ -161,6 +161,12 @@ impl Assembler {
             }
             kind::XA_PREPARE => {
                 self.require_open(&h)?;
+                // MySQL ends `XA COMMIT … ONE PHASE` with this event too, its first byte
+                // set: an ordinary commit.
+                if body.first() == Some(&1) {
+                    self.one_phase(out);
+                    return self.commit(&h, out);
+                }
                 self.announce(out);
                 if self.open.as_ref().is_some_and(|o| o.start.xa.is_none()) {
                     return Err(self.stream_error(
@@ -372,7 +378,7 @@ impl Assembler {
                     self.require_open(h)?;
                     self.announce(out);
                     out.push(TxnEvent::Change(Change::Savepoint(Savepoint {
-                        text: text.to_owned(),
+                        text: savepoint_statement(text, rollback),
                         rollback,
                     })));
                     return Ok(());
@@ -447,10 +453,10 @@ impl Assembler {
                 let one_phase = rest.to_ascii_uppercase().contains("ONE PHASE");
                 let xid = parse_xid(rest.split_whitespace().next().unwrap_or_default())
                     .map_err(|r| bad(&r))?;
-                let open = self.open.as_mut().expect("required above");
+                let open = self.open.as_ref().expect("required above");
                 if one_phase || open.start.xa.as_ref() == Some(&xid) {
                     // The group's own XA transaction ends here: an ordinary commit.
-                    open.start.xa = None;
+                    self.one_phase(out);
                 } else {
                     out.push(TxnEvent::Change(Change::Xa(XaOutcome {
                         xid,
@@ -462,6 +468,17 @@ impl Assembler {
             _ => return Err(bad("an XA statement the reader does not know")),
         }
         Ok(())
+    }
+
+    /// The open group's own XA transaction ends in one phase: the group is an ordinary
+    /// transaction, told the consumer if its begin went out as an XA one.
+    fn one_phase(&mut self, out: &mut Vec<TxnEvent>) {
+        self.announce(out);
+        if let Some(open) = &mut self.open {
+            if open.start.xa.take().is_some() {
+                out.push(TxnEvent::Change(Change::XaOnePhase));
+            }
+        }
     }
 
     fn commit(&mut self, h: &EventHeader, out: &mut Vec<TxnEvent>) -> Result<(), Error> {
@@ -530,16 +547,50 @@ impl Assembler {
 
 /// An xid as XA statements write it: `X'6131',X'',1`, or quoted strings
 /// (`'a1','',1`); the branch qualifier and format id (1) may be left out.
+/// A SAVEPOINT or ROLLBACK TO statement written again with its name in backticks: it
+/// runs in the drainer's session, not in the SQL mode it was logged in (`"s1"` is a name
+/// only under ANSI_QUOTES). As logged when its name cannot be read.
+fn savepoint_statement(text: &str, rollback: bool) -> String {
+    let name = text.split_whitespace().last().and_then(|last| {
+        // The name is the last word (a quoted name has no space in what servers write).
+        let quoted = |q: char| {
+            let inner = last.strip_prefix(q)?.strip_suffix(q)?;
+            Some(inner.replace(&format!("{q}{q}"), &q.to_string()))
+        };
+        quoted('`').or_else(|| quoted('"')).or_else(|| {
+            last.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+                .then(|| last.to_owned())
+        })
+    });
+    match name {
+        Some(name) if !name.is_empty() => {
+            let verb = if rollback {
+                "ROLLBACK TO SAVEPOINT"
+            } else {
+                "SAVEPOINT"
+            };
+            format!("{verb} `{}`", name.replace('`', "``"))
+        }
+        _ => text.to_owned(),
+    }
+}
+
 fn parse_xid(text: &str) -> Result<Xid, String> {
     let mut parts = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
         let (part, after) = if let Some(hex) = rest.strip_prefix("X'").or(rest.strip_prefix("x'")) {
             let end = hex.find('\'').ok_or("an unterminated hex string")?;
-            let bytes = (0..end / 2)
-                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|e| e.to_string())?;
+            let digits = &hex.as_bytes()[..end];
+            if digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
+                return Err(format!("X'{}' is not hex bytes", &hex[..end]));
+            }
+            let value = |d: u8| (d as char).to_digit(16).expect("checked hex digit") as u8;
+            let bytes = digits
+                .chunks(2)
+                .map(|pair| value(pair[0]) << 4 | value(pair[1]))
+                .collect();
             (bytes, &hex[end + 1..])
         } else if let Some(quoted) = rest.strip_prefix('\'') {
             let end = quoted.find('\'').ok_or("an unterminated string")?;
@@ -667,6 +718,7 @@ mod tests {
                 TxnEvent::Change(Change::Statement(_)) => 's',
                 TxnEvent::Change(Change::Savepoint(_)) => 'p',
                 TxnEvent::Change(Change::Xa(_)) => 'x',
+                TxnEvent::Change(Change::XaOnePhase) => '1',
                 TxnEvent::Commit { .. } => 'C',
                 TxnEvent::Rollback => 'R',
                 TxnEvent::Idle { .. } => 'i',
@@ -767,7 +819,20 @@ mod tests {
         let TxnEvent::Change(Change::Savepoint(back)) = &out[4] else {
             unreachable!()
         };
-        assert!(back.rollback && back.text == "ROLLBACK TO `s1`");
+        assert!(back.rollback && back.text == "ROLLBACK TO SAVEPOINT `s1`");
+        // Logged under ANSI_QUOTES, run in the drainer's own session.
+        assert_eq!(
+            savepoint_statement("SAVEPOINT \"a b\"\"c\"", false),
+            "SAVEPOINT \"a b\"\"c\""
+        );
+        assert_eq!(
+            savepoint_statement("SAVEPOINT \"s\"\"1\"", false),
+            "SAVEPOINT `s\"1`"
+        );
+        assert_eq!(
+            savepoint_statement("ROLLBACK WORK TO SAVEPOINT sp_2", true),
+            "ROLLBACK TO SAVEPOINT `sp_2`"
+        );
     }
 
     #[test]
@@ -820,6 +885,45 @@ mod tests {
         );
         assert_eq!(parse_xid("'x1'").unwrap().bqual, b"");
         assert!(parse_xid("X'zz'").is_err());
+        assert!(parse_xid("X'abc'").is_err(), "odd length");
+        assert!(parse_xid("X'é1'").is_err(), "not ASCII");
+    }
+
+    /// MySQL ends both `XA PREPARE` and `XA COMMIT … ONE PHASE` with an XA_PREPARE
+    /// event; its first byte tells them apart. A one-phase group is an ordinary commit.
+    #[test]
+    fn mysql_one_phase_xa_commits_and_prepared_xa_prepares() {
+        let mut ev = Events::new();
+        let anonymous = vec![0u8; 25];
+        let xa_prepare = |one_phase: u8| {
+            let mut body = vec![one_phase];
+            body.extend(1u32.to_le_bytes());
+            body.extend(2u32.to_le_bytes());
+            body.extend(0u32.to_le_bytes());
+            body.extend(b"x1");
+            body
+        };
+        for (one_phase, expect_shape, expect_xa) in [(1, "Br1C", false), (0, "BrC", true)] {
+            let mut a = start(None);
+            let events = [
+                ev.event(kind::MYSQL_ANONYMOUS_GTID, anonymous.clone()),
+                ev.query("XA START X'7831',X'',1"),
+                ev.table_map(6),
+                ev.write_row(6, 1),
+                ev.query("XA END X'7831',X'',1"),
+                ev.event(kind::XA_PREPARE, xa_prepare(one_phase)),
+            ];
+            let out = run(&mut a, &events).unwrap();
+            assert_eq!(shape(&out), expect_shape, "one_phase = {one_phase}");
+            let mut collector = crate::txn::Collector::default();
+            let mut txns: Vec<_> = out
+                .into_iter()
+                .filter_map(|e| collector.push(e).unwrap())
+                .collect();
+            let txn = txns.pop().expect("one transaction");
+            assert_eq!(txn.xa.is_some(), expect_xa, "one_phase = {one_phase}");
+            assert_eq!(txn.changes.len(), 1, "the row alone");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -71,45 +71,100 @@ impl DumpError {
 struct Packets {
     stream: BufReader<TcpStream>,
     seq: u8,
+    /// What a cancelled [`Packets::read`] had read: the next call goes on from there.
+    partial: Partial,
 }
 
+/// A payload being read: the header bytes of the packet under way, or how far its body
+/// goes, and the payload so far.
+#[derive(Default)]
+struct Partial {
+    head: [u8; 4],
+    head_len: usize,
+    /// Where the body of the packet being read ends in `payload`, and whether another
+    /// packet follows it; `None` while its header is read.
+    body: Option<(usize, bool)>,
+    /// The payload's buffer has its final size (see [`Packets::read`]).
+    sized: bool,
+    payload: Vec<u8>,
+}
+
+/// A large event's first bytes: the packet's status byte and the event header, which
+/// says how large the event is.
+const EVENT_HEAD: usize = 1 + EventHeader::LEN;
+
 impl Packets {
+    fn new(stream: TcpStream) -> Packets {
+        Packets {
+            stream: BufReader::with_capacity(1 << 16, stream),
+            seq: 0,
+            partial: Partial::default(),
+        }
+    }
+
     /// One whole payload. A binlog event's buffer is sized once, from the event's own
     /// header, so even a gigabyte event is never held twice.
+    ///
+    /// Cancel-safe: every await reads into `partial`, so a call dropped halfway (the
+    /// drainer waits for an event and its checkpoint timer at once) loses no byte, and
+    /// the next call finishes the payload.
     async fn read(&mut self) -> Result<Vec<u8>, DumpError> {
-        let mut payload = Vec::new();
+        let p = &mut self.partial;
         loop {
-            let mut head = [0u8; 4];
-            self.stream.read_exact(&mut head).await?;
-            let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
-            self.seq = head[3].wrapping_add(1);
-            if payload.len() + len > MAX_PACKET {
-                return Err(DumpError::protocol(format!(
-                    "a packet of over {MAX_PACKET} bytes"
-                )));
+            let (end, more) = match p.body {
+                Some(body) => body,
+                None => {
+                    while p.head_len < 4 {
+                        let n = self.stream.read(&mut p.head[p.head_len..]).await?;
+                        if n == 0 {
+                            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+                        }
+                        p.head_len += n;
+                    }
+                    p.head_len = 0;
+                    let [l0, l1, l2, seq] = p.head;
+                    let len = usize::from(l0) | usize::from(l1) << 8 | usize::from(l2) << 16;
+                    self.seq = seq.wrapping_add(1);
+                    let start = p.payload.len();
+                    if start + len > MAX_PACKET {
+                        *p = Partial::default();
+                        return Err(DumpError::protocol(format!(
+                            "a packet of over {MAX_PACKET} bytes"
+                        )));
+                    }
+                    // The first piece of a large event: read its header, which says how
+                    // large the event is, before the buffer is made.
+                    p.sized = !(start == 0 && len == CHUNK);
+                    p.payload
+                        .reserve_exact(if p.sized { len } else { EVENT_HEAD });
+                    let body = (start + len, len == CHUNK);
+                    p.body = Some(body);
+                    body
+                }
+            };
+            while p.payload.len() < end {
+                let want = if p.sized { end } else { EVENT_HEAD } - p.payload.len();
+                let n = self
+                    .stream
+                    .read_buf(&mut (&mut p.payload).limit(want))
+                    .await?;
+                if n == 0 {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+                }
+                if !p.sized && p.payload.len() == EVENT_HEAD {
+                    let size = u32::from_le_bytes(p.payload[10..14].try_into().expect("4 bytes"));
+                    let total = if p.payload[0] == 0 {
+                        (size as usize + 1).min(MAX_PACKET)
+                    } else {
+                        end
+                    };
+                    p.payload.reserve_exact(total.max(end) - p.payload.len());
+                    p.sized = true;
+                }
             }
-            let start = payload.len();
-            if start == 0 && len == CHUNK {
-                // The first piece of a large event: its header says how large it is.
-                let mut first = [0u8; 1 + EventHeader::LEN];
-                self.stream.read_exact(&mut first).await?;
-                let size = u32::from_le_bytes(first[10..14].try_into().expect("4 bytes"));
-                let total = if first[0] == 0 {
-                    (size as usize + 1).min(MAX_PACKET)
-                } else {
-                    len
-                };
-                payload.reserve_exact(total);
-                payload.extend_from_slice(&first);
-                payload.resize(len, 0);
-                self.stream.read_exact(&mut payload[first.len()..]).await?;
-            } else {
-                payload.reserve_exact(len);
-                payload.resize(start + len, 0);
-                self.stream.read_exact(&mut payload[start..]).await?;
-            }
-            if len < CHUNK {
-                return Ok(payload);
+            p.body = None;
+            if !more {
+                return Ok(std::mem::take(&mut p.payload));
             }
         }
     }
@@ -228,10 +283,7 @@ impl Dump {
             let stream = TcpStream::connect((host, port)).await?;
             stream.set_nodelay(true)?;
             let mut dump = Dump {
-                packets: Packets {
-                    stream: BufReader::with_capacity(1 << 16, stream),
-                    seq: 0,
-                },
+                packets: Packets::new(stream),
                 version: String::new(),
                 checksums: Checksums::default(),
             };
@@ -495,5 +547,65 @@ mod tests {
         };
         assert_eq!((code, state.as_str()), (1236, "HY000"));
         assert!(message.starts_with("Could not find"));
+    }
+
+    /// A read cancelled at any point (here: every millisecond, while the server sends in
+    /// small pieces) loses nothing: the next call finishes the payload, and the payloads
+    /// after it start where they should.
+    #[tokio::test]
+    async fn a_cancelled_read_goes_on_where_it_stopped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A 20 MiB event (two packets) and a small one.
+        let mut large = vec![0u8; 20 << 20];
+        let size = (large.len() - 1) as u32;
+        large[10..14].copy_from_slice(&size.to_le_bytes());
+        for (i, b) in large.iter_mut().enumerate().skip(EVENT_HEAD) {
+            *b = (i % 251) as u8;
+        }
+        let small = b"\0small event".to_vec();
+        let mut wire = Vec::new();
+        for payload in [&large, &small] {
+            let mut seq = 0u8;
+            let mut rest = &payload[..];
+            loop {
+                let len = rest.len().min(CHUNK);
+                wire.extend(&(len as u32).to_le_bytes()[..3]);
+                wire.push(seq);
+                seq = seq.wrapping_add(1);
+                wire.extend_from_slice(&rest[..len]);
+                rest = &rest[len..];
+                if len < CHUNK {
+                    break;
+                }
+            }
+        }
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // Pieces that split headers and bodies at odd places.
+            for piece in wire.chunks(3 + (1 << 19)) {
+                s.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            s
+        });
+        let mut packets = Packets::new(TcpStream::connect(addr).await.unwrap());
+        let mut got = Vec::new();
+        let mut cancelled = 0;
+        while got.len() < 2 {
+            match tokio::time::timeout(Duration::from_millis(1), packets.read()).await {
+                Ok(payload) => got.push(payload.unwrap()),
+                Err(_) => cancelled += 1,
+            }
+        }
+        assert!(cancelled > 10, "only {cancelled} reads were cancelled");
+        assert!(got[0] == large, "the large payload came back different");
+        assert_eq!(
+            got[0].capacity(),
+            large.len(),
+            "sized once, from its header"
+        );
+        assert_eq!(got[1], small);
+        drop(server.await.unwrap());
     }
 }

@@ -80,7 +80,8 @@ pub struct Statement {
 /// changed meanwhile); a replica runs them where they stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Savepoint {
-    /// The statement as logged (`SAVEPOINT `a``, `ROLLBACK TO `a``).
+    /// The statement, its name in backticks whatever the SQL mode it was logged in
+    /// (`SAVEPOINT `a``, `ROLLBACK TO SAVEPOINT `a``).
     pub text: String,
     /// `ROLLBACK TO`, not `SAVEPOINT`.
     pub rollback: bool,
@@ -123,6 +124,10 @@ pub enum Change {
     Savepoint(Savepoint),
     /// The only change of an event group that ends an XA transaction prepared earlier.
     Xa(XaOutcome),
+    /// The last change of a group whose own XA transaction ends in one phase (MySQL's
+    /// `XA COMMIT … ONE PHASE`, known only at the group's end): the group commits as an
+    /// ordinary transaction, it is not prepared ([`TxnStart::xa`] no longer holds).
+    XaOnePhase,
 }
 
 /// How a transaction begins: everything known before its first change.
@@ -198,6 +203,7 @@ impl Collector {
                 self.open = Some((start, Vec::new()));
             }
             TxnEvent::Change(change) => match &mut self.open {
+                Some((start, _)) if change == Change::XaOnePhase => start.xa = None,
                 Some((_, changes)) => changes.push(change),
                 None => return Err("a change outside a transaction".into()),
             },

@@ -29,7 +29,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-use pump_reader::event::SessionVars;
+use pump_reader::event::{charset_of, SessionVars};
 use pump_reader::{Position, PositionRecord, Statement, Xid};
 
 use super::sql::{quote, Stmt};
@@ -115,6 +115,11 @@ impl ApplyRecord {
     /// The statement that records `stamp` for `worker`, then COMMIT: one round trip, so
     /// its values are literals (utf8mb4 hex strings, whatever the session's SQL mode).
     fn write_and_commit(&self, worker: u32, stamp: &Stamp) -> String {
+        format!("{}; COMMIT", self.write(worker, stamp))
+    }
+
+    /// The statement writing `stamp` as `worker`'s record.
+    fn write(&self, worker: u32, stamp: &Stamp) -> String {
         let json = |p: &Position| {
             serde_json::to_string(&PositionRecord::from(p)).expect("a position record serializes")
         };
@@ -124,7 +129,7 @@ impl ApplyRecord {
             "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
              applied_after) VALUES ({}, {}, {worker}, {}, {}, {}) ON DUPLICATE KEY UPDATE \
              position = VALUES(position), low_watermark = VALUES(low_watermark), \
-             applied_after = VALUES(applied_after); COMMIT",
+             applied_after = VALUES(applied_after)",
             self.qualified(),
             self.channel_id,
             text_literal(&self.source),
@@ -400,12 +405,24 @@ async fn watched<T>(
     }
 }
 
+/// Which servers a statement goes between: their `sql_mode` bits and collation ids
+/// agree only in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flavours {
+    pub from_mariadb: bool,
+    pub to_mariadb: bool,
+}
+
 /// The statements that give a session the context an upstream statement ran in (its
 /// QUERY event's status variables, as `mariadb-binlog` replays them), and its start time
 /// (`timestamp`, with the event's microseconds): `NOW()`, `CURRENT_TIMESTAMP` defaults and
 /// TIMESTAMP literals mean the same downstream. Without the character sets (servers that
-/// do not log them), the client set is utf8mb4.
-pub fn session_context(vars: &SessionVars, timestamp: u32) -> Vec<String> {
+/// do not log them), the client set is utf8mb4. Between MySQL and MariaDB the SQL mode is
+/// translated ([`sql_mode_for`]) and a collation only one of them numbers so
+/// (`utf8mb4_0900_ai_ci`, 255; `utf8mb4_uca1400_ai_ci`, 2304) is given by its
+/// character set's name: the downstream's default collation of that set.
+pub fn session_context(vars: &SessionVars, timestamp: u32, flavours: Flavours) -> Vec<String> {
+    let same = flavours.from_mariadb == flavours.to_mariadb;
     let mut sets = Vec::new();
     // First: its literal is read in the session's SQL mode, which comes next.
     if let Some(zone) = &vars.time_zone {
@@ -424,7 +441,10 @@ pub fn session_context(vars: &SessionVars, timestamp: u32) -> Vec<String> {
         ));
     }
     if let Some(mode) = vars.sql_mode {
-        sets.push(format!("SET @@session.sql_mode = {mode}"));
+        sets.push(format!(
+            "SET @@session.sql_mode = {}",
+            sql_mode_for(mode, flavours)
+        ));
     }
     if let Some((increment, offset)) = vars.auto_increment {
         sets.push(format!(
@@ -432,24 +452,53 @@ pub fn session_context(vars: &SessionVars, timestamp: u32) -> Vec<String> {
              @@session.auto_increment_offset = {offset}"
         ));
     }
+    // Ids below 248 name the same collation on both servers.
+    let collation = |set: &str, id: u16| match charset_of(id) {
+        Some(name) if !same && id >= 248 => format!("@@session.character_set_{set} = '{name}'"),
+        _ => format!("@@session.collation_{set} = {id}"),
+    };
     match vars.charset {
         Some([client, connection, server]) => sets.push(format!(
-            "SET @@session.character_set_client = {client}, \
-             @@session.collation_connection = {connection}, @@session.collation_server = {server}"
+            "SET @@session.character_set_client = {}, {}, {}",
+            match charset_of(client) {
+                Some(name) if !same && client >= 248 => format!("'{name}'"),
+                _ => client.to_string(),
+            },
+            collation("connection", connection),
+            collation("server", server),
         )),
         None => sets.push("SET NAMES utf8mb4".into()),
     }
     if let Some(locale) = vars.lc_time_names {
         sets.push(format!("SET @@session.lc_time_names = {locale}"));
     }
-    if let Some(collation) = vars.collation_database {
-        sets.push(format!("SET @@session.collation_database = {collation}"));
+    if let Some(id) = vars.collation_database {
+        sets.push(format!("SET {}", collation("database", id)));
     }
     sets.push(match vars.micros {
         Some(us) => format!("SET @@session.timestamp = {timestamp}.{us:06}"),
         None => format!("SET @@session.timestamp = {timestamp}"),
     });
     sets
+}
+
+/// `sql_mode` as the downstream reads it. MariaDB and MySQL number the modes alike up to
+/// bit 31, except bit 4 (MariaDB's IGNORE_BAD_TABLE_OPTIONS, unused in MySQL), the modes
+/// MySQL 8 removed (POSTGRESQL … MYSQL40, bits 8–17; NO_AUTO_CREATE_USER, bit 28: a MySQL
+/// 8 server refuses them, as its own replica drops them), and past bit 31, where MySQL's
+/// TIME_TRUNCATE_FRACTIONAL (32) and MariaDB's TIME_ROUND_FRACTIONAL (34) each ask for
+/// the other server's default.
+pub fn sql_mode_for(mode: u64, flavours: Flavours) -> u64 {
+    const LOW: u64 = 0xFFFF_FFFF & !(1 << 4);
+    const MYSQL_REMOVED: u64 = 0x3FF << 8 | 1 << 28;
+    const TRUNCATE: u64 = 1 << 32;
+    const ROUND: u64 = 1 << 34;
+    match (flavours.from_mariadb, flavours.to_mariadb) {
+        (true, true) => mode,
+        (false, false) => mode & !MYSQL_REMOVED,
+        (false, true) => mode & LOW | if mode & TRUNCATE == 0 { ROUND } else { 0 },
+        (true, false) => mode & LOW & !MYSQL_REMOVED | if mode & ROUND == 0 { TRUNCATE } else { 0 },
+    }
 }
 
 /// A name the server sent, as text.
@@ -510,6 +559,8 @@ pub struct Downstream {
     after: Vec<Position>,
     /// The server is MariaDB (learned at connection).
     mariadb: bool,
+    /// The upstream is MariaDB (statements are translated from MySQL otherwise).
+    upstream_mariadb: bool,
 }
 
 impl Downstream {
@@ -540,7 +591,13 @@ impl Downstream {
             worker,
             after: Vec::new(),
             mariadb: true,
+            upstream_mariadb: true,
         }
+    }
+
+    /// Statements come from a MySQL upstream (`false`) or a MariaDB one.
+    pub fn set_upstream_mariadb(&mut self, mariadb: bool) {
+        self.upstream_mariadb = mariadb;
     }
 
     async fn conn(&mut self) -> Result<&mut Conn, DownstreamError> {
@@ -743,8 +800,8 @@ impl Downstream {
 
     /// The downstream's id for the upstream XA transaction `xid`: the same global id and
     /// branch qualifier, under a format id of this channel's (so it never meets an XA
-    /// transaction of the downstream's own clients), as `XA` statements write it.
-    pub fn xa_id(&self, xid: &Xid) -> String {
+    /// transaction of the downstream's own clients).
+    pub fn xa_id(&self, xid: &Xid) -> Xid {
         let channel = self.target.record.channel_id as u64;
         // Plain arithmetic, not a library hash: the same id after an upgrade.
         let mixed = (0x4452_u64 << 16 | (channel & 0xFFFF))
@@ -753,7 +810,6 @@ impl Downstream {
             format_id: (mixed & 0x7FFF_FFFF) as u32,
             ..xid.clone()
         }
-        .to_string()
     }
 
     /// Prepares `stmts` downstream as the XA transaction `xid` (`XA START`, the
@@ -762,7 +818,7 @@ impl Downstream {
     /// transaction outlives it). `Ok(false)`: `xid` is prepared downstream already (by a
     /// run that stopped before its checkpoint passed it). No mark row: the channel's
     /// server id marks it (a mark row would stay locked until the XA COMMIT).
-    pub async fn prepare_xa(&mut self, xid: &str, stmts: &[Stmt]) -> Result<bool, DownstreamError> {
+    pub async fn prepare_xa(&mut self, xid: &Xid, stmts: &[Stmt]) -> Result<bool, DownstreamError> {
         if !self.begin_xa(xid).await? {
             return Ok(false);
         }
@@ -773,15 +829,35 @@ impl Downstream {
 
     /// `XA START xid`: the open transaction [`Downstream::exec`] adds to. `Ok(false)`: it
     /// is prepared downstream already (nothing opened).
-    pub async fn begin_xa(&mut self, xid: &str) -> Result<bool, DownstreamError> {
-        // XAER_DUPID: a transaction of this id exists (prepared by a run before).
+    pub async fn begin_xa(&mut self, xid: &Xid) -> Result<bool, DownstreamError> {
+        self.conn().await?;
+        if self.target.mark.is_some() && !self.mariadb {
+            return Err(DownstreamError::Definite {
+                statement: format!("XA START {xid}"),
+                code: 0,
+                reason: "loopback control cannot mark an XA transaction on a MySQL \
+                         downstream (MySQL has no session server_id, and a mark row would \
+                         stay locked until the XA COMMIT): it would come back to the \
+                         upstream. Commit it there in one phase, or run this channel \
+                         without loopback-control"
+                    .into(),
+            });
+        }
+        // XAER_DUPID: a transaction of this id exists. Prepared (by a run before), or
+        // still open in a session given up on and not yet rolled back by the server.
         let result = self.xa_statement(&format!("XA START {xid}"), 1440).await;
         self.in_txn = matches!(result, Ok(true));
-        result
+        match result {
+            Ok(false) if !self.xa_prepared(xid).await? => Err(DownstreamError::Transient(format!(
+                "XA transaction {xid} is still open in another session (one given up \
+                     on, not yet rolled back)"
+            ))),
+            other => other,
+        }
     }
 
     /// `XA END`, `XA PREPARE` of the open XA transaction; the session is closed after.
-    pub async fn end_prepare_xa(&mut self, xid: &str) -> Result<(), DownstreamError> {
+    pub async fn end_prepare_xa(&mut self, xid: &Xid) -> Result<(), DownstreamError> {
         self.require_txn()?;
         let result = self.text(&format!("XA END {xid}; XA PREPARE {xid}")).await;
         self.in_txn = false;
@@ -797,13 +873,59 @@ impl Downstream {
         }
     }
 
+    /// Commits the open XA transaction in one phase, `stamp`'s apply record inside it.
+    pub async fn commit_one_phase(
+        &mut self,
+        xid: &Xid,
+        stamp: &Stamp,
+    ) -> Result<(), DownstreamError> {
+        self.require_txn()?;
+        let record = self.target.record.write(self.worker, stamp);
+        let result = self
+            .text(&format!(
+                "{record}; XA END {xid}; XA COMMIT {xid} ONE PHASE"
+            ))
+            .await;
+        self.in_txn = false;
+        if result.is_ok() {
+            self.recorded(stamp);
+        }
+        self.reset_on_error(result)
+    }
+
     /// `XA COMMIT xid` or `XA ROLLBACK xid` of a transaction prepared downstream.
     /// `Ok(false)`: none of that id is prepared there (it ended already, before a
     /// restart; or it was prepared upstream before this channel started reading).
-    pub async fn end_xa(&mut self, xid: &str, commit: bool) -> Result<bool, DownstreamError> {
+    pub async fn end_xa(&mut self, xid: &Xid, commit: bool) -> Result<bool, DownstreamError> {
         let verb = if commit { "COMMIT" } else { "ROLLBACK" };
-        // XAER_NOTA: unknown xid.
-        self.xa_statement(&format!("XA {verb} {xid}"), 1397).await
+        // XAER_NOTA: unknown to this session. The server says so too while the session
+        // that prepared it is still being closed: `XA RECOVER` tells the two apart.
+        match self.xa_statement(&format!("XA {verb} {xid}"), 1397).await {
+            Ok(false) if self.xa_prepared(xid).await? => Err(DownstreamError::Transient(format!(
+                "XA transaction {xid} is prepared but still held by the session that \
+                     prepared it"
+            ))),
+            other => other,
+        }
+    }
+
+    /// Whether `xid` is prepared downstream (`XA RECOVER` lists it), whichever session
+    /// holds it.
+    async fn xa_prepared(&mut self, xid: &Xid) -> Result<bool, DownstreamError> {
+        let sql = "XA RECOVER";
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let prepared: Vec<(i64, usize, usize, Vec<u8>)> = watched(&target, session, async {
+            conn.query(sql).await.map_err(|e| classify(sql, e))
+        })
+        .await?;
+        let data = [xid.gtrid.as_slice(), xid.bqual.as_slice()].concat();
+        Ok(prepared.iter().any(|(format, gtrid, bqual, d)| {
+            *format == i64::from(xid.format_id)
+                && (*gtrid, *bqual) == (xid.gtrid.len(), xid.bqual.len())
+                && *d == data
+        }))
     }
 
     /// Runs `sql` (statements that return no rows) as text on this session, watched.
@@ -1022,6 +1144,9 @@ impl Downstream {
     ) -> Result<(), DownstreamError> {
         self.columns.clear();
         let target = Arc::clone(&self.target);
+        let upstream_mariadb = self.upstream_mariadb;
+        self.conn().await?;
+        // Learned as the session opened.
         let mariadb = self.mariadb;
         let conn = self.conn().await?;
         let session = conn.id();
@@ -1031,7 +1156,11 @@ impl Downstream {
                 let use_db = format!("USE `{}`", schema.replace('`', "``"));
                 conn.query_drop(use_db.as_str()).await.map_err(|e| classify(&use_db, e))?;
             }
-            let mut sets = session_context(&statement.vars, statement.timestamp);
+            let flavours = Flavours {
+                from_mariadb: upstream_mariadb,
+                to_mariadb: mariadb,
+            };
+            let mut sets = session_context(&statement.vars, statement.timestamp, flavours);
             if mariadb {
                 // An ALTER of a system-versioned table that reached the binlog was allowed
                 // upstream (a session setting the binlog does not record): keep history.
@@ -1045,6 +1174,12 @@ impl Downstream {
                     tracing::info!(statement = sql, reason = %s.message, "DDL already applied downstream");
                 }
                 other => other.map_err(|e| classify(sql, e))?,
+            }
+            if !then.is_empty() {
+                // Written by the drainer, in UTF-8, whatever the statement's client set.
+                conn.query_drop("SET NAMES utf8mb4")
+                    .await
+                    .map_err(|e| classify("SET NAMES utf8mb4", e))?;
             }
             for next in then {
                 conn.query_drop(next.as_str()).await.map_err(|e| classify(next, e))?;
@@ -1301,6 +1436,76 @@ impl Downstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MARIA_TO_MARIA: Flavours = Flavours {
+        from_mariadb: true,
+        to_mariadb: true,
+    };
+    const MYSQL_TO_MARIA: Flavours = Flavours {
+        from_mariadb: false,
+        to_mariadb: true,
+    };
+    const MARIA_TO_MYSQL: Flavours = Flavours {
+        from_mariadb: true,
+        to_mariadb: false,
+    };
+
+    #[test]
+    fn sql_modes_translate_between_mysql_and_mariadb() {
+        // MariaDB 10.11's default: STRICT_TRANS_TABLES, ERROR_FOR_DIVISION_BY_ZERO,
+        // NO_AUTO_CREATE_USER, NO_ENGINE_SUBSTITUTION.
+        let maria = 1 << 21 | 1 << 26 | 1 << 28 | 1 << 30;
+        assert_eq!(sql_mode_for(maria, MARIA_TO_MARIA), maria);
+        // MySQL 8 refuses NO_AUTO_CREATE_USER; it rounds fractional seconds unless told
+        // to truncate, as MariaDB does.
+        assert_eq!(
+            sql_mode_for(maria, MARIA_TO_MYSQL),
+            1 << 21 | 1 << 26 | 1 << 30 | 1 << 32
+        );
+        // MySQL 8's default (ONLY_FULL_GROUP_BY, STRICT_TRANS_TABLES, NO_ZERO_IN_DATE,
+        // NO_ZERO_DATE, ERROR_FOR_DIVISION_BY_ZERO, NO_ENGINE_SUBSTITUTION): rounding is
+        // MariaDB's TIME_ROUND_FRACTIONAL.
+        let mysql = 1 << 5 | 1 << 21 | 1 << 23 | 1 << 24 | 1 << 26 | 1 << 30;
+        assert_eq!(sql_mode_for(mysql, MYSQL_TO_MARIA), mysql | 1 << 34);
+        assert_eq!(
+            sql_mode_for(mysql | 1 << 32 | 1 << 4, MYSQL_TO_MARIA),
+            mysql,
+            "TIME_TRUNCATE_FRACTIONAL is MariaDB's default; bit 4 means nothing in MySQL"
+        );
+        // MariaDB's modes past bit 31 (EMPTY_STRING_IS_NULL) have no MySQL meaning.
+        assert_eq!(
+            sql_mode_for(1 << 33 | 1 << 34, MARIA_TO_MYSQL),
+            0,
+            "rounding, MySQL's default"
+        );
+    }
+
+    #[test]
+    fn collations_one_server_does_not_number_go_by_their_character_set() {
+        let vars = SessionVars {
+            charset: Some([255, 255, 45]),
+            collation_database: Some(2304),
+            ..SessionVars::default()
+        };
+        let sets = session_context(&vars, 1, MYSQL_TO_MARIA).join("; ");
+        assert!(
+            sets.contains(
+                "SET @@session.character_set_client = 'utf8mb4', \
+                 @@session.character_set_connection = 'utf8mb4', \
+                 @@session.collation_server = 45"
+            ),
+            "{sets}"
+        );
+        assert!(
+            sets.contains("SET @@session.character_set_database = 'utf8mb4'"),
+            "{sets}"
+        );
+        let same = session_context(&vars, 1, MARIA_TO_MARIA).join("; ");
+        assert!(
+            same.contains("character_set_client = 255, @@session.collation_connection = 255"),
+            "{same}"
+        );
+    }
 
     #[test]
     fn text_literals_need_no_escaping() {

@@ -133,7 +133,20 @@ impl SessionVars {
                 // MariaDB: the start time's microseconds, an xid, more GTID flags.
                 128 => v.micros = Some(c.uint_le(3, "microseconds")? as u32),
                 129 => c.skip(8, "xid")?,
-                130 => c.skip(1, "gtid flags3")?,
+                // More GTID flags; with a two-phase ALTER's commit or rollback (flags 4,
+                // 8), the sequence number of its start.
+                130 => {
+                    if c.u8("gtid flags3")? & (4 | 8) != 0 {
+                        c.skip(8, "start alter sequence number")?;
+                    }
+                }
+                // character_set_collations (MariaDB 11.2 and later): a count, then pairs
+                // of a character set and its default collation. Not replayed: the
+                // downstream's own defaults apply (docs/operations.md §7).
+                131 => {
+                    let count = usize::from(c.u8("character set collations count")?);
+                    c.skip(4 * count, "character set collations")?;
+                }
                 other => {
                     v.unknown = Some(other);
                     break;
@@ -345,6 +358,15 @@ mod tests {
         assert_eq!(v.time_zone.as_deref(), Some("+05:00"));
         assert_eq!(v.micros, Some(123_456));
         assert_eq!(v.unknown, None);
+        // MariaDB 11.5 writes character_set_collations first; a two-phase ALTER's commit
+        // carries its start's sequence number after the flags.
+        let mut block = vec![131, 2];
+        block.extend([45, 0, 0x00, 0x09, 33, 0, 0x00, 0x08]);
+        block.extend([130, 4]);
+        block.extend(7u64.to_le_bytes());
+        block.extend([4, 45, 0, 45, 0, 45, 0]);
+        let v = SessionVars::decode(&block).unwrap();
+        assert_eq!((v.charset, v.unknown), (Some([45, 45, 45]), None));
         // An unknown code stops reading, keeping what came before.
         let v = SessionVars::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 99, 7, 7]).unwrap();
         assert_eq!((v.sql_mode, v.unknown), (Some(0), Some(99)));
