@@ -221,8 +221,68 @@ async fn a_64_mib_row_replicates_in_bounded_memory() {
     eprintln!(
         "drainer peak RSS: {inserted:.0} MiB after the insert, {updated:.0} MiB after the update"
     );
+
     assert!(
         updated < 256.0,
         "peak RSS {updated:.0} MiB (insert: {inserted:.0})"
+    );
+}
+
+/// The drainer waits for the next event and for its checkpoint timer at once: a large
+/// event still arriving when the timer fires (here every millisecond, right after a small
+/// transaction's commit) is taken up again where its read stopped, and the stream keeps
+/// its place (it lost it once: a reconnect, or a stop on what it read as a packet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_keep_their_place_across_checkpoint_ticks() {
+    let big = || async {
+        MariaDb::builder()
+            .arg("--max-allowed-packet=256M")
+            .start()
+            .await
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(big(), big());
+    for site in [&a, &b] {
+        site.exec(&[
+            "CREATE DATABASE app",
+            "CREATE TABLE app.doc (id INT PRIMARY KEY, body LONGBLOB NOT NULL)",
+            "CREATE TABLE app.tick (id INT PRIMARY KEY)",
+        ])
+        .await
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.checkpoint_interval_ms = 1;
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    for i in 0..12 {
+        a.exec(&[
+            &format!("INSERT INTO app.tick VALUES ({i})"),
+            &format!(
+                "INSERT INTO app.doc VALUES ({i}, REPEAT('{i}', {}))",
+                24 << 20
+            ),
+        ])
+        .await
+        .unwrap();
+    }
+    let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body)), 0) AS UNSIGNED) FROM app.doc";
+    let want: Vec<(u64, u64)> = a.query(sql).await.unwrap();
+    eventually("every large row downstream", WAIT, || async {
+        let got: Vec<(u64, u64)> = b.query(sql).await.map_err(|e| e.to_string())?;
+        (got == want)
+            .then_some(())
+            .ok_or(format!("{got:?} != {want:?}\n{}", drainer.stderr()))
+    })
+    .await;
+    let (_, metrics) = integration::http_get(&config.addr, "/metrics")
+        .await
+        .unwrap();
+    let samples = integration::parse_prometheus(&metrics).unwrap();
+    assert_eq!(
+        integration::sample(&samples, "drainer_upstream_reconnects_total", &[]),
+        Some(0.0),
+        "the stream kept its place\n{}",
+        drainer.stderr()
     );
 }
