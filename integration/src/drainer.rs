@@ -80,6 +80,20 @@ pub async fn replicating(
         .await
 }
 
+/// Starts `drainer --config` for `config`, armed to die at `failpoint` (see the drainer's
+/// `failpoint` module), and waits until it replicates.
+pub async fn replicating_with_failpoint(
+    config: &Config,
+    failpoint: &str,
+    timeout: Duration,
+) -> Result<DrainerProcess, HarnessError> {
+    DrainerCommand::new()?
+        .config(config)?
+        .env("DRAINER_FAILPOINT", failpoint)
+        .spawn_replicating(timeout)
+        .await
+}
+
 /// Where the `drainer` binary is: `$DRAINER_BIN`, else in `target/<profile>/`, beside
 /// this package's binaries and above its tests (`target/<profile>/deps/`); `cargo test
 /// --workspace` builds it first.

@@ -43,8 +43,8 @@ mod mariadb;
 mod sites;
 
 pub use drainer::{
-    config_for, drainer_binary, marked_config_for, replicating, DrainerCommand, DrainerOutput,
-    DrainerProcess,
+    config_for, drainer_binary, marked_config_for, replicating, replicating_with_failpoint,
+    DrainerCommand, DrainerOutput, DrainerProcess,
 };
 pub use eventually::{eventually, poll_until, Timeout};
 pub use http::{drainer_status, http_get, parse_prometheus, sample, Sample};

@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use integration::{
-    eventually, mark_counter, marked_config_for, two_sites, DrainerCommand, DrainerProcess, MariaDb,
+    eventually, mark_counter, marked_config_for, replicating_with_failpoint, two_sites, MariaDb,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -33,18 +33,6 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// A drainer replicating that dies at `failpoint`.
-async fn replicating_with_failpoint(config: &conf::Config, failpoint: &str) -> DrainerProcess {
-    DrainerCommand::new()
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .env("DRAINER_FAILPOINT", failpoint)
-        .spawn_replicating(WAIT)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
     let (a, b) = two_sites(SETUP).await.unwrap();
@@ -62,7 +50,9 @@ async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
         ("before-ddl", Some("ALTER TABLE app.kv DROP COLUMN w")),
         ("after-commit:1", None),
     ] {
-        let mut drainer = replicating_with_failpoint(&config, failpoint).await;
+        let mut drainer = replicating_with_failpoint(&config, failpoint, WAIT)
+            .await
+            .unwrap();
         // Single-row and multi-row transactions, then the DDL, then more rows.
         for _ in 0..3 {
             n += 1;
@@ -289,7 +279,9 @@ async fn a_crash_at_the_first_ddl_before_any_checkpoint_replays_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.syncer.checkpoint_interval_ms = 3_600_000;
-    let mut drainer = replicating_with_failpoint(&config, "before-ddl").await;
+    let mut drainer = replicating_with_failpoint(&config, "before-ddl", WAIT)
+        .await
+        .unwrap();
     a.exec(&["ALTER TABLE app.kv ADD COLUMN w INT"])
         .await
         .unwrap();

@@ -19,6 +19,27 @@ async fn count(server: &MariaDb) -> Result<(u64, u64), String> {
     Ok((rows[0].0, rows[0].1.unwrap_or(0)))
 }
 
+/// Two sites that take large packets, each with `app.doc` (a key and a LONGBLOB) and the
+/// tables `more` creates.
+async fn document_sites(max_packet: &str, more: &[&str]) -> (MariaDb, MariaDb) {
+    let site = || async {
+        let site = MariaDb::builder()
+            .arg(format!("--max-allowed-packet={max_packet}"))
+            .start()
+            .await
+            .unwrap();
+        site.exec(&[
+            "CREATE DATABASE app",
+            "CREATE TABLE app.doc (id INT PRIMARY KEY, body LONGBLOB NOT NULL)",
+        ])
+        .await
+        .unwrap();
+        site.exec(more).await.unwrap();
+        site
+    };
+    tokio::join!(site(), site())
+}
+
 /// Waits until the drainer streams the big transaction.
 async fn streaming(drainer: &DrainerProcess) {
     eventually("the drainer to stream the transaction", WAIT, || async {
@@ -170,22 +191,7 @@ async fn a_graceful_stop_while_streaming_rolls_back_and_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_row_replicates_in_bounded_memory() {
     const SIZE: u64 = 64 << 20;
-    let big = || async {
-        MariaDb::builder()
-            .arg("--max-allowed-packet=1G")
-            .start()
-            .await
-            .unwrap()
-    };
-    let (a, b) = tokio::join!(big(), big());
-    for site in [&a, &b] {
-        site.exec(&[
-            "CREATE DATABASE app",
-            "CREATE TABLE app.doc (id INT PRIMARY KEY, body LONGBLOB NOT NULL)",
-        ])
-        .await
-        .unwrap();
-    }
+    let (a, b) = document_sites("1G", &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = marked_config_for(&a, &b, dir.path()).unwrap();
     let drainer = integration::replicating(&config, WAIT).await.unwrap();
@@ -234,23 +240,7 @@ async fn a_64_mib_row_replicates_in_bounded_memory() {
 /// its place (it lost it once: a reconnect, or a stop on what it read as a packet).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_events_keep_their_place_across_checkpoint_ticks() {
-    let big = || async {
-        MariaDb::builder()
-            .arg("--max-allowed-packet=256M")
-            .start()
-            .await
-            .unwrap()
-    };
-    let (a, b) = tokio::join!(big(), big());
-    for site in [&a, &b] {
-        site.exec(&[
-            "CREATE DATABASE app",
-            "CREATE TABLE app.doc (id INT PRIMARY KEY, body LONGBLOB NOT NULL)",
-            "CREATE TABLE app.tick (id INT PRIMARY KEY)",
-        ])
-        .await
-        .unwrap();
-    }
+    let (a, b) = document_sites("256M", &["CREATE TABLE app.tick (id INT PRIMARY KEY)"]).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.syncer.checkpoint_interval_ms = 1;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use integration::{binlogs_still, eventually, DrainerCommand, DrainerProcess, MariaDb};
+use integration::{binlogs_still, eventually, DrainerProcess, MariaDb};
 use mysql_async::prelude::Queryable;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -42,18 +42,6 @@ async fn holds(site: &MariaDb, i: &[i32], m: &[i32], drainers: &[&DrainerProcess
         }
     })
     .await;
-}
-
-/// The drainer `config`, armed to die at `failpoint`.
-async fn armed(config: &conf::Config, failpoint: &str) -> DrainerProcess {
-    DrainerCommand::new()
-        .unwrap()
-        .config(config)
-        .unwrap()
-        .env("DRAINER_FAILPOINT", failpoint)
-        .spawn_replicating(WAIT)
-        .await
-        .unwrap()
 }
 
 async fn run(site: &MariaDb, statements: &[&str]) {
@@ -135,7 +123,9 @@ async fn savepoints_and_xa_transactions_replicate_exactly_once() {
     // its checkpoint: the restart reads the prepare again (finds it prepared there),
     // then the commit.
     ab.kill();
-    let mut dying = armed(&ab_config, "after-xa-prepare").await;
+    let mut dying = integration::replicating_with_failpoint(&ab_config, "after-xa-prepare", WAIT)
+        .await
+        .unwrap();
     run(
         &a,
         &[
@@ -183,7 +173,9 @@ async fn savepoints_and_xa_transactions_replicate_exactly_once() {
     })
     .await;
     ab.kill();
-    let mut dying = armed(&ab_config, "after-xa-end").await;
+    let mut dying = integration::replicating_with_failpoint(&ab_config, "after-xa-end", WAIT)
+        .await
+        .unwrap();
     run(&a, &["XA COMMIT 'x5'"]).await;
     let out = dying.wait(WAIT).await.unwrap();
     assert!(out.stderr.contains("failpoint"), "{}", out.stderr);
