@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 use conf::{Config, PasswordSource};
-use drainer::status::{self, Status};
+use drainer::status::Status;
 
 use cli::{CheckpointAction, Cli, Command, SchemaAction};
 
@@ -187,12 +187,15 @@ async fn run(config: &Config) -> Exit {
         format!("{}:{}", config.pump.host, config.pump.port),
         format!("{}:{}", config.syncer.to.host, config.syncer.to.port),
         config.syncer.channel_id,
-        Some(prometheus),
     );
-    match status::bind(&config.addr).await {
+    match drainer::http::bind(&config.addr).await {
         Ok(listener) => {
             tracing::info!(addr = %config.addr, "serving GET /status and /metrics");
-            tokio::spawn(status::serve(listener, Arc::clone(&status)));
+            let pages = drainer::http::Pages {
+                status: Arc::clone(&status),
+                prometheus: Some(prometheus),
+            };
+            tokio::spawn(drainer::http::serve(listener, pages));
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot start the status server");

@@ -1,25 +1,18 @@
 //! What the direction is doing, for people and tools: the shared [`Status`] the pipeline
-//! keeps current, and a small HTTP server on `addr` that answers `GET /status` with it as
-//! JSON and `GET /metrics` with Prometheus text ([`crate::metrics`]); every other path:
-//! 404; another method on those two paths: 405.
+//! keeps current, served as JSON on `GET /status` by [`crate::http`].
 //!
 //! - Lag is the seconds between now and the upstream commit time of the oldest transaction
 //!   still in flight (read, not yet committed downstream), else of the last transaction
 //!   handled (applied, or dropped as a loop), and 0 while the upstream has nothing more to
 //!   send (its heartbeat says so). Before either is known it is `null`.
-//! - The server is plain HTTP/1.1, one request per connection (`Connection: close`): a
-//!   request head over 8 KiB, or one not sent within 5 seconds, is answered or dropped
-//!   without holding anything. A stuck client never blocks the pipeline: the pipeline
-//!   only takes a short lock to update counters.
+//! - A stuck client never blocks the pipeline: the pipeline only takes a short lock to
+//!   update counters.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use pump_reader::Position;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 /// The direction's state, as `/status` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +77,6 @@ pub struct Status {
     downstream_addr: String,
     channel_id: i64,
     inner: Mutex<Snapshot>,
-    /// The Prometheus recorder's handle, for `/metrics` (none: 404).
-    prometheus: Option<PrometheusHandle>,
 }
 
 impl std::fmt::Debug for Status {
@@ -117,18 +108,12 @@ fn position_json(p: &Option<Position>) -> Json {
 }
 
 impl Status {
-    pub fn new(
-        upstream_addr: String,
-        downstream_addr: String,
-        channel_id: i64,
-        prometheus: Option<PrometheusHandle>,
-    ) -> Arc<Status> {
+    pub fn new(upstream_addr: String, downstream_addr: String, channel_id: i64) -> Arc<Status> {
         Arc::new(Status {
             started: Instant::now(),
             upstream_addr,
             downstream_addr,
             channel_id,
-            prometheus,
             inner: Mutex::new(Snapshot {
                 state: State::Starting,
                 upstream: None,
@@ -213,133 +198,12 @@ impl Status {
     }
 }
 
-/// The longest request head read, and how long a client has to send it.
-const MAX_HEAD: usize = 8 * 1024;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Listens on `addr` (`host:port`); the error names the address.
-pub async fn bind(addr: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("addr {addr}: cannot listen for /status: {e}"))
-}
-
-/// Answers requests until the process ends.
-pub async fn serve(listener: TcpListener, status: Arc<Status>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let status = Arc::clone(&status);
-                tokio::spawn(async move {
-                    if let Err(e) = answer(stream, &status).await {
-                        tracing::debug!(error = %e, "status request failed");
-                    }
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors, most likely: wait rather than spin.
-                tracing::warn!(error = %e, "status server cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// The response to a request head: status line reason, content type and body.
-fn route(head: &[u8], status: &Status) -> (u16, &'static str, String) {
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end().split(' ');
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let text = "text/plain; charset=utf-8";
-    match (method, path) {
-        ("GET" | "HEAD", "/status") => {
-            let mut body = status.to_json().to_string();
-            body.push('\n');
-            (200, "application/json", body)
-        }
-        ("GET" | "HEAD", "/metrics") if status.prometheus.is_some() => {
-            let handle = status.prometheus.as_ref().expect("checked above");
-            (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                crate::metrics::render(handle, status),
-            )
-        }
-        (_, "/status" | "/metrics") => (405, text, "only GET is supported\n".into()),
-        ("", _) => (400, text, "bad request\n".into()),
-        _ => (
-            404,
-            text,
-            format!("no such page: {path}; there are /status and /metrics\n"),
-        ),
-    }
-}
-
-async fn answer(mut stream: TcpStream, status: &Status) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let complete = tokio::time::timeout(READ_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-                return Ok::<bool, std::io::Error>(true);
-            }
-            if head.len() > MAX_HEAD {
-                return Ok(false);
-            }
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(false);
-            }
-            head.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await;
-    let (code, content_type, body) = match complete {
-        Err(_) | Ok(Err(_)) => return Ok(()),
-        Ok(Ok(false)) if head.len() > MAX_HEAD => (
-            431,
-            "text/plain; charset=utf-8",
-            "request head too large\n".into(),
-        ),
-        Ok(Ok(false)) => return Ok(()),
-        Ok(Ok(true)) => route(&head, status),
-    };
-    let reason = match code {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Request Header Fields Too Large",
-    };
-    let head_only = head.starts_with(b"HEAD ");
-    let mut response = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n",
-        body.len()
-    );
-    if code == 405 {
-        response.push_str("Allow: GET, HEAD\r\n");
-    }
-    response.push_str("\r\n");
-    if !head_only {
-        response.push_str(&body);
-    }
-    tokio::time::timeout(READ_TIMEOUT, async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    })
-    .await
-    .unwrap_or(Ok(()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn status() -> Arc<Status> {
-        Status::new("up:1".into(), "down:2".into(), 7, None)
+        Status::new("up:1".into(), "down:2".into(), 7)
     }
 
     #[test]
@@ -355,22 +219,6 @@ mod tests {
         );
         s.lock().caught_up = true;
         assert_eq!(Status::lag(&s.lock(), 1_000), Some(0));
-    }
-
-    #[test]
-    fn routes_status_and_refuses_the_rest() {
-        let s = status();
-        s.lock().applied = 3;
-        let (code, kind, body) = route(b"GET /status?pretty HTTP/1.1\r\n\r\n", &s);
-        assert_eq!((code, kind), (200, "application/json"));
-        let json: Json = serde_json::from_str(&body).unwrap();
-        assert_eq!(json["transactions_applied"], 3);
-        assert_eq!(json["state"], "starting");
-        assert_eq!(json["channel_id"], 7);
-        assert_eq!(json["lag_seconds"], Json::Null);
-        assert_eq!(route(b"GET /nope HTTP/1.1\r\n\r\n", &s).0, 404);
-        assert_eq!(route(b"POST /status HTTP/1.1\r\n\r\n", &s).0, 405);
-        assert_eq!(route(b"\r\n\r\n", &s).0, 400);
     }
 
     #[test]
