@@ -8,6 +8,7 @@
 //! in a build with the `failpoints` feature; any other build refuses `DRAINER_FAILPOINT`).
 
 pub mod apply;
+pub mod error;
 pub mod failpoint;
 pub mod http;
 pub mod metrics;

@@ -238,11 +238,11 @@ async fn run(config: &Config) -> Exit {
         Err(e) => {
             status.failed(&e, false);
             metrics::counter!(drainer::metrics::ERRORS, "kind" => "definite").increment(1);
-            match &e {
-                drainer::pipeline::RunError::Apply { at, reason } => {
-                    tracing::error!(at = %at, reason = %reason, "replication stopped")
+            match e.applying() {
+                Some(a) => {
+                    tracing::error!(at = %a.at, reason = %a.cause, "replication stopped")
                 }
-                e => tracing::error!(error = %e, "replication stopped"),
+                None => tracing::error!(error = %e, "replication stopped"),
             }
             eprintln!("error: {e}");
             Exit::Runtime

@@ -81,29 +81,12 @@ use crate::apply::downstream::{
 };
 use crate::apply::sql::{quote, Stmt};
 use crate::apply::workers::{links, Job, Pool};
+use crate::error::{At, Cause};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
 
-/// Why the pipeline stopped, with where.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error(transparent)]
-    Store(#[from] checkpoint::Error),
-    #[error(transparent)]
-    Upstream(#[from] pump_reader::Error),
-    #[error(transparent)]
-    Schema(#[from] schema::HistoryError),
-    #[error("at {at}: {reason}")]
-    Apply { at: String, reason: String },
-    #[error("upstream: {0}")]
-    Connect(String),
-    /// Asked to stop while waiting to try a transaction again: a graceful stop.
-    #[error("stopped while waiting to retry")]
-    Interrupted,
-}
+pub use crate::error::RunError;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -164,12 +147,7 @@ async fn read_record(
                 tracing::warn!(%reason, "cannot read the apply record on the downstream yet; retrying");
                 status.failed(format!("reading the apply record: {reason}"), true);
             }
-            Err(e) => {
-                return Err(RunError::Apply {
-                    at: "start".into(),
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => return Err(RunError::apply(&At::Start, e)),
         }
         tokio::select! {
             _ = stop.changed() => return Ok(None),
@@ -412,22 +390,9 @@ impl Run<'_> {
                 < Duration::from_secs(self.config.syncer.safe_mode_after_start_s)
     }
 
-    fn fail(at: &Position, reason: impl std::fmt::Display) -> RunError {
-        RunError::Apply {
-            at: at.to_string(),
-            reason: reason.to_string(),
-        }
-    }
-
     /// The transaction being read, for messages: `gtid 0-1-5 at binlog.000002:1234`.
-    fn here(&self) -> String {
-        match &self.current {
-            Some(t) => match &t.gtid {
-                Some(g) => format!("gtid {g} at {}", t.start),
-                None => format!("{}", t.start),
-            },
-            None => "(no transaction)".into(),
-        }
+    fn here(&self) -> At {
+        self.current.as_ref().map_or(At::Nowhere, At::txn)
     }
 
     /// How the operator names the current transaction in `skip-ddl`: its GTID, else its
@@ -483,10 +448,8 @@ impl Run<'_> {
                 return Ok(());
             }
             Err(source) => {
-                return Err(self.here_fail(format!(
-                    "{source}; to pass over it deliberately, add \"{}\" to [syncer] skip-ddl",
-                    self.skip_name()
-                )))
+                let skip = self.skip_name();
+                return Err(self.here_fail(Cause::Ddl { source, skip }));
             }
         };
         let replicated = match applied.class {
@@ -695,9 +658,10 @@ impl Run<'_> {
             // Only a panic ends the task otherwise (it is aborted only after `take`);
             // `down` stays the successor, which kills the lost session.
             Err(e) => {
-                return Err(
-                    self.here_fail(format!("the task applying a streamed batch failed: {e}"))
-                )
+                return Err(self.here_fail(Cause::Task {
+                    what: "the task applying a streamed batch failed",
+                    reason: e.to_string(),
+                }))
             }
         };
         if batch.forget_columns {
@@ -819,11 +783,12 @@ impl Run<'_> {
                     .cloned()
                     .map(Arc::new)
                     .ok_or_else(|| {
-                        Self::fail(
-                            at,
-                            format!(
-                                "{schema_name}.{table_name} has rows but no tracked definition"
-                            ),
+                        RunError::apply(
+                            &At::Position(at.clone()),
+                            Cause::Untracked {
+                                schema: schema_name.clone(),
+                                table: table_name.clone(),
+                            },
                         )
                     })?;
                 self.tables
@@ -856,7 +821,8 @@ impl Run<'_> {
                 image
                     .as_ref()
                     .map(|cells| {
-                        decode_row(&table, &rows.table, cells).map_err(|e| Self::fail(at, e))
+                        decode_row(&table, &rows.table, cells)
+                            .map_err(|e| RunError::apply(&At::Position(at.clone()), e))
                     })
                     .transpose()
             };
@@ -883,11 +849,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn here_fail(&self, reason: impl std::fmt::Display) -> RunError {
-        RunError::Apply {
-            at: self.here(),
-            reason: reason.to_string(),
-        }
+    fn here_fail(&self, cause: impl Into<Cause>) -> RunError {
+        RunError::apply(&self.here(), cause)
     }
 
     /// Commits the transaction read so far downstream: a plain one goes to a worker;
@@ -928,10 +891,7 @@ impl Run<'_> {
         if !markers.iter().any(|(_, s)| s.rollback) {
             markers.clear();
         } else if had_ddl {
-            return Err(self.here_fail(
-                "a transaction with both DDL and ROLLBACK TO SAVEPOINT cannot be replicated \
-                 exactly (the DDL commits implicitly downstream)",
-            ));
+            return Err(self.here_fail(Cause::DdlWithRollbackTo));
         }
         let xa = self.current.as_ref().and_then(|c| c.xa.clone());
         if let Some(xid) = xa {
@@ -1546,14 +1506,16 @@ pub async fn run(
         Some(a) => (Some(a.low), a.after),
         None => (None, Vec::new()),
     };
-    let unordered = |recorded: &Position, name: &str, other: &Position| RunError::Apply {
-        at: "start".into(),
-        reason: format!(
-            "the apply record on the downstream ({recorded}) and {name} ({other}) cannot be \
-             ordered: they name different binlog histories; check which is right, then \
-             `drainer checkpoint set` or [pump] initial-gtid, or remove the record (`{}`)",
-            record.delete_hint()
-        ),
+    let unordered = |recorded: &Position, name: &'static str, other: &Position| {
+        RunError::apply(
+            &At::Start,
+            Cause::Unordered {
+                recorded: recorded.clone(),
+                name,
+                other: other.clone(),
+                delete: record.delete_hint(),
+            },
+        )
     };
     let resume = match (base, recorded) {
         (base, None) => base,
@@ -1599,17 +1561,14 @@ pub async fn run(
             }
         }
         (None, Some(recorded)) => {
-            return Err(RunError::Apply {
-                at: "start".into(),
-                reason: format!(
-                    "data-dir {} has no checkpoint, but the downstream's apply record says this \
-                     channel applied the upstream up to {recorded}: to resume there, set [pump] \
-                     initial-gtid (or initial-file and initial-pos) to it; to start afresh from \
-                     the upstream's current position, remove the record (`{}`)",
-                    config.data_dir.display(),
-                    record.delete_hint()
-                ),
-            })
+            return Err(RunError::apply(
+                &At::Start,
+                Cause::RecordWithoutCheckpoint {
+                    data_dir: config.data_dir.clone(),
+                    recorded,
+                    delete: record.delete_hint(),
+                },
+            ))
         }
     };
     // The schema history as it stands where reading resumes: what was recorded after it

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use super::binlog;
 use super::downstream::{Downstream, DownstreamError, Stamp};
 use super::sql::{self, Stmt};
+use crate::error::{At, Cause, RunError};
 use crate::metrics::{Metrics, Retry};
-use crate::pipeline::RunError;
 use crate::status::{State, Status};
 
 /// Keeps the columns the downstream has (sync-mode 2): the narrower table, and which of
@@ -150,21 +150,13 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-/// An apply failure at `here` (a transaction, for messages).
-pub fn fail(here: &str, reason: impl std::fmt::Display) -> RunError {
-    RunError::Apply {
-        at: here.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
 impl Ctx {
     /// A transient downstream failure of the step `kind` at `here`: logs `message` with
     /// the reason, counts it, shows it in `/status`, and waits `backoff` (doubling it, up
     /// to 10 s) before the caller tries again, unless asked to stop.
     pub async fn retry(
         &mut self,
-        here: &str,
+        here: &At,
         kind: Retry,
         message: &str,
         reason: &str,
@@ -187,7 +179,7 @@ impl Ctx {
     /// is the error.
     pub async fn on_failure(
         &mut self,
-        here: &str,
+        here: &At,
         kind: Retry,
         message: &str,
         error: DownstreamError,
@@ -197,7 +189,7 @@ impl Ctx {
             DownstreamError::Transient(reason) => {
                 self.retry(here, kind, message, &reason, backoff).await
             }
-            e => Err(fail(here, e)),
+            e => Err(RunError::apply(here, e)),
         }
     }
 
@@ -223,7 +215,7 @@ impl Ctx {
 pub async fn recorded_at(
     ctx: &mut Ctx,
     down: &mut Downstream,
-    here: &str,
+    here: &At,
     stamp: &Stamp,
 ) -> Result<bool, RunError> {
     let message = "cannot read the apply record yet; asking again";
@@ -248,7 +240,7 @@ pub async fn recorded_at(
 async fn downstream_shape(
     ctx: &mut Ctx,
     down: &mut Downstream,
-    here: &str,
+    here: &At,
     table: &Table,
 ) -> Result<Option<Vec<String>>, RunError> {
     // The server's implicit row start and end of a system-versioned table are in no
@@ -282,28 +274,24 @@ async fn downstream_shape(
             return Ok(None);
         }
         if downstream.is_empty() && fresh {
-            return Err(fail(
+            return Err(RunError::apply(
                 here,
-                format!(
-                    "{}: no such table on the downstream; create it there (or let DDL \
-                 reach it with sync-ddl = true), or filter the table out",
-                    table.qualified()
-                ),
+                Cause::NoDownstreamTable {
+                    table: table.qualified(),
+                },
             ));
         }
         if ctx.partial && !downstream.is_empty() {
             return Ok(Some(downstream));
         }
         if fresh {
-            return Err(fail(
+            return Err(RunError::apply(
                 here,
-                format!(
-                    "{}: the upstream row has columns ({}), the downstream table ({}); \
-                 sync-mode = 2 applies the columns both have",
-                    table.qualified(),
-                    upstream.join(", "),
-                    downstream.join(", ")
-                ),
+                Cause::Columns {
+                    table: table.qualified(),
+                    upstream: upstream.join(", "),
+                    downstream: downstream.join(", "),
+                },
             ));
         }
         down.forget_table(&table.schema, &table.name);
@@ -330,7 +318,7 @@ type Shape = (Arc<Table>, Option<(Table, Vec<bool>)>);
 pub async fn build_changes(
     ctx: &mut Ctx,
     down: &mut Downstream,
-    here: &str,
+    here: &At,
     txn: &[&RowChange],
     safe: bool,
     levels: Option<&[u32]>,
@@ -365,7 +353,7 @@ pub async fn build_changes(
     // did); a run keeps its place in upstream order.
     if txn.iter().all(|c| c.checks == Checks::default()) {
         return with_events(txn, &shapes, &of, levels, safe, &mut format_sent)
-            .map_err(|e| fail(here, e));
+            .map_err(|e| RunError::apply(here, e));
     }
     let mut stmts = Vec::new();
     let mut from = 0;
@@ -378,7 +366,7 @@ pub async fn build_changes(
         }
         let levels = levels.map(|l| &l[from..to]);
         let built = with_events(run, &shapes, &of[from..to], levels, safe, &mut format_sent);
-        stmts.extend(built.map_err(|e| fail(here, e))?);
+        stmts.extend(built.map_err(|e| RunError::apply(here, e))?);
         if other {
             stmts.push(Checks::default().set());
         }

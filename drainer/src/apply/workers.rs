@@ -51,11 +51,11 @@ use schema::{Table, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::changes::{self, add_ops, build_changes, fail, Ctx, RowChange, UNKNOWN_COLUMN};
+use super::changes::{self, add_ops, build_changes, Ctx, RowChange, UNKNOWN_COLUMN};
 use super::downstream::{Downstream, DownstreamError};
+use crate::error::{At, Cause, RunError};
 use crate::failpoint;
 use crate::metrics::Retry;
-use crate::pipeline::RunError;
 use crate::status::Status;
 
 /// Transactions queued per worker before the reader waits.
@@ -110,7 +110,7 @@ pub struct Job {
     /// Apply in safe mode.
     pub safe: bool,
     /// For messages: its GTID and where it starts.
-    pub here: String,
+    pub here: At,
     /// The downstream's tables may have changed since the last job with a smaller one:
     /// the worker forgets the columns it knows.
     pub columns_gen: u64,
@@ -127,7 +127,7 @@ impl Job {
         position: Position,
         timestamp: u32,
         safe: bool,
-        here: String,
+        here: At,
         columns_gen: u64,
     ) -> Job {
         Job {
@@ -144,35 +144,6 @@ impl Job {
     }
 }
 
-/// Why a worker stopped, kept for the pipeline.
-#[derive(Clone)]
-enum Failure {
-    Apply { at: String, reason: String },
-    Interrupted,
-}
-
-impl From<RunError> for Failure {
-    fn from(e: RunError) -> Failure {
-        match e {
-            RunError::Interrupted => Failure::Interrupted,
-            RunError::Apply { at, reason } => Failure::Apply { at, reason },
-            other => Failure::Apply {
-                at: "a worker".into(),
-                reason: other.to_string(),
-            },
-        }
-    }
-}
-
-impl From<Failure> for RunError {
-    fn from(f: Failure) -> RunError {
-        match f {
-            Failure::Interrupted => RunError::Interrupted,
-            Failure::Apply { at, reason } => RunError::Apply { at, reason },
-        }
-    }
-}
-
 /// The transactions in flight and the committed prefix.
 struct Progress {
     next: u64,
@@ -185,7 +156,8 @@ struct Progress {
     low: Position,
     /// Transactions in flight per worker.
     load: Vec<usize>,
-    failed: Option<Failure>,
+    /// The first failure of a worker: every wait ends with it.
+    failed: Option<Arc<RunError>>,
 }
 
 impl Progress {
@@ -273,21 +245,21 @@ impl Shared {
     }
 
     /// Waits until `ready` holds; `Err` with the failure when a worker failed first.
-    async fn wait(&self, ready: impl Fn(&Progress) -> bool) -> Result<(), Failure> {
+    async fn wait(&self, ready: impl Fn(&Progress) -> bool) -> Result<(), RunError> {
         let mut changed = self.changed.subscribe();
         loop {
             changed.borrow_and_update();
             {
                 let p = self.lock();
                 if let Some(f) = &p.failed {
-                    return Err(f.clone());
+                    return Err(RunError::shared(f));
                 }
                 if ready(&p) {
                     return Ok(());
                 }
             }
             if changed.changed().await.is_err() {
-                return Err(Failure::Interrupted);
+                return Err(RunError::Interrupted);
             }
         }
     }
@@ -331,11 +303,13 @@ impl Pool {
             let watch = Arc::clone(&shared);
             handles.push(tokio::spawn(async move {
                 if let Err(e) = tokio::spawn(worker.run(rx)).await {
+                    let cause = Cause::Task {
+                        what: "the worker stopped unexpectedly",
+                        reason: e.to_string(),
+                    };
                     watch.update(|p| {
-                        p.failed.get_or_insert(Failure::Apply {
-                            at: format!("worker {}", w + 1),
-                            reason: format!("the worker stopped unexpectedly: {e}"),
-                        });
+                        p.failed
+                            .get_or_insert(Arc::new(RunError::apply(&At::Worker(w + 1), cause)));
                     });
                 }
             }));
@@ -376,15 +350,12 @@ impl Pool {
     /// Hands `job` to a worker chosen by the keys its rows name (see the module note);
     /// waits while that worker's queue is full.
     pub async fn dispatch(&mut self, mut job: Job) -> Result<(), RunError> {
-        self.shared
-            .wait(|p| p.open.len() < MAX_AHEAD)
-            .await
-            .map_err(RunError::from)?;
+        self.shared.wait(|p| p.open.len() < MAX_AHEAD).await?;
         job.keys = change_keys(&job.changes, &self.links);
         let keys = job.keys.set();
         let placed = self.shared.update(|p| {
             if let Some(f) = &p.failed {
-                return Err(f.clone());
+                return Err(RunError::shared(f));
             }
             if self.keys.len() > MAX_KEYS {
                 self.keys.retain(|_, (seq, _)| !p.is_done(*seq));
@@ -411,7 +382,7 @@ impl Pool {
             p.times.insert(seq, job.timestamp);
             Ok((worker, seq))
         });
-        let (worker, seq) = placed.map_err(RunError::from)?;
+        let (worker, seq) = placed?;
         job.seq = seq;
         for k in keys {
             self.keys.insert(k, (seq, worker));
@@ -431,10 +402,7 @@ impl Pool {
 
     /// Waits until every transaction handed out is committed.
     pub async fn barrier(&self) -> Result<(), RunError> {
-        self.shared
-            .wait(|p| p.open.is_empty())
-            .await
-            .map_err(RunError::from)
+        self.shared.wait(|p| p.open.is_empty()).await
     }
 
     /// Resolves when a worker has failed, with its error. Owns what it needs: made once,
@@ -443,7 +411,7 @@ impl Pool {
         let shared = Arc::clone(&self.shared);
         async move {
             match shared.wait(|_| false).await {
-                Err(f) => f.into(),
+                Err(e) => e,
                 Ok(()) => unreachable!("waiting for nothing to be ready ends only on failure"),
             }
         }
@@ -456,8 +424,8 @@ impl Pool {
         for h in self.handles.drain(..) {
             h.await.ok();
         }
-        match self.shared.lock().failed.clone() {
-            Some(f) => Err(f.into()),
+        match &self.shared.lock().failed {
+            Some(f) => Err(RunError::shared(f)),
             None => Ok(()),
         }
     }
@@ -488,15 +456,8 @@ impl Batch {
     }
 
     /// For messages: the first transaction, and how many follow.
-    fn here(&self) -> String {
-        match self.jobs.len() {
-            1 => self.jobs[0].here.clone(),
-            n => format!(
-                "{} (and the {} transactions after it)",
-                self.jobs[0].here,
-                n - 1
-            ),
-        }
+    fn here(&self) -> At {
+        self.jobs[0].here.with_more(self.jobs.len() - 1)
     }
 }
 
@@ -554,7 +515,7 @@ impl Worker {
                     tracing::error!(error = %e, "a worker stopped");
                 }
                 self.shared.update(|p| {
-                    p.failed.get_or_insert(Failure::from(e));
+                    p.failed.get_or_insert(Arc::new(e));
                 });
                 break;
             }
@@ -578,7 +539,7 @@ impl Worker {
     /// Marks its transactions done.
     async fn apply(&mut self, batch: &Batch) -> Result<bool, RunError> {
         let here = batch.here();
-        let here = here.as_str();
+        let here = &here;
         let ctx = &mut self.ctx;
         let changes: Vec<&RowChange> = batch.jobs.iter().flat_map(|j| &j.changes).collect();
         let safe = batch.jobs.iter().any(|j| j.safe);
@@ -666,11 +627,10 @@ impl Worker {
                     let first = seqs[0];
                     self.shared
                         .wait(|p| p.open.first_key_value().is_none_or(|(s, _)| *s >= first))
-                        .await
-                        .map_err(RunError::from)?;
+                        .await?;
                 }
                 Err(_) if batch.jobs.len() > 1 => return Ok(false),
-                Err(e) => return Err(fail(here, e)),
+                Err(e) => return Err(RunError::apply(here, e)),
             }
         }
     }
