@@ -74,19 +74,18 @@ use tokio::sync::watch;
 
 use crate::apply::changes::{
     add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Checks, Ctx, Raw,
-    RowChange, UNKNOWN_COLUMN,
+    RowChange,
 };
 use crate::apply::downstream::{
     order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
 };
+use crate::apply::policy::{decide, Attempt, Next, Rebuild};
 use crate::apply::sql::{quote, Stmt};
 use crate::apply::workers::{links, Job, Pool};
-use crate::error::{At, Cause};
+use crate::error::{At, Cause, RunError};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
-
-pub use crate::error::RunError;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -689,30 +688,31 @@ impl Run<'_> {
     /// the latter two not once a DDL statement of it ran downstream (what came before
     /// that is committed there and would apply twice).
     fn stream_failed(&mut self, result: Result<(), DownstreamError>) -> Result<(), RunError> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(DownstreamError::Transient(reason)) => {
-                self.ctx.metrics.retry(Retry::Reread);
+        let Err(error) = result else { return Ok(()) };
+        let attempt = Attempt {
+            merged: self.merged,
+            may_refresh: !self.stream_refreshed && !self.ddl_ran,
+            streamed: true,
+            ..Attempt::default()
+        };
+        match decide(error, attempt) {
+            Next::ReadAgain { rebuild, reason } => {
+                match rebuild {
+                    None => self.ctx.metrics.retry(Retry::Reread),
+                    Some(Rebuild::FreshColumns) => {
+                        self.forget_columns();
+                        self.stream_refreshed = true;
+                    }
+                    Some(Rebuild::RowByRow) => {
+                        tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; applying the transaction again with a statement per row change");
+                        self.row_by_row = true;
+                    }
+                }
                 self.reread = Some(reason);
                 Ok(())
             }
-            Err(DownstreamError::Definite {
-                code: UNKNOWN_COLUMN,
-                reason,
-                ..
-            }) if !self.stream_refreshed && !self.ddl_ran => {
-                self.forget_columns();
-                self.stream_refreshed = true;
-                self.reread = Some(reason);
-                Ok(())
-            }
-            Err(DownstreamError::Definite { reason, .. }) if self.merged => {
-                tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; applying the transaction again with a statement per row change");
-                self.row_by_row = true;
-                self.reread = Some(reason);
-                Ok(())
-            }
-            Err(e) => Err(self.here_fail(e)),
+            Next::Stop(e) => Err(self.here_fail(e)),
+            other => unreachable!("a streamed transaction is read again or stops: {other:?}"),
         }
     }
 
@@ -1138,7 +1138,11 @@ impl Run<'_> {
         if stmts.is_empty() {
             return Ok(false);
         }
-        let mut refreshed = false;
+        let mut attempt = Attempt {
+            merged: self.merged,
+            may_refresh: true,
+            ..Attempt::default()
+        };
         let mut backoff = Duration::from_millis(100);
         // After a barrier: every earlier transaction is committed.
         let stamp = match close {
@@ -1157,13 +1161,16 @@ impl Run<'_> {
                     other => other.map(drop),
                 },
             };
-            match result {
+            let error = match result {
                 Ok(()) => {
                     self.ctx.metrics.apply_time(started.elapsed());
                     self.note_applied(changes);
                     return Ok(true);
                 }
-                Err(DownstreamError::Transient(reason)) => {
+                Err(e) => e,
+            };
+            match decide(error, attempt) {
+                Next::Retry { reason } => {
                     self.retry(
                         Retry::Transaction,
                         "downstream failed; retrying the transaction",
@@ -1180,22 +1187,27 @@ impl Run<'_> {
                     }
                 }
                 // The downstream table changed under the cached columns: look again, once.
-                Err(DownstreamError::Definite {
-                    code: UNKNOWN_COLUMN,
+                Next::Rebuild {
+                    how: Rebuild::FreshColumns,
                     reason,
-                    ..
-                }) if !refreshed => {
+                } => {
                     tracing::warn!(at = %self.here(), %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
                     stmts = self.build_marked(changes, markers, safe).await?;
-                    refreshed = true;
+                    attempt.may_refresh = false;
+                    attempt.merged = self.merged;
                 }
-                Err(DownstreamError::Definite { reason, .. }) if self.merged => {
+                Next::Rebuild {
+                    how: Rebuild::RowByRow,
+                    reason,
+                } => {
                     tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; building it again with a statement per row change");
                     self.row_by_row = true;
                     stmts = self.build_marked(changes, markers, safe).await?;
+                    attempt.merged = self.merged;
                 }
-                Err(e) => return Err(self.here_fail(e)),
+                Next::Stop(e) => return Err(self.here_fail(e)),
+                other => unreachable!("the pipeline's session applies in order, alone: {other:?}"),
             }
         }
     }

@@ -6,11 +6,13 @@
 //! transaction's statements against the downstream's columns, joining rows whose keys
 //! allow it; [`downstream`] is the session that runs them (transactions, XA, DDL in its
 //! session context, the downstream's own column lists and triggers, the mark and the
-//! apply record); [`workers`] applies transactions in parallel, in causal order.
+//! apply record); [`policy`] decides what a failed downstream transaction means for all
+//! of them; [`workers`] applies transactions in parallel, in causal order.
 
 pub mod binlog;
 pub mod changes;
 pub mod downstream;
+pub mod policy;
 pub mod sql;
 pub mod values;
 pub mod workers;

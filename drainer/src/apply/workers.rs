@@ -51,8 +51,9 @@ use schema::{Table, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::changes::{self, add_ops, build_changes, Ctx, RowChange, UNKNOWN_COLUMN};
-use super::downstream::{Downstream, DownstreamError};
+use super::changes::{self, add_ops, build_changes, Ctx, RowChange};
+use super::downstream::Downstream;
+use super::policy::{decide, Attempt, Next, Rebuild};
 use crate::error::{At, Cause, RunError};
 use crate::failpoint;
 use crate::metrics::Retry;
@@ -546,7 +547,6 @@ impl Worker {
         // Rows join in multi-row statements where their keys allow, until refused; not
         // in safe mode (see `changes::statements`).
         let levels = (!safe).then(|| levels(batch.jobs.iter().flat_map(|j| j.keys.each())));
-        let mut merged = levels.is_some();
         let mut stmts =
             build_changes(ctx, &mut self.down, here, &changes, safe, levels.as_deref()).await?;
         let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
@@ -564,14 +564,20 @@ impl Worker {
             }
         };
         let positions: Vec<Position> = batch.jobs.iter().map(|j| j.position.clone()).collect();
-        let (mut refreshed, mut in_order) = (false, false);
+        let mut attempt = Attempt {
+            merged: levels.is_some(),
+            may_refresh: true,
+            may_wait: true,
+            group: batch.jobs.len() > 1,
+            streamed: false,
+        };
         let mut backoff = Duration::from_millis(100);
         loop {
             let low = self.shared.lock().low.clone();
             let stamp = self.down.stamp_all(&positions, &low);
             let started = Instant::now();
             let n = batch.jobs.len() as u64;
-            match self.down.apply_txn(&stmts, n, Some(&stamp)).await {
+            let error = match self.down.apply_txn(&stmts, n, Some(&stamp)).await {
                 Ok(()) => {
                     ctx.metrics.apply_time(started.elapsed());
                     applied(ctx);
@@ -583,7 +589,10 @@ impl Worker {
                     }
                     return Ok(true);
                 }
-                Err(DownstreamError::Transient(reason)) => {
+                Err(e) => e,
+            };
+            match decide(error, attempt) {
+                Next::Retry { reason } => {
                     if self.shared.lock().failed.is_some() {
                         // Another worker stopped the drainer: this one is left for the
                         // next start.
@@ -604,33 +613,36 @@ impl Worker {
                         return Ok(true);
                     }
                 }
-                Err(DownstreamError::Definite {
-                    code: UNKNOWN_COLUMN,
+                Next::Rebuild {
+                    how: Rebuild::FreshColumns,
                     reason,
-                    ..
-                }) if !refreshed => {
+                } => {
                     tracing::warn!(at = %here, %reason, "downstream columns changed; building the transaction again");
                     self.down.forget_columns();
-                    let levels = levels.as_deref().filter(|_| merged);
+                    let levels = levels.as_deref().filter(|_| attempt.merged);
                     stmts =
                         build_changes(ctx, &mut self.down, here, &changes, safe, levels).await?;
-                    refreshed = true;
+                    attempt.may_refresh = false;
                 }
-                Err(DownstreamError::Definite { reason, .. }) if merged => {
+                Next::Rebuild {
+                    how: Rebuild::RowByRow,
+                    reason,
+                } => {
                     tracing::info!(at = %here, %reason, "refused as multi-row statements; building it again with a statement per row change");
-                    merged = false;
+                    attempt.merged = false;
                     stmts = build_changes(ctx, &mut self.down, here, &changes, safe, None).await?;
                 }
-                Err(DownstreamError::Definite { reason, .. }) if !in_order => {
+                Next::InOrder { reason } => {
                     tracing::info!(at = %here, %reason, "refused out of upstream order; applying it again once every earlier transaction is committed");
-                    in_order = true;
+                    attempt.may_wait = false;
                     let first = seqs[0];
                     self.shared
                         .wait(|p| p.open.first_key_value().is_none_or(|(s, _)| *s >= first))
                         .await?;
                 }
-                Err(_) if batch.jobs.len() > 1 => return Ok(false),
-                Err(e) => return Err(RunError::apply(here, e)),
+                Next::Split => return Ok(false),
+                Next::ReadAgain { .. } => unreachable!("a worker's transaction is not streamed"),
+                Next::Stop(e) => return Err(RunError::apply(here, e)),
             }
         }
     }
