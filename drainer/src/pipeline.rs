@@ -67,15 +67,14 @@ use mysql_async::prelude::Queryable;
 use pump_reader::event::{MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES};
 use pump_reader::{
     Change, LiveOptions, LiveReader, Position, Rows, Savepoint, StartAt, TxnEvent, Upstream,
-    XaOutcome, Xid,
+    XaOutcome,
 };
 use schema::{decode_row, read_upstream, Class, History, ObjectKind, SqlMode, Table};
 use tokio::sync::watch;
 
-use crate::apply::changes::{
-    add_ops, approx_size, build_changes, one_table_inserts, recorded_at, Checks, Ctx, Raw,
-    RowChange,
-};
+use crate::apply::applier::{Applier, Close, Outcome, Place, Unit};
+use crate::apply::changes::{add_ops, approx_size, one_table_inserts, Checks, Raw, RowChange};
+use crate::apply::ctx::Ctx;
 use crate::apply::downstream::{
     order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
 };
@@ -228,7 +227,8 @@ struct Run<'a> {
     filter: Filter,
     store: Store,
     history: History,
-    down: Downstream,
+    /// This session: the transactions applied here (DDL, streamed, savepoints, XA).
+    applier: Applier,
     started: Instant,
     /// The row changes of the transaction being read, applied at its commit.
     txn: Vec<RowChange>,
@@ -242,8 +242,6 @@ struct Run<'a> {
     /// Whether the transaction being read carries this channel's mark: it came from the
     /// reverse direction, and is dropped whole.
     looped: bool,
-    /// `/status`, the metrics, the stop signal: shared with the workers.
-    ctx: Ctx,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
     /// DDL statements of the transaction being read that will not run downstream.
@@ -292,7 +290,7 @@ struct Run<'a> {
     /// The streamed batch being applied while the next one is read and decoded.
     inflight: Option<Inflight>,
     /// The transaction being read's savepoints and rollbacks to them, each after the row
-    /// changes before it (see [`Run::build_marked`]).
+    /// changes before it (see [`Applier::build`]).
     savepoints: Vec<(usize, Savepoint)>,
     /// The transaction being read ends an XA transaction prepared earlier.
     xa_outcome: Option<XaOutcome>,
@@ -307,13 +305,26 @@ struct Run<'a> {
     triggers_read: Instant,
 }
 
-/// How [`Run::apply_rows`] closes its downstream transaction.
-#[derive(Clone, Copy)]
-enum Close<'a> {
-    /// COMMIT, with the apply record of the upstream position when given.
-    Commit(Option<&'a Position>),
-    /// `XA PREPARE` as this (downstream) xid.
-    Prepare(&'a Xid),
+/// The pipeline's own session applies after every earlier transaction committed
+/// (after [`Pool::barrier`]), with the apply record of this position when given.
+struct AfterEarlier<'a>(Option<&'a Position>);
+
+impl Place for AfterEarlier<'_> {
+    fn stamp(&self, down: &Downstream) -> Option<Stamp> {
+        self.0.map(|p| down.stamp(p, p))
+    }
+
+    fn others_failed(&self) -> bool {
+        false
+    }
+
+    fn out_of_order(&self) -> bool {
+        false
+    }
+
+    async fn wait_earlier(&self) -> Result<(), RunError> {
+        Ok(())
+    }
 }
 
 /// A streamed transaction's batch being applied on this session's connection, lent to a
@@ -332,41 +343,39 @@ impl Run<'_> {
     /// one, the batches streamed before).
     fn note_applied(&mut self, changes: &[RowChange]) {
         let ops = add_ops(std::mem::take(&mut self.streamed_ops), changes);
-        self.ctx.applied(ops, None);
+        self.applier.ctx.applied(ops, None);
     }
 
-    /// The statements of `changes` against the downstream's columns, on this session:
-    /// multi-row statements where the keys allow, unless the transaction refused them.
-    async fn build(&mut self, changes: &[RowChange], safe: bool) -> Result<Vec<Stmt>, RunError> {
-        let here = self.here();
-        // Not in safe mode (upstream order), nor once the transaction's DDL ran downstream
-        // (it cannot be read again to build it row by row).
+    /// The steps that let `changes` join in multi-row statements, and `merged` set to
+    /// whether they do: not in safe mode (upstream order), once the transaction refused
+    /// them, nor once its DDL ran downstream (it cannot be read again to build it row by
+    /// row); inserts into one table only join without them.
+    fn levels(&mut self, changes: &[RowChange], safe: bool) -> Option<Vec<u32>> {
         self.merged = !safe && !self.row_by_row && !self.ddl_ran && !one_table_inserts(changes);
-        let levels = self.merged.then(|| self.pool.levels(changes));
-        let changes: Vec<&RowChange> = changes.iter().collect();
-        build_changes(
-            &mut self.ctx,
-            &mut self.down,
-            &here,
-            &changes,
-            safe,
-            levels.as_deref(),
-        )
-        .await
+        self.merged.then(|| self.pool.levels(changes))
     }
 
-    /// A transient downstream failure of the step `kind`: logs `message` with the
-    /// transaction and the reason, counts it, shows it in `/status`, and waits `backoff`
-    /// (doubling it, up to 10 s) before the caller tries again, unless asked to stop.
-    async fn retry(
+    /// The statements of a streamed batch (`changes` with the savepoint `markers`
+    /// among them), on this session.
+    async fn build_batch(
         &mut self,
-        kind: Retry,
-        message: &str,
-        reason: &str,
-        backoff: &mut Duration,
-    ) -> Result<(), RunError> {
+        changes: &[RowChange],
+        markers: &[(usize, Savepoint)],
+        safe: bool,
+    ) -> Result<Vec<Stmt>, RunError> {
+        let levels = self.levels(changes, safe);
+        let refs: Vec<&RowChange> = changes.iter().collect();
         let here = self.here();
-        self.ctx.retry(&here, kind, message, reason, backoff).await
+        let unit = Unit {
+            here: &here,
+            changes: &refs,
+            markers,
+            levels: levels.as_deref(),
+            safe,
+            count: 1,
+            close: Close::Commit,
+        };
+        self.applier.build(&unit, unit.levels).await
     }
 
     /// [`Ctx::on_failure`] at the transaction being read.
@@ -378,7 +387,8 @@ impl Run<'_> {
         backoff: &mut Duration,
     ) -> Result<(), RunError> {
         let here = self.here();
-        self.ctx
+        self.applier
+            .ctx
             .on_failure(&here, kind, message, error, backoff)
             .await
     }
@@ -538,7 +548,7 @@ impl Run<'_> {
         self.ddl_ran = false;
         self.history.discard_staged();
         self.abandon_stream();
-        self.ctx.metrics.buffered(0);
+        self.applier.ctx.metrics.buffered(0);
     }
 
     /// Gives up the open downstream transaction of a streamed one, if any: the session is
@@ -551,7 +561,7 @@ impl Run<'_> {
             batch.task.abort();
         }
         if self.streaming {
-            self.down.reset();
+            self.applier.down.reset();
             self.streaming = false;
         }
     }
@@ -580,7 +590,7 @@ impl Run<'_> {
             let mut txn = std::mem::take(&mut self.txn);
             let mut from = 0;
             for (upto, ddl) in std::mem::take(&mut self.ddl) {
-                self.apply_rows(&txn[from..upto], &[], Close::Commit(None))
+                self.apply_rows(&txn[from..upto], &[], Close::Commit, None)
                     .await?;
                 from = upto;
                 self.apply_ddl(&ddl).await?;
@@ -596,10 +606,10 @@ impl Run<'_> {
             tracing::info!(at = %self.here(), "a large transaction: streaming its rows into one downstream transaction");
             let begun = match self.current.as_ref().and_then(|c| c.xa.as_ref()) {
                 Some(xid) => {
-                    let xid = self.down.xa_id(xid);
-                    self.down.begin_xa(&xid).await
+                    let xid = self.applier.down.xa_id(xid);
+                    self.applier.down.begin_xa(&xid).await
                 }
-                None => self.down.begin(1).await.map(|()| true),
+                None => self.applier.down.begin(1).await.map(|()| true),
             };
             match begun {
                 Ok(true) => self.streaming = true,
@@ -622,14 +632,14 @@ impl Run<'_> {
         let chunk = std::mem::take(&mut self.txn);
         let markers = std::mem::take(&mut self.savepoints);
         self.txn_bytes = 0;
-        self.ctx.metrics.buffered(0);
-        let stmts = self.build_marked(&chunk, &markers, safe).await?;
+        self.applier.ctx.metrics.buffered(0);
+        let stmts = self.build_batch(&chunk, &markers, safe).await?;
         let ops = add_ops([0; 3], &chunk);
         drop(chunk);
         // Applied while the next batch is read and decoded (the server executes one batch
         // as the drainer decodes the next).
-        let successor = self.down.successor();
-        let mut down = std::mem::replace(&mut self.down, successor);
+        let successor = self.applier.down.successor();
+        let mut down = std::mem::replace(&mut self.applier.down, successor);
         let task = tokio::spawn(async move {
             let result = down.exec_owned(stmts).await;
             (down, result)
@@ -651,7 +661,7 @@ impl Run<'_> {
         };
         let result = match batch.task.await {
             Ok((down, result)) => {
-                self.down = down;
+                self.applier.down = down;
                 result
             }
             // Only a panic ends the task otherwise (it is aborted only after `take`);
@@ -664,7 +674,7 @@ impl Run<'_> {
             }
         };
         if batch.forget_columns {
-            self.down.forget_columns();
+            self.applier.down.forget_columns();
         }
         if result.is_ok() {
             for (total, n) in self.streamed_ops.iter_mut().zip(batch.ops) {
@@ -679,7 +689,7 @@ impl Run<'_> {
         if let Some(batch) = &mut self.inflight {
             batch.forget_columns = true;
         }
-        self.down.forget_columns();
+        self.applier.down.forget_columns();
     }
 
     /// Sorts a failure of the open downstream transaction: a lost session, "unknown
@@ -698,7 +708,7 @@ impl Run<'_> {
         match decide(error, attempt) {
             Next::ReadAgain { rebuild, reason } => {
                 match rebuild {
-                    None => self.ctx.metrics.retry(Retry::Reread),
+                    None => self.applier.ctx.metrics.retry(Retry::Reread),
                     Some(Rebuild::FreshColumns) => {
                         self.forget_columns();
                         self.stream_refreshed = true;
@@ -730,12 +740,10 @@ impl Run<'_> {
         let chunk = std::mem::take(&mut self.txn);
         let markers = std::mem::take(&mut self.savepoints);
         self.txn_bytes = 0;
-        let stmts = self
-            .build_marked(&chunk, &markers, self.safe_mode())
-            .await?;
-        let mut result = self.down.exec(&stmts).await;
+        let stmts = self.build_batch(&chunk, &markers, self.safe_mode()).await?;
+        let mut result = self.applier.down.exec(&stmts).await;
         if result.is_ok() {
-            result = self.down.commit(None).await;
+            result = self.applier.down.commit(None).await;
         }
         self.streaming = false;
         if result.is_ok() {
@@ -867,8 +875,8 @@ impl Run<'_> {
             tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
             let tables_change = self.tables_change;
             self.drop_transaction();
-            self.ctx.metrics.loop_dropped();
-            self.ctx.status.lock().loops_dropped += 1;
+            self.applier.ctx.metrics.loop_dropped();
+            self.applier.ctx.status.lock().loops_dropped += 1;
             if tables_change {
                 self.columns_gen += 1;
                 self.refresh_links().await?;
@@ -897,8 +905,8 @@ impl Run<'_> {
         if let Some(xid) = xa {
             // Prepared upstream: prepared downstream, in upstream order.
             self.pool.barrier().await?;
-            let xid = self.down.xa_id(&xid);
-            self.apply_rows(&txn, &markers, Close::Prepare(&xid))
+            let xid = self.applier.down.xa_id(&xid);
+            self.apply_rows(&txn, &markers, Close::Prepare(&xid), None)
                 .await?;
             // Recorded once prepared (an XA transaction writes no record of its own): a
             // restart after its XA COMMIT must not find it unapplied and prepare it again.
@@ -909,7 +917,7 @@ impl Run<'_> {
         if !had_ddl && !tables_change && markers.is_empty() {
             if txn.is_empty() {
                 // Nothing of it is replicated (filters).
-                self.ctx.metrics.filtered();
+                self.applier.ctx.metrics.filtered();
                 return self.committed(position, timestamp, ddl_not_run, false);
             }
             let job = Job::new(
@@ -921,7 +929,7 @@ impl Run<'_> {
                 self.columns_gen,
             );
             self.pool.dispatch(job).await?;
-            self.ctx.status.lock().upstream = Some(position);
+            self.applier.ctx.status.lock().upstream = Some(position);
             return self.save_if_due(false);
         }
         // DDL waits for every earlier transaction, and commits implicitly downstream: the
@@ -934,7 +942,7 @@ impl Run<'_> {
         let mut applied = false;
         for (upto, ddl) in ddl {
             applied |= self
-                .apply_rows(&txn[from..upto], &[], Close::Commit(None))
+                .apply_rows(&txn[from..upto], &[], Close::Commit, None)
                 .await?;
             from = upto;
             self.apply_ddl(&ddl).await?;
@@ -943,11 +951,11 @@ impl Run<'_> {
             self.record_alone(&position).await?;
         } else {
             applied |= self
-                .apply_rows(&txn[from..], &markers, Close::Commit(Some(&position)))
+                .apply_rows(&txn[from..], &markers, Close::Commit, Some(&position))
                 .await?;
         }
         if !applied && !had_ddl {
-            self.ctx.metrics.filtered();
+            self.applier.ctx.metrics.filtered();
         }
         if tables_change {
             self.columns_gen += 1;
@@ -983,26 +991,24 @@ impl Run<'_> {
         let chunk = std::mem::take(&mut self.txn);
         let markers = std::mem::take(&mut self.savepoints);
         self.txn_bytes = 0;
-        let stmts = self
-            .build_marked(&chunk, &markers, self.safe_mode())
-            .await?;
-        let stamp = self.down.stamp(&position, &position);
-        let mut result = self.down.exec(&stmts).await;
+        let stmts = self.build_batch(&chunk, &markers, self.safe_mode()).await?;
+        let stamp = self.applier.down.stamp(&position, &position);
+        let mut result = self.applier.down.exec(&stmts).await;
         let xa = self.current.as_ref().and_then(|c| c.xa.clone());
         let one_phase = std::mem::take(&mut self.one_phase);
         if result.is_ok() {
             result = match &xa {
                 Some(xid) if one_phase => {
-                    let xid = self.down.xa_id(xid);
-                    self.down.commit_one_phase(&xid, &stamp).await
+                    let xid = self.applier.down.xa_id(xid);
+                    self.applier.down.commit_one_phase(&xid, &stamp).await
                 }
                 // Prepared as upstream; a lost answer reads it again, and its XA START
                 // then finds it prepared.
                 Some(xid) => {
-                    let xid = self.down.xa_id(xid);
-                    self.down.end_prepare_xa(&xid).await
+                    let xid = self.applier.down.xa_id(xid);
+                    self.applier.down.end_prepare_xa(&xid).await
                 }
-                None => self.down.commit(Some(&stamp)).await,
+                None => self.applier.down.commit(Some(&stamp)).await,
             };
         }
         let prepared = xa.is_some() && !one_phase;
@@ -1042,11 +1048,11 @@ impl Run<'_> {
         timestamp: u32,
     ) -> Result<(), RunError> {
         self.pool.barrier().await?;
-        let xid = self.down.xa_id(&outcome.xid);
+        let xid = self.applier.down.xa_id(&outcome.xid);
         let message = "cannot end the XA transaction downstream yet; retrying";
         let mut backoff = Duration::from_millis(100);
         let found = loop {
-            match self.down.end_xa(&xid, outcome.commit).await {
+            match self.applier.down.end_xa(&xid, outcome.commit).await {
                 Ok(found) => break found,
                 Err(e) => {
                     self.on_failure(Retry::Transaction, message, e, &mut backoff)
@@ -1056,7 +1062,7 @@ impl Run<'_> {
         };
         failpoint::hit("after-xa-end");
         if found {
-            self.ctx.applied([0; 3], Some(timestamp));
+            self.applier.ctx.applied([0; 3], Some(timestamp));
         } else {
             tracing::info!(at = %self.here(), xid = %outcome.xid,
                 "no XA transaction of this id is prepared downstream: it ended there before \
@@ -1093,9 +1099,9 @@ impl Run<'_> {
     ) -> Result<(), RunError> {
         self.stream_refreshed = false;
         self.row_by_row = false;
-        self.ctx.metrics.ddl(0, ddl_not_run);
-        self.ctx.metrics.buffered(0);
-        let mut s = self.ctx.status.lock();
+        self.applier.ctx.metrics.ddl(0, ddl_not_run);
+        self.applier.ctx.metrics.buffered(0);
+        let mut s = self.applier.ctx.status.lock();
         s.ddl_skipped += ddl_not_run;
         s.last_commit = Some(s.last_commit.map_or(timestamp, |l| l.max(timestamp)));
         s.upstream = Some(position.clone());
@@ -1120,123 +1126,40 @@ impl Run<'_> {
     }
 
     /// Applies row changes (with the savepoint `markers` among them, positions into
-    /// `changes`) as one downstream transaction, closed as `close` says: transient failures
-    /// retry it with backoff (unless the apply record shows it committed: the COMMIT's
-    /// answer was lost; or the XA transaction is prepared already); "unknown column"
-    /// builds it again, once, with fresh columns, and any other refusal, once, with a
-    /// statement per row change.
-    /// Whether a downstream transaction was committed (none when `changes` make no
-    /// statement).
+    /// `changes`) as one downstream transaction on this session, once every earlier
+    /// transaction is committed, closed as `close` says (with the apply record of
+    /// `position` when given): see [`Applier::apply`]. Whether a downstream transaction
+    /// was committed (none when `changes` make no statement).
     async fn apply_rows(
         &mut self,
         changes: &[RowChange],
         markers: &[(usize, Savepoint)],
         close: Close<'_>,
+        position: Option<&Position>,
     ) -> Result<bool, RunError> {
         let safe = self.safe_mode();
-        let mut stmts = self.build_marked(changes, markers, safe).await?;
-        if stmts.is_empty() {
-            return Ok(false);
-        }
-        let mut attempt = Attempt {
-            merged: self.merged,
-            may_refresh: true,
-            ..Attempt::default()
+        let levels = self.levels(changes, safe);
+        let refs: Vec<&RowChange> = changes.iter().collect();
+        let here = self.here();
+        let unit = Unit {
+            here: &here,
+            changes: &refs,
+            markers,
+            levels: levels.as_deref(),
+            safe,
+            count: 1,
+            close,
         };
-        let mut backoff = Duration::from_millis(100);
-        // After a barrier: every earlier transaction is committed.
-        let stamp = match close {
-            Close::Commit(position) => position.map(|p| self.down.stamp(p, p)),
-            Close::Prepare(_) => None,
-        };
-        loop {
-            let started = Instant::now();
-            let result = match close {
-                Close::Commit(_) => self.down.apply_txn(&stmts, 1, stamp.as_ref()).await,
-                Close::Prepare(xid) => match self.down.prepare_xa(xid, &stmts).await {
-                    Ok(false) => {
-                        tracing::info!(at = %self.here(), "the XA transaction is prepared downstream already (before the restart)");
-                        return Ok(true);
-                    }
-                    other => other.map(drop),
-                },
-            };
-            let error = match result {
-                Ok(()) => {
-                    self.ctx.metrics.apply_time(started.elapsed());
-                    self.note_applied(changes);
-                    return Ok(true);
-                }
-                Err(e) => e,
-            };
-            match decide(error, attempt) {
-                Next::Retry { reason } => {
-                    self.retry(
-                        Retry::Transaction,
-                        "downstream failed; retrying the transaction",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
-                    if let Some(st) = &stamp {
-                        if self.recorded_at(st).await? {
-                            tracing::info!(at = %self.here(), "the apply record shows the transaction committed before the connection was lost");
-                            self.note_applied(changes);
-                            return Ok(true);
-                        }
-                    }
-                }
-                // The downstream table changed under the cached columns: look again, once.
-                Next::Rebuild {
-                    how: Rebuild::FreshColumns,
-                    reason,
-                } => {
-                    tracing::warn!(at = %self.here(), %reason, "downstream columns changed; building the transaction again");
-                    self.down.forget_columns();
-                    stmts = self.build_marked(changes, markers, safe).await?;
-                    attempt.may_refresh = false;
-                    attempt.merged = self.merged;
-                }
-                Next::Rebuild {
-                    how: Rebuild::RowByRow,
-                    reason,
-                } => {
-                    tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; building it again with a statement per row change");
-                    self.row_by_row = true;
-                    stmts = self.build_marked(changes, markers, safe).await?;
-                    attempt.merged = self.merged;
-                }
-                Next::Stop(e) => return Err(self.here_fail(e)),
-                other => unreachable!("the pipeline's session applies in order, alone: {other:?}"),
+        match self.applier.apply(&unit, &AfterEarlier(position)).await? {
+            Outcome::Applied { row_by_row } => {
+                self.row_by_row |= row_by_row;
+                self.note_applied(changes);
+                Ok(true)
             }
+            Outcome::PreparedBefore => Ok(true),
+            Outcome::Empty => Ok(false),
+            Outcome::Split => unreachable!("one upstream transaction is not split"),
         }
-    }
-
-    /// The statements of `changes` with the savepoint `markers` (positions into
-    /// `changes`) run where they stand: the changes between two markers build as one
-    /// piece (see [`Run::build`]).
-    async fn build_marked(
-        &mut self,
-        changes: &[RowChange],
-        markers: &[(usize, Savepoint)],
-        safe: bool,
-    ) -> Result<Vec<Stmt>, RunError> {
-        if markers.is_empty() {
-            return self.build(changes, safe).await;
-        }
-        let (mut stmts, mut from, mut merged) = (Vec::new(), 0, false);
-        for (at, savepoint) in markers {
-            stmts.extend(self.build(&changes[from..*at], safe).await?);
-            merged |= self.merged;
-            stmts.push(Stmt {
-                sql: savepoint.text.clone(),
-                params: Vec::new(),
-            });
-            from = *at;
-        }
-        stmts.extend(self.build(&changes[from..], safe).await?);
-        self.merged |= merged;
-        Ok(stmts)
     }
 
     /// Reads the downstream's foreign keys for the workers' conflict keys (at start, and
@@ -1246,7 +1169,7 @@ impl Run<'_> {
         let message = "cannot read the downstream's foreign keys yet; retrying";
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.down.foreign_keys(&schemas).await {
+            match self.applier.down.foreign_keys(&schemas).await {
                 Ok(fks) => break self.pool.set_links(links(&fks)),
                 Err(e) => {
                     self.on_failure(Retry::Columns, message, e, &mut backoff)
@@ -1277,7 +1200,7 @@ impl Run<'_> {
         let message = "cannot read the downstream's triggers yet; retrying";
         let mut backoff = Duration::from_millis(100);
         let found = loop {
-            match self.down.triggered_tables(schemas).await {
+            match self.applier.down.triggered_tables(schemas).await {
                 Ok(found) => break found,
                 Err(e) => {
                     self.on_failure(Retry::Columns, message, e, &mut backoff)
@@ -1296,7 +1219,7 @@ impl Run<'_> {
     /// Whether this session's apply record says `stamp`'s transaction is committed.
     async fn recorded_at(&mut self, stamp: &Stamp) -> Result<bool, RunError> {
         let here = self.here();
-        recorded_at(&mut self.ctx, &mut self.down, &here, stamp).await
+        self.applier.recorded_at(&here, stamp).await
     }
 
     /// Writes the apply record of `position` on its own (after DDL), retrying transient
@@ -1306,8 +1229,8 @@ impl Run<'_> {
         let message = "cannot write the apply record yet; retrying";
         let mut backoff = Duration::from_millis(100);
         loop {
-            let stamp = self.down.stamp(position, position);
-            match self.down.write_record(&stamp).await {
+            let stamp = self.applier.down.stamp(position, position);
+            match self.applier.down.write_record(&stamp).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.on_failure(Retry::Record, message, e, &mut backoff)
@@ -1323,6 +1246,7 @@ impl Run<'_> {
         let message = "downstream failed during DDL; retrying it";
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = self
+            .applier
             .down
             .apply_ddl(&ddl.schema, &ddl.statement, &ddl.then)
             .await
@@ -1331,8 +1255,8 @@ impl Run<'_> {
                 .await?;
         }
         failpoint::hit("after-ddl");
-        self.ctx.metrics.ddl(1, 0);
-        let mut s = self.ctx.status.lock();
+        self.applier.ctx.metrics.ddl(1, 0);
+        let mut s = self.applier.ctx.status.lock();
         s.ddl_applied += 1;
         s.state = State::Running;
         Ok(())
@@ -1344,7 +1268,7 @@ impl Run<'_> {
             let p = self.pool.low();
             self.store.save_checkpoint(&p, now(), Batch::default())?;
             tracing::debug!(position = %p, "checkpoint saved");
-            let mut s = self.ctx.status.lock();
+            let mut s = self.applier.ctx.status.lock();
             s.checkpoint = Some(p.clone());
             s.checkpoint_saved = Some(Instant::now());
             drop(s);
@@ -1653,7 +1577,7 @@ pub async fn run(
         filter,
         store,
         history,
-        down,
+        applier: Applier { down, ctx },
         started: Instant::now(),
         txn: Vec::new(),
         ddl: Vec::new(),
@@ -1672,7 +1596,6 @@ pub async fn run(
         merged: false,
         reread: None,
         inflight: None,
-        ctx,
         pool,
         applied_past,
         tables_change: false,
@@ -1688,7 +1611,8 @@ pub async fn run(
         triggered: std::collections::HashSet::new(),
         triggers_read: Instant::now(),
     };
-    run.down
+    run.applier
+        .down
         .set_upstream_mariadb(reader.flavor() == pump_reader::Flavor::MariaDb);
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
@@ -1711,12 +1635,12 @@ pub async fn run(
             _ = tokio::time::sleep(interval), if run.unsaved() || run.idle => {
                 run.save()?;
                 if run.idle && run.pool.idle() {
-                    run.ctx.status.lock().caught_up = true;
+                    run.applier.ctx.status.lock().caught_up = true;
                 }
                 continue;
             }
         };
-        run.ctx.metrics.event(match &event {
+        run.applier.ctx.metrics.event(match &event {
             TxnEvent::Begin(_) => 0,
             TxnEvent::Change(Change::Rows(_)) => 1,
             TxnEvent::Change(Change::Statement(_)) => 2,
@@ -1727,7 +1651,7 @@ pub async fn run(
             TxnEvent::Idle { .. } => 5,
         });
         if reader.reconnects() > reconnects {
-            run.ctx.metrics.reconnects(reader.reconnects() - reconnects);
+            run.applier.ctx.metrics.reconnects(reader.reconnects() - reconnects);
             reconnects = reader.reconnects();
         }
         match event {
@@ -1743,14 +1667,14 @@ pub async fn run(
                 run.looped = run.mark.as_ref().is_some_and(|m| m.server_id == start.server_id);
                 run.current = Some(start);
                 run.txn_from = Some(reader.position().clone());
-                run.ctx.status.lock().caught_up = false;
+                run.applier.ctx.status.lock().caught_up = false;
             }
             TxnEvent::Change(Change::Rows(rows)) => {
                 let at = reader.position().clone();
                 run.rows(&rows, &at)?;
                 // Its event goes once its decoded rows are applied (a large one streams).
                 drop(rows);
-                run.ctx.metrics.buffered(run.txn.len());
+                run.applier.ctx.metrics.buffered(run.txn.len());
                 if run.large() {
                     run.stream().await?;
                 }
@@ -1795,7 +1719,7 @@ pub async fn run(
                     // Not under the status lock: the workers take the two locks the
                     // other way round.
                     let idle = run.pool.idle();
-                    let mut s = run.ctx.status.lock();
+                    let mut s = run.applier.ctx.status.lock();
                     s.caught_up = idle;
                     s.upstream = Some(position.clone());
                     drop(s);
@@ -1810,7 +1734,7 @@ pub async fn run(
                 .clone()
                 .expect("a streamed transaction began after its starting position was kept");
             tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost or refused; reading the transaction again from its start");
-            run.ctx.status.failed(format!("{}: {reason}", run.here()), true);
+            run.applier.ctx.status.failed(format!("{}: {reason}", run.here()), true);
             run.drop_transaction();
             // Statements of the transaction may be recorded already (at its commit).
             run.history = History::load(&run.store, Some(&from))?;

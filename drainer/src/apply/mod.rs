@@ -9,8 +9,10 @@
 //! apply record); [`policy`] decides what a failed downstream transaction means for all
 //! of them; [`workers`] applies transactions in parallel, in causal order.
 
+pub mod applier;
 pub mod binlog;
 pub mod changes;
+pub mod ctx;
 pub mod downstream;
 pub mod policy;
 pub mod sql;

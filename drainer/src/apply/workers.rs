@@ -44,19 +44,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use pump_reader::Position;
 use schema::{Table, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::changes::{self, add_ops, build_changes, Ctx, RowChange};
-use super::downstream::Downstream;
-use super::policy::{decide, Attempt, Next, Rebuild};
+use super::applier::{Applier, Close, Outcome, Place, Unit};
+use super::changes::{add_ops, RowChange};
+use super::ctx::Ctx;
+use super::downstream::{Downstream, Stamp};
 use crate::error::{At, Cause, RunError};
 use crate::failpoint;
-use crate::metrics::Retry;
 use crate::status::Status;
 
 /// Transactions queued per worker before the reader waits.
@@ -294,8 +293,10 @@ impl Pool {
             let (tx, rx) = mpsc::channel(QUEUE);
             queues.push(tx);
             let worker = Worker {
-                ctx: ctx.clone(),
-                down: down.for_worker(w + 1),
+                applier: Applier {
+                    down: down.for_worker(w + 1),
+                    ctx: ctx.clone(),
+                },
                 shared: Arc::clone(&shared),
                 columns_gen: 0,
                 batch: batch.max(1) as usize,
@@ -437,8 +438,7 @@ const BATCH_ROWS: usize = 5_000;
 
 /// One worker: a downstream session applying the transactions of its queue in order.
 struct Worker {
-    ctx: Ctx,
-    down: Downstream,
+    applier: Applier,
     shared: Arc<Shared>,
     columns_gen: u64,
     /// `txn-batch`: upstream transactions one downstream transaction may apply.
@@ -483,7 +483,7 @@ impl Worker {
                 break;
             }
             if first.columns_gen != self.columns_gen {
-                self.down.forget_columns();
+                self.applier.down.forget_columns();
                 self.columns_gen = first.columns_gen;
             }
             // What is queued already joins, while it needs no other wait: grouping never
@@ -531,120 +531,84 @@ impl Worker {
         Ok(())
     }
 
-    /// Applies a batch as one downstream transaction with its mark and apply record,
-    /// retrying transient failures (unless the record shows the COMMIT went through),
-    /// building it again once on "unknown column"; on any other refusal, building it
-    /// again with a statement per row change, then trying once more after every earlier
-    /// transaction is committed. `Ok(false)`: a batch of several
-    /// was refused (nothing of it applied); a single transaction's refusal is an error.
-    /// Marks its transactions done.
+    /// Applies a batch as one downstream transaction with its mark and apply record (see
+    /// [`Applier::apply`]), and marks its transactions done. `Ok(false)`: a batch of
+    /// several was refused (nothing of it applied); a single transaction's refusal is an
+    /// error.
     async fn apply(&mut self, batch: &Batch) -> Result<bool, RunError> {
         let here = batch.here();
-        let here = &here;
-        let ctx = &mut self.ctx;
         let changes: Vec<&RowChange> = batch.jobs.iter().flat_map(|j| &j.changes).collect();
         let safe = batch.jobs.iter().any(|j| j.safe);
         // Rows join in multi-row statements where their keys allow, until refused; not
         // in safe mode (see `changes::statements`).
         let levels = (!safe).then(|| levels(batch.jobs.iter().flat_map(|j| j.keys.each())));
-        let mut stmts =
-            build_changes(ctx, &mut self.down, here, &changes, safe, levels.as_deref()).await?;
         let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
-        let done = |shared: &Shared| shared.update(|p| seqs.iter().for_each(|s| p.finish(*s)));
-        if stmts.is_empty() {
-            for _ in &batch.jobs {
-                ctx.metrics.filtered();
-            }
-            done(&self.shared);
-            return Ok(true);
-        }
-        let applied = |ctx: &Ctx| {
-            for job in &batch.jobs {
-                ctx.applied(add_ops([0; 3], &job.changes), Some(job.timestamp));
-            }
+        let place = InFlight {
+            shared: &self.shared,
+            positions: batch.jobs.iter().map(|j| j.position.clone()).collect(),
+            first: seqs[0],
         };
-        let positions: Vec<Position> = batch.jobs.iter().map(|j| j.position.clone()).collect();
-        let mut attempt = Attempt {
-            merged: levels.is_some(),
-            may_refresh: true,
-            may_wait: true,
-            group: batch.jobs.len() > 1,
-            streamed: false,
+        let unit = Unit {
+            here: &here,
+            changes: &changes,
+            markers: &[],
+            levels: levels.as_deref(),
+            safe,
+            count: batch.jobs.len() as u64,
+            close: Close::Commit,
         };
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let low = self.shared.lock().low.clone();
-            let stamp = self.down.stamp_all(&positions, &low);
-            let started = Instant::now();
-            let n = batch.jobs.len() as u64;
-            let error = match self.down.apply_txn(&stmts, n, Some(&stamp)).await {
-                Ok(()) => {
-                    ctx.metrics.apply_time(started.elapsed());
-                    applied(ctx);
-                    done(&self.shared);
-                    // Counted per upstream transaction: `after-commit:3` fires after the
-                    // commit that applied the third.
-                    for _ in &batch.jobs {
-                        failpoint::hit("after-commit");
-                    }
-                    return Ok(true);
+        let outcome = self.applier.apply(&unit, &place).await?;
+        let ctx = &self.applier.ctx;
+        match outcome {
+            Outcome::Empty => batch.jobs.iter().for_each(|_| ctx.metrics.filtered()),
+            Outcome::Applied { .. } => {
+                for job in &batch.jobs {
+                    ctx.applied(add_ops([0; 3], &job.changes), Some(job.timestamp));
                 }
-                Err(e) => e,
-            };
-            match decide(error, attempt) {
-                Next::Retry { reason } => {
-                    if self.shared.lock().failed.is_some() {
-                        // Another worker stopped the drainer: this one is left for the
-                        // next start.
-                        return Err(RunError::Interrupted);
-                    }
-                    ctx.retry(
-                        here,
-                        Retry::Transaction,
-                        "downstream failed; retrying the transaction",
-                        &reason,
-                        &mut backoff,
-                    )
-                    .await?;
-                    if changes::recorded_at(ctx, &mut self.down, here, &stamp).await? {
-                        tracing::info!(at = %here, "the apply record shows the transaction committed before the connection was lost");
-                        applied(ctx);
-                        done(&self.shared);
-                        return Ok(true);
-                    }
-                }
-                Next::Rebuild {
-                    how: Rebuild::FreshColumns,
-                    reason,
-                } => {
-                    tracing::warn!(at = %here, %reason, "downstream columns changed; building the transaction again");
-                    self.down.forget_columns();
-                    let levels = levels.as_deref().filter(|_| attempt.merged);
-                    stmts =
-                        build_changes(ctx, &mut self.down, here, &changes, safe, levels).await?;
-                    attempt.may_refresh = false;
-                }
-                Next::Rebuild {
-                    how: Rebuild::RowByRow,
-                    reason,
-                } => {
-                    tracing::info!(at = %here, %reason, "refused as multi-row statements; building it again with a statement per row change");
-                    attempt.merged = false;
-                    stmts = build_changes(ctx, &mut self.down, here, &changes, safe, None).await?;
-                }
-                Next::InOrder { reason } => {
-                    tracing::info!(at = %here, %reason, "refused out of upstream order; applying it again once every earlier transaction is committed");
-                    attempt.may_wait = false;
-                    let first = seqs[0];
-                    self.shared
-                        .wait(|p| p.open.first_key_value().is_none_or(|(s, _)| *s >= first))
-                        .await?;
-                }
-                Next::Split => return Ok(false),
-                Next::ReadAgain { .. } => unreachable!("a worker's transaction is not streamed"),
-                Next::Stop(e) => return Err(RunError::apply(here, e)),
             }
+            Outcome::Split => return Ok(false),
+            Outcome::PreparedBefore => unreachable!("a worker prepares no XA transaction"),
         }
+        self.shared
+            .update(|p| seqs.iter().for_each(|s| p.finish(*s)));
+        // Counted per upstream transaction: `after-commit:3` fires after the commit that
+        // applied the third.
+        for _ in &batch.jobs {
+            failpoint::hit("after-commit");
+        }
+        Ok(true)
+    }
+}
+
+/// A worker's transactions stand among the others in flight: they may run before an
+/// earlier one, their record's watermark moves, and another worker's failure ends
+/// their retries.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    positions: Vec<Position>,
+    /// The first of them.
+    first: u64,
+}
+
+impl Place for InFlight<'_> {
+    fn stamp(&self, down: &Downstream) -> Option<Stamp> {
+        let low = self.shared.lock().low.clone();
+        Some(down.stamp_all(&self.positions, &low))
+    }
+
+    fn others_failed(&self) -> bool {
+        self.shared.lock().failed.is_some()
+    }
+
+    fn out_of_order(&self) -> bool {
+        true
+    }
+
+    async fn wait_earlier(&self) -> Result<(), RunError> {
+        let first = self.first;
+        self.shared
+            .wait(|p| p.open.first_key_value().is_none_or(|(s, _)| *s >= first))
+            .await
     }
 }
 
