@@ -57,6 +57,8 @@
 //!   still enters the schema history; its position is checkpointed). The mark table's
 //!   schema is never replicated.
 
+mod resume;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -76,7 +78,7 @@ use crate::apply::applier::{Applier, Close, Outcome, Place, Unit};
 use crate::apply::changes::{add_ops, approx_size, one_table_inserts, Checks, Raw, RowChange};
 use crate::apply::ctx::Ctx;
 use crate::apply::downstream::{
-    order, past, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
+    order, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
 };
 use crate::apply::policy::{decide, Attempt, Next, Rebuild};
 use crate::apply::sql::{quote, Stmt};
@@ -85,6 +87,7 @@ use crate::error::{At, Cause, RunError};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
+use resume::{Found, Resume};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -1426,94 +1429,38 @@ pub async fn run(
     });
 
     // Where to resume: the data-dir's checkpoint (or bootstrap), unless the downstream's
-    // apply record shows later transactions committed (the process stopped between a
-    // downstream commit and the checkpoint write).
+    // apply record shows later transactions committed (see `resume`).
     let saved = store.checkpoint()?.map(|c| c.position);
-    let base = match &saved {
-        Some(p) => Some(p.clone()),
+    let bootstrap = match &saved {
+        Some(_) => None,
         None => History::bootstrap_position(&store)?,
     };
     let Some(recorded) = read_record(&mut down, &mut stop, &status).await? else {
         return Ok(());
     };
     let configured_start = !pump.initial_gtid.is_empty() || !pump.initial_file.is_empty();
-    let mut past_checkpoint = false;
-    let (recorded, mut applied_past) = match recorded {
-        Some(a) => (Some(a.low), a.after),
-        None => (None, Vec::new()),
-    };
-    let unordered = |recorded: &Position, name: &'static str, other: &Position| {
-        RunError::apply(
-            &At::Start,
-            Cause::Unordered {
-                recorded: recorded.clone(),
-                name,
-                other: other.clone(),
-                delete: record.delete_hint(),
-            },
-        )
-    };
-    let resume = match (base, recorded) {
-        (base, None) => base,
-        (Some(base), Some(recorded)) => match order(&recorded, &base) {
-            Some(std::cmp::Ordering::Greater) => {
-                tracing::info!(checkpoint = %base, applied = %recorded,
-                    "the downstream committed transactions past the checkpoint: resuming after the last one");
-                store.save_checkpoint(&recorded, now(), Batch::default())?;
-                past_checkpoint = true;
-                Some(recorded)
-            }
-            Some(_) => Some(base),
-            None => return Err(unordered(&recorded, "the checkpoint", &base)),
+    let found = Found {
+        configured: match saved.is_none() && bootstrap.is_none() && configured_start {
+            true => Some(configured_position(pump)?),
+            false => None,
         },
-        // A new data-dir with a configured start: the further of that start and the
-        // record, as with a checkpoint. A start left in the file from the first
-        // deployment, after the data-dir was lost, would otherwise apply everything
-        // since again.
-        (None, Some(recorded)) if configured_start => {
-            let configured = configured_position(pump)?;
-            match order(&configured, &recorded) {
-                Some(std::cmp::Ordering::Greater) => {
-                    tracing::warn!(configured = %configured, applied = %recorded,
-                        "data-dir is new, and [pump] initial-gtid / initial-file is past where \
-                         the downstream's apply record stands: starting there, as configured \
-                         (the transactions between are not applied)");
-                    Some(configured)
-                }
-                Some(_) => {
-                    tracing::warn!(configured = %configured, applied = %recorded,
-                        "data-dir is new, and the downstream's apply record is at or past \
-                         [pump] initial-gtid / initial-file: resuming after the record \
-                         (nothing is applied twice)");
-                    Some(recorded)
-                }
-                None => {
-                    return Err(unordered(
-                        &recorded,
-                        "[pump] initial-gtid / initial-file",
-                        &configured,
-                    ))
-                }
-            }
-        }
-        (None, Some(recorded)) => {
-            return Err(RunError::apply(
-                &At::Start,
-                Cause::RecordWithoutCheckpoint {
-                    data_dir: config.data_dir.clone(),
-                    recorded,
-                    delete: record.delete_hint(),
-                },
-            ))
-        }
+        checkpoint: saved.clone(),
+        bootstrap,
+        record: recorded,
     };
-    // The schema history as it stands where reading resumes: what was recorded after it
-    // (statements whose transaction did not commit downstream before a crash, even
-    // before the first checkpoint) is recorded again when it is read again.
-    let history_at = resume.as_ref();
-    match &resume {
-        Some(r) => applied_past.retain(|p| past(p, r)),
-        None => applied_past.clear(),
+    let decided = resume::resume(found, &config.data_dir, &record.delete_hint())?;
+    if let Some(note) = &decided.note {
+        note.log();
+    }
+    let Resume {
+        from: resume,
+        past_checkpoint,
+        applied_past,
+        ..
+    } = decided;
+    if past_checkpoint {
+        let recorded = resume.as_ref().expect("the record's position");
+        store.save_checkpoint(recorded, now(), Batch::default())?;
     }
     if !applied_past.is_empty() {
         tracing::info!(
@@ -1522,6 +1469,10 @@ pub async fn run(
              they will be passed over"
         );
     }
+    // The schema history as it stands where reading resumes: what was recorded after it
+    // (statements whose transaction did not commit downstream before a crash, even
+    // before the first checkpoint) is recorded again when it is read again.
+    let history_at = resume.as_ref();
     let mut history = History::load(&store, history_at)?;
     status.lock().checkpoint = if past_checkpoint {
         resume.clone()
