@@ -1,0 +1,340 @@
+//! A transaction read to its end: handed to a worker, or applied on this session once
+//! every earlier one is committed (DDL, savepoints, XA), or passed over (a loop, applied
+//! before a restart); then its place in the committed prefix, and the checkpoint.
+
+use super::*;
+
+/// The pipeline's own session applies after every earlier transaction committed
+/// (after [`Pool::barrier`]), with the apply record of this position when given.
+pub(super) struct AfterEarlier<'a>(Option<&'a Position>);
+
+impl Place for AfterEarlier<'_> {
+    fn stamp(&self, down: &Downstream) -> Option<Stamp> {
+        self.0.map(|p| down.stamp(p, p))
+    }
+
+    fn others_failed(&self) -> bool {
+        false
+    }
+
+    fn out_of_order(&self) -> bool {
+        false
+    }
+
+    async fn wait_earlier(&self) -> Result<(), RunError> {
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// Counts a downstream transaction committed with `changes` (and, for a streamed
+    /// one, the batches streamed before).
+    pub(super) fn note_applied(&mut self, changes: &[RowChange]) {
+        let ops = add_ops(std::mem::take(&mut self.streamed_ops), changes);
+        self.applier.ctx.applied(ops, None);
+    }
+
+    /// The steps that let `changes` join in multi-row statements, and `merged` set to
+    /// whether they do: not in safe mode (upstream order), once the transaction refused
+    /// them, nor once its DDL ran downstream (it cannot be read again to build it row by
+    /// row); inserts into one table only join without them.
+    pub(super) fn levels(&mut self, changes: &[RowChange], safe: bool) -> Option<Vec<u32>> {
+        self.merged = !safe && !self.row_by_row && !self.ddl_ran && !one_table_inserts(changes);
+        self.merged.then(|| self.pool.levels(changes))
+    }
+
+    /// Commits the transaction read so far downstream: a plain one goes to a worker;
+    /// one with DDL (or streamed) applies on this session once the workers are idle.
+    /// `timestamp` is its upstream commit time.
+    pub(super) async fn commit(
+        &mut self,
+        position: Position,
+        timestamp: u32,
+    ) -> Result<(), RunError> {
+        if self.streaming {
+            return self.commit_streamed(position, timestamp).await;
+        }
+        self.history.commit_staged(&self.store, &position)?;
+        if self.looped {
+            // The reverse direction applied it here: it goes no further. Its DDL is in
+            // the schema history (above); the downstream's tables are looked at again.
+            tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
+            let tables_change = self.tables_change;
+            self.drop_transaction();
+            self.applier.ctx.metrics.loop_dropped();
+            self.applier.ctx.status.lock().loops_dropped += 1;
+            if tables_change {
+                self.columns_gen += 1;
+                self.refresh_links().await?;
+            }
+            return self.committed(position, timestamp, 0, tables_change);
+        }
+        if self.applied_before(&position) {
+            return self.committed(position, timestamp, 0, false);
+        }
+        if let Some(outcome) = self.xa_outcome.take() {
+            return self.end_xa(outcome, position, timestamp).await;
+        }
+        let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
+        let txn = std::mem::take(&mut self.txn);
+        let ddl = std::mem::take(&mut self.ddl);
+        let had_ddl = !ddl.is_empty() || std::mem::take(&mut self.ddl_ran);
+        let tables_change = std::mem::take(&mut self.tables_change);
+        // Savepoints matter only where a ROLLBACK TO undoes part of the transaction.
+        let mut markers = std::mem::take(&mut self.savepoints);
+        if !markers.iter().any(|(_, s)| s.rollback) {
+            markers.clear();
+        } else if had_ddl {
+            return Err(self.here_fail(Cause::DdlWithRollbackTo));
+        }
+        let xa = self.current.as_ref().and_then(|c| c.xa.clone());
+        if let Some(xid) = xa {
+            // Prepared upstream: prepared downstream, in upstream order.
+            self.pool.barrier().await?;
+            let xid = self.applier.down.xa_id(&xid);
+            self.apply_rows(&txn, &markers, Close::Prepare(&xid), None)
+                .await?;
+            // Recorded once prepared (an XA transaction writes no record of its own): a
+            // restart after its XA COMMIT must not find it unapplied and prepare it again.
+            failpoint::hit("after-xa-prepare");
+            self.record_alone(&position).await?;
+            return self.committed(position, timestamp, ddl_not_run, false);
+        }
+        if !had_ddl && !tables_change && markers.is_empty() {
+            if txn.is_empty() {
+                // Nothing of it is replicated (filters).
+                self.applier.ctx.metrics.filtered();
+                return self.committed(position, timestamp, ddl_not_run, false);
+            }
+            let job = Job::new(
+                txn,
+                position.clone(),
+                timestamp,
+                self.safe_mode(),
+                self.here(),
+                self.columns_gen,
+            );
+            self.pool.dispatch(job).await?;
+            self.applier.ctx.status.lock().upstream = Some(position);
+            return self.save_if_due(false);
+        }
+        // DDL waits for every earlier transaction, and commits implicitly downstream: the
+        // rows before each statement go in one transaction, the statement runs, then the
+        // rows after it. The last piece carries the apply record (the whole transaction is
+        // applied then); after a DDL statement with no rows after it, the record is
+        // written on its own.
+        self.pool.barrier().await?;
+        let mut from = 0;
+        let mut applied = false;
+        for (upto, ddl) in ddl {
+            applied |= self
+                .apply_rows(&txn[from..upto], &[], Close::Commit, None)
+                .await?;
+            from = upto;
+            self.apply_ddl(&ddl).await?;
+        }
+        if had_ddl && from == txn.len() {
+            self.record_alone(&position).await?;
+        } else {
+            applied |= self
+                .apply_rows(&txn[from..], &markers, Close::Commit, Some(&position))
+                .await?;
+        }
+        if !applied && !had_ddl {
+            self.applier.ctx.metrics.filtered();
+        }
+        if tables_change {
+            self.columns_gen += 1;
+            self.refresh_links().await?;
+        }
+        failpoint::hit("after-commit");
+        self.committed(position, timestamp, ddl_not_run, had_ddl)
+    }
+
+    /// Ends an XA transaction prepared downstream earlier as the upstream ended it
+    /// (`XA COMMIT` or `XA ROLLBACK`), then records the position on its own (an XA
+    /// statement cannot share a transaction). A replay after a crash between the two
+    /// finds nothing prepared and passes on.
+    pub(super) async fn end_xa(
+        &mut self,
+        outcome: XaOutcome,
+        position: Position,
+        timestamp: u32,
+    ) -> Result<(), RunError> {
+        self.pool.barrier().await?;
+        let xid = self.applier.down.xa_id(&outcome.xid);
+        let message = "cannot end the XA transaction downstream yet; retrying";
+        let mut backoff = Duration::from_millis(100);
+        let found = loop {
+            match self.applier.down.end_xa(&xid, outcome.commit).await {
+                Ok(found) => break found,
+                Err(e) => {
+                    self.on_failure(Retry::Transaction, message, e, &mut backoff)
+                        .await?
+                }
+            }
+        };
+        failpoint::hit("after-xa-end");
+        if found {
+            self.applier.ctx.applied([0; 3], Some(timestamp));
+        } else {
+            tracing::info!(at = %self.here(), xid = %outcome.xid,
+                "no XA transaction of this id is prepared downstream: it ended there before \
+                 a restart, changed nothing replicated, or was prepared upstream before this \
+                 channel began reading");
+        }
+        self.record_alone(&position).await?;
+        self.committed(position, timestamp, 0, false)
+    }
+
+    /// Whether a worker committed the transaction ending at `position` before the last
+    /// stop, out of upstream order (the apply records list it): then it is dropped here,
+    /// a streamed one's open downstream transaction rolled back.
+    pub(super) fn applied_before(&mut self, position: &Position) -> bool {
+        let same = |p: &Position| order(p, position) == Some(std::cmp::Ordering::Equal);
+        let Some(i) = self.applied_past.iter().position(same) else {
+            return false;
+        };
+        tracing::info!(at = %self.here(), "passing over a transaction applied before the restart");
+        self.applied_past.remove(i);
+        self.drop_transaction();
+        true
+    }
+
+    /// Bookkeeping after a transaction applied on this session (or with nothing to apply):
+    /// status, its place in the committed prefix, and the checkpoint (at once after DDL,
+    /// else every `checkpoint-interval-ms`).
+    pub(super) fn committed(
+        &mut self,
+        position: Position,
+        timestamp: u32,
+        ddl_not_run: u64,
+        had_ddl: bool,
+    ) -> Result<(), RunError> {
+        self.stream_refreshed = false;
+        self.row_by_row = false;
+        self.applier.ctx.metrics.ddl(0, ddl_not_run);
+        self.applier.ctx.metrics.buffered(0);
+        let mut s = self.applier.ctx.status.lock();
+        s.ddl_skipped += ddl_not_run;
+        s.last_commit = Some(s.last_commit.map_or(timestamp, |l| l.max(timestamp)));
+        s.upstream = Some(position.clone());
+        s.state = State::Running;
+        drop(s);
+        self.pool.pass(position);
+        self.save_if_due(had_ddl)
+    }
+
+    /// Saves the checkpoint when `now`, or when `checkpoint-interval-ms` has passed.
+    pub(super) fn save_if_due(&mut self, now: bool) -> Result<(), RunError> {
+        let interval = Duration::from_millis(self.config.syncer.checkpoint_interval_ms);
+        if now || self.last_save.elapsed() >= interval {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the committed prefix moved past the last checkpoint.
+    pub(super) fn unsaved(&self) -> bool {
+        self.saved.as_ref() != Some(&self.pool.low())
+    }
+
+    /// Applies row changes (with the savepoint `markers` among them, positions into
+    /// `changes`) as one downstream transaction on this session, once every earlier
+    /// transaction is committed, closed as `close` says (with the apply record of
+    /// `position` when given): see [`Applier::apply`]. Whether a downstream transaction
+    /// was committed (none when `changes` make no statement).
+    pub(super) async fn apply_rows(
+        &mut self,
+        changes: &[RowChange],
+        markers: &[(usize, Savepoint)],
+        close: Close<'_>,
+        position: Option<&Position>,
+    ) -> Result<bool, RunError> {
+        let safe = self.safe_mode();
+        let levels = self.levels(changes, safe);
+        let refs: Vec<&RowChange> = changes.iter().collect();
+        let here = self.here();
+        let unit = Unit {
+            here: &here,
+            changes: &refs,
+            markers,
+            levels: levels.as_deref(),
+            safe,
+            count: 1,
+            close,
+        };
+        match self.applier.apply(&unit, &AfterEarlier(position)).await? {
+            Outcome::Applied { row_by_row } => {
+                self.row_by_row |= row_by_row;
+                self.note_applied(changes);
+                Ok(true)
+            }
+            Outcome::PreparedBefore => Ok(true),
+            Outcome::Empty => Ok(false),
+            Outcome::Split => unreachable!("one upstream transaction is not split"),
+        }
+    }
+
+    /// Whether this session's apply record says `stamp`'s transaction is committed.
+    pub(super) async fn recorded_at(&mut self, stamp: &Stamp) -> Result<bool, RunError> {
+        let here = self.here();
+        self.applier.recorded_at(&here, stamp).await
+    }
+
+    /// Writes the apply record of `position` on its own (after DDL), retrying transient
+    /// failures. It touches only the drainer's schema, which no direction replicates, so
+    /// it needs no mark.
+    pub(super) async fn record_alone(&mut self, position: &Position) -> Result<(), RunError> {
+        let message = "cannot write the apply record yet; retrying";
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let stamp = self.applier.down.stamp(position, position);
+            match self.applier.down.write_record(&stamp).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.on_failure(Retry::Record, message, e, &mut backoff)
+                        .await?
+                }
+            }
+        }
+    }
+
+    /// Runs one DDL statement downstream, retrying transient failures.
+    pub(super) async fn apply_ddl(&mut self, ddl: &Ddl) -> Result<(), RunError> {
+        failpoint::hit("before-ddl");
+        let message = "downstream failed during DDL; retrying it";
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = self
+            .applier
+            .down
+            .apply_ddl(&ddl.schema, &ddl.statement, &ddl.then)
+            .await
+        {
+            self.on_failure(Retry::Ddl, message, e, &mut backoff)
+                .await?;
+        }
+        failpoint::hit("after-ddl");
+        self.applier.ctx.metrics.ddl(1, 0);
+        let mut s = self.applier.ctx.status.lock();
+        s.ddl_applied += 1;
+        s.state = State::Running;
+        Ok(())
+    }
+
+    /// Saves the committed prefix as the checkpoint.
+    pub(super) fn save(&mut self) -> Result<(), RunError> {
+        if self.unsaved() {
+            let p = self.pool.low();
+            self.store.save_checkpoint(&p, now(), Batch::default())?;
+            tracing::debug!(position = %p, "checkpoint saved");
+            let mut s = self.applier.ctx.status.lock();
+            s.checkpoint = Some(p.clone());
+            s.checkpoint_saved = Some(Instant::now());
+            drop(s);
+            self.saved = Some(p);
+        }
+        self.last_save = Instant::now();
+        Ok(())
+    }
+}

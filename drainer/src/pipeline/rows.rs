@@ -1,0 +1,121 @@
+//! A rows event of the transaction being read: decoded with the definitions in force
+//! where it stands, unless it carries this channel's mark (the transaction came back
+//! from the reverse direction) or its table is not replicated.
+
+use super::*;
+
+/// The `channel_id` of a mark-table row image (TiDB Binlog's layout: `id`, `channel_id`,
+/// `val`, `channel_info`).
+pub(super) fn mark_channel(image: &Option<Vec<pump_reader::event::Cell>>) -> Option<i64> {
+    match image.as_ref()?.get(1)? {
+        pump_reader::event::Cell::Int { bits, .. } => Some(*bits as i64),
+        _ => None,
+    }
+}
+
+impl Run<'_> {
+    /// Decodes one rows event into the transaction's row changes (with the definitions in
+    /// force at this position); their statements are built at the commit.
+    pub(super) fn rows(&mut self, rows: &Rows, at: &Position) -> Result<(), RunError> {
+        let (schema_name, table_name) = (&rows.table.schema, &rows.table.table);
+        if let Some(mark) = &self.mark {
+            if *schema_name == mark.schema && *table_name == mark.table {
+                let ours = |image: &Option<Vec<pump_reader::event::Cell>>| {
+                    mark_channel(image) == Some(mark.channel_id)
+                };
+                if rows.rows.iter().any(|c| ours(&c.before) || ours(&c.after)) {
+                    self.looped = true;
+                    self.txn.clear();
+                    self.txn_bytes = 0;
+                    self.abandon_stream();
+                }
+                return Ok(());
+            }
+        }
+        if self.looped || self.prepared_before {
+            // Dropped whole at its commit: nothing of it needs decoding.
+            return Ok(());
+        }
+        if !self.filter.wants_table(schema_name, table_name) {
+            return Ok(());
+        }
+        let cached = self
+            .tables
+            .get(schema_name.as_str())
+            .and_then(|t| t.get(table_name.as_str()));
+        let table = match cached {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t = self
+                    .history
+                    .catalog()
+                    .table(schema_name, table_name)
+                    .cloned()
+                    .map(Arc::new)
+                    .ok_or_else(|| {
+                        RunError::apply(
+                            &At::Position(at.clone()),
+                            Cause::Untracked {
+                                schema: schema_name.clone(),
+                                table: table_name.clone(),
+                            },
+                        )
+                    })?;
+                self.tables
+                    .entry(schema_name.clone())
+                    .or_default()
+                    .insert(table_name.clone(), Arc::clone(&t));
+                t
+            }
+        };
+        if table.sequence {
+            // Each site keeps its own sequences (docs/operations.md §7): the row NEXTVAL
+            // rewrote is not replicated.
+            return Ok(());
+        }
+        let checks = Checks {
+            foreign_keys: rows.foreign_key_checks(),
+            unique: rows.unique_checks(),
+        };
+        // System-versioned tables, and tables with triggers downstream, take the row
+        // event itself (see `crate::apply::binlog`).
+        let replay = rows.raw.format.is_some()
+            && (table.versioning.is_some()
+                || (!self.config.syncer.fire_triggers
+                    && self
+                        .triggered
+                        .contains(&(schema_name.clone(), table_name.clone()))));
+        let mut raw = replay.then(|| Raw::First(Arc::new(rows.raw.clone())));
+        for change in &rows.rows {
+            let decode = |image: &Option<Vec<pump_reader::event::Cell>>| {
+                image
+                    .as_ref()
+                    .map(|cells| {
+                        decode_row(&table, &rows.table, cells)
+                            .map_err(|e| RunError::apply(&At::Position(at.clone()), e))
+                    })
+                    .transpose()
+            };
+            let (before, after) = (decode(&change.before)?, decode(&change.after)?);
+            if before.is_some() || after.is_some() {
+                self.txn_bytes += [&before, &after]
+                    .into_iter()
+                    .flatten()
+                    .map(|row| row.iter().map(approx_size).sum::<usize>())
+                    .sum::<usize>();
+                self.txn.push(RowChange {
+                    table: Arc::clone(&table),
+                    before,
+                    after,
+                    checks,
+                    raw: match raw.take() {
+                        Some(first) => Some(first),
+                        None if replay => Some(Raw::Rest),
+                        None => None,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! A statement of the transaction being read: into the schema history at once, and
+//! queued to run downstream at its place among the transaction's rows (or counted as
+//! not run).
+
+use super::*;
+
+/// Whether `sql` is an ALTER statement (after leading blanks and `/* */` comments).
+pub(super) fn starts_with_alter(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    while let Some(after) = rest.strip_prefix("/*") {
+        rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+    }
+    rest.get(..5)
+        .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"))
+}
+
+/// A statement to run downstream: its `USE` schema (empty: none) and the statement
+/// with its session context.
+pub(super) struct Ddl {
+    pub(super) schema: String,
+    pub(super) statement: pump_reader::Statement,
+    /// Statements run after it in its context (an event disabled downstream).
+    pub(super) then: Vec<String>,
+}
+
+impl Run<'_> {
+    /// How the operator names the current transaction in `skip-ddl`: its GTID, else its
+    /// starting coordinates.
+    pub(super) fn skip_name(&self) -> String {
+        match &self.current {
+            Some(t) => t
+                .gtid
+                .as_ref()
+                .map_or_else(|| t.start.to_string(), |g| g.to_string()),
+            None => String::new(),
+        }
+    }
+
+    /// Whether the operator asked to pass over the statements of the current transaction.
+    pub(super) fn skip_requested(&self) -> bool {
+        let Some(t) = &self.current else { return false };
+        self.config.syncer.skip_ddl.iter().any(|s| {
+            t.gtid.as_ref().is_some_and(|g| g.to_string() == *s) || t.start.to_string() == *s
+        })
+    }
+
+    /// Takes a statement of the transaction being read into the schema history at once
+    /// (later rows of the transaction decode with it; it is recorded at the commit), read
+    /// in the SQL mode it was written in, and queues it to run downstream at its place
+    /// among the transaction's rows, in its session context.
+    pub(super) fn statement(&mut self, statement: pump_reader::Statement) -> Result<(), RunError> {
+        self.tables.clear();
+        self.staged = true;
+        let filter = &self.filter;
+        let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
+        let vars = &statement.vars;
+        let mode = SqlMode {
+            ansi_quotes: vars.sql_mode_has(MODE_ANSI_QUOTES),
+            no_backslash_escapes: vars.sql_mode_has(MODE_NO_BACKSLASH_ESCAPES),
+        };
+        let (schema_name, text) = (statement.schema.clone(), statement.text.clone());
+        let staged = match &statement.undecodable {
+            // Its text cannot be trusted: the tracker must not read it.
+            Some(e) => Err(schema::DdlError {
+                statement: text.chars().take(300).collect(),
+                reason: e.to_string(),
+            }),
+            None => self.history.stage(&schema_name, &text, mode, &wants),
+        };
+        let applied = match staged {
+            Ok(applied) => applied,
+            Err(source) if self.skip_requested() => {
+                tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
+                    "passing over a statement the schema tracker cannot apply, as skip-ddl asks");
+                self.history.stage_skip(&text);
+                self.ddl_not_run += 1;
+                return Ok(());
+            }
+            Err(source) => {
+                let skip = self.skip_name();
+                return Err(self.here_fail(Cause::Ddl { source, skip }));
+            }
+        };
+        let replicated = match applied.class {
+            Class::Table => !applied.tables.is_empty(),
+            Class::Truncate => true,
+            Class::Database => applied
+                .databases
+                .iter()
+                .any(|(db, _)| self.filter.wants_schema(db)),
+            // Views, triggers, routines and events follow their schema's filter.
+            Class::Object => applied
+                .objects
+                .iter()
+                .any(|o| self.filter.wants_schema(&o.schema)),
+            _ => false,
+        };
+        if matches!(
+            applied.class,
+            Class::Table | Class::Database | Class::Object
+        ) {
+            // Run here or not (the other direction may run it), the downstream's tables
+            // may change: look at them again (the workers, after this transaction).
+            self.forget_columns();
+            self.tables_change = true;
+        }
+        if self.looped {
+            // This channel's own write, come back: tracked (above), never run again.
+        } else if self.config.syncer.sync_ddl && replicated {
+            if let Some(code) = statement.vars.unknown {
+                tracing::warn!(at = %self.here(), code,
+                    "the statement's event carries a status variable this drainer does not \
+                     know: the session settings written after it are not replayed");
+            }
+            // CREATE and DROP DATABASE name their database, and their event's schema is
+            // that database itself (not there yet for CREATE, perhaps gone for a replayed
+            // DROP): they run without USE. ALTER DATABASE may rely on it.
+            let schema = if applied.class == Class::Database && !starts_with_alter(&text) {
+                String::new()
+            } else {
+                schema_name
+            };
+            // An event runs on the site it was created on, as MariaDB's replica has it:
+            // downstream it is disabled (SLAVESIDE_DISABLED).
+            let then = applied
+                .objects
+                .iter()
+                .filter(|o| o.kind == ObjectKind::Event && !o.dropped)
+                .map(|o| {
+                    format!(
+                        "ALTER EVENT {}.{} DISABLE ON SLAVE",
+                        quote(&o.schema),
+                        quote(&o.name)
+                    )
+                })
+                .collect();
+            self.ddl.push((
+                self.txn.len(),
+                Ddl {
+                    schema,
+                    statement,
+                    then,
+                },
+            ));
+        } else if replicated {
+            tracing::info!(at = %self.here(), statement = %text, "not run downstream (sync-ddl = false)");
+            self.ddl_not_run += 1;
+        }
+        Ok(())
+    }
+}
