@@ -26,6 +26,9 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use pump_reader::{Change, TxnEvent};
+
+use crate::apply::changes::Ops;
 use crate::status::{State, Status};
 
 pub const EVENTS_READ: &str = "drainer_events_read_total";
@@ -195,8 +198,18 @@ impl Metrics {
         }
     }
 
-    /// An event of type `EVENT_TYPES[i]`.
-    pub fn event(&self, i: usize) {
+    /// An event read (counted by its type, see [`EVENT_TYPES`]).
+    pub fn event(&self, event: &TxnEvent) {
+        let i = match event {
+            TxnEvent::Begin(_) => 0,
+            TxnEvent::Change(Change::Rows(_)) => 1,
+            TxnEvent::Change(Change::Statement(_)) => 2,
+            TxnEvent::Commit { .. } => 3,
+            TxnEvent::Rollback => 4,
+            TxnEvent::Idle { .. } => 5,
+            TxnEvent::Change(Change::Savepoint(_)) => 6,
+            TxnEvent::Change(Change::Xa(_) | Change::XaOnePhase) => 7,
+        };
         self.events[i].increment(1);
     }
 
@@ -212,9 +225,13 @@ impl Metrics {
         self.filtered.increment(1);
     }
 
-    /// Row changes applied: inserts, updates, deletes.
-    pub fn rows(&self, inserts: u64, updates: u64, deletes: u64) {
-        for (counter, n) in self.rows.iter().zip([inserts, updates, deletes]) {
+    /// Row changes applied.
+    pub fn rows(&self, ops: Ops) {
+        for (counter, n) in self
+            .rows
+            .iter()
+            .zip([ops.inserts, ops.updates, ops.deletes])
+        {
             if n > 0 {
                 counter.increment(n);
             }

@@ -36,9 +36,8 @@ pub struct Unit<'a> {
     pub here: &'a At,
     /// Its row changes, in upstream order.
     pub changes: &'a [&'a RowChange],
-    /// Savepoints and rollbacks to them, each after the changes before it (an index
-    /// into `changes`): they run where they stand.
-    pub markers: &'a [(usize, Savepoint)],
+    /// Savepoints and rollbacks to them: they run where they stand.
+    pub markers: &'a [Marker],
     /// The steps that let rows join in multi-row statements (see `workers::levels`);
     /// `None`: one statement per row change (consecutive inserts into one table still
     /// share one).
@@ -48,6 +47,14 @@ pub struct Unit<'a> {
     /// The upstream transactions it applies (the mark counts them).
     pub count: u64,
     pub close: Close<'a>,
+}
+
+/// A savepoint (or a rollback to one) of a transaction, after its first `at` row
+/// changes.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub at: usize,
+    pub savepoint: Savepoint,
 }
 
 /// How the downstream transaction ends.
@@ -102,16 +109,16 @@ impl Applier {
         let piece = |from: usize, to: usize| levels.map(|l| &l[from..to]);
         let mut stmts = Vec::new();
         let mut from = 0;
-        for (at, savepoint) in unit.markers {
-            let changes = &unit.changes[from..*at];
-            stmts.extend(
-                build_changes(ctx, down, here, changes, unit.safe, piece(from, *at)).await?,
-            );
+        for marker in unit.markers {
+            let at = marker.at;
+            let changes = &unit.changes[from..at];
+            stmts
+                .extend(build_changes(ctx, down, here, changes, unit.safe, piece(from, at)).await?);
             stmts.push(Stmt {
-                sql: savepoint.text.clone(),
+                sql: marker.savepoint.text.clone(),
                 params: Vec::new(),
             });
-            from = *at;
+            from = at;
         }
         let (changes, to) = (&unit.changes[from..], unit.changes.len());
         stmts.extend(build_changes(ctx, down, here, changes, unit.safe, piece(from, to)).await?);

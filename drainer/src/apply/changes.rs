@@ -61,17 +61,36 @@ pub fn approx_size(value: &Option<Value>) -> usize {
     }
 }
 
-/// `counts` plus the inserts, updates and deletes among `changes`.
-pub fn add_ops(mut counts: [u64; 3], changes: &[RowChange]) -> [u64; 3] {
-    for c in changes {
-        match (&c.before, &c.after) {
-            (None, Some(_)) => counts[0] += 1,
-            (Some(_), Some(_)) => counts[1] += 1,
-            (Some(_), None) => counts[2] += 1,
-            (None, None) => {}
+/// Row changes counted by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ops {
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+}
+
+impl Ops {
+    /// The inserts, updates and deletes among `changes`.
+    pub fn of(changes: &[RowChange]) -> Ops {
+        let mut ops = Ops::default();
+        for c in changes {
+            match (&c.before, &c.after) {
+                (None, Some(_)) => ops.inserts += 1,
+                (Some(_), Some(_)) => ops.updates += 1,
+                (Some(_), None) => ops.deletes += 1,
+                (None, None) => {}
+            }
         }
+        ops
     }
-    counts
+}
+
+impl std::ops::AddAssign for Ops {
+    fn add_assign(&mut self, other: Ops) {
+        self.inserts += other.inserts;
+        self.updates += other.updates;
+        self.deletes += other.deletes;
+    }
 }
 
 /// One decoded row change of an upstream transaction.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::changes::Ops;
 use super::downstream::DownstreamError;
 use crate::error::{At, RunError};
 use crate::metrics::{Metrics, Retry};
@@ -81,7 +82,7 @@ impl Ctx {
     /// Counts an upstream transaction applied with the row changes `ops` (inserts,
     /// updates, deletes); `timestamp` is its upstream commit time. (A transaction cut by
     /// DDL counts once per downstream piece.)
-    pub fn applied(&self, ops: [u64; 3], timestamp: Option<u32>) {
+    pub fn applied(&self, ops: Ops, timestamp: Option<u32>) {
         let mut s = self.status.lock();
         s.applied += 1;
         s.state = State::Running;
@@ -89,8 +90,7 @@ impl Ctx {
             s.last_commit = Some(s.last_commit.map_or(t, |l| l.max(t)));
         }
         drop(s);
-        let [inserts, updates, deletes] = ops;
         self.metrics.applied();
-        self.metrics.rows(inserts, updates, deletes);
+        self.metrics.rows(ops);
     }
 }

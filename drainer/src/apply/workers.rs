@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::applier::{Applier, Close, Outcome, Place, Unit};
-use super::changes::{add_ops, RowChange};
+use super::changes::{Ops, RowChange};
 use super::ctx::Ctx;
 use super::downstream::{Downstream, Stamp};
 use crate::error::{At, Cause, RunError};
@@ -563,7 +563,7 @@ impl Worker {
             Outcome::Empty => batch.jobs.iter().for_each(|_| ctx.metrics.filtered()),
             Outcome::Applied { .. } => {
                 for job in &batch.jobs {
-                    ctx.applied(add_ops([0; 3], &job.changes), Some(job.timestamp));
+                    ctx.applied(Ops::of(&job.changes), Some(job.timestamp));
                 }
             }
             Outcome::Split => return Ok(false),

@@ -28,19 +28,22 @@ impl Place for AfterEarlier<'_> {
 
 impl Run<'_> {
     /// Counts a downstream transaction committed with `changes` (and, for a streamed
-    /// one, the batches streamed before).
-    pub(super) fn note_applied(&mut self, changes: &[RowChange]) {
-        let ops = add_ops(std::mem::take(&mut self.streamed_ops), changes);
-        self.applier.ctx.applied(ops, None);
+    /// one, the row changes of the batches streamed before: `streamed`).
+    pub(super) fn note_applied(&self, mut streamed: Ops, changes: &[RowChange]) {
+        streamed += Ops::of(changes);
+        self.applier.ctx.applied(streamed, None);
     }
 
-    /// The steps that let `changes` join in multi-row statements, and `merged` set to
-    /// whether they do: not in safe mode (upstream order), once the transaction refused
-    /// them, nor once its DDL ran downstream (it cannot be read again to build it row by
-    /// row); inserts into one table only join without them.
-    pub(super) fn levels(&mut self, changes: &[RowChange], safe: bool) -> Option<Vec<u32>> {
-        self.merged = !safe && !self.row_by_row && !self.ddl_ran && !one_table_inserts(changes);
-        self.merged.then(|| self.pool.levels(changes))
+    /// The steps that let `changes` join in multi-row statements: none in safe mode
+    /// (upstream order), once the transaction refused them, nor once its DDL ran
+    /// downstream (it cannot be read again to build it row by row); inserts into one
+    /// table only join without them.
+    pub(super) fn levels(&self, changes: &[RowChange], safe: bool) -> Option<Vec<u32>> {
+        let merged = !safe
+            && !self.retries.row_by_row
+            && !self.reading.ddl_ran
+            && !one_table_inserts(changes);
+        merged.then(|| self.pool.levels(changes))
     }
 
     /// Commits the transaction read so far downstream: a plain one goes to a worker;
@@ -51,15 +54,15 @@ impl Run<'_> {
         position: Position,
         timestamp: u32,
     ) -> Result<(), RunError> {
-        if self.streaming {
+        if self.reading.stream.is_open() {
             return self.commit_streamed(position, timestamp).await;
         }
         self.history.commit_staged(&self.store, &position)?;
-        if self.looped {
+        if self.reading.fate == Fate::Looped {
             // The reverse direction applied it here: it goes no further. Its DDL is in
             // the schema history (above); the downstream's tables are looked at again.
             tracing::debug!(at = %self.here(), "dropped a transaction carrying this channel's mark");
-            let tables_change = self.tables_change;
+            let tables_change = self.reading.tables_change;
             self.drop_transaction();
             self.applier.ctx.metrics.loop_dropped();
             self.applier.ctx.status.lock().loops_dropped += 1;
@@ -72,22 +75,20 @@ impl Run<'_> {
         if self.applied_before(&position) {
             return self.committed(position, timestamp, 0, false);
         }
-        if let Some(outcome) = self.xa_outcome.take() {
+        if let Some(outcome) = self.reading.xa_outcome.take() {
             return self.end_xa(outcome, position, timestamp).await;
         }
-        let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
-        let txn = std::mem::take(&mut self.txn);
-        let ddl = std::mem::take(&mut self.ddl);
-        let had_ddl = !ddl.is_empty() || std::mem::take(&mut self.ddl_ran);
-        let tables_change = std::mem::take(&mut self.tables_change);
+        let ddl_not_run = std::mem::take(&mut self.reading.ddl_not_run);
+        let txn = std::mem::take(&mut self.reading.rows);
+        let ddl = std::mem::take(&mut self.reading.ddl);
+        let had_ddl = !ddl.is_empty() || std::mem::take(&mut self.reading.ddl_ran);
+        let tables_change = std::mem::take(&mut self.reading.tables_change);
         // Savepoints matter only where a ROLLBACK TO undoes part of the transaction.
-        let mut markers = std::mem::take(&mut self.savepoints);
-        if !markers.iter().any(|(_, s)| s.rollback) {
-            markers.clear();
-        } else if had_ddl {
+        let markers = self.reading.take_markers();
+        if !markers.is_empty() && had_ddl {
             return Err(self.here_fail(Cause::DdlWithRollbackTo));
         }
-        let xa = self.current.as_ref().and_then(|c| c.xa.clone());
+        let xa = self.reading.start.as_ref().and_then(|c| c.xa.clone());
         if let Some(xid) = xa {
             // Prepared upstream: prepared downstream, in upstream order.
             self.pool.barrier().await?;
@@ -126,11 +127,11 @@ impl Run<'_> {
         self.pool.barrier().await?;
         let mut from = 0;
         let mut applied = false;
-        for (upto, ddl) in ddl {
+        for ddl in ddl {
             applied |= self
-                .apply_rows(&txn[from..upto], &[], Close::Commit, None)
+                .apply_rows(&txn[from..ddl.after], &[], Close::Commit, None)
                 .await?;
-            from = upto;
+            from = ddl.after;
             self.apply_ddl(&ddl).await?;
         }
         if had_ddl && from == txn.len() {
@@ -176,7 +177,7 @@ impl Run<'_> {
         };
         failpoint::hit("after-xa-end");
         if found {
-            self.applier.ctx.applied([0; 3], Some(timestamp));
+            self.applier.ctx.applied(Ops::default(), Some(timestamp));
         } else {
             tracing::info!(at = %self.here(), xid = %outcome.xid,
                 "no XA transaction of this id is prepared downstream: it ended there before \
@@ -211,8 +212,7 @@ impl Run<'_> {
         ddl_not_run: u64,
         had_ddl: bool,
     ) -> Result<(), RunError> {
-        self.stream_refreshed = false;
-        self.row_by_row = false;
+        self.retries = Retries::default();
         self.applier.ctx.metrics.ddl(0, ddl_not_run);
         self.applier.ctx.metrics.buffered(0);
         let mut s = self.applier.ctx.status.lock();
@@ -247,7 +247,7 @@ impl Run<'_> {
     pub(super) async fn apply_rows(
         &mut self,
         changes: &[RowChange],
-        markers: &[(usize, Savepoint)],
+        markers: &[Marker],
         close: Close<'_>,
         position: Option<&Position>,
     ) -> Result<bool, RunError> {
@@ -266,8 +266,8 @@ impl Run<'_> {
         };
         match self.applier.apply(&unit, &AfterEarlier(position)).await? {
             Outcome::Applied { row_by_row } => {
-                self.row_by_row |= row_by_row;
-                self.note_applied(changes);
+                self.retries.row_by_row |= row_by_row;
+                self.note_applied(Ops::default(), changes);
                 Ok(true)
             }
             Outcome::PreparedBefore => Ok(true),

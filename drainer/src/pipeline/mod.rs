@@ -59,6 +59,7 @@
 
 mod commit;
 mod links;
+mod reading;
 mod resume;
 mod rows;
 mod start;
@@ -74,14 +75,13 @@ use conf::{Config, Filter};
 use mysql_async::prelude::Queryable;
 use pump_reader::event::{MODE_ANSI_QUOTES, MODE_NO_BACKSLASH_ESCAPES};
 use pump_reader::{
-    Change, LiveOptions, LiveReader, Position, Rows, Savepoint, StartAt, TxnEvent, Upstream,
-    XaOutcome,
+    Change, LiveOptions, LiveReader, Position, Rows, StartAt, TxnEvent, Upstream, XaOutcome,
 };
 use schema::{decode_row, read_upstream, Class, History, ObjectKind, SqlMode, Table};
 use tokio::sync::watch;
 
-use crate::apply::applier::{Applier, Close, Outcome, Place, Unit};
-use crate::apply::changes::{add_ops, approx_size, one_table_inserts, Checks, Raw, RowChange};
+use crate::apply::applier::{Applier, Close, Marker, Outcome, Place, Unit};
+use crate::apply::changes::{approx_size, one_table_inserts, Checks, Ops, Raw, RowChange};
 use crate::apply::ctx::Ctx;
 use crate::apply::downstream::{
     order, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
@@ -94,12 +94,12 @@ use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
 use crate::status::{State, Status};
 use links::TRIGGERS_EVERY;
+use reading::{Fate, Reading, Stream};
 use resume::{Found, Resume};
 use start::{
     configured_position, identify, now, read_definitions, read_record, start_at, upstream,
 };
 use statement::Ddl;
-use stream::Inflight;
 
 pub use start::{capture_now, first_start, StartNow};
 
@@ -112,31 +112,16 @@ struct Run<'a> {
     /// This session: the transactions applied here (DDL, streamed, savepoints, XA).
     applier: Applier,
     started: Instant,
-    /// The row changes of the transaction being read, applied at its commit.
-    txn: Vec<RowChange>,
-    /// DDL of the transaction being read to run downstream, each after the row changes
-    /// before it.
-    ddl: Vec<(usize, Ddl)>,
-    /// The transaction being read: its GTID and where it starts.
-    current: Option<pump_reader::TxnStart>,
     /// This direction's loopback mark (`loopback-control = true`).
     mark: Option<Mark>,
-    /// Whether the transaction being read carries this channel's mark: it came from the
-    /// reverse direction, and is dropped whole.
-    looped: bool,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
-    /// DDL statements of the transaction being read that will not run downstream.
-    ddl_not_run: u64,
     /// The last position checkpointed.
     saved: Option<Position>,
     last_save: Instant,
     /// Transactions past the resume position that workers committed before the last
     /// stop (out of upstream order): read again, they are passed over.
     applied_past: Vec<Position>,
-    /// The transaction being read changes table definitions (run here or not): the
-    /// downstream's columns are looked at again after it.
-    tables_change: bool,
     /// Bumped after every transaction that changes table definitions; handed to the
     /// workers with each transaction (see [`Job::columns_gen`]).
     columns_gen: u64,
@@ -147,44 +132,23 @@ struct Run<'a> {
     /// whenever the schema history changes.
     /// By schema, then table name (looked up without building a key per event).
     tables: HashMap<String, HashMap<String, Arc<Table>>>,
-    /// The transaction being read staged statements in the schema history.
-    staged: bool,
-    /// About how many bytes the buffered row changes (`txn`) hold.
-    txn_bytes: usize,
-    /// Where the transaction being read starts (the position after the one before): a
-    /// streamed transaction whose downstream part is lost is read again from here.
-    txn_from: Option<Position>,
-    /// The transaction being read streams into an open downstream transaction.
-    streaming: bool,
-    /// DDL of the transaction being read already ran downstream (before it streamed).
-    ddl_ran: bool,
-    /// The streamed transaction was built again once after "unknown column".
-    stream_refreshed: bool,
-    /// The downstream refused the transaction being read as multi-row statements: it is
-    /// built with a statement per row change until it commits.
-    row_by_row: bool,
-    /// The statements last built joined rows where the keys allowed.
-    merged: bool,
-    /// Set when the open downstream transaction was lost: read the transaction again.
-    reread: Option<String>,
-    /// Inserts, updates and deletes streamed into the open downstream transaction.
-    streamed_ops: [u64; 3],
-    /// The streamed batch being applied while the next one is read and decoded.
-    inflight: Option<Inflight>,
-    /// The transaction being read's savepoints and rollbacks to them, each after the row
-    /// changes before it (see [`Applier::build`]).
-    savepoints: Vec<(usize, Savepoint)>,
-    /// The transaction being read ends an XA transaction prepared earlier.
-    xa_outcome: Option<XaOutcome>,
-    /// The XA transaction being read is prepared downstream already (by a run before a
-    /// restart): the rest of it is passed over.
-    prepared_before: bool,
-    /// The XA transaction being streamed ends in one phase (MySQL's `XA COMMIT … ONE
-    /// PHASE`): it commits downstream so too, its apply record inside.
-    one_phase: bool,
+    /// The transaction being read.
+    reading: Reading,
+    /// What the transaction being read tried already, kept when it is read again.
+    retries: Retries,
     /// The downstream's tables with triggers (schema, table), and when they were read.
     triggered: std::collections::HashSet<(String, String)>,
     triggers_read: Instant,
+}
+
+/// What a transaction tried before it committed, kept when it is read again.
+#[derive(Debug, Default)]
+struct Retries {
+    /// Its columns were looked at again after "unknown column" (streamed).
+    refreshed: bool,
+    /// The downstream refused it as multi-row statements: it builds with a statement per
+    /// row change until it commits.
+    row_by_row: bool,
 }
 
 impl Run<'_> {
@@ -211,28 +175,18 @@ impl Run<'_> {
 
     /// The transaction being read, for messages: `gtid 0-1-5 at binlog.000002:1234`.
     pub(super) fn here(&self) -> At {
-        self.current.as_ref().map_or(At::Nowhere, At::txn)
+        self.reading.start.as_ref().map_or(At::Nowhere, At::txn)
     }
 
     /// Forgets the transaction being read (rolled back, or not to be applied).
     pub(super) fn drop_transaction(&mut self) {
-        if std::mem::take(&mut self.staged) {
+        if self.reading.staged {
             // Its statements leave the schema history.
             self.tables.clear();
         }
-        self.looped = false;
-        self.prepared_before = false;
-        self.one_phase = false;
-        self.savepoints.clear();
-        self.xa_outcome = None;
-        self.tables_change = false;
-        self.ddl_not_run = 0;
-        self.txn.clear();
-        self.txn_bytes = 0;
-        self.ddl.clear();
-        self.ddl_ran = false;
+        let stream = self.reading.clear();
+        self.abandon(stream);
         self.history.discard_staged();
-        self.abandon_stream();
         self.applier.ctx.metrics.buffered(0);
     }
 
@@ -405,35 +359,16 @@ pub async fn run(
         history,
         applier: Applier { down, ctx },
         started: Instant::now(),
-        txn: Vec::new(),
-        ddl: Vec::new(),
-        current: None,
         mark,
-        looped: false,
-        ddl_not_run: 0,
         saved: resume.clone(),
         last_save: Instant::now(),
-        txn_bytes: 0,
-        txn_from: None,
-        streaming: false,
-        ddl_ran: false,
-        stream_refreshed: false,
-        row_by_row: false,
-        merged: false,
-        reread: None,
-        inflight: None,
         pool,
         applied_past,
-        tables_change: false,
         columns_gen: 0,
         idle: false,
         tables: HashMap::new(),
-        staged: false,
-        streamed_ops: [0; 3],
-        savepoints: Vec::new(),
-        xa_outcome: None,
-        prepared_before: false,
-        one_phase: false,
+        reading: Reading::default(),
+        retries: Retries::default(),
         triggered: std::collections::HashSet::new(),
         triggers_read: Instant::now(),
     };
@@ -466,16 +401,7 @@ pub async fn run(
                 continue;
             }
         };
-        run.applier.ctx.metrics.event(match &event {
-            TxnEvent::Begin(_) => 0,
-            TxnEvent::Change(Change::Rows(_)) => 1,
-            TxnEvent::Change(Change::Statement(_)) => 2,
-            TxnEvent::Change(Change::Savepoint(_)) => 6,
-            TxnEvent::Change(Change::Xa(_) | Change::XaOnePhase) => 7,
-            TxnEvent::Commit { .. } => 3,
-            TxnEvent::Rollback => 4,
-            TxnEvent::Idle { .. } => 5,
-        });
+        run.applier.ctx.metrics.event(&event);
         if reader.reconnects() > reconnects {
             run.applier.ctx.metrics.reconnects(reader.reconnects() - reconnects);
             reconnects = reader.reconnects();
@@ -490,9 +416,8 @@ pub async fn run(
                 }
                 // Written by this channel's own sessions (see `Mark::server_id`): every
                 // event group, a non-transactional table's and DDL included.
-                run.looped = run.mark.as_ref().is_some_and(|m| m.server_id == start.server_id);
-                run.current = Some(start);
-                run.txn_from = Some(reader.position().clone());
+                let looped = run.mark.as_ref().is_some_and(|m| m.server_id == start.server_id);
+                run.reading = Reading::begin(start, reader.position().clone(), looped);
                 run.applier.ctx.status.lock().caught_up = false;
             }
             TxnEvent::Change(Change::Rows(rows)) => {
@@ -500,47 +425,47 @@ pub async fn run(
                 run.rows(&rows, &at)?;
                 // Its event goes once its decoded rows are applied (a large one streams).
                 drop(rows);
-                run.applier.ctx.metrics.buffered(run.txn.len());
-                if run.large() {
+                run.applier.ctx.metrics.buffered(run.reading.rows.len());
+                if run.reading.large() {
                     run.stream().await?;
                 }
             }
             TxnEvent::Change(Change::Statement(s)) => {
                 run.statement(s)?;
-                if run.streaming && !run.ddl.is_empty() {
+                if run.reading.stream.is_open() && !run.reading.ddl.is_empty() {
                     // It runs downstream, which commits implicitly: the streamed part
                     // before it commits first, and the statement follows it.
                     run.end_stream_piece().await?;
-                    for (upto, _) in &mut run.ddl {
-                        *upto = 0;
-                    }
+                    run.reading.piece_committed();
                 }
             }
             TxnEvent::Change(Change::Savepoint(savepoint)) => {
-                if !run.looped && !run.prepared_before {
-                    run.savepoints.push((run.txn.len(), savepoint));
-                    if run.streaming {
+                if !run.reading.dropped() {
+                    let at = run.reading.rows.len();
+                    run.reading.markers.push(Marker { at, savepoint });
+                    if run.reading.stream.is_open() {
                         // In order with the rows streamed before it.
                         run.stream().await?;
                     }
                 }
             }
-            TxnEvent::Change(Change::Xa(outcome)) => run.xa_outcome = Some(outcome),
-            TxnEvent::Change(Change::XaOnePhase) => {
-                if run.streaming {
-                    // Begun downstream as an XA transaction: it ends as one.
-                    run.one_phase = true;
-                } else if let Some(current) = &mut run.current {
-                    current.xa = None;
+            TxnEvent::Change(Change::Xa(outcome)) => run.reading.xa_outcome = Some(outcome),
+            TxnEvent::Change(Change::XaOnePhase) => match &mut run.reading.stream {
+                // Begun downstream as an XA transaction: it ends as one.
+                Stream::Open { one_phase, .. } => *one_phase = true,
+                _ => {
+                    if let Some(start) = &mut run.reading.start {
+                        start.xa = None;
+                    }
                 }
-            }
+            },
             TxnEvent::Commit {
                 position,
                 timestamp,
             } => run.commit(position, timestamp).await?,
             TxnEvent::Rollback => run.drop_transaction(),
             TxnEvent::Idle { position } => {
-                if run.txn.is_empty() {
+                if run.reading.rows.is_empty() {
                     run.idle = true;
                     // Not under the status lock: the workers take the two locks the
                     // other way round.
@@ -553,10 +478,11 @@ pub async fn run(
                 }
             }
         }
-        if let Some(reason) = run.reread.take() {
+        if let Some(reason) = run.take_lost() {
             // The open downstream transaction of a streamed one is gone: read it again.
             let from = run
-                .txn_from
+                .reading
+                .from
                 .clone()
                 .expect("a streamed transaction began after its starting position was kept");
             tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost or refused; reading the transaction again from its start");
@@ -572,9 +498,10 @@ pub async fn run(
     Ok::<(), RunError>(())
     }
     .await;
-    if run.streaming {
+    if run.reading.stream.is_open() {
         tracing::info!(at = %run.here(), "rolling back the streamed transaction in flight; the next start reads it again");
-        run.abandon_stream();
+        let stream = std::mem::take(&mut run.reading.stream);
+        run.abandon(stream);
     }
     // The workers finish what they hold (or stop at a failure); the checkpoint covers
     // what they committed.

@@ -24,15 +24,14 @@ impl Run<'_> {
                     mark_channel(image) == Some(mark.channel_id)
                 };
                 if rows.rows.iter().any(|c| ours(&c.before) || ours(&c.after)) {
-                    self.looped = true;
-                    self.txn.clear();
-                    self.txn_bytes = 0;
-                    self.abandon_stream();
+                    self.reading.looped();
+                    let stream = std::mem::take(&mut self.reading.stream);
+                    self.abandon(stream);
                 }
                 return Ok(());
             }
         }
-        if self.looped || self.prepared_before {
+        if self.reading.dropped() {
             // Dropped whole at its commit: nothing of it needs decoding.
             return Ok(());
         }
@@ -98,12 +97,12 @@ impl Run<'_> {
             };
             let (before, after) = (decode(&change.before)?, decode(&change.after)?);
             if before.is_some() || after.is_some() {
-                self.txn_bytes += [&before, &after]
+                let bytes = [&before, &after]
                     .into_iter()
                     .flatten()
                     .map(|row| row.iter().map(approx_size).sum::<usize>())
                     .sum::<usize>();
-                self.txn.push(RowChange {
+                let change = RowChange {
                     table: Arc::clone(&table),
                     before,
                     after,
@@ -113,7 +112,8 @@ impl Run<'_> {
                         None if replay => Some(Raw::Rest),
                         None => None,
                     },
-                });
+                };
+                self.reading.push(change, bytes);
             }
         }
         Ok(())

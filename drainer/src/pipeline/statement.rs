@@ -17,6 +17,8 @@ pub(super) fn starts_with_alter(sql: &str) -> bool {
 /// A statement to run downstream: its `USE` schema (empty: none) and the statement
 /// with its session context.
 pub(super) struct Ddl {
+    /// The transaction's row changes before it.
+    pub(super) after: usize,
     pub(super) schema: String,
     pub(super) statement: pump_reader::Statement,
     /// Statements run after it in its context (an event disabled downstream).
@@ -27,7 +29,7 @@ impl Run<'_> {
     /// How the operator names the current transaction in `skip-ddl`: its GTID, else its
     /// starting coordinates.
     pub(super) fn skip_name(&self) -> String {
-        match &self.current {
+        match &self.reading.start {
             Some(t) => t
                 .gtid
                 .as_ref()
@@ -38,7 +40,9 @@ impl Run<'_> {
 
     /// Whether the operator asked to pass over the statements of the current transaction.
     pub(super) fn skip_requested(&self) -> bool {
-        let Some(t) = &self.current else { return false };
+        let Some(t) = &self.reading.start else {
+            return false;
+        };
         self.config.syncer.skip_ddl.iter().any(|s| {
             t.gtid.as_ref().is_some_and(|g| g.to_string() == *s) || t.start.to_string() == *s
         })
@@ -50,7 +54,7 @@ impl Run<'_> {
     /// among the transaction's rows, in its session context.
     pub(super) fn statement(&mut self, statement: pump_reader::Statement) -> Result<(), RunError> {
         self.tables.clear();
-        self.staged = true;
+        self.reading.staged = true;
         let filter = &self.filter;
         let wants = |schema: &str, table: &str| filter.wants_table(schema, table);
         let vars = &statement.vars;
@@ -73,7 +77,7 @@ impl Run<'_> {
                 tracing::warn!(at = %self.here(), statement = %text, reason = %source.reason,
                     "passing over a statement the schema tracker cannot apply, as skip-ddl asks");
                 self.history.stage_skip(&text);
-                self.ddl_not_run += 1;
+                self.reading.ddl_not_run += 1;
                 return Ok(());
             }
             Err(source) => {
@@ -102,9 +106,9 @@ impl Run<'_> {
             // Run here or not (the other direction may run it), the downstream's tables
             // may change: look at them again (the workers, after this transaction).
             self.forget_columns();
-            self.tables_change = true;
+            self.reading.tables_change = true;
         }
-        if self.looped {
+        if self.reading.fate == Fate::Looped {
             // This channel's own write, come back: tracked (above), never run again.
         } else if self.config.syncer.sync_ddl && replicated {
             if let Some(code) = statement.vars.unknown {
@@ -134,17 +138,15 @@ impl Run<'_> {
                     )
                 })
                 .collect();
-            self.ddl.push((
-                self.txn.len(),
-                Ddl {
-                    schema,
-                    statement,
-                    then,
-                },
-            ));
+            self.reading.ddl.push(Ddl {
+                after: self.reading.rows.len(),
+                schema,
+                statement,
+                then,
+            });
         } else if replicated {
             tracing::info!(at = %self.here(), statement = %text, "not run downstream (sync-ddl = false)");
-            self.ddl_not_run += 1;
+            self.reading.ddl_not_run += 1;
         }
         Ok(())
     }

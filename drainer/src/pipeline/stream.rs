@@ -6,32 +6,28 @@
 
 use super::*;
 
-/// A transaction whose buffered row changes pass either bound streams: they go into an
-/// open downstream transaction, and so does every later batch of that size, so memory
-/// stays bounded whatever the transaction's size.
-const STREAM_ROWS: usize = 20_000;
-const STREAM_BYTES: usize = 32 << 20;
-
 /// A streamed transaction's batch being applied on this session's connection, lent to a
-/// task meanwhile (`Run::down` is then its [`Downstream::successor`]); `Run::settle`
-/// takes the session back.
+/// task meanwhile (`Run::applier.down` is then its [`Downstream::successor`]);
+/// [`Run::settle`] takes the session back.
 pub(super) struct Inflight {
-    pub(super) task: tokio::task::JoinHandle<(Downstream, Result<(), DownstreamError>)>,
-    /// Inserts, updates and deletes of the batch (counted once it applied).
-    pub(super) ops: [u64; 3],
+    task: tokio::task::JoinHandle<(Downstream, Result<(), DownstreamError>)>,
+    /// The row changes of the batch (counted once it applied).
+    ops: Ops,
+    /// Its statements joined rows in multi-row statements.
+    merged: bool,
     /// Table definitions changed meanwhile: the session's cached columns go on return.
-    pub(super) forget_columns: bool,
+    forget_columns: bool,
 }
 
 impl Run<'_> {
     /// The statements of a streamed batch (`changes` with the savepoint `markers`
-    /// among them), on this session.
-    pub(super) async fn build_batch(
+    /// among them), on this session, and whether they join rows.
+    async fn build_batch(
         &mut self,
         changes: &[RowChange],
-        markers: &[(usize, Savepoint)],
+        markers: &[Marker],
         safe: bool,
-    ) -> Result<Vec<Stmt>, RunError> {
+    ) -> Result<(Vec<Stmt>, bool), RunError> {
         let levels = self.levels(changes, safe);
         let refs: Vec<&RowChange> = changes.iter().collect();
         let here = self.here();
@@ -44,63 +40,71 @@ impl Run<'_> {
             count: 1,
             close: Close::Commit,
         };
-        self.applier.build(&unit, unit.levels).await
+        let stmts = self.applier.build(&unit, unit.levels).await?;
+        Ok((stmts, levels.is_some()))
     }
 
-    /// Gives up the open downstream transaction of a streamed one, if any: the session is
-    /// dropped and the server rolls it back.
-    pub(super) fn abandon_stream(&mut self) {
-        self.streamed_ops = [0; 3];
-        if let Some(batch) = self.inflight.take() {
-            // Its session goes with the task; the successor standing in kills it at its
-            // next connection, should the server still hold it.
-            batch.task.abort();
-        }
-        if self.streaming {
-            self.applier.down.reset();
-            self.streaming = false;
+    /// Gives up `stream`, the transaction's open downstream transaction, if any: the
+    /// session is dropped and the server rolls it back.
+    pub(super) fn abandon(&mut self, stream: Stream) {
+        match stream {
+            Stream::Buffered => {}
+            Stream::Open { inflight, .. } => {
+                if let Some(batch) = inflight {
+                    // Its session goes with the task; the successor standing in kills
+                    // it at its next connection, should the server still hold it.
+                    batch.task.abort();
+                }
+                self.applier.down.reset();
+            }
+            Stream::Lost { .. } => self.applier.down.reset(),
         }
     }
 
-    /// Whether the buffered row changes should stream now.
-    pub(super) fn large(&self) -> bool {
-        !self.looped
-            && !self.prepared_before
-            && (self.txn.len() >= STREAM_ROWS || self.txn_bytes >= STREAM_BYTES)
+    /// Why the open downstream transaction was lost, if it was (the session is given up:
+    /// the transaction is read again).
+    pub(super) fn take_lost(&mut self) -> Option<String> {
+        match std::mem::take(&mut self.reading.stream) {
+            Stream::Lost { reason } => {
+                self.applier.down.reset();
+                Some(reason)
+            }
+            other => {
+                self.reading.stream = other;
+                None
+            }
+        }
     }
 
     /// Streams the buffered row changes into the open downstream transaction (opening it
     /// first: pending DDL of the transaction runs before, as at a commit), by a task, while
     /// the next batch is read. A batch's failure, seen when the next batch or the commit
-    /// comes, sets `reread`: the transaction is read again from its start.
+    /// comes, loses the stream: the transaction is read again from its start.
     pub(super) async fn stream(&mut self) -> Result<(), RunError> {
         // The batch before this one first: its failure reads the transaction again.
         self.settle().await?;
-        if self.reread.is_some() {
+        if self.reading.stream.is_lost() {
             return Ok(());
         }
         let safe = self.safe_mode();
-        if !self.streaming {
+        if !self.reading.stream.is_open() {
             // It runs on this session, in upstream order: everything before it first.
             self.pool.barrier().await?;
-            let mut txn = std::mem::take(&mut self.txn);
-            let mut from = 0;
-            for (upto, ddl) in std::mem::take(&mut self.ddl) {
-                self.apply_rows(&txn[from..upto], &[], Close::Commit, None)
-                    .await?;
-                from = upto;
-                self.apply_ddl(&ddl).await?;
-                self.ddl_ran = true;
-            }
-            txn.drain(..from);
-            self.txn = txn;
-            // Savepoints before the DDL ended with its implicit commit.
-            self.savepoints.retain(|(at, _)| *at >= from);
-            for (at, _) in &mut self.savepoints {
-                *at -= from;
+            let pending = std::mem::take(&mut self.reading.ddl);
+            if !pending.is_empty() {
+                let rows = std::mem::take(&mut self.reading.rows);
+                let mut from = 0;
+                for ddl in pending {
+                    self.apply_rows(&rows[from..ddl.after], &[], Close::Commit, None)
+                        .await?;
+                    from = ddl.after;
+                    self.apply_ddl(&ddl).await?;
+                }
+                self.reading.rows = rows;
+                self.reading.ran_before(from);
             }
             tracing::info!(at = %self.here(), "a large transaction: streaming its rows into one downstream transaction");
-            let begun = match self.current.as_ref().and_then(|c| c.xa.as_ref()) {
+            let begun = match self.reading.start.as_ref().and_then(|c| c.xa.as_ref()) {
                 Some(xid) => {
                     let xid = self.applier.down.xa_id(xid);
                     self.applier.down.begin_xa(&xid).await
@@ -108,29 +112,30 @@ impl Run<'_> {
                 None => self.applier.down.begin(1).await.map(|()| true),
             };
             match begun {
-                Ok(true) => self.streaming = true,
+                Ok(true) => {
+                    self.reading.stream = Stream::Open {
+                        inflight: None,
+                        ops: Ops::default(),
+                        one_phase: false,
+                    }
+                }
                 Ok(false) => {
                     // Prepared downstream before a restart: nothing more of it to apply.
                     tracing::info!(at = %self.here(), "the XA transaction is prepared downstream already (before the restart)");
-                    self.prepared_before = true;
-                    self.txn.clear();
-                    self.txn_bytes = 0;
-                    self.savepoints.clear();
+                    self.reading.prepared_before();
                     return Ok(());
                 }
                 Err(DownstreamError::Transient(reason)) => {
-                    self.reread = Some(reason);
+                    self.reading.stream = Stream::Lost { reason };
                     return Ok(());
                 }
                 Err(e) => return Err(self.here_fail(e)),
             }
         }
-        let chunk = std::mem::take(&mut self.txn);
-        let markers = std::mem::take(&mut self.savepoints);
-        self.txn_bytes = 0;
+        let (chunk, markers) = self.reading.take_batch();
         self.applier.ctx.metrics.buffered(0);
-        let stmts = self.build_batch(&chunk, &markers, safe).await?;
-        let ops = add_ops([0; 3], &chunk);
+        let (stmts, merged) = self.build_batch(&chunk, &markers, safe).await?;
+        let ops = Ops::of(&chunk);
         drop(chunk);
         // Applied while the next batch is read and decoded (the server executes one batch
         // as the drainer decodes the next).
@@ -140,19 +145,24 @@ impl Run<'_> {
             let result = down.exec_owned(stmts).await;
             (down, result)
         });
-        self.inflight = Some(Inflight {
-            task,
-            ops,
-            forget_columns: false,
-        });
+        if let Stream::Open { inflight, .. } = &mut self.reading.stream {
+            *inflight = Some(Inflight {
+                task,
+                ops,
+                merged,
+                forget_columns: false,
+            });
+        }
         Ok(())
     }
 
     /// Waits for the streamed batch in flight, if any, and takes the session back; its
-    /// failure is sorted by [`Run::stream_failed`] (which may set `reread`). `merged`
-    /// still describes the batch: the next one is built only after this.
-    pub(super) async fn settle(&mut self) -> Result<(), RunError> {
-        let Some(batch) = self.inflight.take() else {
+    /// failure is sorted by [`Run::stream_failed`] (which may lose the stream).
+    async fn settle(&mut self) -> Result<(), RunError> {
+        let Stream::Open { inflight, .. } = &mut self.reading.stream else {
+            return Ok(());
+        };
+        let Some(batch) = inflight.take() else {
             return Ok(());
         };
         let result = match batch.task.await {
@@ -172,35 +182,39 @@ impl Run<'_> {
         if batch.forget_columns {
             self.applier.down.forget_columns();
         }
-        if result.is_ok() {
-            for (total, n) in self.streamed_ops.iter_mut().zip(batch.ops) {
-                *total += n;
-            }
+        if let (Ok(()), Stream::Open { ops, .. }) = (&result, &mut self.reading.stream) {
+            *ops += batch.ops;
         }
-        self.stream_failed(result)
+        self.stream_failed(result, batch.merged)
     }
 
     /// Drops the downstream's cached columns (the session's, also while it is lent).
     pub(super) fn forget_columns(&mut self) {
-        if let Some(batch) = &mut self.inflight {
+        if let Stream::Open {
+            inflight: Some(batch),
+            ..
+        } = &mut self.reading.stream
+        {
             batch.forget_columns = true;
         }
         self.applier.down.forget_columns();
     }
 
-    /// Sorts a failure of the open downstream transaction: a lost session, "unknown
-    /// column" (once, with the columns looked at again), or a refused multi-row statement
-    /// (once, to build it with a statement per row change) reads the transaction again;
+    /// Sorts a failure of the open downstream transaction (its statements joined rows:
+    /// `merged`) by the failure policy: a lost session, "unknown column" (once, with the
+    /// columns looked at again), or a refused multi-row statement (once, to build it with
+    /// a statement per row change) loses the stream, and the transaction is read again;
     /// the latter two not once a DDL statement of it ran downstream (what came before
     /// that is committed there and would apply twice).
-    pub(super) fn stream_failed(
+    fn stream_failed(
         &mut self,
         result: Result<(), DownstreamError>,
+        merged: bool,
     ) -> Result<(), RunError> {
         let Err(error) = result else { return Ok(()) };
         let attempt = Attempt {
-            merged: self.merged,
-            may_refresh: !self.stream_refreshed && !self.ddl_ran,
+            merged,
+            may_refresh: !self.retries.refreshed && !self.reading.ddl_ran,
             streamed: true,
             ..Attempt::default()
         };
@@ -210,14 +224,14 @@ impl Run<'_> {
                     None => self.applier.ctx.metrics.retry(Retry::Reread),
                     Some(Rebuild::FreshColumns) => {
                         self.forget_columns();
-                        self.stream_refreshed = true;
+                        self.retries.refreshed = true;
                     }
                     Some(Rebuild::RowByRow) => {
                         tracing::info!(at = %self.here(), %reason, "refused as multi-row statements; applying the transaction again with a statement per row change");
-                        self.row_by_row = true;
+                        self.retries.row_by_row = true;
                     }
                 }
-                self.reread = Some(reason);
+                self.reading.stream = Stream::Lost { reason };
                 Ok(())
             }
             Next::Stop(e) => Err(self.here_fail(e)),
@@ -229,26 +243,24 @@ impl Run<'_> {
     /// (DDL commits implicitly downstream). Like rows before DDL in an ordinary
     /// transaction, this part carries no apply record.
     pub(super) async fn end_stream_piece(&mut self) -> Result<(), RunError> {
-        if !self.streaming {
+        if !self.reading.stream.is_open() {
             return Ok(());
         }
         self.settle().await?;
-        if self.reread.is_some() {
+        if self.reading.stream.is_lost() {
             return Ok(());
         }
-        let chunk = std::mem::take(&mut self.txn);
-        let markers = std::mem::take(&mut self.savepoints);
-        self.txn_bytes = 0;
-        let stmts = self.build_batch(&chunk, &markers, self.safe_mode()).await?;
+        let (chunk, markers) = self.reading.take_batch();
+        let (stmts, merged) = self.build_batch(&chunk, &markers, self.safe_mode()).await?;
         let mut result = self.applier.down.exec(&stmts).await;
         if result.is_ok() {
             result = self.applier.down.commit(None).await;
         }
-        self.streaming = false;
+        let streamed = std::mem::take(&mut self.reading.stream).ops();
         if result.is_ok() {
-            self.note_applied(&chunk);
+            self.note_applied(streamed, &chunk);
         }
-        self.stream_failed(result)
+        self.stream_failed(result, merged)
     }
 
     /// Commits a streamed transaction: its last rows and the apply record go into the
@@ -260,7 +272,7 @@ impl Run<'_> {
         timestamp: u32,
     ) -> Result<(), RunError> {
         self.settle().await?;
-        if self.reread.is_some() {
+        if self.reading.stream.is_lost() {
             // Read again, it commits then.
             return Ok(());
         }
@@ -271,17 +283,18 @@ impl Run<'_> {
         // A worker applied it before the last stop, when it did not stream (a narrower
         // filter): its streamed rows are rolled back. One whose DDL ran here never went
         // to a worker.
-        if !self.ddl_ran && self.applied_before(&position) {
+        if !self.reading.ddl_ran && self.applied_before(&position) {
             return self.committed(position, timestamp, 0, false);
         }
-        let chunk = std::mem::take(&mut self.txn);
-        let markers = std::mem::take(&mut self.savepoints);
-        self.txn_bytes = 0;
-        let stmts = self.build_batch(&chunk, &markers, self.safe_mode()).await?;
+        let (chunk, markers) = self.reading.take_batch();
+        let (stmts, merged) = self.build_batch(&chunk, &markers, self.safe_mode()).await?;
         let stamp = self.applier.down.stamp(&position, &position);
         let mut result = self.applier.down.exec(&stmts).await;
-        let xa = self.current.as_ref().and_then(|c| c.xa.clone());
-        let one_phase = std::mem::take(&mut self.one_phase);
+        let xa = self.reading.start.as_ref().and_then(|c| c.xa.clone());
+        let (streamed, one_phase) = match std::mem::take(&mut self.reading.stream) {
+            Stream::Open { ops, one_phase, .. } => (ops, one_phase),
+            _ => unreachable!("settled and not lost: open"),
+        };
         if result.is_ok() {
             result = match &xa {
                 Some(xid) if one_phase => {
@@ -298,7 +311,6 @@ impl Run<'_> {
             };
         }
         let prepared = xa.is_some() && !one_phase;
-        self.streaming = false;
         match result {
             Ok(()) => {}
             Err(DownstreamError::Transient(reason))
@@ -306,17 +318,17 @@ impl Run<'_> {
             {
                 tracing::info!(at = %self.here(), %reason, "the apply record shows the streamed transaction committed before the connection was lost");
             }
-            Err(e) => return self.stream_failed(Err(e)),
+            Err(e) => return self.stream_failed(Err(e), merged),
         }
         if prepared {
             failpoint::hit("after-xa-prepare");
             self.record_alone(&position).await?;
         }
-        self.note_applied(&chunk);
+        self.note_applied(streamed, &chunk);
         failpoint::hit("after-commit");
-        let ddl_not_run = std::mem::take(&mut self.ddl_not_run);
-        let had_ddl = std::mem::take(&mut self.ddl_ran);
-        if std::mem::take(&mut self.tables_change) {
+        let ddl_not_run = std::mem::take(&mut self.reading.ddl_not_run);
+        let had_ddl = std::mem::take(&mut self.reading.ddl_ran);
+        if std::mem::take(&mut self.reading.tables_change) {
             self.columns_gen += 1;
             self.refresh_links().await?;
         }
