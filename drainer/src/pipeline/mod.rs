@@ -58,6 +58,7 @@
 //!   schema is never replicated.
 
 mod commit;
+mod events;
 mod links;
 mod reading;
 mod resume;
@@ -96,9 +97,7 @@ use crate::status::{State, Status};
 use links::TRIGGERS_EVERY;
 use reading::{Fate, Reading, Stream};
 use resume::{Found, Resume};
-use start::{
-    configured_position, identify, now, read_definitions, read_record, start_at, upstream,
-};
+use start::now;
 use statement::Ddl;
 
 pub use start::{capture_now, first_start, StartNow};
@@ -199,182 +198,21 @@ impl Run<'_> {
 /// dropped, never half-applied, and the checkpoint saved) or a definite error, keeping
 /// `status` current. `started_at`, from [`capture_now`] as the process started, is where a
 /// first start begins (without it, where the upstream is when reading begins).
+///
+/// The loop wires the parts: the reader's next event goes to [`Run::on_event`] (the
+/// transaction being read, then the applier or the workers at its commit); while the
+/// upstream is quiet or a commit is unsaved, the checkpoint is saved every
+/// `checkpoint-interval-ms`; a worker's failure or `stop` ends it.
 pub async fn run(
     config: &Config,
     mut stop: watch::Receiver<bool>,
     status: Arc<Status>,
     started_at: Option<StartNow>,
 ) -> Result<(), RunError> {
-    let filter = Filter::new(&config.syncer).map_err(RunError::Config)?;
-    let pump = &config.pump;
-    let to = &config.syncer.to;
-    let store = Store::open(&config.data_dir)?;
-    let identity = Identity {
-        upstream: identify(&pump.host, pump.port, &pump.user, pump.password.expose())
-            .await
-            .map_err(RunError::Connect)?,
-        downstream: identify(&to.host, to.port, &to.user, to.password.expose())
-            .await
-            .map_err(RunError::Connect)?,
-        channel_id: config.syncer.channel_id,
-    };
-    store.claim(&identity)?;
-
-    let (mark_schema, mark_table) = config
-        .syncer
-        .mark_table
-        .split_once('.')
-        .unwrap_or(("retl", "_drainer_repl_mark"));
-    let mark = match config.syncer.loopback_control {
-        false => None,
-        true => Some(Mark {
-            schema: mark_schema.to_owned(),
-            table: mark_table.to_owned(),
-            channel_id: config.syncer.channel_id,
-            rows: config.syncer.worker_count + 1,
-            server_id: config.syncer.effective_mark_server_id().ok_or_else(|| {
-                RunError::Config("syncer.mark-server-id must be set for this channel-id".into())
-            })?,
-        }),
-    };
-    let record = ApplyRecord {
-        schema: mark_schema.to_owned(),
-        channel_id: config.syncer.channel_id,
-        source: identity
-            .upstream
-            .uuid
-            .clone()
-            .unwrap_or_else(|| format!("server_id:{}", identity.upstream.server_id)),
-    };
-    let mut down = Downstream::new(Target {
-        host: to.host.clone(),
-        port: to.port,
-        user: to.user.clone(),
-        password: to.password.expose().to_owned(),
-        partial: to.sync_mode == 2,
-        mark: mark.clone(),
-        record: record.clone(),
-        sessions: config.syncer.worker_count + 1,
-    });
-
-    // Where to resume: the data-dir's checkpoint (or bootstrap), unless the downstream's
-    // apply record shows later transactions committed (see `resume`).
-    let saved = store.checkpoint()?.map(|c| c.position);
-    let bootstrap = match &saved {
-        Some(_) => None,
-        None => History::bootstrap_position(&store)?,
-    };
-    let Some(recorded) = read_record(&mut down, &mut stop, &status).await? else {
+    let Some((mut run, mut reader)) = start::open(config, &mut stop, &status, started_at).await?
+    else {
         return Ok(());
     };
-    let configured_start = !pump.initial_gtid.is_empty() || !pump.initial_file.is_empty();
-    let found = Found {
-        configured: match saved.is_none() && bootstrap.is_none() && configured_start {
-            true => Some(configured_position(pump)?),
-            false => None,
-        },
-        checkpoint: saved.clone(),
-        bootstrap,
-        record: recorded,
-    };
-    let decided = resume::resume(found, &config.data_dir, &record.delete_hint())?;
-    if let Some(note) = &decided.note {
-        note.log();
-    }
-    let Resume {
-        from: resume,
-        past_checkpoint,
-        applied_past,
-        ..
-    } = decided;
-    if past_checkpoint {
-        let recorded = resume.as_ref().expect("the record's position");
-        store.save_checkpoint(recorded, now(), Batch::default())?;
-    }
-    if !applied_past.is_empty() {
-        tracing::info!(
-            transactions = applied_past.len(),
-            "workers committed transactions past the resume position before the last stop: \
-             they will be passed over"
-        );
-    }
-    // The schema history as it stands where reading resumes: what was recorded after it
-    // (statements whose transaction did not commit downstream before a crash, even
-    // before the first checkpoint) is recorded again when it is read again.
-    let history_at = resume.as_ref();
-    let mut history = History::load(&store, history_at)?;
-    status.lock().checkpoint = if past_checkpoint {
-        resume.clone()
-    } else {
-        saved.clone()
-    };
-    // A first start begins where the upstream was as the process started, with the
-    // definitions read then.
-    let started_at =
-        started_at.filter(|_| resume.is_none() && !configured_start && history.is_empty());
-    let start = match (&resume, &started_at) {
-        (Some(p), _) => start_at(p),
-        (None, _) if configured_start => start_at(&configured_position(pump)?),
-        (None, Some(now)) => start_at(&now.position),
-        (None, None) => StartAt::Now,
-    };
-    let mut reader = LiveReader::connect(upstream(pump), start, LiveOptions::default()).await?;
-    if history.is_empty() {
-        // First start: the definitions where reading begins.
-        let snapshot = match started_at {
-            Some(now) => now.snapshot,
-            None => read_definitions(pump, &filter).await?,
-        };
-        history.bootstrap(&store, reader.position(), &snapshot)?;
-        tracing::info!(tables = history.catalog().tables.len(), position = %reader.position(), "schema bootstrapped");
-    }
-    tracing::info!(position = %reader.position(), "replicating");
-    {
-        let mut s = status.lock();
-        s.state = State::Running;
-        s.upstream = Some(reader.position().clone());
-    }
-
-    let ctx = Ctx {
-        status: Arc::clone(&status),
-        metrics: Metrics::new(),
-        stop: stop.clone(),
-        partial: to.sync_mode == 2,
-    };
-    // Every writer lists the transactions committed past the watermark before this
-    // start until the watermark passes them: a writer's next record replaces its row,
-    // and a second crash must still find them.
-    down.seed_after(&applied_past);
-    let pool = Pool::start(
-        config.syncer.worker_count,
-        config.syncer.txn_batch,
-        &ctx,
-        &down,
-        reader.position().clone(),
-    );
-    let mut run = Run {
-        config,
-        filter,
-        store,
-        history,
-        applier: Applier { down, ctx },
-        started: Instant::now(),
-        mark,
-        saved: resume.clone(),
-        last_save: Instant::now(),
-        pool,
-        applied_past,
-        columns_gen: 0,
-        idle: false,
-        tables: HashMap::new(),
-        reading: Reading::default(),
-        retries: Retries::default(),
-        triggered: std::collections::HashSet::new(),
-        triggers_read: Instant::now(),
-    };
-    run.applier
-        .down
-        .set_upstream_mariadb(reader.flavor() == pump_reader::Flavor::MariaDb);
     let interval = Duration::from_millis(config.syncer.checkpoint_interval_ms);
     let mut reconnects = reader.reconnects();
     match run.refresh_links().await {
@@ -385,117 +223,34 @@ pub async fn run(
     // A worker's failure ends the loop as soon as it happens.
     let failed = run.pool.failure();
     tokio::pin!(failed);
-    let outcome = async { loop {
-        let event = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            e = &mut failed => return Err(e),
-            e = reader.next_event() => e?,
-            // An idle upstream still gets its last commit saved in time, and caught up
-            // shown once the workers are done.
-            _ = tokio::time::sleep(interval), if run.unsaved() || run.idle => {
-                run.save()?;
-                if run.idle && run.pool.idle() {
-                    run.applier.ctx.status.lock().caught_up = true;
-                }
-                continue;
-            }
-        };
-        run.applier.ctx.metrics.event(&event);
-        if reader.reconnects() > reconnects {
-            run.applier.ctx.metrics.reconnects(reader.reconnects() - reconnects);
-            reconnects = reader.reconnects();
-        }
-        match event {
-            TxnEvent::Begin(start) => {
-                run.idle = false;
-                run.drop_transaction();
-                if run.triggers_read.elapsed() >= TRIGGERS_EVERY {
-                    let schemas = run.tracked_schemas();
-                    run.refresh_triggers(&schemas).await?;
-                }
-                // Written by this channel's own sessions (see `Mark::server_id`): every
-                // event group, a non-transactional table's and DDL included.
-                let looped = run.mark.as_ref().is_some_and(|m| m.server_id == start.server_id);
-                run.reading = Reading::begin(start, reader.position().clone(), looped);
-                run.applier.ctx.status.lock().caught_up = false;
-            }
-            TxnEvent::Change(Change::Rows(rows)) => {
-                let at = reader.position().clone();
-                run.rows(&rows, &at)?;
-                // Its event goes once its decoded rows are applied (a large one streams).
-                drop(rows);
-                run.applier.ctx.metrics.buffered(run.reading.rows.len());
-                if run.reading.large() {
-                    run.stream().await?;
-                }
-            }
-            TxnEvent::Change(Change::Statement(s)) => {
-                run.statement(s)?;
-                if run.reading.stream.is_open() && !run.reading.ddl.is_empty() {
-                    // It runs downstream, which commits implicitly: the streamed part
-                    // before it commits first, and the statement follows it.
-                    run.end_stream_piece().await?;
-                    run.reading.piece_committed();
-                }
-            }
-            TxnEvent::Change(Change::Savepoint(savepoint)) => {
-                if !run.reading.dropped() {
-                    let at = run.reading.rows.len();
-                    run.reading.markers.push(Marker { at, savepoint });
-                    if run.reading.stream.is_open() {
-                        // In order with the rows streamed before it.
-                        run.stream().await?;
+    let outcome = async {
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                e = &mut failed => return Err(e),
+                e = reader.next_event() => e?,
+                // An idle upstream still gets its last commit saved in time, and caught up
+                // shown once the workers are done.
+                _ = tokio::time::sleep(interval), if run.unsaved() || run.idle => {
+                    run.save()?;
+                    if run.idle && run.pool.idle() {
+                        run.applier.ctx.status.lock().caught_up = true;
                     }
+                    continue;
                 }
+            };
+            run.applier.ctx.metrics.event(&event);
+            if reader.reconnects() > reconnects {
+                run.applier
+                    .ctx
+                    .metrics
+                    .reconnects(reader.reconnects() - reconnects);
+                reconnects = reader.reconnects();
             }
-            TxnEvent::Change(Change::Xa(outcome)) => run.reading.xa_outcome = Some(outcome),
-            TxnEvent::Change(Change::XaOnePhase) => match &mut run.reading.stream {
-                // Begun downstream as an XA transaction: it ends as one.
-                Stream::Open { one_phase, .. } => *one_phase = true,
-                _ => {
-                    if let Some(start) = &mut run.reading.start {
-                        start.xa = None;
-                    }
-                }
-            },
-            TxnEvent::Commit {
-                position,
-                timestamp,
-            } => run.commit(position, timestamp).await?,
-            TxnEvent::Rollback => run.drop_transaction(),
-            TxnEvent::Idle { position } => {
-                if run.reading.rows.is_empty() {
-                    run.idle = true;
-                    // Not under the status lock: the workers take the two locks the
-                    // other way round.
-                    let idle = run.pool.idle();
-                    let mut s = run.applier.ctx.status.lock();
-                    s.caught_up = idle;
-                    s.upstream = Some(position.clone());
-                    drop(s);
-                    run.pool.pass(position);
-                }
-            }
+            run.on_event(event, &mut reader).await?;
         }
-        if let Some(reason) = run.take_lost() {
-            // The open downstream transaction of a streamed one is gone: read it again.
-            let from = run
-                .reading
-                .from
-                .clone()
-                .expect("a streamed transaction began after its starting position was kept");
-            tracing::warn!(at = %run.here(), %reason, "the streamed transaction's downstream part was lost or refused; reading the transaction again from its start");
-            run.applier.ctx.status.failed(format!("{}: {reason}", run.here()), true);
-            run.drop_transaction();
-            // Statements of the transaction may be recorded already (at its commit).
-            run.history = History::load(&run.store, Some(&from))?;
-            run.tables.clear();
-            reader.rewind(from);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-    Ok::<(), RunError>(())
+        Ok::<(), RunError>(())
     }
     .await;
     if run.reading.stream.is_open() {

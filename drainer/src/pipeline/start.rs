@@ -184,3 +184,186 @@ pub(super) async fn read_definitions(
             RunError::Connect("reading table definitions: no answer within 600 s".into())
         })?
 }
+
+/// Everything before reading: claims data-dir for this pair of servers, reads the
+/// downstream's apply record and decides where to resume ([`super::resume`]), loads (or
+/// bootstraps) the schema history there, connects the reader and starts the workers.
+/// `None`: asked to stop meanwhile.
+pub(super) async fn open<'a>(
+    config: &'a Config,
+    stop: &mut watch::Receiver<bool>,
+    status: &Arc<Status>,
+    started_at: Option<StartNow>,
+) -> Result<Option<(Run<'a>, LiveReader)>, RunError> {
+    let filter = Filter::new(&config.syncer).map_err(RunError::Config)?;
+    let pump = &config.pump;
+    let to = &config.syncer.to;
+    let store = Store::open(&config.data_dir)?;
+    let identity = Identity {
+        upstream: identify(&pump.host, pump.port, &pump.user, pump.password.expose())
+            .await
+            .map_err(RunError::Connect)?,
+        downstream: identify(&to.host, to.port, &to.user, to.password.expose())
+            .await
+            .map_err(RunError::Connect)?,
+        channel_id: config.syncer.channel_id,
+    };
+    store.claim(&identity)?;
+
+    let (mark_schema, mark_table) = config
+        .syncer
+        .mark_table
+        .split_once('.')
+        .unwrap_or(("retl", "_drainer_repl_mark"));
+    let mark = match config.syncer.loopback_control {
+        false => None,
+        true => Some(Mark {
+            schema: mark_schema.to_owned(),
+            table: mark_table.to_owned(),
+            channel_id: config.syncer.channel_id,
+            rows: config.syncer.worker_count + 1,
+            server_id: config.syncer.effective_mark_server_id().ok_or_else(|| {
+                RunError::Config("syncer.mark-server-id must be set for this channel-id".into())
+            })?,
+        }),
+    };
+    let record = ApplyRecord {
+        schema: mark_schema.to_owned(),
+        channel_id: config.syncer.channel_id,
+        source: identity
+            .upstream
+            .uuid
+            .clone()
+            .unwrap_or_else(|| format!("server_id:{}", identity.upstream.server_id)),
+    };
+    let mut down = Downstream::new(Target {
+        host: to.host.clone(),
+        port: to.port,
+        user: to.user.clone(),
+        password: to.password.expose().to_owned(),
+        partial: to.sync_mode == 2,
+        mark: mark.clone(),
+        record: record.clone(),
+        sessions: config.syncer.worker_count + 1,
+    });
+
+    // Where to resume: the data-dir's checkpoint (or bootstrap), unless the downstream's
+    // apply record shows later transactions committed (see `resume`).
+    let saved = store.checkpoint()?.map(|c| c.position);
+    let bootstrap = match &saved {
+        Some(_) => None,
+        None => History::bootstrap_position(&store)?,
+    };
+    let Some(recorded) = read_record(&mut down, stop, status).await? else {
+        return Ok(None);
+    };
+    let configured_start = !pump.initial_gtid.is_empty() || !pump.initial_file.is_empty();
+    let found = Found {
+        configured: match saved.is_none() && bootstrap.is_none() && configured_start {
+            true => Some(configured_position(pump)?),
+            false => None,
+        },
+        checkpoint: saved.clone(),
+        bootstrap,
+        record: recorded,
+    };
+    let decided = resume::resume(found, &config.data_dir, &record.delete_hint())?;
+    if let Some(note) = &decided.note {
+        note.log();
+    }
+    let Resume {
+        from: resume,
+        past_checkpoint,
+        applied_past,
+        ..
+    } = decided;
+    if past_checkpoint {
+        let recorded = resume.as_ref().expect("the record's position");
+        store.save_checkpoint(recorded, now(), Batch::default())?;
+    }
+    if !applied_past.is_empty() {
+        tracing::info!(
+            transactions = applied_past.len(),
+            "workers committed transactions past the resume position before the last stop: \
+             they will be passed over"
+        );
+    }
+    // The schema history as it stands where reading resumes: what was recorded after it
+    // (statements whose transaction did not commit downstream before a crash, even
+    // before the first checkpoint) is recorded again when it is read again.
+    let history_at = resume.as_ref();
+    let mut history = History::load(&store, history_at)?;
+    status.lock().checkpoint = if past_checkpoint {
+        resume.clone()
+    } else {
+        saved.clone()
+    };
+    // A first start begins where the upstream was as the process started, with the
+    // definitions read then.
+    let started_at =
+        started_at.filter(|_| resume.is_none() && !configured_start && history.is_empty());
+    let start = match (&resume, &started_at) {
+        (Some(p), _) => start_at(p),
+        (None, _) if configured_start => start_at(&configured_position(pump)?),
+        (None, Some(now)) => start_at(&now.position),
+        (None, None) => StartAt::Now,
+    };
+    let reader = LiveReader::connect(upstream(pump), start, LiveOptions::default()).await?;
+    if history.is_empty() {
+        // First start: the definitions where reading begins.
+        let snapshot = match started_at {
+            Some(now) => now.snapshot,
+            None => read_definitions(pump, &filter).await?,
+        };
+        history.bootstrap(&store, reader.position(), &snapshot)?;
+        tracing::info!(tables = history.catalog().tables.len(), position = %reader.position(), "schema bootstrapped");
+    }
+    tracing::info!(position = %reader.position(), "replicating");
+    {
+        let mut s = status.lock();
+        s.state = State::Running;
+        s.upstream = Some(reader.position().clone());
+    }
+
+    let ctx = Ctx {
+        status: Arc::clone(status),
+        metrics: Metrics::new(),
+        stop: stop.clone(),
+        partial: to.sync_mode == 2,
+    };
+    // Every writer lists the transactions committed past the watermark before this
+    // start until the watermark passes them: a writer's next record replaces its row,
+    // and a second crash must still find them.
+    down.seed_after(&applied_past);
+    let pool = Pool::start(
+        config.syncer.worker_count,
+        config.syncer.txn_batch,
+        &ctx,
+        &down,
+        reader.position().clone(),
+    );
+    let mut run = Run {
+        config,
+        filter,
+        store,
+        history,
+        applier: Applier { down, ctx },
+        started: Instant::now(),
+        mark,
+        saved: resume.clone(),
+        last_save: Instant::now(),
+        pool,
+        applied_past,
+        columns_gen: 0,
+        idle: false,
+        tables: HashMap::new(),
+        reading: Reading::default(),
+        retries: Retries::default(),
+        triggered: std::collections::HashSet::new(),
+        triggers_read: Instant::now(),
+    };
+    run.applier
+        .down
+        .set_upstream_mariadb(reader.flavor() == pump_reader::Flavor::MariaDb);
+    Ok(Some((run, reader)))
+}
