@@ -38,7 +38,7 @@ pub struct Unit<'a> {
     pub changes: &'a [&'a RowChange],
     /// Savepoints and rollbacks to them: they run where they stand.
     pub markers: &'a [Marker],
-    /// The steps that let rows join in multi-row statements (see `workers::levels`);
+    /// The steps that let rows join in multi-row statements (see `keys::levels`);
     /// `None`: one statement per row change (consecutive inserts into one table still
     /// share one).
     pub levels: Option<&'a [u32]>,

@@ -342,7 +342,7 @@ const MAX_PARAMS: usize = 30_000;
 /// The statements of `txn`, whose change `i` is of table `shapes[of[i]]`.
 ///
 /// `levels` gives each change the step it may run in: one past every earlier change it
-/// shares a key with (see `super::workers::levels`). Changes of one step share no key
+/// shares a key with (see `super::keys::levels`). Changes of one step share no key
 /// (no row, no unique value, no table linked by a foreign key), so they run in any order:
 /// the rows of one table and kind join in one statement (deletes first, then changes that
 /// cannot join, updates, inserts). A change runs before any later one it shares a key
@@ -565,8 +565,8 @@ fn within<T>(items: &[T], max: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::keys::{change_keys, levels, Links};
     use crate::apply::test_table as table;
-    use crate::apply::workers::{change_keys, levels, Links};
 
     fn row(values: &[i64]) -> Option<Vec<Option<Value>>> {
         Some(values.iter().map(|v| Some(Value::Int(*v))).collect())

@@ -266,6 +266,14 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// A foreign key of a downstream table: the child table and the parent table it
+/// references, each as (schema, table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub child: (String, String),
+    pub parent: (String, String),
+}
+
 /// A downstream failure, sorted.
 #[derive(Debug, thiserror::Error)]
 pub enum DownstreamError {
@@ -1368,12 +1376,11 @@ impl Downstream {
         Ok(names)
     }
 
-    /// The foreign keys of the downstream's tables in `schemas`: (child schema, child
-    /// table, parent schema, parent table) each.
+    /// The foreign keys of the downstream's tables in `schemas`.
     pub async fn foreign_keys(
         &mut self,
         schemas: &[String],
-    ) -> Result<Vec<(String, String, String, String)>, DownstreamError> {
+    ) -> Result<Vec<ForeignKey>, DownstreamError> {
         let sql = "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, \
                    REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
                    WHERE CONSTRAINT_SCHEMA = ?";
@@ -1381,7 +1388,10 @@ impl Downstream {
         let rows: Vec<Row> = self.per_schema(sql, schemas).await?;
         Ok(rows
             .into_iter()
-            .map(|(a, b, c, d)| (text(a), text(b), text(c), text(d)))
+            .map(|(a, b, c, d)| ForeignKey {
+                child: (text(a), text(b)),
+                parent: (text(c), text(d)),
+            })
             .collect())
     }
 

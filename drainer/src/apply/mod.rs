@@ -6,7 +6,7 @@
 //! transaction's statements against the downstream's columns, joining rows whose keys
 //! allow it; [`downstream`] is the session that runs them (transactions, XA, DDL in its
 //! session context, the downstream's own column lists and triggers, the mark and the
-//! apply record); [`policy`] decides what a failed downstream transaction means for all
+//! apply record); [`keys`] says which row changes touch the same rows; [`policy`] decides what a failed downstream transaction means for all
 //! of them; [`workers`] applies transactions in parallel, in causal order.
 
 pub mod applier;
@@ -14,6 +14,7 @@ pub mod binlog;
 pub mod changes;
 pub mod ctx;
 pub mod downstream;
+pub mod keys;
 pub mod policy;
 pub mod sql;
 pub mod values;

@@ -87,9 +87,10 @@ use crate::apply::ctx::Ctx;
 use crate::apply::downstream::{
     order, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,
 };
+use crate::apply::keys::links;
 use crate::apply::policy::{decide, Attempt, Next, Rebuild};
 use crate::apply::sql::{quote, Stmt};
-use crate::apply::workers::{links, Job, Pool};
+use crate::apply::workers::{Job, Pool};
 use crate::error::{At, Cause, RunError};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
