@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use pump_reader::{Savepoint, Xid};
 
-use super::changes::{build_changes, RowChange};
+use super::build::build_changes;
+use super::changes::RowChange;
 use super::ctx::Ctx;
 use super::downstream::{Downstream, Stamp};
 use super::policy::{decide, Attempt, Next, Rebuild};

@@ -1,16 +1,21 @@
-//! The applier: upstream row changes to downstream statements.
+//! Applying upstream transactions downstream, in layers: nothing here knows the pipeline.
 //!
-//! [`values`] turns typed values into exact parameters; [`sql`] builds the statements of a
-//! row change or of several rows; [`binlog`] replays a row event as it was written
-//! (system-versioned tables, tables with triggers downstream); [`changes`] builds a
-//! transaction's statements against the downstream's columns, joining rows whose keys
-//! allow it; [`downstream`] is the session that runs them (transactions, XA, DDL in its
-//! session context, the downstream's own column lists and triggers, the mark and the
-//! apply record); [`keys`] says which row changes touch the same rows; [`policy`] decides what a failed downstream transaction means for all
-//! of them; [`workers`] applies transactions in parallel, in causal order.
+//! - [`changes`]: the decoded row changes of a transaction; [`values`] turns their typed
+//!   values into exact parameters, [`sql`] the statements of one row change or of
+//!   several rows, [`binlog`] replays a row event as it was written (system-versioned
+//!   tables, tables with triggers downstream), and [`build`] a transaction's statements
+//!   against the downstream's columns, joining rows whose keys allow it.
+//! - [`downstream`]: the session that runs them (transactions, XA, DDL in its session
+//!   context, the downstream's own columns, foreign keys and triggers, the mark and the
+//!   apply record).
+//! - [`applier`]: applies one downstream transaction, sorting every failure through
+//!   [`policy`]; [`ctx`] is where every applier reports.
+//! - [`workers`]: apply transactions in parallel, in causal order, by the conflict
+//!   [`keys`] of their rows.
 
 pub mod applier;
 pub mod binlog;
+pub mod build;
 pub mod changes;
 pub mod ctx;
 pub mod downstream;

@@ -8,7 +8,7 @@
 //! - UPDATE sets the after image's present columns; in safe mode it is a DELETE of the old
 //!   row and a REPLACE of the new one.
 //! - Several rows of one table that the same key locates, none of them sharing a key with
-//!   another (see `super::changes`), delete in one statement (`WHERE id IN (…)`) and
+//!   another (see `super::build`), delete in one statement (`WHERE id IN (…)`) and
 //!   update in one statement that sets each row's values by its key
 //!   (`SET c = CASE id WHEN ? THEN ? … END … WHERE id IN (…)`); the key's columns,
 //!   unchanged, are not set, so every CASE sees the row's own key. Every row sets every

@@ -16,7 +16,7 @@
 //! - **Multi-row statements.** Inside what a worker applies (one transaction or a
 //!   group), the same keys order the row changes: each runs one step ([`levels`]) after
 //!   the latest earlier change it shares a key with, and the changes of one step, which
-//!   share none, join in multi-row statements per table (`super::changes`). Refused,
+//!   share none, join in multi-row statements per table (`super::build`). Refused,
 //!   the transaction is built again with a statement per row change, in upstream order.
 //!   The pipeline's own session does the same for what it applies ([`Pool::levels`]).
 //! - **Foreign keys** of the downstream link tables: a change of a child table names its
@@ -303,7 +303,7 @@ impl Pool {
         }
     }
 
-    /// The downstream's foreign keys as they are now (see [`links`]).
+    /// The downstream's foreign keys as they are now (see [`super::keys::links`]).
     pub fn set_links(&mut self, links: Links) {
         self.links = links;
     }
@@ -518,7 +518,7 @@ impl Worker {
         let changes: Vec<&RowChange> = batch.jobs.iter().flat_map(|j| &j.changes).collect();
         let safe = batch.jobs.iter().any(|j| j.safe);
         // Rows join in multi-row statements where their keys allow, until refused; not
-        // in safe mode (see `changes::statements`).
+        // in safe mode (see `build::statements`).
         let levels = (!safe).then(|| levels(batch.jobs.iter().flat_map(|j| j.keys.each())));
         let seqs: Vec<u64> = batch.jobs.iter().map(|j| j.seq).collect();
         let place = InFlight {

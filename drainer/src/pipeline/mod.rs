@@ -200,7 +200,7 @@ impl Run<'_> {
 /// `status` current. `started_at`, from [`capture_now`] as the process started, is where a
 /// first start begins (without it, where the upstream is when reading begins).
 ///
-/// The loop wires the parts: the reader's next event goes to [`Run::on_event`] (the
+/// The loop wires the parts: the reader's next event goes to `Run::on_event` (the
 /// transaction being read, then the applier or the workers at its commit); while the
 /// upstream is quiet or a commit is unsaved, the checkpoint is saved every
 /// `checkpoint-interval-ms`; a worker's failure or `stop` ends it.

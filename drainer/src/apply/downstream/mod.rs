@@ -1,0 +1,653 @@
+//! The downstream connection: session settings, transactions with retries, DDL, the
+//! downstream's own table columns (for the sync modes), the loopback mark and the apply
+//! record.
+//!
+//! ## The apply record
+//! Every downstream transaction that applies an upstream transaction also writes, last
+//! before its COMMIT, one row of `<mark schema>._drainer_apply_state`: one row per channel,
+//! upstream and writer (`worker` 0 is the pipeline's own session, for DDL and streamed
+//! transactions; 1 to `worker-count` are the parallel workers). The row holds
+//! - `position`: the upstream position after the transaction (a COMMIT whose answer was
+//!   lost is settled by reading it);
+//! - `low_watermark`: a position up to which every upstream transaction was committed
+//!   downstream when the row was written;
+//! - `applied_after`: the positions after the transactions this writer committed past
+//!   that watermark (workers commit out of upstream order).
+//!
+//! Committed together, the row and the changes cannot disagree. After any crash the
+//! furthest watermark `L` of the channel's rows is a true one, and every transaction
+//! committed past it is listed in its writer's row (that writer's own watermark is at or
+//! before `L`): a restart resumes after `L` and passes over exactly the listed ones (see
+//! [`Applied`] and the pipeline). Rows written before this layout (no watermark) count
+//! their `position` as the watermark.
+
+mod context;
+mod mark;
+mod record;
+mod tables;
+mod watch;
+mod xa;
+
+pub use context::{session_context, sql_mode_for, Flavours};
+pub use mark::Mark;
+pub use record::{order, past, Applied, ApplyRecord, Stamp, APPLY_TABLE};
+pub use tables::ForeignKey;
+use watch::watched;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+
+use pump_reader::event::{charset_of, SessionVars};
+use pump_reader::{Position, PositionRecord, Statement, Xid};
+
+use super::sql::{quote, Stmt};
+use super::values::Param;
+use crate::failpoint;
+use std::borrow::Cow;
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// `sync-mode = 2`: the session drops STRICT_TRANS_TABLES and STRICT_ALL_TABLES, so
+    /// rows still apply while a schema change rolls out.
+    pub partial: bool,
+    /// `loopback-control = true`: every transaction begins with this mark.
+    pub mark: Option<Mark>,
+    /// The row every transaction records its upstream position in.
+    pub record: ApplyRecord,
+    /// Sessions of this drainer at once (the pipeline's and one per worker): they share
+    /// the server's prepared-statement budget (see [`Target::stmt_cache`]).
+    pub sessions: u32,
+}
+
+impl Target {
+    /// Prepared statements kept per session: room for the shapes of many tables, so a
+    /// session does not prepare them again and again (a statement per table, change kind
+    /// and row count), while all sessions together keep to half of the server's default
+    /// `max_prepared_stmt_count`. A server set lower answers 1461, retried as transient
+    /// (a new session starts with none).
+    pub fn stmt_cache(&self) -> usize {
+        (STMT_BUDGET / self.sessions.max(1) as usize).clamp(STMT_CACHE_MIN, STMT_CACHE_MAX)
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// A downstream failure, sorted.
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    /// Connection lost, deadlock, lock wait timeout, server going away: worth retrying.
+    #[error("downstream (retryable): {0}")]
+    Transient(String),
+    /// Anything else: the drainer stops, naming the statement.
+    #[error("downstream refused `{statement}`: {reason}")]
+    Definite {
+        statement: String,
+        /// The server's error code.
+        code: u16,
+        reason: String,
+    },
+}
+
+/// Server error codes worth retrying the whole transaction for.
+fn transient(code: u16) -> bool {
+    matches!(
+        code,
+        1205 // lock wait timeout
+            | 1213 // deadlock
+            | 1040 // too many connections
+            | 1053 // server shutdown in progress
+            | 1152 // aborted connection
+            | 1154
+            ..=1161 // network (1153, a packet over max_allowed_packet, is definite)
+            | 1461 // max_prepared_stmt_count reached (a new session holds none)
+            | 1927 // connection killed
+            | 2006 | 2013 // gone away, lost
+            | 4031 // disconnected by the server (idle)
+    )
+}
+
+fn classify(statement: &str, e: mysql_async::Error) -> DownstreamError {
+    match &e {
+        mysql_async::Error::Server(s) if !transient(s.code) => DownstreamError::Definite {
+            statement: statement.chars().take(300).collect(),
+            code: s.code,
+            reason: e.to_string(),
+        },
+        _ => DownstreamError::Transient(e.to_string()),
+    }
+}
+
+/// Errors of a replayed DDL that mean its effect is already there.
+fn already_applied(code: u16) -> bool {
+    matches!(
+        code,
+        1007 // database exists
+            | 1008 // database does not exist (DROP)
+            | 1050 // table exists
+            | 1051 // unknown table (DROP)
+            | 1060 // duplicate column
+            | 1061 // duplicate key name
+            | 1091 // can't drop: does not exist
+            | 1146 // table does not exist (for a DROP/RENAME replay)
+    )
+}
+
+/// Prepared statements all sessions of a drainer keep, at most: half of the 16,382 a
+/// server allows in all by default.
+const STMT_BUDGET: usize = 8_191;
+/// Prepared statements kept per session, at least and at most.
+const STMT_CACHE_MIN: usize = 64;
+const STMT_CACHE_MAX: usize = 1_024;
+
+/// How long connecting and setting up a session may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Makes every event group of the session carry `server_id` (loopback control): what
+/// the reverse direction drops. MariaDB only: MySQL has no session `server_id`, so there
+/// only the mark row marks (its non-transactional tables are not protected:
+/// docs/bidirectional.md says so).
+async fn set_server_id(
+    conn: &mut Conn,
+    server_id: u32,
+    version: &str,
+) -> Result<(), DownstreamError> {
+    if !version.contains("MariaDB") {
+        return Ok(());
+    }
+    let sql = format!("SET SESSION server_id = {server_id}");
+    match conn.query_drop(sql.as_str()).await {
+        Err(mysql_async::Error::Server(e)) if e.code == 1227 => Err(DownstreamError::Definite {
+            statement: sql,
+            code: e.code,
+            reason: format!(
+                "{}: loopback control marks every write of the drainer with its channel's \
+                 server id, which needs the BINLOG REPLAY privilege (or SUPER) on the \
+                 downstream: GRANT BINLOG REPLAY ON *.* TO the [syncer.to] user",
+                e.message
+            ),
+        }),
+        other => other.map_err(|e| classify(&sql, e)),
+    }
+}
+
+/// One downstream session.
+pub struct Downstream {
+    target: Arc<Target>,
+    conn: Option<Conn>,
+    /// `schema.table` → column names, in order; refreshed after DDL.
+    columns: HashMap<(String, String), Vec<String>>,
+    /// Whether the mark table and rows, and the apply record's table, are known to exist.
+    mark_ready: bool,
+    record_ready: bool,
+    /// A session given up on (its id, and when its server started): killed on the next
+    /// connection, so a transaction it may still hold cannot commit later. After a server
+    /// restart the id may name another session: then it is left alone.
+    stale: Option<(u32, i64)>,
+    /// When the server of the current session started (unix seconds).
+    server_started: i64,
+    /// A transaction is open (between `begin` and `commit`).
+    in_txn: bool,
+    /// How long the mark updates take.
+    mark_seconds: metrics::Histogram,
+    /// Which writer this session is: its mark row and apply-record row.
+    worker: u32,
+    /// After the transactions this writer committed past the last watermark it recorded.
+    after: Vec<Position>,
+    /// The server is MariaDB (learned at connection).
+    mariadb: bool,
+    /// The upstream is MariaDB (statements are translated from MySQL otherwise).
+    upstream_mariadb: bool,
+}
+
+impl Downstream {
+    /// The pipeline's own session (writer 0).
+    pub fn new(target: Target) -> Self {
+        Self::writer(Arc::new(target), 0)
+    }
+
+    /// A session to the same server for writer `worker` (listing what this one lists
+    /// past the watermark).
+    pub fn for_worker(&self, worker: u32) -> Self {
+        let mut down = Self::writer(Arc::clone(&self.target), worker);
+        down.after = self.after.clone();
+        down
+    }
+
+    fn writer(target: Arc<Target>, worker: u32) -> Self {
+        Downstream {
+            target,
+            conn: None,
+            columns: HashMap::new(),
+            mark_ready: false,
+            record_ready: false,
+            stale: None,
+            server_started: 0,
+            in_txn: false,
+            mark_seconds: crate::metrics::mark_update_seconds(),
+            worker,
+            after: Vec::new(),
+            mariadb: true,
+            upstream_mariadb: true,
+        }
+    }
+
+    /// Statements come from a MySQL upstream (`false`) or a MariaDB one.
+    pub fn set_upstream_mariadb(&mut self, mariadb: bool) {
+        self.upstream_mariadb = mariadb;
+    }
+
+    async fn conn(&mut self) -> Result<&mut Conn, DownstreamError> {
+        if self.conn.is_none() {
+            let conn = tokio::time::timeout(SETUP_TIMEOUT, self.open())
+                .await
+                .map_err(|_| {
+                    DownstreamError::Transient(format!(
+                        "connecting to {:?} and setting up the session took over {} s",
+                        self.target,
+                        SETUP_TIMEOUT.as_secs()
+                    ))
+                })??;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// A new session: settings, the drainer's tables (once), the stale connection killed.
+    async fn open(&mut self) -> Result<Conn, DownstreamError> {
+        let t = &self.target;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(t.host.as_str())
+            .tcp_port(t.port)
+            .user(Some(t.user.as_str()))
+            .pass(Some(t.password.as_str()))
+            .prefer_socket(false)
+            .max_allowed_packet(Some(1 << 30))
+            // Prepared statements are cached per connection by their text (one per table
+            // and change shape, and per row count of a multi-row statement).
+            .stmt_cache_size(Some(t.stmt_cache()))
+            // Long DDL (an index on a big table) must not hit a read timeout: none set;
+            // a dead link is found by keepalives and the probes of `watched`.
+            .wait_timeout(Some(28_800))
+            .tcp_keepalive(Some(Duration::from_secs(10)));
+        let mut conn = tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
+            .await
+            .map_err(|_| DownstreamError::Transient(format!("no answer from {t:?} within 10 s")))?
+            .map_err(|e| match &e {
+                mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1130) => {
+                    DownstreamError::Definite {
+                        statement: format!("log in to {t:?}"),
+                        code: s.code,
+                        reason: e.to_string(),
+                    }
+                }
+                _ => DownstreamError::Transient(e.to_string()),
+            })?;
+        let mut setup = vec!["SET NAMES binary", "SET time_zone = '+00:00'"];
+        if t.partial {
+            setup.push(
+                "SET SESSION sql_mode = REPLACE(REPLACE(REPLACE(@@sql_mode, 'STRICT_TRANS_TABLES', ''), \
+                 'STRICT_ALL_TABLES', ''), ',,', ',')",
+            );
+        }
+        for s in setup {
+            conn.query_drop(s).await.map_err(|e| classify(s, e))?;
+        }
+        let sql = "SELECT CAST(UNIX_TIMESTAMP() - VARIABLE_VALUE AS SIGNED), VERSION() \
+                   FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'";
+        let (started, version): (i64, String) = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| classify(sql, e))?
+            .unwrap_or_default();
+        self.server_started = started;
+        self.mariadb = version.contains("MariaDB");
+        if let Some((id, then)) = self.stale {
+            // The same server run (start times computed, so a second or two apart) and a
+            // session of our user: it is the one given up on.
+            let sql =
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND USER = ?";
+            let ours: Option<u64> = conn
+                .exec_first(sql, (id, self.target.user.as_str()))
+                .await
+                .map_err(|e| classify(sql, e))?;
+            if (self.server_started - then).abs() <= 2 && ours == Some(1) {
+                // ER_NO_SUCH_THREAD, ER_KILL_DENIED_ERROR: gone meanwhile, or not ours.
+                match conn.query_drop(format!("KILL CONNECTION {id}")).await {
+                    Ok(()) => tracing::info!(connection = id, "killed the connection given up on"),
+                    Err(mysql_async::Error::Server(e)) if matches!(e.code, 1094 | 1095) => {}
+                    Err(e) => return Err(classify("KILL CONNECTION", e)),
+                }
+            }
+            self.stale = None;
+        }
+        if !self.record_ready {
+            for s in t.record.create() {
+                conn.query_drop(s.as_str())
+                    .await
+                    .map_err(|e| classify(&s, e))?;
+            }
+            let sql = "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'worker'";
+            let upgraded: Option<u64> = conn
+                .exec_first(sql, (t.record.schema.as_str(), APPLY_TABLE))
+                .await
+                .map_err(|e| classify(sql, e))?;
+            if upgraded == Some(0) {
+                let alter = t.record.upgrade();
+                match conn.query_drop(alter.as_str()).await {
+                    Ok(()) => {
+                        tracing::info!(table = %t.record.qualified(), "apply record table upgraded: one row per worker")
+                    }
+                    // Another worker's session upgraded it meanwhile.
+                    Err(mysql_async::Error::Server(e)) if already_applied(e.code) => {}
+                    Err(e) => return Err(classify(&alter, e)),
+                }
+            }
+            self.record_ready = true;
+        }
+        if let (Some(mark), false) = (&t.mark, self.mark_ready) {
+            let (create, seed) = mark.setup();
+            for s in create {
+                conn.query_drop(s.sql.as_str())
+                    .await
+                    .map_err(|e| classify(&s.sql, e))?;
+            }
+            // The reverse direction finds the channel in the second column: a table
+            // that was there before, in another layout, would defeat loop control.
+            let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+            let names: Vec<String> = conn
+                .exec(sql, (mark.schema.as_str(), mark.table.as_str()))
+                .await
+                .map_err(|e| classify(sql, e))?;
+            let layout = ["id", "channel_id", "val", "channel_info"];
+            let fits = names.len() >= 3
+                && names
+                    .iter()
+                    .zip(layout)
+                    .all(|(n, l)| n.eq_ignore_ascii_case(l));
+            if !fits {
+                return Err(DownstreamError::Definite {
+                    statement: format!("check the mark table {}", mark.qualified()),
+                    code: 0,
+                    reason: format!(
+                        "it has the columns ({}); loop control needs TiDB Binlog's layout \
+                         (id, channel_id, val, channel_info): drop or rename it, or set \
+                         [syncer] mark-table to another name",
+                        names.join(", ")
+                    ),
+                });
+            }
+            conn.query_drop(seed.sql.as_str())
+                .await
+                .map_err(|e| classify(&seed.sql, e))?;
+            self.mark_ready = true;
+        }
+        if let Some(mark) = &t.mark {
+            // Last: the drainer's own tables above are set up unmarked (the reverse
+            // direction filters their schema anyway).
+            set_server_id(&mut conn, mark.server_id, &version).await?;
+        }
+        Ok(conn)
+    }
+
+    /// This writer as it would be after [`Downstream::reset`], without touching `self`: to
+    /// stand in while `self` is lent to a task, and to take its place should that task be
+    /// given up (its next connection kills `self`'s session first, so what that session
+    /// holds open cannot commit later).
+    pub fn successor(&self) -> Downstream {
+        let mut next = Self::writer(Arc::clone(&self.target), self.worker);
+        next.after.clone_from(&self.after);
+        next.stale = match &self.conn {
+            Some(conn) => Some((conn.id(), self.server_started)),
+            None => self.stale,
+        };
+        next
+    }
+
+    /// Drops the session (after a failure); the next call reconnects, and checks the
+    /// mark table and rows again (a missing mark row is created then).
+    pub fn reset(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.stale = Some((conn.id(), self.server_started));
+        }
+        self.in_txn = false;
+        self.mark_ready = false;
+        self.record_ready = false;
+    }
+
+    /// Runs `stmts` as one transaction, with the apply record of `position` (the upstream
+    /// position after the transaction) last when given. On error the transaction is rolled
+    /// back (by the server, as the session is dropped) and nothing of it is committed —
+    /// unless the error is the COMMIT's own answer lost: [`Downstream::record`] tells.
+    pub async fn apply_txn(
+        &mut self,
+        stmts: &[Stmt],
+        transactions: u64,
+        stamp: Option<&Stamp>,
+    ) -> Result<(), DownstreamError> {
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        self.begin(transactions).await?;
+        self.exec(stmts).await?;
+        self.commit(stamp).await
+    }
+
+    /// Runs `sql` (statements that return no rows) as text on this session, watched.
+    async fn text(&mut self, sql: &str) -> Result<(), DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        watched(&target, session, async {
+            conn.query_drop(sql).await.map_err(|e| classify(sql, e))
+        })
+        .await
+    }
+
+    /// Opens a transaction, marked (loopback control) for `transactions` upstream ones;
+    /// [`Downstream::exec`] adds to it and [`Downstream::commit`] ends it. Any error drops
+    /// the session, which rolls it back.
+    pub async fn begin(&mut self, transactions: u64) -> Result<(), DownstreamError> {
+        let mark = self
+            .target
+            .mark
+            .as_ref()
+            .map(|m| m.begin(self.worker, transactions));
+        let mark_seconds = self.mark_seconds.clone();
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            let Some(sql) = &mark else {
+                return conn
+                    .query_drop("BEGIN")
+                    .await
+                    .map_err(|e| classify("BEGIN", e));
+            };
+            let started = std::time::Instant::now();
+            // Both statements' answers are read (an error in either is returned); the
+            // last OK packet is the UPDATE's.
+            conn.query_drop(sql.as_str())
+                .await
+                .map_err(|e| classify(sql, e))?;
+            mark_seconds.record(started.elapsed().as_secs_f64());
+            // An UPDATE that finds no row writes nothing to the binlog: the transaction
+            // would go out unmarked and come back.
+            if conn.affected_rows() != 1 {
+                return Err(DownstreamError::Transient(
+                    "the mark row of this channel is missing; creating it again".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await;
+        self.in_txn = result.is_ok();
+        self.reset_on_error(result)
+    }
+
+    /// Runs statements in the open transaction (an error if there is none: the session
+    /// that held it was lost, and with it the transaction).
+    pub async fn exec(&mut self, stmts: &[Stmt]) -> Result<(), DownstreamError> {
+        self.run(
+            stmts
+                .iter()
+                .map(|s| (Cow::Borrowed(s.sql.as_str()), s.values())),
+        )
+        .await
+    }
+
+    /// [`Downstream::exec`], taking the statements: each parameter is handed to the
+    /// driver as it is (a string shared with its row image is copied just before its
+    /// statement runs, and that image can go once no other statement needs it), so a
+    /// large row is not held twice more while it is sent.
+    pub async fn exec_owned(&mut self, stmts: Vec<Stmt>) -> Result<(), DownstreamError> {
+        self.run(stmts.into_iter().map(|s| {
+            let values = s.params.into_iter().map(Param::into_value).collect();
+            (Cow::Owned(s.sql), values)
+        }))
+        .await
+    }
+
+    async fn run<'s>(
+        &mut self,
+        stmts: impl Iterator<Item = (Cow<'s, str>, Vec<mysql_async::Value>)> + Send,
+    ) -> Result<(), DownstreamError> {
+        self.require_txn()?;
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            for (i, (sql, values)) in stmts.enumerate() {
+                if i == 1 {
+                    failpoint::hit("between-rows");
+                }
+                // Statements without parameters (BINLOG, SAVEPOINT, SET) go as text: the
+                // server cannot prepare some of them.
+                let result = if values.is_empty() {
+                    conn.query_drop(sql.as_ref()).await
+                } else {
+                    conn.exec_drop(sql.as_ref(), values).await
+                };
+                result.map_err(|e| classify(&sql, e))?;
+            }
+            Ok(())
+        })
+        .await;
+        self.reset_on_error(result)
+    }
+
+    /// Writes the apply record `stamp` when given, then commits the open transaction.
+    pub async fn commit(&mut self, stamp: Option<&Stamp>) -> Result<(), DownstreamError> {
+        self.require_txn()?;
+        let record = stamp.map(|st| self.target.record.write_and_commit(self.worker, st));
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            let Some(sql) = &record else {
+                return conn
+                    .query_drop("COMMIT")
+                    .await
+                    .map_err(|e| classify("COMMIT", e));
+            };
+            failpoint::hit("between-rows");
+            // The server stops at a failing statement: no COMMIT after a failed record.
+            conn.query_drop(sql.as_str())
+                .await
+                .map_err(|e| classify(sql, e))
+        })
+        .await;
+        self.in_txn = false;
+        if let (Ok(()), Some(st)) = (&result, stamp) {
+            self.recorded(st);
+        }
+        self.reset_on_error(result)
+    }
+
+    fn require_txn(&self) -> Result<(), DownstreamError> {
+        if self.in_txn {
+            Ok(())
+        } else {
+            Err(DownstreamError::Transient(
+                "the open transaction was lost with its session".into(),
+            ))
+        }
+    }
+
+    /// Drops the session after a failure (the server rolls back what it held open).
+    fn reset_on_error<T>(
+        &mut self,
+        result: Result<T, DownstreamError>,
+    ) -> Result<T, DownstreamError> {
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    /// Ends the session cleanly (nothing is open in it); the next call opens a new one.
+    pub async fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if tokio::time::timeout(Duration::from_secs(5), conn.disconnect())
+                .await
+                .is_err()
+            {
+                tracing::debug!("the downstream did not answer a disconnect in time");
+            }
+        }
+        self.in_txn = false;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn writer() -> Downstream {
+        Downstream::new(Target {
+            host: "127.0.0.1".into(),
+            port: 1,
+            user: "u".into(),
+            password: String::new(),
+            partial: false,
+            mark: None,
+            record: ApplyRecord {
+                schema: "retl".into(),
+                channel_id: 1,
+                source: "server_id:1".into(),
+            },
+            sessions: 1,
+        })
+    }
+
+    #[test]
+    fn sessions_share_the_prepared_statement_budget() {
+        let cache = |sessions| {
+            Target {
+                sessions,
+                ..writer().target.as_ref().clone()
+            }
+            .stmt_cache()
+        };
+        assert_eq!(cache(1), STMT_CACHE_MAX);
+        assert_eq!(cache(5), STMT_CACHE_MAX);
+        assert_eq!(cache(17), 481);
+        assert_eq!(cache(1000), STMT_CACHE_MIN);
+        assert!(cache(17) * 17 <= 16_382 / 2);
+    }
+}
