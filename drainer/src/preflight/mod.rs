@@ -1,10 +1,12 @@
 //! Preflight: named checks of both servers, each reported as setting / expected / actual.
 //!
 //! [`run`] connects to the upstream and the downstream as the configured users, gathers
-//! what the checks need ([`facts`]) and judges it with pure rules ([`rules`]), so the rules
+//! what the checks need ([`facts`]) and judges it with pure rules ([`rules`], privileges
+//! by [`grants`]), so the rules
 //! are unit-tested without a server and the SQL is tested against real ones.
 
 mod facts;
+mod grants;
 mod rules;
 
 use std::fmt::Write as _;
