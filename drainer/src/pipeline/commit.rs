@@ -26,7 +26,41 @@ impl Place for AfterEarlier<'_> {
     }
 }
 
+/// What a [`Unit`] of this session's borrows: its row changes, their steps for
+/// multi-row statements (see [`Run::levels`]), where it stands for messages.
+pub(super) struct Own<'c> {
+    here: At,
+    changes: Vec<&'c RowChange>,
+    pub(super) levels: Option<Vec<u32>>,
+    safe: bool,
+}
+
+impl<'c> Own<'c> {
+    /// The unit of one upstream transaction (or a piece of one), with its `markers`.
+    pub(super) fn unit<'u>(&'u self, markers: &'u [Marker], close: Close<'u>) -> Unit<'u> {
+        Unit {
+            here: &self.here,
+            changes: &self.changes,
+            markers,
+            levels: self.levels.as_deref(),
+            safe: self.safe,
+            count: 1,
+            close,
+        }
+    }
+}
+
 impl Run<'_> {
+    /// `changes` of the transaction being read, to apply or build on this session.
+    pub(super) fn own<'c>(&self, changes: &'c [RowChange], safe: bool) -> Own<'c> {
+        Own {
+            here: self.here(),
+            changes: changes.iter().collect(),
+            levels: self.levels(changes, safe),
+            safe,
+        }
+    }
+
     /// Counts a downstream transaction committed with `changes` (and, for a streamed
     /// one, the row changes of the batches streamed before: `streamed`).
     pub(super) fn note_applied(&self, mut streamed: Ops, changes: &[RowChange]) {
@@ -251,20 +285,12 @@ impl Run<'_> {
         close: Close<'_>,
         position: Option<&Position>,
     ) -> Result<bool, RunError> {
-        let safe = self.safe_mode();
-        let levels = self.levels(changes, safe);
-        let refs: Vec<&RowChange> = changes.iter().collect();
-        let here = self.here();
-        let unit = Unit {
-            here: &here,
-            changes: &refs,
-            markers,
-            levels: levels.as_deref(),
-            safe,
-            count: 1,
-            close,
-        };
-        match self.applier.apply(&unit, &AfterEarlier(position)).await? {
+        let own = self.own(changes, self.safe_mode());
+        match self
+            .applier
+            .apply(&own.unit(markers, close), &AfterEarlier(position))
+            .await?
+        {
             Outcome::Applied { row_by_row } => {
                 self.retries.row_by_row |= row_by_row;
                 self.note_applied(Ops::default(), changes);

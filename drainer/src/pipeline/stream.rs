@@ -28,20 +28,10 @@ impl Run<'_> {
         markers: &[Marker],
         safe: bool,
     ) -> Result<(Vec<Stmt>, bool), RunError> {
-        let levels = self.levels(changes, safe);
-        let refs: Vec<&RowChange> = changes.iter().collect();
-        let here = self.here();
-        let unit = Unit {
-            here: &here,
-            changes: &refs,
-            markers,
-            levels: levels.as_deref(),
-            safe,
-            count: 1,
-            close: Close::Commit,
-        };
+        let own = self.own(changes, safe);
+        let unit = own.unit(markers, Close::Commit);
         let stmts = self.applier.build(&unit, unit.levels).await?;
-        Ok((stmts, levels.is_some()))
+        Ok((stmts, own.levels.is_some()))
     }
 
     /// Gives up `stream`, the transaction's open downstream transaction, if any: the
