@@ -19,7 +19,7 @@
 //! `[pump]` `host`, `port`, `user`, `server-id` and `[syncer.to]` `host`, `port`, `user`
 //! have no defaults: a wrong guess there would connect to the wrong server, or register a
 //! replica id that disconnects another reader. Everything else defaults as in the
-//! configuration reference (docs/reference.md).
+//! configuration reference (docs/configuration.md).
 //!
 //! ```
 //! let text = r#"

@@ -107,7 +107,7 @@ fn minimal_file_gets_tidb_defaults() {
     assert_eq!(s.worker_count, 16);
     assert_eq!(s.txn_batch, 20);
     assert!(!s.safe_mode);
-    // Not TiDB's 300: the apply records make replays exact (docs/reference.md).
+    // Not TiDB's 300: the apply records make replays exact (docs/guarantee.md).
     assert_eq!(s.safe_mode_after_start_s, 0);
     assert!(!s.loopback_control);
     assert_eq!(s.channel_id, 0);

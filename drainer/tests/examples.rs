@@ -1,6 +1,6 @@
 //! The operator examples stay in step with the code: every metric the Grafana dashboard
 //! queries is one `drainer::metrics` exports, and the systemd unit runs the binary the way
-//! docs/reference.md documents.
+//! docs/configuration.md documents.
 
 use std::path::PathBuf;
 
