@@ -122,6 +122,81 @@ mod tests {
 
     const DUPLICATE: u16 = 1062;
 
+    /// A server error as the session sorts it (`downstream::classify`).
+    fn server(code: u16) -> DownstreamError {
+        crate::apply::downstream::classify(
+            "INSERT …",
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: format!("error {code}"),
+                state: "HY000".into(),
+            }),
+        )
+    }
+
+    /// Each class of server error, from the server's code to what a worker, the
+    /// pipeline's session and a streamed transaction do next (first attempt: joined rows,
+    /// columns not looked at again).
+    #[test]
+    fn each_server_error_class_has_its_next_step() {
+        let worker = Attempt {
+            merged: true,
+            may_refresh: true,
+            may_wait: true,
+            group: false,
+            streamed: false,
+        };
+        let session = Attempt {
+            may_wait: false,
+            ..worker
+        };
+        let streamed = Attempt {
+            streamed: true,
+            ..session
+        };
+        let step = |code: u16, attempt: Attempt| match decide(server(code), attempt) {
+            Next::Retry { .. } => "retry",
+            Next::Rebuild {
+                how: Rebuild::FreshColumns,
+                ..
+            } => "fresh columns",
+            Next::Rebuild {
+                how: Rebuild::RowByRow,
+                ..
+            } => "row by row",
+            Next::InOrder { .. } => "in order",
+            Next::Split => "split",
+            Next::ReadAgain { rebuild: None, .. } => "read again",
+            Next::ReadAgain {
+                rebuild: Some(Rebuild::FreshColumns),
+                ..
+            } => "read again, fresh columns",
+            Next::ReadAgain {
+                rebuild: Some(Rebuild::RowByRow),
+                ..
+            } => "read again, row by row",
+            Next::Stop(_) => "stop",
+        };
+        // Lock wait timeout, deadlock, too many connections, shutdown, gone away, lost,
+        // killed, idle disconnect, max_prepared_stmt_count.
+        for code in [1205, 1213, 1040, 1053, 2006, 2013, 1927, 4031, 1461] {
+            assert_eq!(step(code, worker), "retry", "{code}");
+            assert_eq!(step(code, session), "retry", "{code}");
+            assert_eq!(step(code, streamed), "read again", "{code}");
+        }
+        assert_eq!(step(UNKNOWN_COLUMN, worker), "fresh columns");
+        assert_eq!(step(UNKNOWN_COLUMN, streamed), "read again, fresh columns");
+        // Duplicate key, no such table, a packet over max_allowed_packet, data too long.
+        for code in [DUPLICATE, 1146, 1153, 1406] {
+            assert_eq!(step(code, worker), "row by row", "{code}");
+            assert_eq!(step(code, streamed), "read again, row by row", "{code}");
+            let unmerged = |a: Attempt| Attempt { merged: false, ..a };
+            assert_eq!(step(code, unmerged(worker)), "in order", "{code}");
+            assert_eq!(step(code, unmerged(session)), "stop", "{code}");
+            assert_eq!(step(code, unmerged(streamed)), "stop", "{code}");
+        }
+    }
+
     #[test]
     fn transient_failures_retry_and_a_streamed_one_is_read_again() {
         for attempt in [

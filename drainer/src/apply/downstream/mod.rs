@@ -120,7 +120,9 @@ fn transient(code: u16) -> bool {
     )
 }
 
-fn classify(statement: &str, e: mysql_async::Error) -> DownstreamError {
+/// A client or server error, sorted: transient (worth trying the transaction again) or
+/// definite, naming the statement.
+pub(crate) fn classify(statement: &str, e: mysql_async::Error) -> DownstreamError {
     match &e {
         mysql_async::Error::Server(s) if !transient(s.code) => DownstreamError::Definite {
             statement: statement.chars().take(300).collect(),
