@@ -8,7 +8,10 @@ set -euo pipefail
 #   librocksdb-dev  the RocksDB library the checkpoint crate links (see checkpoint/src/lib.rs)
 #   libclang-dev    bindgen, run by librocksdb-sys at build time
 #   sysbench        the workloads of the replication benchmark (bench replication)
-packages=(mariadb-server librocksdb-dev libclang-dev sysbench)
+#   openssl         the tests make their CAs and certificates with it (never committed)
+#   socat           the cross-site tests join network namespaces through Unix sockets
+#   iproute2        ip netns, for the cross-site tests' namespaces
+packages=(mariadb-server librocksdb-dev libclang-dev sysbench openssl socat iproute2)
 
 missing=()
 for p in "${packages[@]}"; do

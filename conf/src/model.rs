@@ -57,6 +57,21 @@ pub struct Pump {
     /// Overridden by the environment variable `DRAINER_PUMP_PASSWORD` when it is set.
     #[serde(default)]
     pub password: Secret,
+    /// TLS to this server: `disabled`, `preferred` (the default: TLS when the server
+    /// offers it, unverified), `required` (TLS or no connection, unverified), `verify-ca`
+    /// (the certificate must chain to `ssl-ca`), `verify-identity` (and name this host).
+    #[serde(default, skip_serializing_if = "SslMode::is_default")]
+    pub ssl_mode: SslMode,
+    /// PEM file of the CA(s) the server's certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca: Option<PathBuf>,
+    /// PEM file of this client's certificate (chain), for servers that ask for one
+    /// (`REQUIRE X509`); with `ssl-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM file of the private key of `ssl-cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_key: Option<PathBuf>,
     /// The replica server id announced to the upstream; must be unique among its replicas.
     /// Required: two readers with one id disconnect each other.
     pub server_id: u32,
@@ -150,9 +165,98 @@ pub struct To {
     /// Overridden by the environment variable `DRAINER_TO_PASSWORD` when it is set.
     #[serde(default)]
     pub password: Secret,
+    /// TLS to this server: `disabled`, `preferred` (the default: TLS when the server
+    /// offers it, unverified), `required` (TLS or no connection, unverified), `verify-ca`
+    /// (the certificate must chain to `ssl-ca`), `verify-identity` (and name this host).
+    #[serde(default, skip_serializing_if = "SslMode::is_default")]
+    pub ssl_mode: SslMode,
+    /// PEM file of the CA(s) the server's certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca: Option<PathBuf>,
+    /// PEM file of this client's certificate (chain), for servers that ask for one
+    /// (`REQUIRE X509`); with `ssl-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM file of the private key of `ssl-cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_key: Option<PathBuf>,
     /// 1 = full columns, 2 = partial columns (rows apply while a schema change rolls out).
     #[serde(default = "default_sync_mode")]
     pub sync_mode: u8,
+}
+
+/// `ssl-mode` of a connection to a MariaDB/MySQL server, with the MySQL client's names
+/// and meanings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Plain TCP, even where the server offers TLS.
+    Disabled,
+    /// TLS where the server offers it, else plain TCP; the certificate is not verified.
+    #[default]
+    Preferred,
+    /// TLS or no connection; the certificate is not verified.
+    Required,
+    /// TLS, and the server's certificate must chain to `ssl-ca`.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate must name the host connected to.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Preferred => "preferred",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyIdentity => "verify-identity",
+        }
+    }
+
+    /// Whether the server's certificate is checked against `ssl-ca`.
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyIdentity)
+    }
+
+    fn is_default(&self) -> bool {
+        *self == SslMode::default()
+    }
+}
+
+/// The TLS keys of one server connection (`[pump]`, `[syncer.to]`), and the section they
+/// sit in, for messages (`pump.ssl-ca`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub section: &'static str,
+    pub mode: SslMode,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Pump {
+    pub fn tls(&self) -> ServerTls {
+        ServerTls {
+            section: "pump",
+            mode: self.ssl_mode,
+            ca: self.ssl_ca.clone(),
+            cert: self.ssl_cert.clone(),
+            key: self.ssl_key.clone(),
+        }
+    }
+}
+
+impl To {
+    pub fn tls(&self) -> ServerTls {
+        ServerTls {
+            section: "syncer.to",
+            mode: self.ssl_mode,
+            ca: self.ssl_ca.clone(),
+            cert: self.ssl_cert.clone(),
+            key: self.ssl_key.clone(),
+        }
+    }
 }
 
 impl Syncer {

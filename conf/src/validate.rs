@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::{Config, TableName};
+use crate::model::{Config, ServerTls, SslMode, TableName};
 
 /// The largest `worker-count`: each worker holds its own downstream connection.
 pub const MAX_WORKER_COUNT: u32 = 1024;
@@ -36,6 +36,7 @@ impl Config {
 
         let pump = &self.pump;
         v.endpoint("pump", &pump.host, pump.port, &pump.user);
+        v.tls(&pump.tls());
         if pump.server_id == 0 {
             v.add(
                 "pump.server-id",
@@ -180,6 +181,7 @@ impl Config {
 
         let to = &syncer.to;
         v.endpoint("syncer.to", &to.host, to.port, &to.user);
+        v.tls(&to.tls());
         if !matches!(to.sync_mode, 1 | 2) {
             v.add(
                 "syncer.to.sync-mode",
@@ -224,6 +226,50 @@ impl Violations {
         }
         if user.is_empty() {
             self.add(&format!("{section}.user"), "must name a user".into());
+        }
+    }
+
+    /// The TLS keys of one server connection; whether the files are there and valid is
+    /// the loader's business (the `link` crate), not this pure check's.
+    fn tls(&mut self, tls: &ServerTls) {
+        let section = tls.section;
+        let files = [
+            ("ssl-ca", &tls.ca),
+            ("ssl-cert", &tls.cert),
+            ("ssl-key", &tls.key),
+        ];
+        for (key, path) in files {
+            match path {
+                Some(p) if p.as_os_str().is_empty() => {
+                    self.add(&format!("{section}.{key}"), "must name a PEM file".into())
+                }
+                Some(_) if tls.mode == SslMode::Disabled => self.add(
+                    &format!("{section}.{key}"),
+                    format!("is set, but {section}.ssl-mode = \"disabled\" would not use it"),
+                ),
+                _ => {}
+            }
+        }
+        if tls.mode.verifies() && tls.ca.is_none() {
+            self.add(
+                &format!("{section}.ssl-ca"),
+                format!(
+                    "must name the CA file the server's certificate is checked against \
+                     ({section}.ssl-mode = {:?})",
+                    tls.mode.as_str()
+                ),
+            );
+        }
+        match (&tls.cert, &tls.key) {
+            (Some(_), None) => self.add(
+                &format!("{section}.ssl-key"),
+                format!("must name the private key of {section}.ssl-cert"),
+            ),
+            (None, Some(_)) => self.add(
+                &format!("{section}.ssl-cert"),
+                format!("must name the certificate of {section}.ssl-key"),
+            ),
+            _ => {}
         }
     }
 

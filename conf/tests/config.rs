@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use conf::{Config, ConfigError, LogLevel, Secret};
+use conf::{Config, ConfigError, LogLevel, Secret, SslMode};
 
 const MINIMAL: &str = r#"
 [pump]
@@ -660,4 +660,44 @@ fn example_topologies_are_valid() {
             );
         }
     }
+}
+
+#[test]
+fn tls_keys_parse_with_the_mysql_clients_names() {
+    let c = minimal();
+    assert_eq!(c.pump.ssl_mode, SslMode::Preferred);
+    assert_eq!(c.syncer.to.ssl_mode, SslMode::Preferred);
+    let text = format!(
+        "{MINIMAL}ssl-mode = \"verify-identity\"\nssl-ca = \"ca.pem\"\n\
+         ssl-cert = \"me.pem\"\nssl-key = \"me.key\"\n"
+    );
+    let c = parse(&text).unwrap();
+    let tls = c.syncer.to.tls();
+    assert_eq!(tls.mode, SslMode::VerifyIdentity);
+    assert_eq!(tls.ca.as_deref(), Some(Path::new("ca.pem")));
+    assert_eq!(tls.section, "syncer.to");
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let bad = format!("{MINIMAL}ssl-mode = \"verify_full\"\n");
+    let e = parse_error(&bad);
+    assert!(e.contains("ssl-mode"), "{e}");
+}
+
+#[test]
+fn tls_keys_must_agree_with_the_mode() {
+    let mut c = minimal();
+    c.pump.ssl_mode = SslMode::VerifyCa;
+    assert_violates(&c, "pump.ssl-ca", "must name the CA file");
+    c.pump.ssl_ca = Some(PathBuf::from("ca.pem"));
+    assert!(c.validate().is_empty());
+    c.pump.ssl_cert = Some(PathBuf::from("me.pem"));
+    assert_violates(&c, "pump.ssl-key", "private key of pump.ssl-cert");
+    c.pump.ssl_cert = None;
+    c.pump.ssl_key = Some(PathBuf::from("me.key"));
+    assert_violates(&c, "pump.ssl-cert", "certificate of pump.ssl-key");
+    c.pump.ssl_key = None;
+    c.pump.ssl_mode = SslMode::Disabled;
+    assert_violates(&c, "pump.ssl-ca", "would not use it");
+    c.pump.ssl_ca = Some(PathBuf::new());
+    c.pump.ssl_mode = SslMode::Required;
+    assert_violates(&c, "pump.ssl-ca", "must name a PEM file");
 }

@@ -21,4 +21,5 @@ pub mod failpoint;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod servers;
 pub mod status;

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 use conf::{Config, PasswordSource};
+use drainer::servers::Servers;
 use drainer::status::Status;
 
 use cli::{CheckpointAction, Cli, Command, SchemaAction};
@@ -86,12 +87,21 @@ fn main() -> ExitCode {
             return Exit::Runtime.into();
         }
     };
+    // TLS files are read and checked once, here: one that cannot be used is bad
+    // configuration, named by its key and path.
+    let servers = match Servers::load(&config) {
+        Ok(servers) => servers,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return Exit::BadConfig.into();
+        }
+    };
     let exit = match cli.command {
-        Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config)),
+        Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config, &servers)),
         Some(Command::Schema { .. } | Command::Checkpoint { .. }) => {
             unreachable!("handled before the runtime starts")
         }
-        None => runtime.block_on(run(&config)),
+        None => runtime.block_on(run(&config, &servers)),
     };
     exit.into()
 }
@@ -136,9 +146,9 @@ fn init_logging(config: &Config, json: bool) {
 }
 
 /// `drainer check-config`: print the effective configuration, then preflight both servers.
-async fn check_config(path: &Path, config: &Config) -> Exit {
+async fn check_config(path: &Path, config: &Config, servers: &Servers) -> Exit {
     print!("{}", effective_config(path, config));
-    let report = preflight::run(config).await;
+    let report = preflight::run(config, servers).await;
     println!();
     print!("{}", report.render());
     if report.passed() {
@@ -156,7 +166,7 @@ async fn check_config(path: &Path, config: &Config) -> Exit {
 
 /// `drainer --config FILE`: preflight, then replicate until SIGINT/SIGTERM (a second
 /// signal exits at once).
-async fn run(config: &Config) -> Exit {
+async fn run(config: &Config, servers: &Servers) -> Exit {
     if let Err(e) = drainer::failpoint::validate() {
         eprintln!("error: {e}");
         return Exit::BadConfig;
@@ -165,7 +175,7 @@ async fn run(config: &Config) -> Exit {
     // the servers are checked is not lost.
     let now = match drainer::pipeline::first_start(config) {
         false => None,
-        true => match drainer::pipeline::capture_now(config).await {
+        true => match drainer::pipeline::capture_now(config, servers).await {
             Ok(now) => {
                 tracing::info!(position = %now.position(), "first start: the upstream's position now is where reading begins");
                 Some(now)
@@ -203,7 +213,10 @@ async fn run(config: &Config) -> Exit {
             return Exit::Runtime;
         }
     }
-    let report = preflight::run(config).await;
+    let report = preflight::run(config, servers).await;
+    for c in report.warnings() {
+        tracing::warn!(server = c.side.as_str(), setting = %c.setting, actual = %c.actual, "preflight");
+    }
     if !report.passed() {
         for c in report.failures() {
             tracing::error!(
@@ -233,7 +246,7 @@ async fn run(config: &Config) -> Exit {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(130);
     });
-    match drainer::pipeline::run(config, stop_rx, Arc::clone(&status), now).await {
+    match drainer::pipeline::run(config, servers, stop_rx, Arc::clone(&status), now).await {
         Ok(()) => Exit::Ok,
         Err(e) => {
             status.failed(&e, false);

@@ -125,10 +125,17 @@ pub fn drainer_binary() -> Result<PathBuf, HarnessError> {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     let workspace = manifest.parent().unwrap_or(Path::new("."));
-    let sources = ["drainer", "conf", "pump-reader", "schema", "checkpoint"]
-        .iter()
-        .map(|krate| workspace.join(krate).join("src"))
-        .chain([workspace.join("Cargo.lock")]);
+    let sources = [
+        "drainer",
+        "conf",
+        "link",
+        "pump-reader",
+        "schema",
+        "checkpoint",
+    ]
+    .iter()
+    .map(|krate| workspace.join(krate).join("src"))
+    .chain([workspace.join("Cargo.lock")]);
     if let Some(newer) = sources
         .filter_map(|p| newest(&p))
         .filter(|(t, _)| *t > built)
@@ -374,4 +381,61 @@ impl Drop for DrainerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One line of `check-config`'s preflight table.
+#[derive(Debug)]
+pub struct Row {
+    pub result: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// The report line of `setting` on `server`, split into its columns (separated by two or
+/// more spaces; the first two columns by one).
+pub fn row(out: &DrainerOutput, server: &str, setting: &str) -> Row {
+    for line in out.stdout.lines() {
+        let mut words = line
+            .splitn(3, char::is_whitespace)
+            .filter(|w| !w.is_empty());
+        let (Some(result), Some(rest)) = (
+            words.next(),
+            line.split_once(' ').map(|(_, r)| r.trim_start()),
+        ) else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix(server).and_then(|r| r.strip_prefix(' ')) else {
+            continue;
+        };
+        let columns: Vec<&str> = rest
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let [found, expected, actual] = columns[..] {
+            if found == setting {
+                return Row {
+                    result: result.to_owned(),
+                    expected: expected.to_owned(),
+                    actual: actual.to_owned(),
+                };
+            }
+        }
+    }
+    panic!("no {server} {setting} line in:\n{}", out.stdout)
+}
+
+/// Asserts the result and that the ACTUAL column contains `actual`.
+pub fn assert_line(out: &DrainerOutput, server: &str, setting: &str, result: &str, actual: &str) {
+    let r = row(out, server, setting);
+    assert_eq!(
+        r.result, result,
+        "{server} {setting}: {r:?}\n{}",
+        out.stdout
+    );
+    assert!(
+        r.actual.contains(actual),
+        "{server} {setting}: actual {:?} lacks {actual:?}",
+        r.actual
+    );
 }

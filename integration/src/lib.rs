@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod certs;
 mod drainer;
 mod eventually;
 mod http;
@@ -43,8 +44,8 @@ mod mariadb;
 mod sites;
 
 pub use drainer::{
-    config_for, drainer_binary, marked_config_for, replicating, replicating_with_failpoint,
-    DrainerCommand, DrainerOutput, DrainerProcess,
+    assert_line, config_for, drainer_binary, marked_config_for, replicating,
+    replicating_with_failpoint, row, DrainerCommand, DrainerOutput, DrainerProcess, Row,
 };
 pub use eventually::{eventually, poll_until, Timeout};
 pub use http::{drainer_status, http_get, parse_prometheus, sample, Sample};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use integration::{config_for, DrainerCommand, DrainerOutput, MariaDb};
+use integration::{assert_line, config_for, row, DrainerCommand, DrainerOutput, MariaDb};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -22,63 +22,6 @@ async fn check_config(
         .output(RUN_TIMEOUT)
         .await
         .unwrap()
-}
-
-/// One line of the preflight table.
-#[derive(Debug)]
-struct Row {
-    result: String,
-    expected: String,
-    actual: String,
-}
-
-/// The report line of `setting` on `server`, split into its columns (separated by two or
-/// more spaces; the first two columns by one).
-fn row(out: &DrainerOutput, server: &str, setting: &str) -> Row {
-    for line in out.stdout.lines() {
-        let mut words = line
-            .splitn(3, char::is_whitespace)
-            .filter(|w| !w.is_empty());
-        let (Some(result), Some(rest)) = (
-            words.next(),
-            line.split_once(' ').map(|(_, r)| r.trim_start()),
-        ) else {
-            continue;
-        };
-        let Some(rest) = rest.strip_prefix(server).and_then(|r| r.strip_prefix(' ')) else {
-            continue;
-        };
-        let columns: Vec<&str> = rest
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
-        if let [found, expected, actual] = columns[..] {
-            if found == setting {
-                return Row {
-                    result: result.to_owned(),
-                    expected: expected.to_owned(),
-                    actual: actual.to_owned(),
-                };
-            }
-        }
-    }
-    panic!("no {server} {setting} line in:\n{}", out.stdout)
-}
-
-/// Asserts the result and that the ACTUAL column contains `actual`.
-fn assert_line(out: &DrainerOutput, server: &str, setting: &str, result: &str, actual: &str) {
-    let r = row(out, server, setting);
-    assert_eq!(
-        r.result, result,
-        "{server} {setting}: {r:?}\n{}",
-        out.stdout
-    );
-    assert!(
-        r.actual.contains(actual),
-        "{server} {setting}: actual {:?} lacks {actual:?}",
-        r.actual
-    );
 }
 
 #[tokio::test]

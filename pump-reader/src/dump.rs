@@ -6,9 +6,9 @@
 //! row is a 128 MiB event). Here an event is read into one buffer of exactly its size
 //! and handed out as it is ([`Dump::next_event`]), its checksum checked.
 //!
-//! Login: `mysql_native_password` (MariaDB's default) and `caching_sha2_password`'s fast
-//! path (MySQL 8, once the server has the password cached); any other plugin, or one that
-//! needs a secure channel, is a definite error naming it. Every other statement the
+//! The connection and the login are `link`'s ([`link::Server::open`], TLS as `ssl-mode`
+//! says; [`link::login::login`]: `mysql_native_password`, `caching_sha2_password`); a
+//! plugin it does not speak is a definite error naming it. Every other statement the
 //! reader runs (resolving positions, what the server has) goes through the client
 //! library on connections of its own.
 
@@ -16,10 +16,11 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
-use sha1::{Digest, Sha1};
-use sha2::Sha256;
+use link::login::{
+    login, Greeting, LoginError, Response, CLIENT_LONG_PASSWORD, CLIENT_TRANSACTIONS,
+};
+use link::{OpenError, Server, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::checksum::Checksums;
 use crate::event::EventHeader;
@@ -29,47 +30,27 @@ const MAX_PACKET: usize = 1 << 30;
 /// A packet's payload at most; a longer one continues in the next.
 const CHUNK: usize = 0xFF_FFFF;
 
-const CLIENT_LONG_PASSWORD: u32 = 1;
-const CLIENT_PROTOCOL_41: u32 = 1 << 9;
-const CLIENT_TRANSACTIONS: u32 = 1 << 13;
-const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
-const CLIENT_PLUGIN_AUTH: u32 = 1 << 19;
+/// What the login announces (and, with TLS, the SSLRequest before it).
+const FLAGS: u32 = CLIENT_LONG_PASSWORD | CLIENT_TRANSACTIONS;
 
 const COM_QUERY: u8 = 0x03;
 const COM_BINLOG_DUMP: u8 = 0x12;
 const COM_REGISTER_SLAVE: u8 = 0x15;
 const COM_BINLOG_DUMP_GTID: u8 = 0x1e;
 
-/// Why the connection failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DumpError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// The server's error packet.
-    #[error("ERROR {code} ({state}): {message}")]
-    Server {
-        code: u16,
-        state: String,
-        message: String,
-    },
-    /// A login this reader cannot make (an authentication plugin it does not speak).
-    #[error("{0}")]
-    Login(String),
-    /// A packet that is not what the protocol says comes next.
-    #[error("{0}")]
-    Protocol(String),
-}
+/// Why the connection failed: the login's errors, which the dump's own share (`Refused`
+/// for a login this reader cannot make: a plugin it does not speak, TLS that `ssl-mode`
+/// needs and the server lacks or refuses).
+pub(crate) use link::login::LoginError as DumpError;
 
-impl DumpError {
-    fn protocol(what: impl Into<String>) -> DumpError {
-        DumpError::Protocol(what.into())
-    }
+fn protocol(what: impl Into<String>) -> DumpError {
+    DumpError::Protocol(what.into())
 }
 
 /// Packets over one connection: a 3-byte length and a sequence number, then the payload;
 /// a payload of [`CHUNK`] bytes continues in the next packet.
 struct Packets {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Stream>,
     seq: u8,
     /// What a cancelled [`Packets::read`] had read: the next call goes on from there.
     partial: Partial,
@@ -94,10 +75,10 @@ struct Partial {
 const EVENT_HEAD: usize = 1 + EventHeader::LEN;
 
 impl Packets {
-    fn new(stream: TcpStream) -> Packets {
+    fn new(stream: Stream, seq: u8) -> Packets {
         Packets {
             stream: BufReader::with_capacity(1 << 16, stream),
-            seq: 0,
+            seq,
             partial: Partial::default(),
         }
     }
@@ -128,9 +109,7 @@ impl Packets {
                     let start = p.payload.len();
                     if start + len > MAX_PACKET {
                         *p = Partial::default();
-                        return Err(DumpError::protocol(format!(
-                            "a packet of over {MAX_PACKET} bytes"
-                        )));
+                        return Err(protocol(format!("a packet of over {MAX_PACKET} bytes")));
                     }
                     // The first piece of a large event: read its header, which says how
                     // large the event is, before the buffer is made.
@@ -181,6 +160,8 @@ impl Packets {
             self.stream.get_mut().write_all(&packet).await?;
             rest = &rest[len..];
             if len < CHUNK {
+                // TLS holds what was written until flushed.
+                self.stream.get_mut().flush().await?;
                 return Ok(());
             }
         }
@@ -193,102 +174,46 @@ impl Packets {
     }
 }
 
-/// The fields of a server's error packet (after its 0xFF).
-fn server_error(p: &[u8]) -> DumpError {
-    let code = p.get(1..3).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-    let (state, message) = match p.get(3) {
-        Some(b'#') if p.len() >= 9 => (
-            String::from_utf8_lossy(&p[4..9]).into_owned(),
-            String::from_utf8_lossy(&p[9..]).into_owned(),
-        ),
-        _ => (
-            "HY000".into(),
-            String::from_utf8_lossy(p.get(3..).unwrap_or_default()).into_owned(),
-        ),
-    };
-    DumpError::Server {
-        code,
-        state,
-        message,
-    }
-}
-
-/// A NUL-terminated string at `at`; returns it and the index after the NUL.
-fn c_string(p: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let rest = p.get(at..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some((&rest[..end], at + end + 1))
-}
-
-/// `mysql_native_password`: SHA1(password) XOR SHA1(nonce + SHA1(SHA1(password))).
-fn native_password(password: &[u8], nonce: &[u8]) -> Vec<u8> {
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let stage1 = Sha1::digest(password);
-    let stage2 = Sha1::digest(stage1);
-    let mut h = Sha1::new();
-    h.update(nonce);
-    h.update(stage2);
-    let mix = h.finalize();
-    stage1.iter().zip(mix).map(|(a, b)| a ^ b).collect()
-}
-
-/// `caching_sha2_password`'s scramble: SHA256(password) XOR SHA256(SHA256(SHA256(password))
-/// + nonce).
-fn sha2_password(password: &[u8], nonce: &[u8]) -> Vec<u8> {
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let stage1 = Sha256::digest(password);
-    let stage2 = Sha256::digest(stage1);
-    let mut h = Sha256::new();
-    h.update(stage2);
-    h.update(nonce);
-    let mix = h.finalize();
-    stage1.iter().zip(mix).map(|(a, b)| a ^ b).collect()
-}
-
-/// The answer to an authentication request of `plugin` with `nonce`.
-fn auth_response(plugin: &str, password: &str, nonce: &[u8]) -> Result<Vec<u8>, DumpError> {
-    match plugin {
-        "mysql_native_password" | "" => Ok(native_password(password.as_bytes(), nonce)),
-        "caching_sha2_password" => Ok(sha2_password(password.as_bytes(), nonce)),
-        other => Err(DumpError::Login(format!(
-            "the upstream asks for the authentication plugin {other}, which the replication \
-             connection does not speak: give the [pump] user mysql_native_password"
-        ))),
-    }
-}
-
 /// A logged-in replication connection.
 pub(crate) struct Dump {
     packets: Packets,
-    /// The server's version, from its greeting.
-    pub version: String,
     /// Which checksum the events carry, learned from their FORMAT_DESCRIPTION.
     checksums: Checksums,
 }
 
 impl Dump {
-    /// Connects and logs in (within `timeout`).
-    pub async fn login(
-        host: &str,
-        port: u16,
-        user: &str,
-        password: &str,
-        timeout: Duration,
-    ) -> Result<Dump, DumpError> {
+    /// Connects, with TLS as the server's `ssl-mode` says, and logs in (within
+    /// `timeout`).
+    pub async fn login(server: &Server, timeout: Duration) -> Result<Dump, DumpError> {
         let connect = async {
-            let stream = TcpStream::connect((host, port)).await?;
-            stream.set_nodelay(true)?;
-            let mut dump = Dump {
-                packets: Packets::new(stream),
-                version: String::new(),
+            let response = Response::new(FLAGS, &server.user);
+            let mut opened = server.open(&response).await.map_err(|e| match e {
+                OpenError::Io(e) => DumpError::Io(e),
+                OpenError::Protocol(e) => DumpError::Protocol(e),
+                // A certificate refused, or no TLS where it is needed: no retry mends it.
+                // A connection lost during the handshake is retried.
+                OpenError::Handshake(e) if e.kind() != io::ErrorKind::InvalidData => {
+                    DumpError::Io(e)
+                }
+                e @ (OpenError::NoTls { .. } | OpenError::Handshake(_)) => {
+                    DumpError::Refused(e.to_string())
+                }
+            })?;
+            let greeting = Greeting::parse(&opened.greeting)?;
+            let tls = opened.tls();
+            let (_, seq) = login(
+                &mut opened.stream,
+                opened.seq,
+                &greeting,
+                response,
+                &server.password,
+                tls,
+            )
+            .await?;
+            Ok(Dump {
+                packets: Packets::new(opened.stream, seq),
                 checksums: Checksums::default(),
-            };
-            dump.handshake(user, password).await?;
-            Ok(dump)
+            })
         };
         tokio::time::timeout(timeout, connect).await.map_err(|_| {
             DumpError::Io(io::Error::new(
@@ -296,110 +221,6 @@ impl Dump {
                 format!("no login within {timeout:?}"),
             ))
         })?
-    }
-
-    async fn handshake(&mut self, user: &str, password: &str) -> Result<(), DumpError> {
-        let greeting = self.packets.read().await?;
-        if greeting.first() == Some(&0xFF) {
-            return Err(server_error(&greeting));
-        }
-        if greeting.first() != Some(&10) {
-            return Err(DumpError::protocol(format!(
-                "an unknown handshake protocol {:?}",
-                greeting.first()
-            )));
-        }
-        let bad = || DumpError::protocol("a handshake cut short");
-        let (version, at) = c_string(&greeting, 1).ok_or_else(bad)?;
-        self.version = String::from_utf8_lossy(version).into_owned();
-        // Connection id (4), then the first 8 bytes of the nonce, a filler.
-        let mut nonce = greeting.get(at + 4..at + 12).ok_or_else(bad)?.to_vec();
-        let mut i = at + 13;
-        let caps_low = greeting.get(i..i + 2).ok_or_else(bad)?;
-        let caps_low = u32::from(u16::from_le_bytes([caps_low[0], caps_low[1]]));
-        // Charset (1), status (2), capabilities' upper half (2), nonce length (1),
-        // reserved (10).
-        let caps_high = greeting.get(i + 5..i + 7).ok_or_else(bad)?;
-        let caps = caps_low | u32::from(u16::from_le_bytes([caps_high[0], caps_high[1]])) << 16;
-        let nonce_len = usize::from(*greeting.get(i + 7).ok_or_else(bad)?);
-        i += 18;
-        let mut plugin = String::new();
-        if caps & CLIENT_SECURE_CONNECTION != 0 {
-            let n = nonce_len.saturating_sub(8).max(13);
-            let part = greeting.get(i..i + n).ok_or_else(bad)?;
-            // The nonce's second part ends with a NUL that is not part of it.
-            nonce.extend(part.strip_suffix(&[0]).unwrap_or(part));
-            i += n;
-        }
-        if caps & CLIENT_PLUGIN_AUTH != 0 {
-            if let Some((name, _)) = c_string(&greeting, i) {
-                plugin = String::from_utf8_lossy(name).into_owned();
-            }
-        }
-        let flags = CLIENT_LONG_PASSWORD
-            | CLIENT_PROTOCOL_41
-            | CLIENT_TRANSACTIONS
-            | CLIENT_SECURE_CONNECTION
-            | CLIENT_PLUGIN_AUTH;
-        let auth = auth_response(&plugin, password, &nonce)?;
-        let mut response = Vec::with_capacity(64 + user.len() + auth.len());
-        response.extend(flags.to_le_bytes());
-        response.extend((MAX_PACKET as u32).to_le_bytes());
-        response.push(45); // utf8mb4_general_ci
-        response.extend([0u8; 23]);
-        response.extend(user.as_bytes());
-        response.push(0);
-        response.push(auth.len() as u8);
-        response.extend(&auth);
-        let plugin = if plugin.is_empty() {
-            "mysql_native_password".to_owned()
-        } else {
-            plugin
-        };
-        response.extend(plugin.as_bytes());
-        response.push(0);
-        self.packets.write(&response).await?;
-        self.authenticated(password, &plugin).await
-    }
-
-    /// Reads the login's outcome, answering a switch of plugin or a further exchange.
-    async fn authenticated(&mut self, password: &str, plugin: &str) -> Result<(), DumpError> {
-        let mut plugin = plugin.to_owned();
-        loop {
-            let p = self.packets.read().await?;
-            match p.first() {
-                Some(0x00) => return Ok(()),
-                Some(0xFF) => return Err(server_error(&p)),
-                // Authentication switch: another plugin, with a new nonce.
-                Some(0xFE) => {
-                    let (name, at) = c_string(&p, 1).unwrap_or((&[], p.len()));
-                    plugin = String::from_utf8_lossy(name).into_owned();
-                    let data = p.get(at..).unwrap_or_default();
-                    let nonce = data.strip_suffix(&[0]).unwrap_or(data);
-                    let auth = auth_response(&plugin, password, nonce)?;
-                    self.packets.write(&auth).await?;
-                }
-                // More data: caching_sha2_password's fast path succeeded (3), or it wants
-                // the password in full (4), which takes a secure channel.
-                Some(0x01) if plugin == "caching_sha2_password" => match p.get(1) {
-                    Some(3) => {}
-                    _ => {
-                        return Err(DumpError::Login(
-                            "caching_sha2_password wants the full password exchange, which \
-                             the replication connection does not make in plain TCP: log in \
-                             once with a client so the server caches it, or give the [pump] \
-                             user mysql_native_password"
-                                .into(),
-                        ))
-                    }
-                },
-                other => {
-                    return Err(DumpError::protocol(format!(
-                        "an unexpected answer {other:?} to the login"
-                    )))
-                }
-            }
-        }
     }
 
     /// Runs a statement that returns no rows (SET).
@@ -415,10 +236,8 @@ impl Dump {
         let p = self.packets.read().await?;
         match p.first() {
             Some(0x00) => Ok(()),
-            Some(0xFF) => Err(server_error(&p)),
-            other => Err(DumpError::protocol(format!(
-                "`{what}` answered {other:?}, not OK"
-            ))),
+            Some(0xFF) => Err(LoginError::from_packet(&p)),
+            other => Err(protocol(format!("`{what}` answered {other:?}, not OK"))),
         }
     }
 
@@ -444,7 +263,7 @@ impl Dump {
         annotate: bool,
     ) -> Result<(), DumpError> {
         let pos = u32::try_from(pos).map_err(|_| {
-            DumpError::protocol(format!(
+            protocol(format!(
                 "position {pos} is past what COM_BINLOG_DUMP can ask"
             ))
         })?;
@@ -475,22 +294,16 @@ impl Dump {
         let p = self.packets.read().await?;
         match p.first() {
             Some(0x00) => {}
-            Some(0xFF) => return Err(server_error(&p)),
+            Some(0xFF) => return Err(LoginError::from_packet(&p)),
             Some(0xFE) if p.len() < 9 => return Ok(None),
-            other => {
-                return Err(DumpError::protocol(format!(
-                    "a binlog packet starting with {other:?}"
-                )))
-            }
+            other => return Err(protocol(format!("a binlog packet starting with {other:?}"))),
         }
         let event = Bytes::from(p).slice(1..);
         if event.len() < EventHeader::LEN {
-            return Err(DumpError::protocol(
-                "a binlog event shorter than its header",
-            ));
+            return Err(protocol("a binlog event shorter than its header"));
         }
-        let header = EventHeader::decode(&event[..EventHeader::LEN])
-            .map_err(|e| DumpError::protocol(e.to_string()))?;
+        let header =
+            EventHeader::decode(&event[..EventHeader::LEN]).map_err(|e| protocol(e.to_string()))?;
         let body = self
             .checksums
             .strip(
@@ -507,51 +320,6 @@ impl Dump {
 mod tests {
     use super::*;
 
-    #[test]
-    fn password_scrambles_as_the_servers_compute_them() {
-        // Known answers: the server stores SHA1(SHA1(password)) and checks
-        // SHA1(nonce + stored) XOR response == SHA1(password).
-        let nonce = b"01234567890123456789";
-        let response = native_password(b"secret", nonce);
-        let stage1 = Sha1::digest(b"secret");
-        let stored = Sha1::digest(stage1);
-        let mut h = Sha1::new();
-        h.update(nonce);
-        h.update(stored);
-        let back: Vec<u8> = response
-            .iter()
-            .zip(h.finalize())
-            .map(|(a, b)| a ^ b)
-            .collect();
-        assert_eq!(back, stage1.to_vec());
-        assert!(native_password(b"", nonce).is_empty());
-        assert_eq!(sha2_password(b"secret", nonce).len(), 32);
-        assert!(matches!(
-            auth_response("client_ed25519", "x", nonce),
-            Err(DumpError::Login(m)) if m.contains("client_ed25519")
-        ));
-    }
-
-    #[test]
-    fn server_errors_keep_code_state_and_message() {
-        let mut p = vec![0xFF];
-        p.extend(1236u16.to_le_bytes());
-        p.extend(b"#HY000Could not find first log file name");
-        let DumpError::Server {
-            code,
-            state,
-            message,
-        } = server_error(&p)
-        else {
-            unreachable!()
-        };
-        assert_eq!((code, state.as_str()), (1236, "HY000"));
-        assert!(message.starts_with("Could not find"));
-    }
-
-    /// A read cancelled at any point (here: every millisecond, while the server sends in
-    /// small pieces) loses nothing: the next call finishes the payload, and the payloads
-    /// after it start where they should.
     #[tokio::test]
     async fn a_cancelled_read_goes_on_where_it_stopped() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -589,7 +357,8 @@ mod tests {
             }
             s
         });
-        let mut packets = Packets::new(TcpStream::connect(addr).await.unwrap());
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut packets = Packets::new(Stream::Plain(tcp), 0);
         let mut got = Vec::new();
         let mut cancelled = 0;
         while got.len() < 2 {

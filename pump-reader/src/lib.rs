@@ -71,10 +71,7 @@
 //! # async fn demo() -> Result<(), pump_reader::Error> {
 //! use pump_reader::{LiveOptions, LiveReader, StartAt, Upstream};
 //! let upstream = Upstream {
-//!     host: "10.0.0.1".into(),
-//!     port: 3306,
-//!     user: "drainer".into(),
-//!     password: "…".into(),
+//!     server: link::Server::plain("10.0.0.1", 3306, "drainer", "…"),
 //!     server_id: 4001,
 //! };
 //! let mut reader = LiveReader::connect(upstream, StartAt::Now, LiveOptions::default()).await?;

@@ -19,8 +19,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use link::Server;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
 
 use crate::assemble::{Assembler, RawEvent};
 use crate::dump::{Dump, DumpError};
@@ -28,24 +29,18 @@ use crate::position::{BinlogCoords, GtidSet, MariaGtidList, MysqlGtidSet, Positi
 use crate::txn::{Collector, Txn, TxnEvent};
 use crate::Error;
 
-/// The upstream server and the replica id to register with.
+/// The upstream server (how to reach it, TLS included) and the replica id to register
+/// with.
 #[derive(Clone)]
 pub struct Upstream {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: String,
+    pub server: Server,
     /// The replica server id announced to the upstream (`[pump] server-id`).
     pub server_id: u32,
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}@{}:{} (replica id {})",
-            self.user, self.host, self.port, self.server_id
-        )
+        write!(f, "{:?} (replica id {})", self.server, self.server_id)
     }
 }
 
@@ -366,7 +361,7 @@ impl LiveReader {
     async fn open_stream(&self) -> Result<Dump, Failure> {
         let up = &self.upstream;
         let timeout = self.options.connect_timeout;
-        let mut dump = Dump::login(&up.host, up.port, &up.user, &up.password, timeout)
+        let mut dump = Dump::login(&up.server, timeout)
             .await
             .map_err(|e| login_failure(up, e))?;
         let position = self.assembler.position().clone();
@@ -427,7 +422,7 @@ impl LiveReader {
             // A packet the reader could not make sense of, or a checksum that does not
             // match: the stream, not the network.
             DumpError::Protocol(_) => return Failure::Transient(Cause::Stream, e.to_string()),
-            DumpError::Login(_) => return login_failure(&self.upstream, e),
+            DumpError::Refused(_) => return login_failure(&self.upstream, e),
         };
         match code {
             // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged file, unknown GTID, bad position.
@@ -493,18 +488,15 @@ async fn upstream_has_inner(conn: &mut Conn, flavor: Flavor) -> String {
     format!("{files}, GTID state {:?}", state.unwrap_or_default())
 }
 
-/// Opens a plain connection to the upstream.
+/// Opens a client-library session with the upstream.
 async fn connect(upstream: &Upstream, options: &LiveOptions) -> Result<Conn, Failure> {
-    let opts = OptsBuilder::default()
-        .ip_or_hostname(upstream.host.as_str())
-        .tcp_port(upstream.port)
-        .user(Some(upstream.user.as_str()))
-        .pass(Some(upstream.password.as_str()))
-        .prefer_socket(false)
+    let server = &upstream.server;
+    let opts = server
+        .opts()
         .max_allowed_packet(Some(MAX_PACKET))
         .tcp_keepalive(Some(Duration::from_secs(10)));
     let login = || format!("log in to {upstream:?}");
-    match tokio::time::timeout(options.connect_timeout, Conn::new(opts)).await {
+    match tokio::time::timeout(options.connect_timeout, server.session(opts)).await {
         Err(_) => Err(Failure::Transient(
             Cause::Network,
             format!("no answer within {:?}", options.connect_timeout),
@@ -524,6 +516,10 @@ async fn connect(upstream: &Upstream, options: &LiveOptions) -> Result<Conn, Fai
                 | mysql_async::DriverError::NoClientSslFlagFromServer,
             ),
         )) => Err(Failure::Definite(Error::Upstream {
+            what: login(),
+            reason: e.to_string(),
+        })),
+        Ok(Err(e)) if link::refused_by_tls(&e) => Err(Failure::Definite(Error::Upstream {
             what: login(),
             reason: e.to_string(),
         })),
@@ -646,7 +642,7 @@ fn refused_login(code: u16) -> bool {
 /// required, an authentication plugin it does not speak) stop; anything else is retried.
 fn login_failure(upstream: &Upstream, e: DumpError) -> Failure {
     let definite = match &e {
-        DumpError::Login(_) => true,
+        DumpError::Refused(_) => true,
         DumpError::Server { code, .. } => refused_login(*code),
         DumpError::Io(_) | DumpError::Protocol(_) => false,
     };

@@ -13,10 +13,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn upstream(server: &MariaDb) -> Upstream {
     Upstream {
-        host: server.host().into(),
-        port: server.port(),
-        user: PUMP_USER.into(),
-        password: PUMP_PASSWORD.into(),
+        server: link::Server::plain(server.host(), server.port(), PUMP_USER, PUMP_PASSWORD),
         server_id: 9000 + server.server_id(),
     }
 }
@@ -802,7 +799,7 @@ async fn a_hung_upstream_is_noticed_and_the_connection_replaced() {
 async fn wrong_credentials_are_definite() {
     let server = MariaDb::start().await.unwrap();
     let mut up = upstream(&server);
-    up.password = "wrong".into();
+    up.server.password = "wrong".into();
     let e = LiveReader::connect(up, StartAt::Now, quick())
         .await
         .err()

@@ -37,10 +37,7 @@ const BEFORE_RESTART: usize = 8;
 
 fn upstream(server: &MariaDb) -> Upstream {
     Upstream {
-        host: server.host().into(),
-        port: server.port(),
-        user: PUMP_USER.into(),
-        password: PUMP_PASSWORD.into(),
+        server: link::Server::plain(server.host(), server.port(), PUMP_USER, PUMP_PASSWORD),
         server_id: 9100 + server.server_id(),
     }
 }

@@ -94,7 +94,9 @@ use crate::apply::workers::{Job, Pool};
 use crate::error::{At, Cause, RunError};
 use crate::failpoint;
 use crate::metrics::{Metrics, Retry};
+use crate::servers::Servers;
 use crate::status::{State, Status};
+use link::Server;
 use links::TRIGGERS_EVERY;
 use reading::{Fate, Reading, Stream};
 use resume::{Found, Resume};
@@ -206,11 +208,13 @@ impl Run<'_> {
 /// `checkpoint-interval-ms`; a worker's failure or `stop` ends it.
 pub async fn run(
     config: &Config,
+    servers: &Servers,
     mut stop: watch::Receiver<bool>,
     status: Arc<Status>,
     started_at: Option<StartNow>,
 ) -> Result<(), RunError> {
-    let Some((mut run, mut reader)) = start::open(config, &mut stop, &status, started_at).await?
+    let Some((mut run, mut reader)) =
+        start::open(config, servers, &mut stop, &status, started_at).await?
     else {
         return Ok(());
     };

@@ -11,20 +11,11 @@ pub(super) fn now() -> u64 {
 }
 
 /// `SELECT @@server_id` (and MySQL's `@@server_uuid`) of a server.
-pub(super) async fn identify(
-    host: &str,
-    port: u16,
-    user: &str,
-    password: &str,
-) -> Result<ServerIdentity, String> {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(host)
-        .tcp_port(port)
-        .user(Some(user))
-        .pass(Some(password))
-        .prefer_socket(false);
+pub(super) async fn identify(server: &Server) -> Result<ServerIdentity, String> {
+    let (host, port) = (&server.host, server.port);
     let ask = async {
-        let mut conn = mysql_async::Conn::new(opts)
+        let mut conn = server
+            .session(server.opts())
             .await
             .map_err(|e| format!("{host}:{port}: {e}"))?;
         let server_id: Option<u32> = conn
@@ -134,42 +125,34 @@ pub fn first_start(config: &Config) -> bool {
 
 /// Reads the upstream's current position, then the definitions of the tables the filters
 /// replicate (in that order, as a first start's bootstrap does).
-pub async fn capture_now(config: &Config) -> Result<StartNow, RunError> {
+pub async fn capture_now(config: &Config, servers: &Servers) -> Result<StartNow, RunError> {
     let filter = Filter::new(&config.syncer).map_err(RunError::Config)?;
-    let reader =
-        LiveReader::connect(upstream(&config.pump), StartAt::Now, LiveOptions::default()).await?;
-    let snapshot = read_definitions(&config.pump, &filter).await?;
+    let upstream = upstream(config, servers);
+    let reader = LiveReader::connect(upstream, StartAt::Now, LiveOptions::default()).await?;
+    let snapshot = read_definitions(&servers.upstream, &filter).await?;
     Ok(StartNow {
         position: reader.position().clone(),
         snapshot,
     })
 }
 
-pub(super) fn upstream(pump: &conf::Pump) -> Upstream {
+pub(super) fn upstream(config: &Config, servers: &Servers) -> Upstream {
     Upstream {
-        host: pump.host.clone(),
-        port: pump.port,
-        user: pump.user.clone(),
-        password: pump.password.expose().to_owned(),
-        server_id: pump.server_id,
+        server: servers.upstream.clone(),
+        server_id: config.pump.server_id,
     }
 }
 
 /// The upstream's definitions of the tables `filter` replicates, for a bootstrap.
 pub(super) async fn read_definitions(
-    pump: &conf::Pump,
+    server: &Server,
     filter: &Filter,
 ) -> Result<schema::Snapshot, RunError> {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(pump.host.as_str())
-        .tcp_port(pump.port)
-        .user(Some(pump.user.as_str()))
-        .pass(Some(pump.password.expose()))
-        .prefer_socket(false);
     // Bounded: a hung upstream must not hold the start forever (many tables take a
     // while; ten minutes is far beyond what reading definitions needs).
     let read = async {
-        let mut conn = mysql_async::Conn::new(opts)
+        let mut conn = server
+            .session(server.opts())
             .await
             .map_err(|e| RunError::Connect(e.to_string()))?;
         let snapshot = read_upstream(&mut conn, |s, t| filter.wants_table(s, t))
@@ -191,6 +174,7 @@ pub(super) async fn read_definitions(
 /// `None`: asked to stop meanwhile.
 pub(super) async fn open<'a>(
     config: &'a Config,
+    servers: &Servers,
     stop: &mut watch::Receiver<bool>,
     status: &Arc<Status>,
     started_at: Option<StartNow>,
@@ -200,10 +184,10 @@ pub(super) async fn open<'a>(
     let to = &config.syncer.to;
     let store = Store::open(&config.data_dir)?;
     let identity = Identity {
-        upstream: identify(&pump.host, pump.port, &pump.user, pump.password.expose())
+        upstream: identify(&servers.upstream)
             .await
             .map_err(RunError::Connect)?,
-        downstream: identify(&to.host, to.port, &to.user, to.password.expose())
+        downstream: identify(&servers.downstream)
             .await
             .map_err(RunError::Connect)?,
         channel_id: config.syncer.channel_id,
@@ -237,10 +221,7 @@ pub(super) async fn open<'a>(
             .unwrap_or_else(|| format!("server_id:{}", identity.upstream.server_id)),
     };
     let mut down = Downstream::new(Target {
-        host: to.host.clone(),
-        port: to.port,
-        user: to.user.clone(),
-        password: to.password.expose().to_owned(),
+        server: servers.downstream.clone(),
         partial: to.sync_mode == 2,
         mark: mark.clone(),
         record: record.clone(),
@@ -308,12 +289,13 @@ pub(super) async fn open<'a>(
         (None, Some(now)) => start_at(&now.position),
         (None, None) => StartAt::Now,
     };
-    let reader = LiveReader::connect(upstream(pump), start, LiveOptions::default()).await?;
+    let upstream = upstream(config, servers);
+    let reader = LiveReader::connect(upstream, start, LiveOptions::default()).await?;
     if history.is_empty() {
         // First start: the definitions where reading begins.
         let snapshot = match started_at {
             Some(now) => now.snapshot,
-            None => read_definitions(pump, &filter).await?,
+            None => read_definitions(&servers.upstream, &filter).await?,
         };
         history.bootstrap(&store, reader.position(), &snapshot)?;
         tracing::info!(tables = history.catalog().tables.len(), position = %reader.position(), "schema bootstrapped");

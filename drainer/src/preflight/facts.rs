@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use link::Server;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
 
 /// How long connecting plus all preflight queries to one server may take.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -35,6 +36,8 @@ pub struct ServerFacts {
     /// Schema-level grants of the user and its current role: (schema name or LIKE
     /// pattern, privilege).
     pub schema_privileges: Vec<(String, String)>,
+    /// TLS of this session, as the server reports it (`Ssl_version`, `Ssl_cipher`).
+    pub tls: Option<TlsInUse>,
 }
 
 impl ServerFacts {
@@ -43,39 +46,48 @@ impl ServerFacts {
     }
 }
 
-/// Connection settings of one side, as the preflight uses them.
-pub struct Endpoint<'a> {
-    pub host: &'a str,
-    pub port: u16,
-    pub user: &'a str,
-    pub password: &'a str,
+/// TLS as a connection negotiated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInUse {
+    /// `TLSv1.3`
+    pub version: String,
+    /// `TLS_AES_256_GCM_SHA384`
+    pub cipher: String,
 }
 
 /// Connects as the configured user and reads what the checks need. The error is the
 /// server's or the network's own message.
-pub async fn gather(endpoint: &Endpoint<'_>) -> Result<ServerFacts, String> {
-    match tokio::time::timeout(SERVER_TIMEOUT, gather_inner(endpoint)).await {
+pub async fn gather(server: &Server) -> Result<ServerFacts, String> {
+    match tokio::time::timeout(SERVER_TIMEOUT, gather_inner(server)).await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
             "no answer within {} s from {}:{}",
             SERVER_TIMEOUT.as_secs(),
-            endpoint.host,
-            endpoint.port
+            server.host,
+            server.port
         )),
     }
 }
 
-async fn gather_inner(endpoint: &Endpoint<'_>) -> Result<ServerFacts, mysql_async::Error> {
-    let opts = OptsBuilder::default()
-        .ip_or_hostname(endpoint.host)
-        .tcp_port(endpoint.port)
-        .user(Some(endpoint.user))
-        .pass(Some(endpoint.password))
-        .prefer_socket(false);
-    let mut conn = Conn::new(opts).await?;
+async fn gather_inner(server: &Server) -> Result<ServerFacts, mysql_async::Error> {
+    let mut conn = server.session(server.opts()).await?;
     let result = read_facts(&mut conn).await;
     conn.disconnect().await.ok();
     result
+}
+
+/// TLS on a connection of the replication connection's own code (the binlog dump's),
+/// up to the login: `None` in plain TCP.
+pub async fn replication_tls(server: &Server) -> Result<Option<TlsInUse>, String> {
+    let login = link::login::Response::new(0, &server.user);
+    let opened = tokio::time::timeout(SERVER_TIMEOUT, server.open(&login))
+        .await
+        .map_err(|_| format!("no answer within {} s", SERVER_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())?;
+    Ok(opened
+        .stream
+        .tls_version()
+        .map(|(version, cipher)| TlsInUse { version, cipher }))
 }
 
 async fn read_facts(conn: &mut Conn) -> Result<ServerFacts, mysql_async::Error> {
@@ -98,6 +110,21 @@ async fn read_facts(conn: &mut Conn) -> Result<ServerFacts, mysql_async::Error> 
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
 
+    let status: Vec<(String, String)> = conn
+        .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+        .await?;
+    let status_of = |name: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let tls = status_of("Ssl_version").map(|version| TlsInUse {
+        version,
+        cipher: status_of("Ssl_cipher").unwrap_or_default(),
+    });
+
     // SHOW GRANTS (of the session, no FOR) lists the user's grants and, on MariaDB, those
     // of its current role: what this session may do. information_schema's privilege
     // tables leave out roles. The lines carry the password hash; only privileges are kept.
@@ -119,6 +146,7 @@ async fn read_facts(conn: &mut Conn) -> Result<ServerFacts, mysql_async::Error> 
         current_user,
         global_privileges,
         schema_privileges,
+        tls,
     })
 }
 

@@ -8,13 +8,15 @@
 mod facts;
 mod grants;
 mod rules;
+mod tls;
 
 use std::fmt::Write as _;
 
 use conf::Config;
 
-use facts::Endpoint;
-use rules::{downstream_checks, upstream_checks, Check, Outcome};
+use drainer::servers::Servers;
+use rules::{downstream_checks, upstream_checks, Check, Outcome, Side};
+use tls::{tls_checks, TlsSide};
 
 /// Every check of both servers, in the order they are printed.
 #[derive(Debug, Clone)]
@@ -29,6 +31,10 @@ impl Report {
 
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.outcome == Outcome::Fail)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.outcome == Outcome::Warn)
     }
 
     /// A fixed-width table: RESULT, SERVER, SETTING, EXPECTED, ACTUAL.
@@ -56,6 +62,7 @@ impl Report {
                 Outcome::Pass => "ok",
                 Outcome::Fail => "FAIL",
                 Outcome::Skip => "skip",
+                Outcome::Warn => "WARN",
             };
             row(result, c.side.as_str(), &c.setting, &c.expected, &c.actual);
         }
@@ -64,23 +71,30 @@ impl Report {
 }
 
 /// Connects to both servers (concurrently) and runs every check.
-pub async fn run(config: &Config) -> Report {
-    let pump = &config.pump;
-    let to = &config.syncer.to;
-    let upstream = Endpoint {
-        host: &pump.host,
-        port: pump.port,
-        user: &pump.user,
-        password: pump.password.expose(),
-    };
-    let downstream = Endpoint {
-        host: &to.host,
-        port: to.port,
-        user: &to.user,
-        password: to.password.expose(),
-    };
-    let (up, down) = tokio::join!(facts::gather(&upstream), facts::gather(&downstream));
+pub async fn run(config: &Config, servers: &Servers) -> Report {
+    let (up, down, replication) = tokio::join!(
+        facts::gather(&servers.upstream),
+        facts::gather(&servers.downstream),
+        facts::replication_tls(&servers.upstream),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let mut checks = upstream_checks(config, &up);
+    checks.extend(tls_checks(&TlsSide {
+        side: Side::Upstream,
+        server: &servers.upstream,
+        session: up.as_ref().ok().map(|f| f.tls.as_ref()),
+        replication: Some(replication),
+        now,
+    }));
     checks.extend(downstream_checks(config, up.as_ref().ok(), &down));
+    checks.extend(tls_checks(&TlsSide {
+        side: Side::Downstream,
+        server: &servers.downstream,
+        session: down.as_ref().ok().map(|f| f.tls.as_ref()),
+        replication: None,
+        now,
+    }));
     Report { checks }
 }

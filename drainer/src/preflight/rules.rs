@@ -30,6 +30,9 @@ pub enum Outcome {
     Fail,
     /// Does not apply to this server (a MariaDB-only setting on MySQL, say).
     Skip,
+    /// Passes, with something the operator should know (plain TCP across a network, a
+    /// certificate close to expiry).
+    Warn,
 }
 
 /// One named check, reported as setting / expected / actual.
@@ -319,6 +322,7 @@ mod tests {
             current_user: "u@%".into(),
             global_privileges: privileges.iter().map(|p| p.to_string()).collect(),
             schema_privileges: Vec::new(),
+            tls: None,
         }
     }
 

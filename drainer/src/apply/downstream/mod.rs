@@ -39,8 +39,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use link::Server;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
 
 use pump_reader::event::{charset_of, SessionVars};
 use pump_reader::{Position, PositionRecord, Statement, Xid};
@@ -53,10 +54,8 @@ use std::borrow::Cow;
 /// Where and how to connect.
 #[derive(Clone)]
 pub struct Target {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: String,
+    /// The server, its login and TLS.
+    pub server: Server,
     /// `sync-mode = 2`: the session drops STRICT_TRANS_TABLES and STRICT_ALL_TABLES, so
     /// rows still apply while a schema change rolls out.
     pub partial: bool,
@@ -82,7 +81,7 @@ impl Target {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+        write!(f, "{:?}", self.server)
     }
 }
 
@@ -271,12 +270,9 @@ impl Downstream {
     /// A new session: settings, the drainer's tables (once), the stale connection killed.
     async fn open(&mut self) -> Result<Conn, DownstreamError> {
         let t = &self.target;
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(t.host.as_str())
-            .tcp_port(t.port)
-            .user(Some(t.user.as_str()))
-            .pass(Some(t.password.as_str()))
-            .prefer_socket(false)
+        let opts = t
+            .server
+            .opts()
             .max_allowed_packet(Some(1 << 30))
             // Prepared statements are cached per connection by their text (one per table
             // and change shape, and per row count of a multi-row statement).
@@ -285,7 +281,7 @@ impl Downstream {
             // a dead link is found by keepalives and the probes of `watched`.
             .wait_timeout(Some(28_800))
             .tcp_keepalive(Some(Duration::from_secs(10)));
-        let mut conn = tokio::time::timeout(Duration::from_secs(10), Conn::new(opts))
+        let mut conn = tokio::time::timeout(Duration::from_secs(10), t.server.session(opts))
             .await
             .map_err(|_| DownstreamError::Transient(format!("no answer from {t:?} within 10 s")))?
             .map_err(|e| match &e {
@@ -296,6 +292,11 @@ impl Downstream {
                         reason: e.to_string(),
                     }
                 }
+                e if link::refused_by_tls(e) => DownstreamError::Definite {
+                    statement: format!("log in to {t:?}"),
+                    code: 0,
+                    reason: e.to_string(),
+                },
                 _ => DownstreamError::Transient(e.to_string()),
             })?;
         let mut setup = vec!["SET NAMES binary", "SET time_zone = '+00:00'"];
@@ -323,7 +324,7 @@ impl Downstream {
             let sql =
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND USER = ?";
             let ours: Option<u64> = conn
-                .exec_first(sql, (id, self.target.user.as_str()))
+                .exec_first(sql, (id, self.target.server.user.as_str()))
                 .await
                 .map_err(|e| classify(sql, e))?;
             if (self.server_started - then).abs() <= 2 && ours == Some(1) {
@@ -622,10 +623,7 @@ pub(crate) mod tests {
 
     pub(crate) fn writer() -> Downstream {
         Downstream::new(Target {
-            host: "127.0.0.1".into(),
-            port: 1,
-            user: "u".into(),
-            password: String::new(),
+            server: Server::plain("127.0.0.1", 1, "u", ""),
             partial: false,
             mark: None,
             record: ApplyRecord {

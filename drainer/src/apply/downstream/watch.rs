@@ -16,14 +16,8 @@ const PROBE_FAILURES: u32 = 3;
 /// session `id` (the one the call runs in: after a failover behind one address, or a flow
 /// dropped by a firewall, another server may answer while the session is gone).
 async fn probe(t: &Target, id: u32) -> bool {
-    let opts = OptsBuilder::default()
-        .ip_or_hostname(t.host.as_str())
-        .tcp_port(t.port)
-        .user(Some(t.user.as_str()))
-        .pass(Some(t.password.as_str()))
-        .prefer_socket(false);
     let found = tokio::time::timeout(PROBE_TIMEOUT, async {
-        let mut conn = Conn::new(opts).await.ok()?;
+        let mut conn = t.server.session(t.server.opts()).await.ok()?;
         let found: Option<u64> = conn
             .exec_first(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
