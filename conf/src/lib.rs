@@ -41,11 +41,13 @@
 mod filter;
 mod load;
 mod model;
+mod relay;
 mod secret;
 mod validate;
 
 pub use filter::Filter;
 pub use load::{ConfigError, PasswordSource, PUMP_PASSWORD_ENV, TO_PASSWORD_ENV};
 pub use model::*;
+pub use relay::*;
 pub use secret::{Secret, REDACTED};
 pub use validate::{Violation, MAX_CHECKPOINT_INTERVAL_MS, MAX_WORKER_COUNT};

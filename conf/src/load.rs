@@ -114,6 +114,23 @@ pub enum PasswordSource {
     File,
 }
 
+/// Parses a TOML file of one of this crate's models; errors name the key and the line.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+) -> Result<T, ConfigError> {
+    let parse_error = |message: String| ConfigError::Parse {
+        path: origin.to_owned(),
+        message,
+    };
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| parse_error(describe(text, None, &e)))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        parse_error(describe(text, Some(&path), e.inner()))
+    })
+}
+
 impl Config {
     /// Reads `path`, applies `DRAINER_PUMP_PASSWORD` / `DRAINER_TO_PASSWORD` when set, and
     /// validates. The one way the binary loads its configuration.
@@ -142,16 +159,7 @@ impl Config {
 
     /// Parses TOML `text` read from `origin` (named in errors). No environment, no validation.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse {
-            path: origin.to_owned(),
-            message,
-        };
-        let deserializer =
-            toml::Deserializer::parse(text).map_err(|e| parse_error(describe(text, None, &e)))?;
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            parse_error(describe(text, Some(&path), e.inner()))
-        })
+        parse_toml(text, origin)
     }
 
     /// Replaces each password whose environment variable `lookup` finds (an empty value

@@ -47,12 +47,26 @@ impl LogLevel {
     }
 }
 
-/// `[pump]`: the upstream server and where to start reading it.
+/// `[pump]`: the upstream server and where to start reading it: its address and login,
+/// or (`relay`) the relay in its site that reads it for this drainer.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Pump {
+    /// `host:port` of the upstream site's relay (`drainer relay`), instead of `host`,
+    /// `port`, `user`, `password`, `server-id` and the `ssl-*` keys: the relay logs in to
+    /// the upstream and assigns the replica id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
+    /// `[pump.tls]`: this drainer's certificate for the relay, and the CA the relay's
+    /// must chain to. Required with `relay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RelayClientTls>,
+    /// Required without `relay`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host: String,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub port: u16,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// Overridden by the environment variable `DRAINER_PUMP_PASSWORD` when it is set.
     #[serde(default)]
@@ -73,7 +87,8 @@ pub struct Pump {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_key: Option<PathBuf>,
     /// The replica server id announced to the upstream; must be unique among its replicas.
-    /// Required: two readers with one id disconnect each other.
+    /// Required without `relay`: two readers with one id disconnect each other.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub server_id: u32,
     /// GTID state to start from when `data-dir` holds no checkpoint (MariaDB
     /// `domain-server-seq[,…]` or MySQL `uuid:1-100[,…]`); empty: not used.
@@ -85,6 +100,21 @@ pub struct Pump {
     /// Position in `initial-file`.
     #[serde(default = "default_initial_pos")]
     pub initial_pos: u64,
+}
+
+/// `[pump.tls]`: how a drainer authenticates to a relay, and the relay to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RelayClientTls {
+    /// PEM file of the CA the relay's certificate must chain to.
+    pub ca: PathBuf,
+    /// PEM file of this drainer's certificate (chain), which must chain to the relay's CA.
+    pub cert: PathBuf,
+    /// PEM file of its private key.
+    pub key: PathBuf,
+    /// The name the relay's certificate must have, if not the host of `relay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// `[syncer]`: how transactions are filtered and applied.
@@ -312,6 +342,9 @@ fn default_txn_batch() -> u32 {
     DEFAULT_TXN_BATCH
 }
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 fn default_true() -> bool {

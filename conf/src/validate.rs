@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::{Config, ServerTls, SslMode, TableName};
+use crate::model::{Config, Pump, ServerTls, SslMode, TableName};
 
 /// The largest `worker-count`: each worker holds its own downstream connection.
 pub const MAX_WORKER_COUNT: u32 = 1024;
@@ -35,13 +35,26 @@ impl Config {
         }
 
         let pump = &self.pump;
-        v.endpoint("pump", &pump.host, pump.port, &pump.user);
-        v.tls(&pump.tls());
-        if pump.server_id == 0 {
-            v.add(
-                "pump.server-id",
-                "must be between 1 and 4294967295 (0 cannot register as a replica)".into(),
-            );
+        match &pump.relay {
+            Some(relay) => v.relay_client(pump, relay),
+            None => {
+                v.endpoint("pump", &pump.host, pump.port, &pump.user);
+                v.tls(&pump.tls());
+                if pump.server_id == 0 {
+                    v.add(
+                        "pump.server-id",
+                        "must be between 1 and 4294967295 (0 cannot register as a replica)".into(),
+                    );
+                }
+                if pump.tls.is_some() {
+                    v.add(
+                        "pump.tls",
+                        "is for a relay: set pump.relay, or use pump.ssl-* for TLS to the \
+                         upstream itself"
+                            .into(),
+                    );
+                }
+            }
         }
         if !pump.initial_gtid.is_empty() {
             if let Err(e) = check_gtid_syntax(&pump.initial_gtid) {
@@ -204,17 +217,17 @@ impl Config {
     }
 }
 
-struct Violations(Vec<Violation>);
+pub(crate) struct Violations(pub(crate) Vec<Violation>);
 
 impl Violations {
-    fn add(&mut self, field: &str, constraint: String) {
+    pub(crate) fn add(&mut self, field: &str, constraint: String) {
         self.0.push(Violation {
             field: field.to_owned(),
             constraint,
         });
     }
 
-    fn endpoint(&mut self, section: &str, host: &str, port: u16, user: &str) {
+    pub(crate) fn endpoint(&mut self, section: &str, host: &str, port: u16, user: &str) {
         if let Err(e) = check_host(host) {
             self.add(&format!("{section}.host"), e);
         }
@@ -229,9 +242,56 @@ impl Violations {
         }
     }
 
+    /// `[pump]` with `relay`: the relay's address and `[pump.tls]`, and none of the keys
+    /// the relay has instead.
+    fn relay_client(&mut self, pump: &Pump, relay: &str) {
+        if let Err(e) = check_host_port(relay) {
+            self.add("pump.relay", e);
+        }
+        let unused = [
+            ("host", !pump.host.is_empty()),
+            ("port", pump.port != 0),
+            ("user", !pump.user.is_empty()),
+            ("password", !pump.password.is_empty()),
+            ("server-id", pump.server_id != 0),
+            ("ssl-mode", pump.ssl_mode != SslMode::default()),
+            ("ssl-ca", pump.ssl_ca.is_some()),
+            ("ssl-cert", pump.ssl_cert.is_some()),
+            ("ssl-key", pump.ssl_key.is_some()),
+        ];
+        for (key, set) in unused {
+            if set {
+                self.add(
+                    &format!("pump.{key}"),
+                    "is not used with pump.relay: the relay's [upstream] has it".into(),
+                );
+            }
+        }
+        match &pump.tls {
+            None => self.add(
+                "pump.tls",
+                "must name ca, cert and key: a relay accepts only drainers with a certificate"
+                    .into(),
+            ),
+            Some(tls) => {
+                for (key, path) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+                    if path.as_os_str().is_empty() {
+                        self.add(&format!("pump.tls.{key}"), "must name a PEM file".into());
+                    }
+                }
+                if tls.server_name.as_deref() == Some("") {
+                    self.add(
+                        "pump.tls.server-name",
+                        "must be a name, or be left out".into(),
+                    );
+                }
+            }
+        }
+    }
+
     /// The TLS keys of one server connection; whether the files are there and valid is
     /// the loader's business (the `link` crate), not this pure check's.
-    fn tls(&mut self, tls: &ServerTls) {
+    pub(crate) fn tls(&mut self, tls: &ServerTls) {
         let section = tls.section;
         let files = [
             ("ssl-ca", &tls.ca),
@@ -296,7 +356,7 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 /// `host:port` or `[v6]:port`, with a port from 1 to 65535.
-fn check_host_port(addr: &str) -> Result<(), String> {
+pub(crate) fn check_host_port(addr: &str) -> Result<(), String> {
     let bad = || format!("must be host:port, e.g. 127.0.0.1:8249 (is {addr:?})");
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
     let host = host

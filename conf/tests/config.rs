@@ -239,10 +239,15 @@ fn wrong_types_are_named_not_coerced() {
 
 #[test]
 fn required_keys_are_required() {
-    let e = parse_error(&MINIMAL.replace("server-id = 4001", ""));
-    assert!(e.contains("server-id"), "{e}");
-    let e = parse_error(&MINIMAL.replacen("user = \"drainer\"\n", "", 1));
-    assert!(e.contains("`pump`") && e.contains("user"), "{e}");
+    // [pump]'s keys are required unless it names a relay: a violation each.
+    let c = parse(&MINIMAL.replace("server-id = 4001", "")).unwrap();
+    assert_violates(&c, "pump.server-id", "must be between 1");
+    let c = parse(&MINIMAL.replacen("user = \"drainer\"\n", "", 1)).unwrap();
+    assert_violates(&c, "pump.user", "must name a user");
+    let c = parse(&MINIMAL.replacen("host = \"10.0.0.1\"\n", "", 1)).unwrap();
+    assert_violates(&c, "pump.host", "must name a host");
+    let e = parse_error(&MINIMAL.replace("host = \"10.0.1.1\"\n", ""));
+    assert!(e.contains("`syncer.to`") && e.contains("host"), "{e}");
     let e = parse_error(MINIMAL.split("[syncer.to]").next().unwrap());
     assert!(e.contains("syncer"), "{e}");
 }
@@ -700,4 +705,89 @@ fn tls_keys_must_agree_with_the_mode() {
     c.pump.ssl_ca = Some(PathBuf::new());
     c.pump.ssl_mode = SslMode::Required;
     assert_violates(&c, "pump.ssl-ca", "must name a PEM file");
+}
+
+#[test]
+fn a_relay_replaces_the_upstreams_address_and_login() {
+    let text = r#"
+[pump]
+relay = "relay-a.example:8250"
+[pump.tls]
+ca = "ca.pem"
+cert = "drainer-b.pem"
+key = "drainer-b.key"
+server-name = "relay-a.example"
+
+[syncer.to]
+host = "10.0.1.1"
+port = 3306
+user = "drainer"
+"#;
+    let c = parse(text).unwrap();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    let tls = c.pump.tls.as_ref().unwrap();
+    assert_eq!(tls.server_name.as_deref(), Some("relay-a.example"));
+    // Serialized and read back: the same model.
+    let back = parse(&toml::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+
+    let mut both = c.clone();
+    both.pump.host = "10.0.0.1".into();
+    both.pump.server_id = 4001;
+    assert_violates(&both, "pump.host", "not used with pump.relay");
+    assert_violates(&both, "pump.server-id", "not used with pump.relay");
+    let mut bare = c.clone();
+    bare.pump.tls = None;
+    assert_violates(&bare, "pump.tls", "must name ca, cert and key");
+    let mut bad = c.clone();
+    bad.pump.relay = Some("relay-a.example".into());
+    assert_violates(&bad, "pump.relay", "port");
+    let mut stray = minimal();
+    stray.pump.tls = c.pump.tls.clone();
+    assert_violates(&stray, "pump.tls", "is for a relay");
+}
+
+#[test]
+fn relay_toml_loads_and_names_what_is_wrong() {
+    let text = r#"
+listen = "0.0.0.0:8250"
+addr = "127.0.0.1:8251"
+[tls]
+ca = "ca.pem"
+cert = "relay-a.pem"
+key = "relay-a.key"
+allowed-names = ["drainer-b"]
+[upstream]
+host = "127.0.0.1"
+port = 3306
+user = "drainer"
+password = "pw"
+server-id = 4001
+"#;
+    let c = conf::RelayConfig::parse(text, Path::new("relay.toml")).unwrap();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    assert_eq!(c.upstream.max_streams, conf::DEFAULT_MAX_STREAMS);
+    assert_eq!(c.upstream.tls().section, "upstream");
+    let e = conf::RelayConfig::parse(
+        &text.replace("allowed-names", "allowed"),
+        Path::new("relay.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("relay.toml") && e.contains("allowed"), "{e}");
+    let mut bad = c.clone();
+    bad.upstream.server_id = 0;
+    bad.listen = "8250".into();
+    bad.upstream.max_streams = 0;
+    let fields: Vec<String> = bad.validate().into_iter().map(|v| v.field).collect();
+    assert!(
+        fields.contains(&"upstream.server-id".to_owned()),
+        "{fields:?}"
+    );
+    assert!(fields.contains(&"listen".to_owned()), "{fields:?}");
+    assert!(
+        fields.contains(&"upstream.max-streams".to_owned()),
+        "{fields:?}"
+    );
+    assert!(!format!("{c:?}").contains("\"pw\""));
 }

@@ -10,10 +10,12 @@ Examples:
   drainer --config a-to-b.toml                run the direction A -> B in the foreground
   drainer schema show --config a-to-b.toml app.orders   the tracked definition of app.orders
   drainer checkpoint set --config a-to-b.toml --gtid 0-1-1200   resume after GTID 0-1-1200
+  drainer relay --config relay-a.toml          serve site A's upstream to other sites
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight,
 130 a second SIGINT/SIGTERM while stopping (exits at once).
-Passwords may come from DRAINER_PUMP_PASSWORD and DRAINER_TO_PASSWORD instead of the file.";
+Passwords may come from DRAINER_PUMP_PASSWORD and DRAINER_TO_PASSWORD (a relay's from
+DRAINER_UPSTREAM_PASSWORD) instead of the file.";
 
 /// One direction of MySQL/MariaDB replication that never loops.
 #[derive(Debug, Parser)]
@@ -47,6 +49,19 @@ pub enum Command {
         #[command(subcommand)]
         action: CheckpointAction,
     },
+    /// Serve this site's upstream to drainers in other sites over mutual TLS (--config is
+    /// a relay.toml); with `check-config`, check that file and the upstream instead.
+    Relay {
+        #[command(subcommand)]
+        action: Option<RelayAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RelayAction {
+    /// Print the effective relay configuration (secrets redacted), then check its TLS
+    /// files and the upstream: reachable, binlog settings, privileges, replica ids.
+    CheckConfig,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,12 +15,26 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::status::Status;
 
-/// What the server answers with: the status, and the Prometheus recorder's handle for
-/// `/metrics` (none: 404).
+/// What the server answers with: the status as JSON, and the Prometheus text of
+/// `/metrics` (none: 404). The drainer's and the relay's ([`crate::relay`]).
 #[derive(Clone)]
 pub struct Pages {
-    pub status: Arc<Status>,
-    pub prometheus: Option<PrometheusHandle>,
+    pub status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+impl Pages {
+    /// A drainer's pages: its [`Status`], and its metrics from the recorder's handle.
+    pub fn drainer(status: Arc<Status>, prometheus: Option<PrometheusHandle>) -> Pages {
+        let shown = Arc::clone(&status);
+        Pages {
+            status: Arc::new(move || shown.to_json()),
+            metrics: prometheus.map(|handle| {
+                Arc::new(move || crate::metrics::render(&handle, &status))
+                    as Arc<dyn Fn() -> String + Send + Sync>
+            }),
+        }
+    }
 }
 
 /// The longest request head read, and how long a client has to send it.
@@ -65,17 +79,13 @@ fn route(head: &[u8], pages: &Pages) -> (u16, &'static str, String) {
     let text = "text/plain; charset=utf-8";
     match (method, path) {
         ("GET" | "HEAD", "/status") => {
-            let mut body = pages.status.to_json().to_string();
+            let mut body = (pages.status)().to_string();
             body.push('\n');
             (200, "application/json", body)
         }
-        ("GET" | "HEAD", "/metrics") if pages.prometheus.is_some() => {
-            let handle = pages.prometheus.as_ref().expect("checked above");
-            (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                crate::metrics::render(handle, &pages.status),
-            )
+        ("GET" | "HEAD", "/metrics") if pages.metrics.is_some() => {
+            let render = pages.metrics.as_ref().expect("checked above");
+            (200, "text/plain; version=0.0.4; charset=utf-8", render())
         }
         (_, "/status" | "/metrics") => (405, text, "only GET is supported\n".into()),
         ("", _) => (400, text, "bad request\n".into()),
@@ -151,11 +161,9 @@ mod tests {
 
     #[test]
     fn routes_status_and_refuses_the_rest() {
-        let s = Pages {
-            status: Status::new("up:1".into(), "down:2".into(), 7),
-            prometheus: None,
-        };
-        s.status.lock().applied = 3;
+        let status = Status::new("up:1".into(), "down:2".into(), 7);
+        status.lock().applied = 3;
+        let s = Pages::drainer(status, None);
         let (code, kind, body) = route(b"GET /status?pretty HTTP/1.1\r\n\r\n", &s);
         assert_eq!((code, kind), (200, "application/json"));
         let json: Json = serde_json::from_str(&body).unwrap();

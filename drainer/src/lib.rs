@@ -21,5 +21,6 @@ pub mod failpoint;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod relay;
 pub mod servers;
 pub mod status;

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
-use conf::{Config, PasswordSource};
+use conf::{Config, PasswordSource, RelayConfig};
 use drainer::servers::Servers;
 use drainer::status::Status;
 
@@ -54,6 +54,9 @@ fn main() -> ExitCode {
             )
             .exit();
     };
+    if let Some(Command::Relay { action }) = &cli.command {
+        return relay(path, action.is_some(), cli.log_json).into();
+    }
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
         }
         .into();
     }
-    init_logging(&config, cli.log_json);
+    init_logging(config.log_level, cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,7 +92,7 @@ fn main() -> ExitCode {
     };
     // TLS files are read and checked once, here: one that cannot be used is bad
     // configuration, named by its key and path.
-    let servers = match Servers::load(&config) {
+    let servers = match runtime.block_on(Servers::load(&config)) {
         Ok(servers) => servers,
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());
@@ -98,12 +101,89 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config, &servers)),
-        Some(Command::Schema { .. } | Command::Checkpoint { .. }) => {
+        Some(Command::Schema { .. } | Command::Checkpoint { .. } | Command::Relay { .. }) => {
             unreachable!("handled before the runtime starts")
         }
         None => runtime.block_on(run(&config, &servers)),
     };
     exit.into()
+}
+
+/// `drainer relay --config relay.toml` (serve until SIGINT/SIGTERM) and `drainer relay
+/// check-config`.
+fn relay(path: &Path, check: bool, json: bool) -> Exit {
+    let config = match RelayConfig::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadConfig;
+        }
+    };
+    init_logging(config.log_level, json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Runtime;
+        }
+    };
+    // Every TLS file is read first: one that cannot be used is bad configuration.
+    let files =
+        link::relay::server_config(&config.tls).and_then(|_| drainer::relay::upstream(&config));
+    let upstream = match files {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return Exit::BadConfig;
+        }
+    };
+    if check {
+        let shown = toml::to_string(&config).unwrap_or_default();
+        print!(
+            "# effective relay configuration of {} (password redacted)\n{shown}",
+            path.display()
+        );
+        let report = runtime.block_on(preflight::relay(&config, &upstream));
+        println!();
+        print!("{}", report.render());
+        return if report.passed() {
+            println!("\npreflight passed");
+            Exit::Ok
+        } else {
+            println!("\npreflight FAILED");
+            Exit::FailedPreflight
+        };
+    }
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("stopping the relay");
+            let _ = stop_tx.send(true);
+        });
+        match drainer::relay::serve(&config, stop_rx).await {
+            Ok(()) => Exit::Ok,
+            Err(drainer::relay::RelayError::File(e)) => {
+                eprintln!("error: {}: {e}", path.display());
+                Exit::BadConfig
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the relay stopped");
+                eprintln!("error: {e}");
+                Exit::Runtime
+            }
+        }
+    })
 }
 
 /// Keeps glibc from holding on to freed large buffers. After freeing a large block it
@@ -130,9 +210,9 @@ fn release_large_buffers() {
     }
 }
 
-fn init_logging(config: &Config, json: bool) {
+fn init_logging(level: conf::LogLevel, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRAINER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log_level.as_str()));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
     // Colour only on a terminal: a file, a pipe or journald gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -194,17 +274,14 @@ async fn run(config: &Config, servers: &Servers) -> Exit {
         }
     };
     let status = Status::new(
-        format!("{}:{}", config.pump.host, config.pump.port),
+        servers.upstream_name(),
         format!("{}:{}", config.syncer.to.host, config.syncer.to.port),
         config.syncer.channel_id,
     );
     match drainer::http::bind(&config.addr).await {
         Ok(listener) => {
             tracing::info!(addr = %config.addr, "serving GET /status and /metrics");
-            let pages = drainer::http::Pages {
-                status: Arc::clone(&status),
-                prometheus: Some(prometheus),
-            };
+            let pages = drainer::http::Pages::drainer(Arc::clone(&status), Some(prometheus));
             tokio::spawn(drainer::http::serve(listener, pages));
         }
         Err(e) => {

@@ -41,6 +41,7 @@ mod drainer;
 mod eventually;
 mod http;
 mod mariadb;
+mod relay;
 mod sites;
 
 pub use drainer::{
@@ -50,6 +51,7 @@ pub use drainer::{
 pub use eventually::{eventually, poll_until, Timeout};
 pub use http::{drainer_status, http_get, parse_prometheus, sample, Sample};
 pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
+pub use relay::RelaySpec;
 pub use sites::{
     binlogs_still, direction, mark_counter, text_rows, two_sites, two_writable_sites, Dice,
 };

@@ -29,6 +29,7 @@
 pub mod client;
 pub mod files;
 pub mod login;
+pub mod relay;
 pub mod server;
 pub mod stream;
 pub mod x509;
@@ -40,7 +41,7 @@ use rustls::crypto::CryptoProvider;
 pub use client::ClientTls;
 pub use files::FileError;
 pub use login::CLIENT_SSL;
-pub use server::{refused_by_tls, OpenError, Opened, Server};
+pub use server::{refused_by_tls, Greeted, OpenError, Opened, Server};
 pub use stream::Stream;
 
 /// The crypto provider of every TLS configuration made here (ring). It is also installed

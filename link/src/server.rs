@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use conf::SslMode;
 use mysql_async::{ClientIdentity, Conn, DriverError, OptsBuilder, SslOpts};
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
 use crate::client::ClientTls;
@@ -21,6 +22,8 @@ use crate::x509::CertInfo;
 pub struct Server {
     pub host: String,
     pub port: u16,
+    /// A local socket to connect to instead of `host:port` (a relay's [`crate::relay::Tunnel`]).
+    pub socket: Option<PathBuf>,
     pub user: String,
     pub password: String,
     pub tls: Arc<ClientTls>,
@@ -28,7 +31,10 @@ pub struct Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+        match &self.socket {
+            Some(socket) => write!(f, "{}@{}", self.user, socket.display()),
+            None => write!(f, "{}@{}:{}", self.user, self.host, self.port),
+        }
     }
 }
 
@@ -73,6 +79,7 @@ impl Server {
         Server {
             host: host.to_owned(),
             port,
+            socket: None,
             user: user.to_owned(),
             password: password.to_owned(),
             tls: Arc::new(ClientTls::disabled("server")),
@@ -85,6 +92,7 @@ impl Server {
         OptsBuilder::default()
             .ip_or_hostname(self.host.as_str())
             .tcp_port(self.port)
+            .socket(self.socket.as_deref().and_then(Path::to_str))
             .user(Some(self.user.as_str()))
             .pass(Some(self.password.as_str()))
             .prefer_socket(false)
@@ -188,45 +196,82 @@ impl Server {
     /// TLS as the mode says. `response` is the login that will follow: its first bytes
     /// are the `SSLRequest` when TLS starts.
     pub async fn open(&self, response: &Response) -> Result<Opened, OpenError> {
-        let mut tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
-        tcp.set_nodelay(true)?;
-        let (greeting, seq) = read_packet(&mut tcp).await?;
+        self.greet().await?.secure(self, response).await
+    }
+
+    /// Connects and reads the server's greeting, TLS not started yet (see
+    /// [`Greeted::secure`]): the relay answers its client's greeting before it knows
+    /// what that client's login announces.
+    pub async fn greet(&self) -> Result<Greeted, OpenError> {
+        let mut stream = match &self.socket {
+            Some(path) => Stream::Unix(UnixStream::connect(path).await?),
+            None => {
+                let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+                tcp.set_nodelay(true)?;
+                Stream::Plain(tcp)
+            }
+        };
+        let (greeting, seq) = read_packet(&mut stream).await?;
         if greeting.len() > 1 << 16 {
             return Err(OpenError::Protocol(format!(
                 "a greeting of {} bytes: is this a MySQL server?",
                 greeting.len()
             )));
         }
+        Ok(Greeted {
+            greeting,
+            stream,
+            seq,
+        })
+    }
+}
+
+/// A connection whose greeting was read.
+pub struct Greeted {
+    pub greeting: Vec<u8>,
+    stream: Stream,
+    seq: u8,
+}
+
+impl Greeted {
+    /// Starts TLS as `server`'s mode says (the `SSLRequest` is `response`'s first bytes).
+    pub async fn secure(self, server: &Server, response: &Response) -> Result<Opened, OpenError> {
+        let Greeted {
+            greeting,
+            stream,
+            seq,
+        } = self;
+        let plain = |stream| Opened {
+            greeting: greeting.clone(),
+            stream,
+            seq: seq.wrapping_add(1),
+        };
         let offers_tls = greeting_capabilities(&greeting).is_some_and(|c| c & CLIENT_SSL != 0);
-        let mode = self.tls.mode();
-        let config = match self.tls.config() {
+        let mode = server.tls.mode();
+        let config = match server.tls.config() {
             Some(config) if offers_tls => config.clone(),
             _ if mode == SslMode::Disabled || mode == SslMode::Preferred => {
-                return Ok(Opened {
-                    greeting,
-                    stream: Stream::Plain(tcp),
-                    seq: seq.wrapping_add(1),
-                })
+                return Ok(plain(stream))
             }
-            _ if greeting.first() == Some(&0xFF) => {
-                // The server refused the connection outright: its reason says more.
-                return Ok(Opened {
-                    greeting,
-                    stream: Stream::Plain(tcp),
-                    seq: seq.wrapping_add(1),
-                });
-            }
+            // The server refused the connection outright: its reason says more.
+            _ if greeting.first() == Some(&0xFF) => return Ok(plain(stream)),
             _ => {
                 return Err(OpenError::NoTls {
-                    section: self.tls.settings().section,
+                    section: server.tls.settings().section,
                     mode: mode.as_str(),
                 })
             }
         };
+        let Stream::Plain(mut tcp) = stream else {
+            return Err(OpenError::Protocol(
+                "TLS on a local socket: set ssl-mode = \"disabled\"".into(),
+            ));
+        };
         // SSLRequest: the login's first 32 bytes, before any name or password.
         write_packet(&mut tcp, seq.wrapping_add(1), &response.ssl_request()).await?;
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|e| OpenError::Handshake(io::Error::other(format!("{:?}: {e}", self.host))))?;
+        let name = ServerName::try_from(server.host.clone()).map_err(|e| {
+            OpenError::Handshake(io::Error::other(format!("{:?}: {e}", server.host)))
+        })?;
         let tls = TlsConnector::from(config)
             .connect(name, tcp)
             .await

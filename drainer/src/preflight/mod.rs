@@ -14,9 +14,13 @@ use std::fmt::Write as _;
 
 use conf::Config;
 
+use conf::RelayConfig;
 use drainer::servers::Servers;
-use rules::{downstream_checks, upstream_checks, Check, Outcome, Side};
-use tls::{tls_checks, TlsSide};
+use link::files::Named;
+use link::x509::CertInfo;
+use link::Server;
+use rules::{downstream_checks, relay_upstream_checks, upstream_checks, Check, Outcome, Side};
+use tls::{expiry, relay_link_checks, tls_checks, TlsSide};
 
 /// Every check of both servers, in the order they are printed.
 #[derive(Debug, Clone)]
@@ -72,22 +76,28 @@ impl Report {
 
 /// Connects to both servers (concurrently) and runs every check.
 pub async fn run(config: &Config, servers: &Servers) -> Report {
+    let now = now();
+    let mut checks = Vec::new();
+    if let (Some(tunnel), Some(tls)) = (&servers.relay, &config.pump.tls) {
+        let link = tunnel.check().await.map_err(|e| e.to_string());
+        let own = certificates("pump.tls.cert", &tls.cert);
+        checks.extend(relay_link_checks(&tunnel.relay, &link, &own, now));
+    }
     let (up, down, replication) = tokio::join!(
         facts::gather(&servers.upstream),
         facts::gather(&servers.downstream),
         facts::replication_tls(&servers.upstream),
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut checks = upstream_checks(config, &up);
-    checks.extend(tls_checks(&TlsSide {
-        side: Side::Upstream,
-        server: &servers.upstream,
-        session: up.as_ref().ok().map(|f| f.tls.as_ref()),
-        replication: Some(replication),
-        now,
-    }));
+    checks.extend(upstream_checks(config, &up));
+    if servers.relay.is_none() {
+        checks.extend(tls_checks(&TlsSide {
+            side: Side::Upstream,
+            server: &servers.upstream,
+            session: up.as_ref().ok().map(|f| f.tls.as_ref()),
+            replication: Some(replication),
+            now,
+        }));
+    }
     checks.extend(downstream_checks(config, up.as_ref().ok(), &down));
     checks.extend(tls_checks(&TlsSide {
         side: Side::Downstream,
@@ -97,4 +107,43 @@ pub async fn run(config: &Config, servers: &Servers) -> Report {
         now,
     }));
     Report { checks }
+}
+
+/// `drainer relay check-config`: the relay's certificates and its upstream, as the relay
+/// sees it.
+pub async fn relay(config: &RelayConfig, upstream: &Server) -> Report {
+    let now = now();
+    let (up, replication) = tokio::join!(facts::gather(upstream), facts::replication_tls(upstream));
+    let mut checks = relay_upstream_checks(config, &up);
+    checks.extend(tls_checks(&TlsSide {
+        side: Side::Upstream,
+        server: upstream,
+        session: up.as_ref().ok().map(|f| f.tls.as_ref()),
+        replication: Some(replication),
+        now,
+    }));
+    for (key, info) in certificates("tls.cert", &config.tls.cert)
+        .into_iter()
+        .chain(certificates("tls.ca", &config.tls.ca))
+    {
+        checks.push(expiry(Side::Relay, &key, &info, now));
+    }
+    Report { checks }
+}
+
+/// The certificates of a PEM file, by key (none when it cannot be read: loading the
+/// configuration already refused such a file).
+fn certificates(key: &str, path: &std::path::Path) -> Vec<(String, CertInfo)> {
+    Named { key, path }
+        .certificates()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| Some((key.to_owned(), CertInfo::parse(c)?)))
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -1,6 +1,6 @@
 //! The preflight checks as pure functions of the configuration and what the servers said.
 
-use conf::Config;
+use conf::{Config, RelayConfig};
 
 use super::facts::ServerFacts;
 use super::grants::{
@@ -13,6 +13,8 @@ use super::grants::{
 pub enum Side {
     Upstream,
     Downstream,
+    /// The relay itself (its own certificates).
+    Relay,
 }
 
 impl Side {
@@ -20,6 +22,7 @@ impl Side {
         match self {
             Side::Upstream => "upstream",
             Side::Downstream => "downstream",
+            Side::Relay => "relay",
         }
     }
 }
@@ -75,6 +78,84 @@ pub fn upstream_checks(config: &Config, facts: &Result<ServerFacts, String>) -> 
 
 fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
     let side = Side::Upstream;
+    let mut checks = binlog_settings(facts);
+    let server_id = facts.variable("server_id").unwrap_or("?");
+    if config.pump.relay.is_none() {
+        checks.push(Check::new(
+            side,
+            "server_id",
+            format!("not {} ([pump] server-id)", config.pump.server_id),
+            server_id.to_owned(),
+            server_id != config.pump.server_id.to_string(),
+        ));
+    }
+    checks.push(privileges(
+        side,
+        facts,
+        "replication privileges",
+        &[REPLICATION_SLAVE, BINLOG_MONITOR],
+        &Scope::AllSchemas,
+    ));
+    checks.push(privileges(
+        side,
+        facts,
+        "read privileges (table definitions)",
+        &[SELECT],
+        &Scope::replicated(config),
+    ));
+    checks
+}
+
+/// Checks of a relay's upstream (`drainer relay check-config`): reachable as the relay's
+/// account, the binlog settings, its own server id outside the relay's replica ids, and
+/// the privileges to stream and to answer any drainer's reads.
+pub fn relay_upstream_checks(
+    config: &RelayConfig,
+    facts: &Result<ServerFacts, String>,
+) -> Vec<Check> {
+    let side = Side::Upstream;
+    let up = &config.upstream;
+    let (check, facts) = reachable(side, &up.user, facts);
+    let mut checks = vec![check];
+    let Some(facts) = facts else {
+        return checks;
+    };
+    checks.extend(binlog_settings(facts));
+    let (first, last) = (
+        u64::from(up.server_id),
+        u64::from(up.server_id) + u64::from(up.max_streams) - 1,
+    );
+    let server_id = facts.variable("server_id").unwrap_or("?");
+    let inside = server_id
+        .parse::<u64>()
+        .map_or(true, |id| (first..=last).contains(&id));
+    checks.push(Check::new(
+        side,
+        "server_id",
+        format!("outside {first}–{last} (the relay's replica ids)"),
+        server_id.to_owned(),
+        !inside,
+    ));
+    checks.push(privileges(
+        side,
+        facts,
+        "replication privileges",
+        &[REPLICATION_SLAVE, BINLOG_MONITOR],
+        &Scope::AllSchemas,
+    ));
+    checks.push(privileges(
+        side,
+        facts,
+        "read privileges (table definitions)",
+        &[SELECT],
+        &Scope::AllSchemas,
+    ));
+    checks
+}
+
+/// The binlog as drainer reads it: on, row-based, full images, not compressed.
+fn binlog_settings(facts: &ServerFacts) -> Vec<Check> {
+    let side = Side::Upstream;
     let mut checks = vec![
         variable_is(side, facts, "log_bin", "ON"),
         variable_is(side, facts, "binlog_format", "ROW"),
@@ -93,28 +174,6 @@ fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
             )
         },
     });
-    let server_id = facts.variable("server_id").unwrap_or("?");
-    checks.push(Check::new(
-        side,
-        "server_id",
-        format!("not {} ([pump] server-id)", config.pump.server_id),
-        server_id.to_owned(),
-        server_id != config.pump.server_id.to_string(),
-    ));
-    checks.push(privileges(
-        side,
-        facts,
-        "replication privileges",
-        &[REPLICATION_SLAVE, BINLOG_MONITOR],
-        &Scope::AllSchemas,
-    ));
-    checks.push(privileges(
-        side,
-        facts,
-        "read privileges (table definitions)",
-        &[SELECT],
-        &Scope::replicated(config),
-    ));
     checks
 }
 

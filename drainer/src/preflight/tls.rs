@@ -2,6 +2,7 @@
 //! certificates close to expiry, and logins that cross the network unencrypted.
 
 use conf::SslMode;
+use link::relay::LinkInfo;
 use link::x509::CertInfo;
 use link::Server;
 
@@ -85,7 +86,38 @@ fn in_use(t: &TlsSide<'_>, setting: &str, tls: Result<Option<TlsInUse>, String>)
     }
 }
 
-fn expiry(side: Side, key: &str, info: &CertInfo, now: i64) -> Check {
+/// The link to a relay (`[pump] relay`): made, TLS 1.3, the relay's certificate checked;
+/// certificates near expiry warned of.
+pub fn relay_link_checks(
+    addr: &str,
+    link: &Result<LinkInfo, String>,
+    own: &[(String, CertInfo)],
+    now: i64,
+) -> Vec<Check> {
+    let side = Side::Upstream;
+    let expected = format!("TLS 1.3 to {addr}, both certificates checked");
+    let mut checks = vec![match link {
+        Ok(info) => Check::new(
+            side,
+            "relay link",
+            expected,
+            format!("{} {}", info.version, info.cipher),
+            true,
+        ),
+        Err(e) => Check::new(side, "relay link", expected, e.clone(), false),
+    }];
+    if let Ok(LinkInfo {
+        certificate: Some(info),
+        ..
+    }) = link
+    {
+        checks.push(expiry(side, "relay certificate", info, now));
+    }
+    checks.extend(own.iter().map(|(key, info)| expiry(side, key, info, now)));
+    checks
+}
+
+pub fn expiry(side: Side, key: &str, info: &CertInfo, now: i64) -> Check {
     let days = (info.not_after - now).div_euclid(86_400);
     let check = Check::new(
         side,
