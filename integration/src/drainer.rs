@@ -174,6 +174,7 @@ pub struct DrainerCommand {
     dir: TempDir,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
+    netns: Option<String>,
 }
 
 /// What a finished `drainer` run left: exit code and output.
@@ -201,6 +202,7 @@ impl DrainerCommand {
             dir,
             args: Vec::new(),
             env: Vec::new(),
+            netns: None,
         })
     }
 
@@ -211,6 +213,12 @@ impl DrainerCommand {
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Runs the process in the network namespace named `ns` (see [`crate::Netns`]).
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_owned());
         self
     }
 
@@ -248,7 +256,10 @@ impl DrainerCommand {
             .map_err(|e| HarnessError::io("create stdout file", e))?;
         let err = File::create(self.dir.path().join("stderr"))
             .map_err(|e| HarnessError::io("create stderr file", e))?;
-        let mut command = Command::new(drainer_binary()?);
+        let mut command = match &self.netns {
+            Some(ns) => crate::netns::exec_in(ns, drainer_binary()?),
+            None => Command::new(drainer_binary()?),
+        };
         command
             .args(&self.args)
             .env_remove("DRAINER_LOG")

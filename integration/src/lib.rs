@@ -41,6 +41,7 @@ mod drainer;
 mod eventually;
 mod http;
 mod mariadb;
+mod netns;
 mod relay;
 mod sites;
 
@@ -50,7 +51,10 @@ pub use drainer::{
 };
 pub use eventually::{eventually, poll_until, Timeout};
 pub use http::{drainer_status, http_get, parse_prometheus, sample, Sample};
-pub use mariadb::{MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER};
+pub use mariadb::{
+    free_port, MariaDb, MariaDbBuilder, APPLY_PASSWORD, APPLY_USER, PUMP_PASSWORD, PUMP_USER,
+};
+pub use netns::{Bridge, Netns};
 pub use relay::RelaySpec;
 pub use sites::{
     binlogs_still, direction, mark_counter, text_rows, two_sites, two_writable_sites, Dice,

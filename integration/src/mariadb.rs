@@ -65,6 +65,7 @@ pub struct MariaDbBuilder {
     gtid_domain_id: Option<u32>,
     binlog: bool,
     args: Vec<String>,
+    netns: Option<String>,
 }
 
 impl MariaDbBuilder {
@@ -91,6 +92,13 @@ impl MariaDbBuilder {
     pub fn auto_increment(self, increment: u32, offset: u32) -> Self {
         self.arg(format!("--auto-increment-increment={increment}"))
             .arg(format!("--auto-increment-offset={offset}"))
+    }
+
+    /// Runs the server in network namespace `ns` (see [`crate::Netns`]): it listens on
+    /// that namespace's loopback only; the harness reaches it through its Unix socket.
+    pub fn netns(mut self, ns: &crate::Netns) -> Self {
+        self.netns = Some(ns.name.clone());
+        self
     }
 
     /// Another `mariadbd` option, after the harness's own (so it wins), e.g.
@@ -126,6 +134,7 @@ impl MariaDbBuilder {
                 dir,
                 binlog: self.binlog,
                 extra_args: self.args.clone(),
+                netns: self.netns.clone(),
                 child: None,
             };
             let log_before = server.error_log().len();
@@ -156,6 +165,7 @@ pub struct MariaDb {
     dir: TempDir,
     binlog: bool,
     extra_args: Vec<String>,
+    netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -166,6 +176,7 @@ impl MariaDb {
             gtid_domain_id: None,
             binlog: true,
             args: Vec::new(),
+            netns: None,
         }
     }
 
@@ -200,11 +211,14 @@ impl MariaDb {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
-    /// Connection options for `user` over TCP.
+    /// Connection options for `user` over TCP (through the server's Unix socket when it
+    /// runs in a network namespace of its own).
     pub fn opts(&self, user: &str, password: &str) -> Opts {
+        let socket = self.dir.path().join("mariadbd.sock");
         OptsBuilder::default()
             .ip_or_hostname(self.host())
             .tcp_port(self.port)
+            .socket(self.netns.as_ref().and(socket.to_str()))
             .user(Some(user))
             .pass(Some(password))
             .prefer_socket(false)
@@ -347,7 +361,11 @@ impl MariaDb {
         let log2 = log
             .try_clone()
             .map_err(|e| HarnessError::io("dup mariadbd.out", e))?;
-        let mut command = Command::new(binary("MARIADBD", &["mariadbd", "mysqld"])?);
+        let mariadbd = binary("MARIADBD", &["mariadbd", "mysqld"])?;
+        let mut command = match &self.netns {
+            Some(ns) => crate::netns::exec_in(ns, &mariadbd),
+            None => Command::new(&mariadbd),
+        };
         command
             .args(self.args())
             .stdin(Stdio::null())
@@ -595,7 +613,7 @@ pub(crate) fn signal(child: &Child, sig: libc::c_int) {
 }
 
 /// A loopback port nobody listens on now, not handed out before in this process.
-pub(crate) fn free_port() -> Result<u16, HarnessError> {
+pub fn free_port() -> Result<u16, HarnessError> {
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..100 {

@@ -22,6 +22,8 @@ pub struct RelaySpec {
     pub allowed_names: Vec<String>,
     /// The first replica id of its range.
     pub server_id: u32,
+    /// The network namespace it runs in (its site's), if any.
+    pub netns: Option<String>,
 }
 
 impl RelaySpec {
@@ -35,6 +37,7 @@ impl RelaySpec {
             key: key.to_owned(),
             allowed_names: Vec::new(),
             server_id: 4001,
+            netns: None,
         })
     }
 
@@ -65,6 +68,9 @@ impl RelaySpec {
     /// `drainer relay` (or `drainer relay check-config` with `check`) for `upstream`.
     pub fn command(&self, upstream: &MariaDb, check: bool) -> Result<DrainerCommand, HarnessError> {
         let mut command = DrainerCommand::new()?.arg("relay");
+        if let Some(ns) = &self.netns {
+            command = command.netns(ns);
+        }
         if check {
             command = command.arg("check-config");
         }
