@@ -9,9 +9,13 @@
 //! - [`apply`] applies transactions downstream (statements with exact parameters, the
 //!   session, one applier with one failure policy, the parallel workers) and knows
 //!   nothing of the pipeline;
+//! - [`servers`] says how the direction reaches its two servers (TLS loaded at start; with
+//!   `[pump] relay`, the tunnel to the upstream site's relay);
+//! - [`relay`] is `drainer relay`: a site's database served to other sites' drainers over
+//!   mutual TLS (docs/cross-site.md);
 //! - [`error`] says why a direction stopped, where and what;
 //! - [`status`] keeps what it does for `GET /status` and [`metrics`] for `GET /metrics`,
-//!   which [`http`] serves;
+//!   which [`http`] serves (the relay's pages too);
 //! - [`failpoint`] holds the crash points the tests use (they act only in a build with
 //!   the `failpoints` feature; any other build refuses `DRAINER_FAILPOINT`).
 

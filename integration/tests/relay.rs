@@ -259,3 +259,90 @@ async fn a_relay_killed_or_frozen_mid_load_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(count(&b, "log").await, 600);
 }
+
+#[tokio::test]
+async fn bad_relays_and_files_are_named_with_exit_codes() {
+    let pki = pki();
+    let (a, b) = two_sites(SETUP).await.unwrap();
+    let dir = TempDir::new().unwrap();
+    let spec = RelaySpec::new(&pki.ca.cert, &pki.relay.cert, &pki.relay.key).unwrap();
+    let run = |config: conf::Config, check: bool| async move {
+        let mut command = DrainerCommand::new().unwrap();
+        if check {
+            command = command.arg("check-config");
+        }
+        command.config(&config).unwrap().output(WAIT).await.unwrap()
+    };
+    let mut config = direction(&a, &b, 1, true, dir.path());
+    spec.read_through(&mut config, &pki.drainer.cert, &pki.drainer.key);
+
+    // Nothing listens on the relay's port: exit 3, the link's check says so.
+    for check in [true, false] {
+        let out = run(config.clone(), check).await;
+        assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
+        if check {
+            assert_line(&out, "upstream", "relay link", "FAIL", "does not answer");
+        }
+    }
+
+    // A MariaDB server where the relay should be: it speaks something else.
+    let mut wrong = config.clone();
+    wrong.pump.relay = Some(format!("127.0.0.1:{}", a.port()));
+    let out = run(wrong, true).await;
+    assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
+    assert_line(
+        &out,
+        "upstream",
+        "relay link",
+        "FAIL",
+        "does not speak the relay protocol",
+    );
+
+    // The drainer's certificate file missing, and a key that is not its certificate's.
+    let mut missing = config.clone();
+    missing.pump.tls.as_mut().unwrap().cert = dir.path().join("nope.pem");
+    let out = run(missing, false).await;
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("pump.tls.cert") && out.stderr.contains("nope.pem"),
+        "{}",
+        out.stderr
+    );
+    let mut mismatched = config.clone();
+    mismatched.pump.tls.as_mut().unwrap().key = pki.relay.key.clone();
+    let out = run(mismatched, true).await;
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("is not the private key of pump.tls.cert"),
+        "{}",
+        out.stderr
+    );
+
+    // The relay's own: an expired certificate, and a relay.toml naming a missing CA.
+    let expired = pki.ca.issue("relay-old", &["IP:127.0.0.1"], -2).unwrap();
+    let old = RelaySpec {
+        cert: expired.cert.clone(),
+        key: expired.key.clone(),
+        ..spec.clone()
+    };
+    let out = old.command(&a, false).unwrap().output(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tls.cert") && out.stderr.contains("expired on"),
+        "{}",
+        out.stderr
+    );
+    let no_ca = RelaySpec {
+        ca: dir.path().join("no-ca.pem"),
+        ..spec.clone()
+    };
+    let out = no_ca.command(&a, true).unwrap().output(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tls.ca") && out.stderr.contains("cannot read it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"));
+}

@@ -152,6 +152,33 @@ pub fn client_config(tls: &RelayClientTls) -> Result<Arc<ClientConfig>, FileErro
     Ok(Arc::new(config))
 }
 
+/// The relay's TLS, read again for every new link (see [`Connector`]): certificates and
+/// CA files can be replaced while it runs.
+pub struct ServerFiles {
+    tls: RelayServerTls,
+    config: std::sync::Mutex<Arc<ServerConfig>>,
+}
+
+impl ServerFiles {
+    /// Reads the files once now: an error is bad configuration.
+    pub fn load(tls: &RelayServerTls) -> Result<ServerFiles, FileError> {
+        Ok(ServerFiles {
+            tls: tls.clone(),
+            config: std::sync::Mutex::new(server_config(tls)?),
+        })
+    }
+
+    /// The files as they are now, else the last good ones.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        match server_config(&self.tls) {
+            Ok(fresh) => *config = fresh,
+            Err(e) => tracing::warn!(error = %e, "keeping the TLS files read before"),
+        }
+        config.clone()
+    }
+}
+
 #[derive(Debug)]
 struct Certificate(Arc<CertifiedKey>);
 
@@ -413,12 +440,15 @@ pub struct Tunnel {
     accept: tokio::task::JoinHandle<()>,
 }
 
-/// How to reach the relay.
+/// How to reach the relay. Its files are read again for every new link, so certificates
+/// (and the CA file) can be replaced while links run: new links use the new ones; files
+/// that cannot be used then are logged and the last good ones kept.
 #[derive(Clone)]
 pub struct Connector {
     pub addr: String,
     server_name: ServerName<'static>,
-    config: Arc<ClientConfig>,
+    tls: RelayClientTls,
+    config: Arc<std::sync::Mutex<Arc<ClientConfig>>>,
 }
 
 /// What a drainer learns of the relay when it connects.
@@ -443,8 +473,19 @@ impl Connector {
         Ok(Connector {
             addr: relay.to_owned(),
             server_name,
-            config,
+            tls: tls.clone(),
+            config: Arc::new(std::sync::Mutex::new(config)),
         })
+    }
+
+    /// The files as they are now, else the last good ones.
+    fn current(&self) -> Arc<ClientConfig> {
+        let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        match client_config(&self.tls) {
+            Ok(fresh) => *config = fresh,
+            Err(e) => tracing::warn!(error = %e, "keeping the relay TLS files read before"),
+        }
+        config.clone()
     }
 
     /// A link to the relay, its HELLO answered.
@@ -463,8 +504,8 @@ impl Connector {
                 source,
             })?;
         tcp.set_nodelay(true).ok();
-        let handshake = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(self.server_name.clone(), tcp);
+        let handshake =
+            tokio_rustls::TlsConnector::from(self.current()).connect(self.server_name.clone(), tcp);
         let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
             .map_err(|_| LinkError::Protocol {

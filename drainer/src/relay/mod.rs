@@ -12,6 +12,10 @@
 //! that matters: a drainer's checkpoint and apply record decide where it resumes, and a
 //! relay killed and started again is just a lost connection to it.
 //!
+//! Certificates: the relay reads its TLS files again for every new link, so they can be
+//! replaced while it runs (links made before keep theirs); files that cannot be used then
+//! are logged and the last good ones kept.
+//!
 //! Backpressure: a session reads from the upstream only as fast as its link takes the
 //! bytes, so a slow drainer slows its own stream, never the relay's memory (one packet and
 //! the link's buffers per session).
@@ -23,7 +27,7 @@ use std::sync::Arc;
 
 use conf::RelayConfig;
 use link::relay::{
-    forward, read_frame, server_config, write_frame, Counters, HANDSHAKE_TIMEOUT, HELLO, MAGIC,
+    forward, read_frame, write_frame, Counters, ServerFiles, HANDSHAKE_TIMEOUT, HELLO, MAGIC,
 };
 use link::{ClientTls, FileError, Server};
 use tokio::net::{TcpListener, TcpStream};
@@ -67,7 +71,7 @@ pub async fn serve(
     config: &RelayConfig,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
-    let acceptor = TlsAcceptor::from(server_config(&config.tls)?);
+    let files = Arc::new(ServerFiles::load(&config.tls)?);
     let upstream = Arc::new(upstream(config)?);
     let up = &config.upstream;
     let state = Arc::new(RelayState::new(
@@ -106,7 +110,8 @@ pub async fn serve(
             },
         };
         tcp.set_nodelay(true).ok();
-        let (acceptor, upstream, state) = (acceptor.clone(), upstream.clone(), state.clone());
+        let acceptor = TlsAcceptor::from(files.current());
+        let (upstream, state) = (upstream.clone(), state.clone());
         tokio::spawn(async move {
             session(tcp, peer.to_string(), acceptor, &upstream, &state).await;
         });

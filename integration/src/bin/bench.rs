@@ -35,6 +35,16 @@
 //! cargo run --release -p integration --bin bench -- steady --seconds 30 --rate 500
 //! ```
 //!
+//! `bench relay`: one sysbench workload caught up by a drainer reading the upstream
+//! directly and by one reading it through `drainer relay` (mutual TLS, zstd), from the same
+//! position, each alone; reports both rates and their ratio, the drainers' CPU per
+//! transaction, the bytes that crossed the link per row and the compression ratio:
+//!
+//! ```text
+//! cargo build --release -p drainer
+//! cargo run --release -p integration --bin bench -- relay --seconds 10
+//! ```
+//!
 //! `bench big-txn`: one upstream transaction of `--rows` rows (`--change insert`, `update`
 //! or `delete`: inserted into an empty table, or every row of a table that holds them on
 //! every server updated or deleted), replicated from the same
@@ -48,6 +58,9 @@
 //! cargo build --release -p drainer
 //! cargo run --release -p integration --bin bench -- big-txn --rows 1000000
 //! ```
+
+#[path = "bench/relay.rs"]
+mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,6 +125,16 @@ enum Bench {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// One sysbench workload replicated directly and through a relay (TLS, zstd).
+    Relay {
+        #[arg(long, default_value = "oltp_write_only")]
+        workload: String,
+        /// How long the workload runs upstream.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[command(flatten)]
+        shape: Workload,
+    },
     /// One large transaction: drainer against a native MariaDB replica.
     BigTxn {
         /// Rows in the transaction.
@@ -161,6 +184,11 @@ fn main() {
             Workload { seconds, ..shape },
             json.as_deref(),
         )),
+        Bench::Relay {
+            workload,
+            seconds,
+            shape,
+        } => runtime.block_on(relay::relay(&workload, Workload { seconds, ..shape })),
         Bench::Replication {
             workloads,
             seconds,
