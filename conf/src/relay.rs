@@ -38,8 +38,9 @@ pub struct RelayServerTls {
     pub cert: PathBuf,
     /// PEM file of its private key.
     pub key: PathBuf,
-    /// If not empty, only client certificates with one of these names (subjectAltName
-    /// DNS names, else the common name) are accepted.
+    /// If not empty, only client certificates with one of these names are accepted: a
+    /// subjectAltName DNS name or IP address (the common name only for a certificate
+    /// without a subjectAltName extension).
     #[serde(default)]
     pub allowed_names: Vec<String>,
 }

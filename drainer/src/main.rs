@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 use conf::{Config, PasswordSource, RelayConfig};
-use drainer::servers::Servers;
+use drainer::servers::{Servers, ServersError};
 use drainer::status::Status;
 
 use cli::{CheckpointAction, Cli, Command, SchemaAction};
@@ -94,9 +94,13 @@ fn main() -> ExitCode {
     // configuration, named by its key and path.
     let servers = match runtime.block_on(Servers::load(&config)) {
         Ok(servers) => servers,
-        Err(e) => {
+        Err(ServersError::File(e)) => {
             eprintln!("error: {}: {e}", path.display());
             return Exit::BadConfig.into();
+        }
+        Err(e @ ServersError::Tunnel(_)) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime.into();
         }
     };
     let exit = match cli.command {

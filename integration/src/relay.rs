@@ -24,6 +24,9 @@ pub struct RelaySpec {
     pub server_id: u32,
     /// The network namespace it runs in (its site's), if any.
     pub netns: Option<String>,
+    /// The password it logs in to the upstream with (the harness's, unless a test
+    /// wants it wrong).
+    pub password: String,
 }
 
 impl RelaySpec {
@@ -38,6 +41,7 @@ impl RelaySpec {
             allowed_names: Vec::new(),
             server_id: 4001,
             netns: None,
+            password: PUMP_PASSWORD.to_owned(),
         })
     }
 
@@ -76,7 +80,7 @@ impl RelaySpec {
         }
         Ok(command
             .config_text(&self.config_text(upstream))?
-            .env(conf::UPSTREAM_PASSWORD_ENV, PUMP_PASSWORD))
+            .env(conf::UPSTREAM_PASSWORD_ENV, &self.password))
     }
 
     /// Starts the relay and waits until it serves.

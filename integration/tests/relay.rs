@@ -139,16 +139,45 @@ async fn a_drainer_reads_its_upstream_only_through_the_relay() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", drainer.stderr()));
 
-    // The relay shows the drainer's binlog stream under one of its own replica ids.
+    // A second drainer reads the same relay (a mesh: every other site reads it), into a
+    // third server; its stream registers under another replica id of the relay's range,
+    // though both drainers' configurations are alike.
+    let c = MariaDb::start().await.unwrap();
+    c.exec(SETUP).await.unwrap();
+    c.exec(&["ALTER TABLE app.t ADD COLUMN w INT"])
+        .await
+        .unwrap();
+    let mut to_c = direction(&a, &c, 2, false, &dir.path().join("c"));
+    spec.read_through(&mut to_c, &pki.drainer.cert, &pki.drainer.key);
+    let mut second = replicating(&to_c, WAIT).await.unwrap();
+    a.exec(&["INSERT INTO app.t VALUES (51, 'both', 8)"])
+        .await
+        .unwrap();
+    poll_until("the row on both targets", WAIT, || async {
+        match (count(&b, "t").await, count(&c, "t").await) {
+            (52, 1) => Ok(()),
+            (nb, nc) => Err(format!("{nb} on B, {nc} on C")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", second.stderr()));
+
+    // The relay shows both binlog streams, each under its own replica id.
     let status = relay_status(&spec).await;
     let clients = status["clients"].as_array().unwrap();
+    let mut ids: Vec<u64> = clients
+        .iter()
+        .filter_map(|c| c["replica_id"].as_u64())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [4001, 4002], "{status}");
     let stream = clients
         .iter()
         .find(|c| c["replica_id"].is_u64())
         .unwrap_or_else(|| panic!("no binlog stream in {status}"));
     assert_eq!(stream["name"], "drainer-b");
-    assert_eq!(stream["replica_id"], 4001);
     assert!(stream["gtid"].is_string(), "{stream}");
+    second.kill();
     assert!(status["bytes_sent"].as_u64().unwrap() > 0);
     let (code, metrics) = http_get(&spec.addr, "/metrics").await.unwrap();
     assert_eq!(code, 200);
@@ -318,6 +347,19 @@ async fn bad_relays_and_files_are_named_with_exit_codes() {
         "{}",
         out.stderr
     );
+
+    // A relay whose own login is refused: the upstream's error reaches the drainer as the
+    // server's (not as a lost connection).
+    let refused = RelaySpec {
+        password: "wrong".into(),
+        ..spec.clone()
+    };
+    let relay = refused.start(&a).await.unwrap();
+    let out = run(config.clone(), true).await;
+    assert_eq!(out.code(), Some(3), "{}\n{}", out.stdout, out.stderr);
+    assert_line(&out, "upstream", "relay link", "ok", "TLSv1.3");
+    assert_line(&out, "upstream", "connection", "FAIL", "Access denied");
+    drop(relay);
 
     // The relay's own: an expired certificate, and a relay.toml naming a missing CA.
     let expired = pki.ca.issue("relay-old", &["IP:127.0.0.1"], -2).unwrap();

@@ -106,6 +106,14 @@ fn client_config(
                     })?;
             Some(verifier)
         }
+        // A verifying mode without a CA accepts nothing (validation refuses it earlier).
+        (None, true) => {
+            return Err(FileError::Invalid {
+                key: key("ssl-ca"),
+                path: std::path::PathBuf::new(),
+                what: format!("is required by {section}.ssl-mode = {:?}", mode.as_str()),
+            })
+        }
         _ => None,
     };
     let verifier = Arc::new(ModeVerifier {

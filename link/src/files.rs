@@ -32,13 +32,13 @@ pub enum FileError {
     Expired {
         key: String,
         path: PathBuf,
-        info: CertInfo,
+        info: Box<CertInfo>,
     },
     #[error("{key} = {path:?}: {info}: not valid before {}", utc(info.not_before))]
     NotYetValid {
         key: String,
         path: PathBuf,
-        info: CertInfo,
+        info: Box<CertInfo>,
     },
     #[error(
         "{key_key} = {key_path:?} is not the private key of {cert_key} = {cert_path:?}: {why}"
@@ -78,12 +78,19 @@ impl Named<'_> {
 
     /// Every certificate of the file, in order; at least one, each valid now.
     pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, FileError> {
+        let certs = self.pem_certificates()?;
+        for cert in &certs {
+            self.valid_now(cert)?;
+        }
+        Ok(certs)
+    }
+
+    /// Every certificate of the file, whatever its validity; at least one.
+    fn pem_certificates(&self) -> Result<Vec<CertificateDer<'static>>, FileError> {
         let text = self.read()?;
         let mut certs = Vec::new();
         for cert in CertificateDer::pem_slice_iter(&text) {
-            let cert = cert.map_err(|e| self.invalid(format!("not PEM: {}", pem_error(&e))))?;
-            self.valid_now(&cert)?;
-            certs.push(cert);
+            certs.push(cert.map_err(|e| self.invalid(format!("not PEM: {}", pem_error(&e))))?);
         }
         if certs.is_empty() {
             return Err(self.invalid("holds no PEM certificate (BEGIN CERTIFICATE)"));
@@ -100,8 +107,22 @@ impl Named<'_> {
     pub fn roots_and_certificates(
         &self,
     ) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), FileError> {
+        // A CA file may hold an old CA next to its successor (a rotation): the expired
+        // ones are left out, as long as one is valid.
+        let mut certs = Vec::new();
+        let mut expired = None;
+        for cert in self.pem_certificates()? {
+            match self.valid_now(&cert) {
+                Ok(()) => certs.push(cert),
+                Err(e) => {
+                    expired.get_or_insert(e);
+                }
+            }
+        }
+        if let (true, Some(e)) = (certs.is_empty(), expired) {
+            return Err(e);
+        }
         let mut roots = RootCertStore::empty();
-        let certs = self.certificates()?;
         for cert in certs.iter().cloned() {
             roots
                 .add(cert)
@@ -130,14 +151,14 @@ impl Named<'_> {
             return Err(FileError::Expired {
                 key: self.key.to_owned(),
                 path: self.path.to_owned(),
-                info,
+                info: Box::new(info),
             });
         }
         if now < info.not_before {
             return Err(FileError::NotYetValid {
                 key: self.key.to_owned(),
                 path: self.path.to_owned(),
-                info,
+                info: Box::new(info),
             });
         }
         Ok(())

@@ -166,7 +166,7 @@ impl Response {
         let (user, mut at) = c_string(p, 32)?;
         let auth = if flags & CLIENT_PLUGIN_AUTH_LENENC != 0 {
             let (len, after) = lenenc(p, at)?;
-            at = after + len;
+            at = after.checked_add(len)?;
             p.get(after..at)?
         } else if flags & CLIENT_SECURE_CONNECTION != 0 {
             let len = usize::from(*p.get(at)?);
@@ -364,11 +364,11 @@ fn lenenc(p: &[u8], at: usize) -> Option<(usize, usize)> {
         _ => return None,
     };
     let bytes = p.get(at + 1..at + 1 + len)?;
-    let mut value = 0usize;
+    let mut value = 0u64;
     for (i, b) in bytes.iter().enumerate() {
-        value |= usize::from(*b) << (8 * i);
+        value |= u64::from(*b) << (8 * i);
     }
-    Some((value, at + 1 + width))
+    Some((usize::try_from(value).ok()?, at + 1 + width))
 }
 
 /// `mysql_native_password`: SHA1(password) XOR SHA1(nonce + SHA1(SHA1(password))).
@@ -477,6 +477,13 @@ mod tests {
         lenenc[2] |= (CLIENT_PLUGIN_AUTH_LENENC >> 16) as u8;
         assert_eq!(Response::parse(&lenenc).unwrap().auth, vec![7; 20]);
         assert_eq!(Response::parse(&[0, 0, 0, 0]), None);
+        // A length-encoded scramble claiming 2^64 - 1 bytes: refused, not an overflow.
+        let mut huge = r.encode()[..32].to_vec();
+        huge[2] |= (CLIENT_PLUGIN_AUTH_LENENC >> 16) as u8;
+        huge.extend(b"u\0");
+        huge.push(0xFE);
+        huge.extend([0xFF; 8]);
+        assert_eq!(Response::parse(&huge), None);
     }
 
     #[test]

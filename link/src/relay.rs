@@ -7,9 +7,11 @@
 //! DATA      the connection's bytes, compressed (one zstd stream per direction, flushed
 //!           per frame, so each frame decodes on arrival)
 //! HEARTBEAT sent after 5 s without data; a side that hears nothing for 20 s drops the link
-//! REFUSED   relay → drainer, then the link closes: why (the upstream refused, no free
-//!           replica id, …)
 //! ```
+//! What the upstream or the relay refuses (a login, a binlog position, a replica id when
+//! all are taken) reaches the drainer as a MySQL error packet inside the stream, as from
+//! the server itself; the link then closes after the last byte is sent.
+//!
 //! One link carries one MySQL connection: the drainer's client library and its binlog
 //! connection each open their own, through [`Tunnel`]'s local socket. Backpressure is TCP's:
 //! a side reads from one end only as fast as the other end takes what it wrote.
@@ -44,7 +46,6 @@ pub const MAGIC: &[u8] = b"drainer-relay/1";
 pub const HELLO: u8 = 1;
 pub const DATA: u8 = 2;
 pub const HEARTBEAT: u8 = 3;
-pub const REFUSED: u8 = 4;
 /// A side sends a heartbeat after this long without data...
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// ... and drops a link it has heard nothing on for this long.
@@ -57,6 +58,9 @@ const CHUNK: usize = 64 << 10;
 const MAX_FRAME: usize = 1 << 20;
 /// zstd's level: fast, and most of what a binlog stream gives.
 const LEVEL: i32 = 3;
+/// The largest zstd window either side uses or accepts (4 MiB): a peer cannot make a
+/// link hold more.
+const WINDOW_LOG: u32 = 22;
 
 /// Why a link could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +79,6 @@ pub enum LinkError {
     },
     #[error("{addr} does not speak the relay protocol: {what}")]
     Protocol { addr: String, what: String },
-    #[error("relay {addr} refused: {why}")]
-    Refused { addr: String, why: String },
 }
 
 /// The relay's TLS: its certificate, client certificates required and checked against
@@ -152,30 +154,74 @@ pub fn client_config(tls: &RelayClientTls) -> Result<Arc<ClientConfig>, FileErro
     Ok(Arc::new(config))
 }
 
-/// The relay's TLS, read again for every new link (see [`Connector`]): certificates and
-/// CA files can be replaced while it runs.
+/// A TLS configuration made from files, made again when one of them changes (size or
+/// modification time), so that certificates and CA files can be replaced while links run:
+/// new links use the new ones. Files that cannot be used then are logged (once per
+/// change) and the last good ones kept.
+struct Reloading<T> {
+    paths: Vec<PathBuf>,
+    /// The files' stamps when last read, and what was made of them.
+    state: std::sync::Mutex<(Vec<Stamp>, Arc<T>)>,
+}
+
+/// A file's modification time and size (`None`: it cannot be read).
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+impl<T> Reloading<T> {
+    fn new(paths: Vec<PathBuf>, config: Arc<T>) -> Self {
+        let stamps = stamps(&paths);
+        Reloading {
+            paths,
+            state: std::sync::Mutex::new((stamps, config)),
+        }
+    }
+
+    fn current(&self, load: impl FnOnce() -> Result<Arc<T>, FileError>) -> Arc<T> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = stamps(&self.paths);
+        if now != state.0 {
+            state.0 = now;
+            match load() {
+                Ok(fresh) => {
+                    tracing::info!("TLS files changed: new links use them");
+                    state.1 = fresh;
+                }
+                Err(e) => tracing::warn!(error = %e, "keeping the TLS files read before"),
+            }
+        }
+        state.1.clone()
+    }
+}
+
+fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+/// The relay's TLS, read again when its files change (see [`Reloading`]).
 pub struct ServerFiles {
     tls: RelayServerTls,
-    config: std::sync::Mutex<Arc<ServerConfig>>,
+    config: Reloading<ServerConfig>,
 }
 
 impl ServerFiles {
     /// Reads the files once now: an error is bad configuration.
     pub fn load(tls: &RelayServerTls) -> Result<ServerFiles, FileError> {
+        let paths = vec![tls.ca.clone(), tls.cert.clone(), tls.key.clone()];
         Ok(ServerFiles {
             tls: tls.clone(),
-            config: std::sync::Mutex::new(server_config(tls)?),
+            config: Reloading::new(paths, server_config(tls)?),
         })
     }
 
-    /// The files as they are now, else the last good ones.
+    /// The configuration of the files as they are now, else the last good one.
     pub fn current(&self) -> Arc<ServerConfig> {
-        let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        match server_config(&self.tls) {
-            Ok(fresh) => *config = fresh,
-            Err(e) => tracing::warn!(error = %e, "keeping the TLS files read before"),
-        }
-        config.clone()
+        self.config.current(|| server_config(&self.tls))
     }
 }
 
@@ -270,7 +316,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<(u8, Vec<
     let mut head = [0u8; 5];
     r.read_exact(&mut head).await?;
     let len = u32::from_le_bytes(head[1..].try_into().expect("4 bytes")) as usize;
-    if len > MAX_FRAME || !matches!(head[0], HELLO | DATA | HEARTBEAT | REFUSED) {
+    if len > MAX_FRAME || !matches!(head[0], HELLO | DATA | HEARTBEAT) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("not a relay frame (kind {}, {len} bytes)", head[0]),
@@ -311,7 +357,7 @@ where
     let (mut plain_r, mut plain_w) = tokio::io::split(plain);
     let (mut link_r, mut link_w) = tokio::io::split(link);
     let to_link = async {
-        let mut encoder = Encoder::new(LEVEL)?;
+        let mut encoder = encoder()?;
         let mut buf = vec![0u8; CHUNK];
         let mut out = Vec::with_capacity(CHUNK);
         loop {
@@ -337,7 +383,7 @@ where
         }
     };
     let to_plain = async {
-        let mut decoder = Decoder::new()?;
+        let mut decoder = decoder()?;
         let mut out = Vec::with_capacity(CHUNK);
         loop {
             let (kind, payload) =
@@ -370,12 +416,6 @@ where
                     out.clear();
                 }
                 HEARTBEAT => {}
-                REFUSED => {
-                    return Err(io::Error::other(format!(
-                        "the relay refused: {}",
-                        String::from_utf8_lossy(&payload)
-                    )))
-                }
                 other => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -390,6 +430,18 @@ where
         r = to_link => r,
         r = to_plain => r,
     }
+}
+
+fn encoder() -> io::Result<Encoder<'static>> {
+    let mut encoder = Encoder::new(LEVEL)?;
+    encoder.set_parameter(zstd::stream::raw::CParameter::WindowLog(WINDOW_LOG))?;
+    Ok(encoder)
+}
+
+fn decoder() -> io::Result<Decoder<'static>> {
+    let mut decoder = Decoder::new()?;
+    decoder.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(WINDOW_LOG))?;
+    Ok(decoder)
 }
 
 fn compress(encoder: &mut Encoder<'_>, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
@@ -435,20 +487,20 @@ fn decompress(decoder: &mut Decoder<'_>, input: &[u8], out: &mut Vec<u8>) -> io:
 pub struct Tunnel {
     pub socket: PathBuf,
     pub relay: String,
-    dir: PathBuf,
+    /// Removed when the tunnel is dropped.
+    _dir: tempfile::TempDir,
     connector: Connector,
     accept: tokio::task::JoinHandle<()>,
 }
 
-/// How to reach the relay. Its files are read again for every new link, so certificates
-/// (and the CA file) can be replaced while links run: new links use the new ones; files
-/// that cannot be used then are logged and the last good ones kept.
+/// How to reach the relay. Its files are read again when they change (see
+/// [`Reloading`]): certificates and the CA file can be replaced while links run.
 #[derive(Clone)]
 pub struct Connector {
     pub addr: String,
     server_name: ServerName<'static>,
     tls: RelayClientTls,
-    config: Arc<std::sync::Mutex<Arc<ClientConfig>>>,
+    config: Arc<Reloading<ClientConfig>>,
 }
 
 /// What a drainer learns of the relay when it connects.
@@ -474,18 +526,16 @@ impl Connector {
             addr: relay.to_owned(),
             server_name,
             tls: tls.clone(),
-            config: Arc::new(std::sync::Mutex::new(config)),
+            config: Arc::new(Reloading::new(
+                vec![tls.ca.clone(), tls.cert.clone(), tls.key.clone()],
+                config,
+            )),
         })
     }
 
-    /// The files as they are now, else the last good ones.
+    /// The configuration of the files as they are now, else the last good one.
     fn current(&self) -> Arc<ClientConfig> {
-        let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        match client_config(&self.tls) {
-            Ok(fresh) => *config = fresh,
-            Err(e) => tracing::warn!(error = %e, "keeping the relay TLS files read before"),
-        }
-        config.clone()
+        self.config.current(|| client_config(&self.tls))
     }
 
     /// A link to the relay, its HELLO answered.
@@ -534,12 +584,6 @@ impl Connector {
             })?;
         match frame {
             Ok((HELLO, magic)) if magic == MAGIC => {}
-            Ok((REFUSED, why)) => {
-                return Err(LinkError::Refused {
-                    addr,
-                    why: String::from_utf8_lossy(&why).into_owned(),
-                })
-            }
             Ok((kind, _)) => {
                 return Err(LinkError::Protocol {
                     addr,
@@ -591,30 +635,33 @@ impl Tunnel {
     /// Opens the local socket (in a new directory only this user can enter) and carries
     /// every connection made to it to the relay.
     pub async fn start(connector: Connector) -> io::Result<Tunnel> {
-        use std::os::unix::fs::DirBuilderExt;
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "drainer-relay-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        let socket = dir.join("upstream.sock");
+        // A new directory with a name of its own, mode 0700: nobody else can reach the
+        // socket, and no directory left by a killed process is in the way.
+        let dir = tempfile::Builder::new()
+            .prefix("drainer-relay-")
+            .tempdir()?;
+        let socket = dir.path().join("upstream.sock");
         let listener = UnixListener::bind(&socket)?;
         let carry = connector.clone();
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((local, _)) = listener.accept().await else {
-                    continue;
-                };
-                let connector = carry.clone();
-                tokio::spawn(async move { carry_one(local, &connector).await });
+                match listener.accept().await {
+                    Ok((local, _)) => {
+                        let connector = carry.clone();
+                        tokio::spawn(async move { carry_one(local, &connector).await });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, most likely: wait rather than spin.
+                        tracing::warn!(error = %e, "the relay tunnel cannot accept");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
         });
         Ok(Tunnel {
             socket,
             relay: connector.addr.clone(),
-            dir,
+            _dir: dir,
             connector,
             accept,
         })
@@ -635,7 +682,6 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.accept.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -661,8 +707,8 @@ mod tests {
 
     #[test]
     fn compressed_frames_decode_on_arrival() {
-        let mut encoder = Encoder::new(LEVEL).unwrap();
-        let mut decoder = Decoder::new().unwrap();
+        let mut encoder = encoder().unwrap();
+        let mut decoder = decoder().unwrap();
         let (mut wire, mut back) = (Vec::new(), Vec::new());
         let mut total_in = 0;
         let mut total_wire = 0;
@@ -678,7 +724,7 @@ mod tests {
         }
         assert!(total_wire * 10 < total_in, "{total_wire} of {total_in}");
         // Garbage is an error, not a panic.
-        assert!(decompress(&mut Decoder::new().unwrap(), b"not zstd at all", &mut back).is_err());
+        assert!(decompress(&mut super::decoder().unwrap(), b"not zstd", &mut back).is_err());
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ pub struct CertInfo {
     pub common_name: Option<String>,
     /// subjectAltName entries: DNS names and IP addresses, as text.
     pub alt_names: Vec<String>,
+    /// Whether it has a subjectAltName extension at all (perhaps of other kinds of name).
+    pub has_alt_names: bool,
     /// Unix seconds.
     pub not_before: i64,
     /// Unix seconds.
@@ -34,23 +36,25 @@ impl CertInfo {
         let not_after = validity.time()?;
         let (subject, _) = tbs.next(SEQUENCE)?;
         tbs.next(SEQUENCE)?; // public key
-        let mut alt_names = Vec::new();
+        let mut alt_names = None;
         while let Some((tag, body)) = tbs.any() {
             if tag == EXTENSIONS {
-                alt_names = subject_alt_names(body).unwrap_or_default();
+                alt_names = subject_alt_names(body);
             }
         }
         Some(CertInfo {
             common_name: common_name(subject),
-            alt_names,
+            has_alt_names: alt_names.is_some(),
+            alt_names: alt_names.unwrap_or_default(),
             not_before,
             not_after,
         })
     }
 
-    /// Every name the certificate is for: its alternative names, else its common name.
+    /// Every name the certificate is for: its subjectAltName DNS names and IP addresses;
+    /// the common name only for a certificate without a subjectAltName extension.
     pub fn names(&self) -> Vec<&str> {
-        if self.alt_names.is_empty() {
+        if !self.has_alt_names {
             self.common_name.iter().map(String::as_str).collect()
         } else {
             self.alt_names.iter().map(String::as_str).collect()

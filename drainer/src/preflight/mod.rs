@@ -80,7 +80,8 @@ pub async fn run(config: &Config, servers: &Servers) -> Report {
     let mut checks = Vec::new();
     if let (Some(tunnel), Some(tls)) = (&servers.relay, &config.pump.tls) {
         let link = tunnel.check().await.map_err(|e| e.to_string());
-        let own = certificates("pump.tls.cert", &tls.cert);
+        let mut own = certificates("pump.tls.cert", &tls.cert);
+        own.extend(certificates("pump.tls.ca", &tls.ca));
         checks.extend(relay_link_checks(&tunnel.relay, &link, &own, now));
     }
     let (up, down, replication) = tokio::join!(

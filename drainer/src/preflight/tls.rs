@@ -214,6 +214,7 @@ mod tests {
         let info = CertInfo {
             common_name: Some("relay-a".into()),
             alt_names: vec![],
+            has_alt_names: false,
             not_before: 0,
             not_after: 20 * 86_400,
         };

@@ -24,6 +24,7 @@ mod proxy;
 pub mod state;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use conf::RelayConfig;
 use link::relay::{
@@ -104,17 +105,27 @@ pub async fn serve(
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
         tcp.set_nodelay(true).ok();
-        let acceptor = TlsAcceptor::from(files.current());
-        let (upstream, state) = (upstream.clone(), state.clone());
+        let (files, upstream, state) = (files.clone(), upstream.clone(), state.clone());
         tokio::spawn(async move {
+            // The files' stamps are checked here, off the accept loop.
+            let acceptor = TlsAcceptor::from(files.current());
             session(tcp, peer.to_string(), acceptor, &upstream, &state).await;
         });
+    }
+}
+
+/// Takes a session out of the state when dropped.
+struct Leave<'a>(&'a RelayState, u64);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.leave(self.1);
     }
 }
 
@@ -159,13 +170,24 @@ async fn session(
     }
     let counters = Arc::new(Counters::default());
     let id = state.join(name.clone(), peer.clone(), Arc::clone(&counters));
+    // The session leaves the state (and frees its replica id) however it ends.
+    let _leave = Leave(state, id);
     tracing::info!(client = %peer, name = %name, session = id, "client connected");
     let (near, far) = tokio::io::duplex(256 << 10);
+    let forwarding = forward(far, tls, |d| d, |_| {}, &counters);
+    tokio::pin!(forwarding);
     let ended = tokio::select! {
-        r = forward(far, tls, |d| d, |_| {}, &counters) => r,
-        r = proxy::proxy(near, upstream, state, id) => r,
+        r = &mut forwarding => r,
+        r = proxy::proxy(near, upstream, state, id) => {
+            // The session is over on the upstream's side (its end of the pipe is closed):
+            // the link still sends what it was given (an error packet, the last events)
+            // and closes.
+            match tokio::time::timeout(Duration::from_secs(10), &mut forwarding).await {
+                Ok(sent) => r.and(sent),
+                Err(_) => r,
+            }
+        }
     };
-    state.leave(id);
     match ended {
         Ok(()) => tracing::info!(client = %peer, session = id, "client disconnected"),
         Err(e) => tracing::info!(client = %peer, session = id, error = %e, "client link ended"),

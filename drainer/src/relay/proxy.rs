@@ -49,13 +49,29 @@ where
     let Some(up) = log_in(&mut client, upstream).await? else {
         return Ok(());
     };
-    let (client_r, client_w) = tokio::io::split(client);
+    let (mut client_r, mut client_w) = tokio::io::split(client);
     let (up_r, up_w) = tokio::io::split(up);
     let dumping = AtomicBool::new(false);
-    tokio::select! {
-        r = commands(client_r, up_w, state, id, &dumping) => r,
-        r = answers(BufReader::with_capacity(1 << 16, up_r), client_w, state, id, &dumping) => r,
+    let up_r = BufReader::with_capacity(1 << 16, up_r);
+    let ended = tokio::select! {
+        r = commands(&mut client_r, up_w, state, id, &dumping) => r,
+        r = answers(up_r, &mut client_w, state, id, &dumping) => r.map(|()| Ended::Closed),
+    };
+    match ended? {
+        Ended::Closed => Ok(()),
+        // The relay's own refusal, as the server would answer the command.
+        Ended::Refused(why) => {
+            write_packet(&mut client_w, 1, &error_packet(1040, "08004", &why)).await
+        }
     }
+}
+
+/// How the client's side of a session ended.
+enum Ended {
+    /// Either side closed.
+    Closed,
+    /// The relay refused a command (why).
+    Refused(String),
 }
 
 /// The login, relayed: `None` when it failed (the client has the reason).
@@ -148,7 +164,7 @@ async fn commands<R, W>(
     state: &RelayState,
     id: u64,
     dumping: &AtomicBool,
-) -> io::Result<()>
+) -> io::Result<Ended>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -156,7 +172,7 @@ where
     loop {
         let (mut payload, seq) = match read_packet(&mut client).await {
             Ok(p) => p,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Ended::Closed),
             Err(e) => return Err(e),
         };
         let at = match payload.first() {
@@ -167,8 +183,10 @@ where
         };
         if let Some(at) = at.filter(|at| payload.len() >= at + 4) {
             let Some(rid) = state.replica_id(id) else {
-                return Err(io::Error::other(
-                    "every replica id of the relay's range is taken (upstream.max-streams)",
+                return Ok(Ended::Refused(
+                    "relay: every replica id of its range is taken by another binlog stream \
+                     (raise upstream.max-streams)"
+                        .into(),
                 ));
             };
             payload[at..at + 4].copy_from_slice(&rid.to_le_bytes());
@@ -223,6 +241,9 @@ where
 
 /// Where a binlog stream stands, from its events' headers.
 struct Watch {
+    /// Whether events end with a CRC32 (from the stream's FORMAT_DESCRIPTION; `None`
+    /// before it).
+    checksums: Option<bool>,
     file: String,
     position: u64,
     gtid: String,
@@ -234,6 +255,7 @@ struct Watch {
 impl Default for Watch {
     fn default() -> Self {
         Watch {
+            checksums: None,
             file: String::new(),
             position: 0,
             gtid: String::new(),
@@ -254,15 +276,28 @@ impl Watch {
         let (timestamp, kind, server_id, log_pos) = (u32_at(1), p[5], u32_at(6), u32_at(14));
         let body = &p[20..];
         match kind {
-            // ROTATE: the position in the new file, then its name.
+            // ROTATE: the position in the new file, then its name (and the CRC32, when
+            // events carry one: before the FORMAT_DESCRIPTION says, the name is cut at
+            // its last digit, as binlog names end in one).
             4 if body.len() > 8 => {
-                let name: Vec<u8> = body[8..]
-                    .iter()
-                    .copied()
-                    .take_while(u8::is_ascii_graphic)
-                    .collect();
-                self.file = String::from_utf8_lossy(&name).into_owned();
+                let name = &body[8..];
+                let name = match self.checksums {
+                    Some(true) => &name[..name.len().saturating_sub(4)],
+                    Some(false) => name,
+                    None => {
+                        let end = name
+                            .iter()
+                            .rposition(u8::is_ascii_digit)
+                            .map_or(0, |i| i + 1);
+                        &name[..end.min(name.len())]
+                    }
+                };
+                self.file = String::from_utf8_lossy(name).into_owned();
                 self.position = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+            }
+            // FORMAT_DESCRIPTION: its checksum algorithm is the byte before its own CRC.
+            15 if body.len() >= 5 => {
+                self.checksums = Some(body[body.len() - 5] == 1);
             }
             // MariaDB's GTID: sequence number, domain.
             162 if body.len() >= 12 => {
@@ -359,10 +394,19 @@ mod tests {
             p
         };
         let mut w = Watch::default();
+        // The first ROTATE, before the FORMAT_DESCRIPTION, with its CRC32 (digits, even).
         let mut rotate = 4u64.to_le_bytes().to_vec();
-        rotate.extend(b"binlog.000002");
+        rotate.extend(b"binlog.000002\x9a\x1b\x00\x00");
         w.event(&event(4, 0, 0, &rotate));
         assert_eq!((w.file.as_str(), w.position), ("binlog.000002", 4));
+        let mut fde = vec![0u8; 80];
+        fde[75] = 1;
+        w.event(&event(15, 0, 0, &fde));
+        assert_eq!(w.checksums, Some(true));
+        let mut rotate = 4u64.to_le_bytes().to_vec();
+        rotate.extend(b"binlog.000003\x39\x31\x32\x33");
+        w.event(&event(4, 0, 0, &rotate));
+        assert_eq!(w.file, "binlog.000003");
         let mut gtid = 42u64.to_le_bytes().to_vec();
         gtid.extend(3u32.to_le_bytes());
         gtid.push(0);
