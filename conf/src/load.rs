@@ -114,6 +114,22 @@ pub enum PasswordSource {
     File,
 }
 
+/// `config`, unless it breaks a rule: then every violation, naming the file.
+pub(crate) fn valid<T>(
+    config: T,
+    violations: Vec<Violation>,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    if violations.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            violations,
+        })
+    }
+}
+
 /// Parses a TOML file of one of this crate's models; errors name the key and the line.
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     text: &str,
@@ -147,14 +163,7 @@ impl Config {
         }
         config.apply_password_env(|name| std::env::var(name).ok());
         let violations = config.validate();
-        if violations.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                violations,
-            })
-        }
+        valid(config, violations, path)
     }
 
     /// Parses TOML `text` read from `origin` (named in errors). No environment, no validation.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::{parse_toml, ConfigError};
+use crate::load::{parse_toml, valid, ConfigError};
 use crate::model::{LogLevel, ServerTls, SslMode};
 use crate::validate::{check_host_port, Violations};
 use crate::{Secret, Violation};
@@ -114,14 +114,7 @@ impl RelayConfig {
             Err(std::env::VarError::NotPresent) => {}
         }
         let violations = config.validate();
-        if violations.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                violations,
-            })
-        }
+        valid(config, violations, path)
     }
 
     pub fn parse(text: &str, origin: &Path) -> Result<RelayConfig, ConfigError> {

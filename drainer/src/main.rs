@@ -162,19 +162,7 @@ fn relay(path: &Path, check: bool, json: bool) -> Exit {
         };
     }
     runtime.block_on(async {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("stopping the relay");
-            let _ = stop_tx.send(true);
-        });
+        let stop_rx = on_signals("stopping the relay");
         match drainer::relay::serve(&config, stop_rx).await {
             Ok(()) => Exit::Ok,
             Err(drainer::relay::RelayError::File(e)) => {
@@ -311,22 +299,8 @@ async fn run(config: &Config, servers: &Servers) -> Exit {
         status.failed("preflight failed", false);
         return Exit::FailedPreflight;
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::info!("stopping: finishing the transaction in flight and saving the checkpoint");
-        let _ = stop_tx.send(true);
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::warn!("second signal: exiting at once");
-        std::process::exit(130);
-    });
+    let stop_rx =
+        on_signals("stopping: finishing the transaction in flight and saving the checkpoint");
     match drainer::pipeline::run(config, servers, stop_rx, Arc::clone(&status), now).await {
         Ok(()) => Exit::Ok,
         Err(e) => {
@@ -342,6 +316,28 @@ async fn run(config: &Config, servers: &Servers) -> Exit {
             Exit::Runtime
         }
     }
+}
+
+/// Says `true` at the first SIGINT/SIGTERM (logging `stopping`); a second one exits at
+/// once with 130.
+fn on_signals(stopping: &'static str) -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("{stopping}");
+        let _ = stop_tx.send(true);
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    stop_rx
 }
 
 /// `drainer schema show`: the tracked definitions, from data-dir, without locking it.

@@ -285,11 +285,21 @@ impl DrainerCommand {
         self,
         timeout: Duration,
     ) -> Result<DrainerProcess, HarnessError> {
+        self.spawn_until("replicating", timeout).await
+    }
+
+    /// Starts the process and waits until its log says `text`; the timeout's error carries
+    /// its log so far.
+    pub async fn spawn_until(
+        self,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<DrainerProcess, HarnessError> {
         let process = self.spawn()?;
-        poll_until("the drainer to start replicating", timeout, || {
+        poll_until(&format!("the log to say {text:?}"), timeout, || {
             let log = process.stderr();
             async move {
-                if log.contains("replicating") {
+                if log.contains(text) {
                     Ok(())
                 } else {
                     Err(log)

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::drainer::{DrainerCommand, DrainerProcess};
-use crate::eventually::poll_until;
 use crate::mariadb::{free_port, MariaDb, PUMP_PASSWORD, PUMP_USER};
 use crate::HarnessError;
 
@@ -85,19 +84,9 @@ impl RelaySpec {
 
     /// Starts the relay and waits until it serves.
     pub async fn start(&self, upstream: &MariaDb) -> Result<DrainerProcess, HarnessError> {
-        let process = self.command(upstream, false)?.spawn()?;
-        poll_until("the relay to serve", Duration::from_secs(30), || {
-            let log = process.stderr();
-            async move {
-                if log.contains("relay serving") {
-                    Ok(())
-                } else {
-                    Err(log)
-                }
-            }
-        })
-        .await?;
-        Ok(process)
+        self.command(upstream, false)?
+            .spawn_until("relay serving", Duration::from_secs(30))
+            .await
     }
 
     /// Points `config`'s `[pump]` at this relay, with the drainer's certificate.
