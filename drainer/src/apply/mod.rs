@@ -12,11 +12,14 @@
 //!   [`policy`]; [`ctx`] is where every applier reports.
 //! - [`workers`]: apply transactions in parallel, in causal order, by the conflict
 //!   [`keys`] of their rows.
+//! - [`conflict`]: two writers' conflicts, decided without I/O (kinds, policies, last
+//!   writer wins); being wired in (issue 20).
 
 pub mod applier;
 pub mod binlog;
 pub mod build;
 pub mod changes;
+pub mod conflict;
 pub mod ctx;
 pub mod downstream;
 pub mod keys;
