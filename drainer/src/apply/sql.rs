@@ -55,11 +55,11 @@ pub fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-fn qualified(table: &Table) -> String {
+pub(crate) fn qualified(table: &Table) -> String {
     format!("{}.{}", quote(&table.schema), quote(&table.name))
 }
 
-fn bind(table: &Table, column: usize, value: &Value) -> Result<Param, BuildError> {
+pub(crate) fn bind(table: &Table, column: usize, value: &Value) -> Result<Param, BuildError> {
     param(value).map_err(|source| BuildError::Value {
         table: table.qualified(),
         column: table.columns[column].name.clone(),
@@ -68,7 +68,11 @@ fn bind(table: &Table, column: usize, value: &Value) -> Result<Param, BuildError
 }
 
 /// The parameter for column `i` of `row`, which the statement needs.
-fn bind_present(table: &Table, i: usize, row: &[Option<Value>]) -> Result<Param, BuildError> {
+pub(crate) fn bind_present(
+    table: &Table,
+    i: usize,
+    row: &[Option<Value>],
+) -> Result<Param, BuildError> {
     let value = row.get(i).and_then(Option::as_ref);
     let value = value.ok_or_else(|| BuildError::Missing {
         table: table.qualified(),
@@ -78,7 +82,7 @@ fn bind_present(table: &Table, i: usize, row: &[Option<Value>]) -> Result<Param,
 }
 
 /// The stored (not generated) columns, by index.
-fn stored(table: &Table) -> impl Iterator<Item = usize> + '_ {
+pub(crate) fn stored(table: &Table) -> impl Iterator<Item = usize> + '_ {
     table
         .columns
         .iter()
@@ -155,7 +159,7 @@ pub fn keeps_key(key: &[usize], before: &[Option<Value>], after: &[Option<Value>
 }
 
 /// Appends `` `a` = ? AND `b` = ?`` for key columns `key` of `row`.
-fn key_match(
+pub(crate) fn key_match(
     table: &Table,
     key: &[usize],
     row: &[Option<Value>],

@@ -20,8 +20,11 @@
 //!   whose row is missing is skipped, a DELETE of a row that differs applies), so the row
 //!   ends absent on both sites.
 //!
-//! Not wired into the applier yet: the detection in every apply path, the policies'
-//! configuration and the conflict record come in the next steps of issue 20.
+//! The statements that find the facts on the server are in [`sql`]. Not wired into the
+//! applier yet: the detection in every apply path, the policies' configuration and the
+//! conflict record come in the next steps of issue 20.
+
+pub mod sql;
 
 use std::cmp::Ordering;
 
