@@ -4,7 +4,9 @@
 //! writer wins compares the same two rows oppositely from the two sides.
 
 use bytes::Bytes;
+use drainer::apply::conflict::record::{create, insert, Conflict};
 use drainer::apply::conflict::sql::{checked_delete, checked_update, newer, probe};
+use drainer::apply::conflict::{Kind, Resolution};
 use drainer::apply::sql::Stmt;
 use integration::MariaDb;
 use mysql_async::prelude::Queryable;
@@ -150,4 +152,47 @@ async fn the_server_finds_the_facts_of_a_conflict() {
         1
     );
     conn.query_drop("ROLLBACK").await.unwrap();
+
+    // The record, in the same transaction, reads the downstream row by its key before
+    // the resolution changes it; a missing row reads as NULL.
+    conn.query_drop(create("app").sql).await.unwrap();
+    conn.query_drop("BEGIN").await.unwrap();
+    for (located, kind) in [
+        (&before, Kind::UpdateDiffers),
+        (&absent, Kind::UpdateMissing),
+    ] {
+        let c = Conflict {
+            channel_id: 7,
+            position: "gtid 0-1-9 at binlog.000001:400",
+            table: &table,
+            located,
+            before: Some(located),
+            after: Some(&after),
+            kind,
+            resolution: Resolution::Apply,
+        };
+        let stmt = insert("app", &c, &[0]).unwrap();
+        conn.exec_drop(stmt.sql.as_str(), stmt.values())
+            .await
+            .unwrap();
+    }
+    conn.query_drop("COMMIT").await.unwrap();
+    let records: Vec<(String, String, String, Option<String>)> = conn
+        .query(
+            "SELECT row_key, kind, upstream_after, downstream_row              FROM app._drainer_conflicts ORDER BY id",
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        (records[0].0.as_str(), records[0].1.as_str()),
+        ("id=1", "update-differs")
+    );
+    let found: serde_json::Value = serde_json::from_str(records[0].3.as_deref().unwrap()).unwrap();
+    assert_eq!(found["s"], "site a");
+    assert_eq!(found["n"], serde_json::Value::Null);
+    let after_image: serde_json::Value = serde_json::from_str(&records[0].2).unwrap();
+    assert_eq!(after_image["at"], "2026-12-05 01:02:09.000000");
+    assert_eq!(records[1].1, "update-missing");
+    assert_eq!(records[1].3, None);
 }

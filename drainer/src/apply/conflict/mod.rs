@@ -20,10 +20,12 @@
 //!   whose row is missing is skipped, a DELETE of a row that differs applies), so the row
 //!   ends absent on both sites.
 //!
-//! The statements that find the facts on the server are in [`sql`]. Not wired into the
+//! The statements that find the facts on the server are in [`sql`]; the conflict record,
+//! written in the same downstream transaction as the change, in [`record`]. Not wired into the
 //! applier yet: the detection in every apply path, the policies' configuration and the
 //! conflict record come in the next steps of issue 20.
 
+pub mod record;
 pub mod sql;
 
 use std::cmp::Ordering;
