@@ -173,8 +173,51 @@ pub struct Syncer {
     pub replicate_do_table: Vec<TableName>,
     #[serde(default)]
     pub ignore_table: Vec<TableName>,
+    /// `[syncer.conflict]`: detect rows the two writers both changed, record them, and
+    /// resolve them by each table's policy. Absent: no detection (the upstream's change
+    /// applies as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
     /// The downstream.
     pub to: To,
+}
+
+/// `[syncer.conflict]`: the default policy and the tables with their own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Conflict {
+    #[serde(default)]
+    pub policy: ConflictPolicy,
+    #[serde(default)]
+    pub table: Vec<ConflictTable>,
+}
+
+/// What a conflicting row change does (docs/conflicts.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    /// The upstream's change wins, recorded.
+    #[default]
+    Overwrite,
+    /// The downstream row stays; the change is recorded and skipped.
+    Keep,
+    /// The row with the larger `column` wins on both sites.
+    Lww,
+    /// The drainer stops, naming the row.
+    Stop,
+}
+
+/// An entry of `[[syncer.conflict.table]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConflictTable {
+    pub db_name: String,
+    pub tbl_name: String,
+    pub policy: ConflictPolicy,
+    /// With `lww`: the column whose larger value wins (a TIMESTAMP(6)/DATETIME(6) the
+    /// application keeps, or an integer version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 /// An entry of `[[syncer.replicate-do-table]]` or `[[syncer.ignore-table]]`.

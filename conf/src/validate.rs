@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::{Config, Pump, ServerTls, SslMode, TableName};
+use crate::model::{Config, ConflictPolicy, Pump, ServerTls, SslMode, TableName};
 
 /// The largest `worker-count`: each worker holds its own downstream connection.
 pub const MAX_WORKER_COUNT: u32 = 1024;
@@ -191,6 +191,55 @@ impl Config {
         }
         v.tables("syncer.replicate-do-table", &syncer.replicate_do_table);
         v.tables("syncer.ignore-table", &syncer.ignore_table);
+
+        if let Some(conflict) = &syncer.conflict {
+            if syncer.safe_mode || syncer.safe_mode_after_start_s > 0 {
+                v.add(
+                    "syncer.safe-mode",
+                    "must be off (and safe-mode-after-start-s 0) with [syncer.conflict]: safe \
+                     mode's REPLACE would overwrite the rows whose conflicts are to be detected"
+                        .into(),
+                );
+            }
+            if conflict.policy == ConflictPolicy::Lww {
+                v.add(
+                    "syncer.conflict.policy",
+                    "cannot be \"lww\" for every table: lww needs a column, given per table in \
+                     [[syncer.conflict.table]]"
+                        .into(),
+                );
+            }
+            for (i, t) in conflict.table.iter().enumerate() {
+                let key = format!("syncer.conflict.table[{i}]");
+                if let Err(e) = check_identifier(&t.db_name) {
+                    v.add(&format!("{key}.db-name"), e);
+                }
+                if let Err(e) = check_identifier(&t.tbl_name) {
+                    v.add(&format!("{key}.tbl-name"), e);
+                }
+                match (t.policy, &t.column) {
+                    (ConflictPolicy::Lww, None) => v.add(
+                        &format!("{key}.column"),
+                        "must name the column whose larger value wins (policy = \"lww\")".into(),
+                    ),
+                    (ConflictPolicy::Lww, Some(c)) if c.trim().is_empty() => {
+                        v.add(&format!("{key}.column"), "must name a column".into())
+                    }
+                    (ConflictPolicy::Lww, Some(_)) | (_, None) => {}
+                    (_, Some(_)) => v.add(
+                        &format!("{key}.column"),
+                        "is only used with policy = \"lww\"".into(),
+                    ),
+                }
+                let same = conflict.table[..i].iter().any(|o| {
+                    o.db_name.eq_ignore_ascii_case(&t.db_name)
+                        && o.tbl_name.eq_ignore_ascii_case(&t.tbl_name)
+                });
+                if same {
+                    v.add(&key, format!("names {}.{} again", t.db_name, t.tbl_name));
+                }
+            }
+        }
 
         let to = &syncer.to;
         v.endpoint("syncer.to", &to.host, to.port, &to.user);

@@ -791,3 +791,40 @@ server-id = 4001
     );
     assert!(!format!("{c:?}").contains("\"pw\""));
 }
+
+#[test]
+fn conflict_policies_per_table() {
+    let text = format!(
+        "{MINIMAL}[syncer.conflict]\npolicy = \"keep\"\n[[syncer.conflict.table]]\n\
+         db-name = \"app\"\ntbl-name = \"accounts\"\npolicy = \"lww\"\ncolumn = \"updated_at\"\n"
+    );
+    let c = parse(&text).unwrap();
+    let conflict = c.syncer.conflict.as_ref().unwrap();
+    assert_eq!(conflict.policy, conf::ConflictPolicy::Keep);
+    assert_eq!(conflict.table[0].column.as_deref(), Some("updated_at"));
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    assert!(minimal().syncer.conflict.is_none());
+
+    let mut bad = c.clone();
+    let t = &mut bad.syncer.conflict.as_mut().unwrap().table;
+    t[0].column = None;
+    t.push(conf::ConflictTable {
+        db_name: "APP".into(),
+        tbl_name: "Accounts".into(),
+        policy: conf::ConflictPolicy::Stop,
+        column: Some("x".into()),
+    });
+    assert_violates(
+        &bad,
+        "syncer.conflict.table[0].column",
+        "must name the column",
+    );
+    assert_violates(
+        &bad,
+        "syncer.conflict.table[1].column",
+        "only used with policy",
+    );
+    assert_violates(&bad, "syncer.conflict.table[1]", "again");
+    bad.syncer.conflict.as_mut().unwrap().policy = conf::ConflictPolicy::Lww;
+    assert_violates(&bad, "syncer.conflict.policy", "per table");
+}

@@ -35,6 +35,7 @@ pub const EVENTS_READ: &str = "drainer_events_read_total";
 pub const TRANSACTIONS: &str = "drainer_transactions_total";
 pub const ROWS: &str = "drainer_rows_total";
 pub const DDL: &str = "drainer_ddl_total";
+pub const CONFLICTS: &str = "drainer_conflicts_total";
 pub const APPLY_SECONDS: &str = "drainer_apply_seconds";
 pub const MARK_UPDATE_SECONDS: &str = "drainer_mark_update_seconds";
 pub const LAG_SECONDS: &str = "drainer_lag_seconds";
@@ -70,6 +71,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Upstream transactions: applied, dropped as loops, or filtered out."
     );
     describe_counter!(ROWS, "Row changes applied downstream, by operation.");
+    describe_counter!(
+        CONFLICTS,
+        "Row changes that found another row than they expect downstream, by kind and resolution."
+    );
     describe_counter!(
         DDL,
         "DDL statements run downstream (applied) or only tracked (skipped)."

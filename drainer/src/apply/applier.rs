@@ -118,6 +118,7 @@ impl Applier {
             stmts.push(Stmt {
                 sql: marker.savepoint.text.clone(),
                 params: Vec::new(),
+                check: None,
             });
             from = at;
         }

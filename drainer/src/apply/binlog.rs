@@ -49,6 +49,7 @@ fn statement(events: &[u8]) -> Stmt {
     Stmt {
         sql,
         params: Vec::new(),
+        check: None,
     }
 }
 

@@ -120,7 +120,8 @@ async fn downstream_shape(
 
 /// Per table of a transaction: the table, and its projection onto the downstream's
 /// columns when they differ (sync-mode 2) with which of the table's columns it keeps.
-type Shape = (Arc<Table>, Option<(Table, Vec<bool>)>);
+use super::conflict::statements::Shape;
+use super::conflict::{self, Policies};
 
 /// The statements of the transaction's row changes, against the downstream's columns
 /// as they are now. With `levels` (see `statements`) rows of one table join in
@@ -143,7 +144,13 @@ pub async fn build_changes(
             Some(s) => s,
             None => {
                 let shape = downstream_shape(ctx, down, here, table).await?;
-                shapes.push((Arc::clone(table), shape.map(|d| project(table, &d))));
+                shapes.push((
+                    Arc::clone(table),
+                    shape.map(|d| {
+                        let (narrow, keep) = project(table, &d);
+                        (Arc::new(narrow), keep)
+                    }),
+                ));
                 shapes.len() - 1
             }
         };
@@ -159,11 +166,15 @@ pub async fn build_changes(
         }
     }
     let mut format_sent = false;
+    // With conflict detection, every change is checked (see `conflict::statements`).
+    let policies = down.conflicts();
+    let position: Arc<str> = Arc::from(here.to_string());
+    let detect = policies.as_deref().map(|p| (p, &position));
     // Runs written with other checks than the default go between statements that set the
     // session's checks and set them back (the downstream then runs them as the upstream
     // did); a run keeps its place in upstream order.
     if txn.iter().all(|c| c.checks == Checks::default()) {
-        return with_events(txn, &shapes, &of, levels, safe, &mut format_sent)
+        return with_events(txn, &shapes, &of, levels, safe, detect, &mut format_sent)
             .map_err(|e| RunError::apply(here, e));
     }
     let mut stmts = Vec::new();
@@ -176,7 +187,15 @@ pub async fn build_changes(
             stmts.push(checks.set());
         }
         let levels = levels.map(|l| &l[from..to]);
-        let built = with_events(run, &shapes, &of[from..to], levels, safe, &mut format_sent);
+        let built = with_events(
+            run,
+            &shapes,
+            &of[from..to],
+            levels,
+            safe,
+            detect,
+            &mut format_sent,
+        );
         stmts.extend(built.map_err(|e| RunError::apply(here, e))?);
         if other {
             stmts.push(Checks::default().set());
@@ -196,11 +215,18 @@ fn with_events(
     of: &[usize],
     levels: Option<&[u32]>,
     safe: bool,
+    detect: Option<(&Policies, &Arc<str>)>,
     format_sent: &mut bool,
 ) -> Result<Vec<Stmt>, sql::BuildError> {
+    let statements = |txn: &[&RowChange], of: &[usize], levels| match detect {
+        Some((policies, position)) => {
+            conflict::statements::statements(txn, shapes, of, policies, position)
+        }
+        None => statements(txn, shapes, of, levels, safe),
+    };
     let replays = |i: usize| txn[i].raw.is_some() && shapes[of[i]].1.is_none();
     if !(0..txn.len()).any(replays) {
-        return statements(txn, shapes, of, levels, safe);
+        return statements(txn, of, levels);
     }
     let mut stmts = Vec::new();
     let mut from = 0;
@@ -209,7 +235,7 @@ fn with_events(
             continue;
         }
         if from < i {
-            stmts.extend(statements(&txn[from..i], shapes, &of[from..i], None, safe)?);
+            stmts.extend(statements(&txn[from..i], &of[from..i], None)?);
         }
         if let Some(Raw::First(rows)) = &txn[i].raw {
             if !*format_sent {
@@ -220,7 +246,7 @@ fn with_events(
         }
         from = i + 1;
     }
-    stmts.extend(statements(&txn[from..], shapes, &of[from..], None, safe)?);
+    stmts.extend(statements(&txn[from..], &of[from..], None)?);
     Ok(stmts)
 }
 

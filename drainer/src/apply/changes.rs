@@ -98,6 +98,7 @@ impl Checks {
                 u8::from(self.unique)
             ),
             params: Vec::new(),
+            check: None,
         }
     }
 }

@@ -12,8 +12,8 @@
 //!   [`policy`]; [`ctx`] is where every applier reports.
 //! - [`workers`]: apply transactions in parallel, in causal order, by the conflict
 //!   [`keys`] of their rows.
-//! - [`conflict`]: two writers' conflicts, decided without I/O (kinds, policies, last
-//!   writer wins); being wired in (issue 20).
+//! - [`conflict`]: two writers' conflicts (`[syncer.conflict]`): checked statements, the
+//!   kinds and policies, the record; the session settles them (`downstream::settle`).
 
 pub mod applier;
 pub mod binlog;

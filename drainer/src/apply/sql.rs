@@ -15,8 +15,11 @@
 //!   column (full after images), so a CASE's type is its parameters' (no `ELSE c`, whose
 //!   column type would join: an ENUM would turn the member numbers into text).
 
+use std::sync::Arc;
+
 use schema::{Table, Value};
 
+use super::conflict::Check;
 use super::values::{param, Param, Unwritable};
 
 /// A row image: a value (or NULL) per column; `None` where the image lacks the column.
@@ -27,6 +30,9 @@ pub type Row<'a> = &'a [Option<Value>];
 pub struct Stmt {
     pub sql: String,
     pub params: Vec<Param>,
+    /// With conflict detection: the row changes it carries, which the session checks
+    /// (and resolves) when the statement does not match as they expect.
+    pub check: Option<Arc<Check>>,
 }
 
 impl Stmt {
@@ -115,7 +121,11 @@ pub fn insert(table: &Table, rows: &[&[Option<Value>]], replace: bool) -> Result
             params.push(bind_present(table, i, row)?);
         }
     }
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// The column positions of `table`'s primary key, then of each unique key, in order (a
@@ -246,7 +256,11 @@ pub fn delete(table: &Table, before: &[Option<Value>]) -> Result<Stmt, BuildErro
     if locate(table, before, &mut sql, &mut params)? {
         sql.push_str(" LIMIT 1");
     }
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// DELETE of several rows, each located by the key columns `key` (which
@@ -259,7 +273,11 @@ pub fn delete_many(
     let mut sql = format!("DELETE FROM {}", qualified(table));
     let mut params = Vec::new();
     locate_all(table, key, befores, &mut sql, &mut params)?;
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// Whether `after` has every stored column (what [`update_many`] needs).
@@ -312,7 +330,11 @@ pub fn update_many(
     }
     let befores: Vec<&[Option<Value>]> = rows.iter().map(|(b, _)| *b).collect();
     locate_all(table, key, &befores, &mut sql, &mut params)?;
-    Ok(Some(Stmt { sql, params }))
+    Ok(Some(Stmt {
+        sql,
+        params,
+        check: None,
+    }))
 }
 
 /// UPDATE of the row `before` identifies to `after` (its present, stored columns); in
@@ -347,7 +369,11 @@ pub fn update(
     if locate(table, before, &mut sql, &mut params)? {
         sql.push_str(" LIMIT 1");
     }
-    Ok(vec![Stmt { sql, params }])
+    Ok(vec![Stmt {
+        sql,
+        params,
+        check: None,
+    }])
 }
 
 #[cfg(test)]

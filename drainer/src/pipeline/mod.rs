@@ -83,6 +83,7 @@ use tokio::sync::watch;
 
 use crate::apply::applier::{Applier, Close, Marker, Outcome, Place, Unit};
 use crate::apply::changes::{approx_size, one_table_inserts, Checks, Ops, Raw, RowChange};
+use crate::apply::conflict::Policies;
 use crate::apply::ctx::Ctx;
 use crate::apply::downstream::{
     order, Applied, ApplyRecord, Downstream, DownstreamError, Mark, Stamp, Target,

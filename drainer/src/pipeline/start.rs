@@ -224,6 +224,11 @@ pub(super) async fn open<'a>(
         server: servers.downstream.clone(),
         partial: to.sync_mode == 2,
         mark: mark.clone(),
+        conflicts: config
+            .syncer
+            .conflict
+            .as_ref()
+            .map(|c| Arc::new(Policies::new(c, mark_schema, config.syncer.channel_id))),
         record: record.clone(),
         sessions: config.syncer.worker_count + 1,
     });

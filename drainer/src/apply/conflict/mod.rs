@@ -20,15 +20,96 @@
 //!   whose row is missing is skipped, a DELETE of a row that differs applies), so the row
 //!   ends absent on both sites.
 //!
-//! The statements that find the facts on the server are in [`sql`]; the conflict record,
-//! written in the same downstream transaction as the change, in [`record`]. Not wired into the
-//! applier yet: the detection in every apply path, the policies' configuration and the
-//! conflict record come in the next steps of issue 20.
+//! With `[syncer.conflict]`, a transaction's statements are built checked
+//! ([`statements`]: every path builds through it); the session settles a statement that
+//! did not match (`downstream::settle`) with the statements of [`sql`], writes the
+//! [`record`] and applies the resolution, in the same downstream transaction.
 
 pub mod record;
 pub mod sql;
+pub mod statements;
 
 use std::cmp::Ordering;
+use std::sync::Arc;
+
+use schema::{Table, Value};
+
+/// A row image: a value (or NULL) per column, `None` where the image lacks the column.
+pub type Image = Vec<Option<Value>>;
+
+/// What a statement's conflict detection needs: the row changes it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub op: Op,
+    /// The table as the downstream has it: the images fit it.
+    pub table: Arc<Table>,
+    /// The changes' before and after images, one pair per row (several: joined inserts).
+    pub rows: Vec<(Option<Image>, Option<Image>)>,
+    pub policy: Policy,
+    /// With `lww`: the column's index in `table`.
+    pub column: Option<usize>,
+    /// The upstream transaction, as errors and the record name it.
+    pub position: Arc<str>,
+}
+
+/// The policies of `[syncer.conflict]`, and where records go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policies {
+    pub default: Policy,
+    /// `(schema, table)` in lower case, the policy, the `lww` column.
+    pub tables: Vec<(String, String, Policy, Option<String>)>,
+    /// The schema of the conflict table (the mark table's).
+    pub schema: String,
+    pub channel_id: i64,
+}
+
+impl Policies {
+    pub fn new(config: &conf::Conflict, schema: &str, channel_id: i64) -> Policies {
+        let policy = |p: conf::ConflictPolicy| match p {
+            conf::ConflictPolicy::Overwrite => Policy::Overwrite,
+            conf::ConflictPolicy::Keep => Policy::Keep,
+            conf::ConflictPolicy::Lww => Policy::Lww,
+            conf::ConflictPolicy::Stop => Policy::Stop,
+        };
+        Policies {
+            default: policy(config.policy),
+            tables: config
+                .table
+                .iter()
+                .map(|t| {
+                    (
+                        t.db_name.to_lowercase(),
+                        t.tbl_name.to_lowercase(),
+                        policy(t.policy),
+                        t.column.clone(),
+                    )
+                })
+                .collect(),
+            schema: schema.to_owned(),
+            channel_id,
+        }
+    }
+
+    /// `table`'s policy and, with `lww`, its column's index; an `lww` column the table
+    /// lacks is named in the error.
+    pub fn of(&self, table: &Table) -> Result<(Policy, Option<usize>), String> {
+        let found = self.tables.iter().find(|(s, t, _, _)| {
+            s.eq_ignore_ascii_case(&table.schema) && t.eq_ignore_ascii_case(&table.name)
+        });
+        match found {
+            None => Ok((self.default, None)),
+            Some((_, _, Policy::Lww, Some(column))) => {
+                let index = table
+                    .columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(column))
+                    .ok_or_else(|| column.clone())?;
+                Ok((Policy::Lww, Some(index)))
+            }
+            Some((_, _, policy, _)) => Ok((*policy, None)),
+        }
+    }
+}
 
 /// What a row change found downstream, by the key of its before image (an UPDATE or
 /// DELETE) or of its after image (an INSERT).

@@ -37,6 +37,7 @@ pub fn create(schema: &str) -> Stmt {
             quote(CONFLICTS_TABLE)
         ),
         params: Vec::new(),
+        check: None,
     }
 }
 
@@ -96,7 +97,11 @@ pub fn insert(schema: &str, c: &Conflict<'_>, key: &[usize]) -> Result<Stmt, Bui
     );
     key_match(t, key, c.located, &mut sql, &mut params)?;
     sql.push_str(" LIMIT 1)");
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// `id=5` or `a=1,b='x'`: the key columns and their values, for people.

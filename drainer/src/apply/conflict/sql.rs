@@ -19,7 +19,7 @@ use crate::apply::sql::{
 type Row = [Option<Value>];
 
 /// The key that locates `row` (its columns), or an error naming the table.
-fn key_of(table: &Table, row: &Row) -> Result<Vec<usize>, BuildError> {
+pub fn key_of(table: &Table, row: &Row) -> Result<Vec<usize>, BuildError> {
     let keys = key_columns(table);
     locating_key(&keys, row)
         .map(|k| keys[k].clone())
@@ -70,7 +70,11 @@ pub fn checked_update(table: &Table, before: &Row, after: &Row) -> Result<Stmt, 
     sql.push_str(" WHERE ");
     key_match(table, &key, before, &mut sql, &mut params)?;
     same_as(table, &key, before, &mut sql, &mut params)?;
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// DELETE of the row `before` locates, only if the row is still `before`.
@@ -80,7 +84,11 @@ pub fn checked_delete(table: &Table, before: &Row) -> Result<Stmt, BuildError> {
     let mut params = Vec::new();
     key_match(table, &key, before, &mut sql, &mut params)?;
     same_as(table, &key, before, &mut sql, &mut params)?;
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// `SELECT <the row equals result> FROM … WHERE <key of located> FOR UPDATE`: no row
@@ -109,7 +117,11 @@ pub fn probe(table: &Table, located: &Row, result: Option<&Row>) -> Result<Stmt,
     sql.push_str(&format!(" FROM {} WHERE ", qualified(table)));
     key_match(table, &key, located, &mut sql, &mut params)?;
     sql.push_str(" FOR UPDATE");
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 /// The sign of `value` against column `i` (-1, 0, 1), NULL the smallest.
@@ -166,7 +178,11 @@ pub fn newer(table: &Table, located: &Row, after: &Row, column: usize) -> Result
     sql.push_str(&format!(" ELSE 0 END) FROM {} WHERE ", qualified(table)));
     key_match(table, &key, located, &mut sql, &mut params)?;
     sql.push_str(" FOR UPDATE");
-    Ok(Stmt { sql, params })
+    Ok(Stmt {
+        sql,
+        params,
+        check: None,
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ impl Mark {
         let plain = |sql: String| Stmt {
             sql,
             params: Vec::new(),
+            check: None,
         };
         let rows: Vec<String> = (0..self.rows)
             .map(|id| format!("({id}, {}, 0, 'drainer')", self.channel_id))

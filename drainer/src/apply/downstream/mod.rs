@@ -24,6 +24,7 @@
 mod context;
 mod mark;
 mod record;
+mod settle;
 mod tables;
 mod watch;
 mod xa;
@@ -46,6 +47,7 @@ use mysql_async::Conn;
 use pump_reader::event::{charset_of, SessionVars};
 use pump_reader::{Position, PositionRecord, Statement, Xid};
 
+use super::conflict::{self, Check, Op, Policies};
 use super::sql::{quote, Stmt};
 use super::values::Param;
 use crate::failpoint;
@@ -61,6 +63,9 @@ pub struct Target {
     pub partial: bool,
     /// `loopback-control = true`: every transaction begins with this mark.
     pub mark: Option<Mark>,
+    /// `[syncer.conflict]`: detection on, with these policies (the conflict table in the
+    /// apply record's schema).
+    pub conflicts: Option<Arc<Policies>>,
     /// The row every transaction records its upstream position in.
     pub record: ApplyRecord,
     /// Sessions of this drainer at once (the pipeline's and one per worker): they share
@@ -100,6 +105,9 @@ pub enum DownstreamError {
         reason: String,
     },
 }
+
+/// ER_DUP_ENTRY.
+const DUPLICATE_KEY: u16 = 1062;
 
 /// Server error codes worth retrying the whole transaction for.
 fn transient(code: u16) -> bool {
@@ -360,6 +368,12 @@ impl Downstream {
                     Err(e) => return Err(classify(&alter, e)),
                 }
             }
+            if t.conflicts.is_some() {
+                let create = conflict::record::create(&t.record.schema);
+                conn.query_drop(create.sql.as_str())
+                    .await
+                    .map_err(|e| classify(&create.sql, e))?;
+            }
             self.record_ready = true;
         }
         if let (Some(mark), false) = (&t.mark, self.mark_ready) {
@@ -406,6 +420,11 @@ impl Downstream {
             set_server_id(&mut conn, mark.server_id, &version).await?;
         }
         Ok(conn)
+    }
+
+    /// The conflict policies, when detection is on.
+    pub fn conflicts(&self) -> Option<Arc<Policies>> {
+        self.target.conflicts.clone()
     }
 
     /// This writer as it would be after [`Downstream::reset`], without touching `self`: to
@@ -509,7 +528,7 @@ impl Downstream {
         self.run(
             stmts
                 .iter()
-                .map(|s| (Cow::Borrowed(s.sql.as_str()), s.values())),
+                .map(|s| (Cow::Borrowed(s.sql.as_str()), s.values(), s.check.clone())),
         )
         .await
     }
@@ -521,21 +540,21 @@ impl Downstream {
     pub async fn exec_owned(&mut self, stmts: Vec<Stmt>) -> Result<(), DownstreamError> {
         self.run(stmts.into_iter().map(|s| {
             let values = s.params.into_iter().map(Param::into_value).collect();
-            (Cow::Owned(s.sql), values)
+            (Cow::Owned(s.sql), values, s.check)
         }))
         .await
     }
 
     async fn run<'s>(
         &mut self,
-        stmts: impl Iterator<Item = (Cow<'s, str>, Vec<mysql_async::Value>)> + Send,
+        stmts: impl Iterator<Item = (Cow<'s, str>, Vec<mysql_async::Value>, Option<Arc<Check>>)> + Send,
     ) -> Result<(), DownstreamError> {
         self.require_txn()?;
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
         let result = watched(&target, session, async {
-            for (i, (sql, values)) in stmts.enumerate() {
+            for (i, (sql, values, check)) in stmts.enumerate() {
                 if i == 1 {
                     failpoint::hit("between-rows");
                 }
@@ -546,7 +565,20 @@ impl Downstream {
                 } else {
                     conn.exec_drop(sql.as_ref(), values).await
                 };
-                result.map_err(|e| classify(&sql, e))?;
+                match (result, check) {
+                    // A checked change that matched no row: a conflict, or a row already
+                    // as the change leaves it.
+                    (Ok(()), Some(c)) if c.op != Op::Insert && conn.affected_rows() == 0 => {
+                        settle::row(conn, &target, &c, 0).await?
+                    }
+                    // A key that exists: each row of the INSERT on its own.
+                    (Err(mysql_async::Error::Server(e)), Some(c))
+                        if c.op == Op::Insert && e.code == DUPLICATE_KEY =>
+                    {
+                        settle::inserts(conn, &target, &c).await?
+                    }
+                    (result, _) => result.map_err(|e| classify(&sql, e))?,
+                }
             }
             Ok(())
         })
@@ -626,6 +658,7 @@ pub(crate) mod tests {
             server: Server::plain("127.0.0.1", 1, "u", ""),
             partial: false,
             mark: None,
+            conflicts: None,
             record: ApplyRecord {
                 schema: "retl".into(),
                 channel_id: 1,
