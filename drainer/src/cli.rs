@@ -11,6 +11,7 @@ Examples:
   drainer schema show --config a-to-b.toml app.orders   the tracked definition of app.orders
   drainer checkpoint set --config a-to-b.toml --gtid 0-1-1200   resume after GTID 0-1-1200
   drainer relay --config relay-a.toml          serve site A's upstream to other sites
+  drainer conflicts show --config a-to-b.toml --since 12h   the recent conflict records
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight,
 130 a second SIGINT/SIGTERM while stopping (exits at once).
@@ -49,11 +50,30 @@ pub enum Command {
         #[command(subcommand)]
         action: CheckpointAction,
     },
+    /// Read the conflict records of this direction (docs/conflicts.md).
+    Conflicts {
+        #[command(subcommand)]
+        action: ConflictsAction,
+    },
     /// Serve this site's upstream to drainers in other sites over mutual TLS (--config is
     /// a relay.toml); with `check-config`, check that file and the upstream instead.
     Relay {
         #[command(subcommand)]
         action: Option<RelayAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictsAction {
+    /// Print the recent conflict records, newest first: where, which row, the kind, the
+    /// resolution, the upstream's images and the row found downstream.
+    Show {
+        /// How far back: a duration (90s, 30m, 12h, 7d) or a time (2026-12-05 13:00:00).
+        #[arg(long, default_value = "1d")]
+        since: String,
+        /// At most this many records.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 

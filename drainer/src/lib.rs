@@ -13,6 +13,7 @@
 //!   `[pump] relay`, the tunnel to the upstream site's relay);
 //! - [`relay`] is `drainer relay`: a site's database served to other sites' drainers over
 //!   mutual TLS (docs/cross-site.md);
+//! - [`conflicts`] is `drainer conflicts show`, the conflict records read back;
 //! - [`error`] says why a direction stopped, where and what;
 //! - [`status`] keeps what it does for `GET /status` and [`metrics`] for `GET /metrics`,
 //!   which [`http`] serves (the relay's pages too);
@@ -20,6 +21,7 @@
 //!   the `failpoints` feature; any other build refuses `DRAINER_FAILPOINT`).
 
 pub mod apply;
+pub mod conflicts;
 pub mod error;
 pub mod failpoint;
 pub mod http;

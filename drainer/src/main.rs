@@ -26,7 +26,7 @@ use conf::{Config, PasswordSource, RelayConfig};
 use drainer::servers::{Servers, ServersError};
 use drainer::status::Status;
 
-use cli::{CheckpointAction, Cli, Command, SchemaAction};
+use cli::{CheckpointAction, Cli, Command, ConflictsAction, SchemaAction};
 
 /// Exit codes of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,9 @@ fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config, &servers)),
+        Some(Command::Conflicts {
+            action: ConflictsAction::Show { since, limit },
+        }) => runtime.block_on(conflicts_show(&config, &servers, &since, limit)),
         Some(Command::Schema { .. } | Command::Checkpoint { .. } | Command::Relay { .. }) => {
             unreachable!("handled before the runtime starts")
         }
@@ -312,6 +315,33 @@ async fn run(config: &Config, servers: &Servers) -> Exit {
                 }
                 None => tracing::error!(error = %e, "replication stopped"),
             }
+            eprintln!("error: {e}");
+            Exit::Runtime
+        }
+    }
+}
+
+/// `drainer conflicts show`: the recent conflict records from the downstream.
+async fn conflicts_show(config: &Config, servers: &Servers, since: &str, limit: u32) -> Exit {
+    let since = match drainer::conflicts::Since::parse(since) {
+        Ok(since) => since,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadConfig;
+        }
+    };
+    let schema = config
+        .syncer
+        .mark_table
+        .split_once('.')
+        .map_or("retl", |(schema, _)| schema);
+    let channel = config.syncer.channel_id;
+    match drainer::conflicts::show(servers, schema, channel, &since, limit).await {
+        Ok(text) => {
+            print!("{text}");
+            Exit::Ok
+        }
+        Err(e) => {
             eprintln!("error: {e}");
             Exit::Runtime
         }

@@ -153,4 +153,49 @@ async fn every_conflict_is_recorded_once_and_resolved_by_its_tables_policy() {
     assert_eq!(got, want);
     // The record is never replicated: site A has no conflict table rows.
     assert!(records(&a).await.is_empty());
+
+    // `drainer conflicts show` prints them, newest first.
+    let shown = DrainerCommand::new()
+        .unwrap()
+        .arg("conflicts")
+        .arg("show")
+        .arg("--since")
+        .arg("1h")
+        .config(&config)
+        .unwrap()
+        .output(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(shown.code(), Some(0), "{}", shown.stderr);
+    assert!(
+        shown
+            .stdout
+            .contains("app.o id=4  insert-exists -> applied"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains(r#"found here:      {"id": 4, "v": "b4"}"#),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("6 conflict records of channel 1"),
+        "{}",
+        shown.stdout
+    );
+    let bad = DrainerCommand::new()
+        .unwrap()
+        .arg("conflicts")
+        .arg("show")
+        .arg("--since")
+        .arg("yesterday")
+        .config(&config)
+        .unwrap()
+        .output(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(bad.code(), Some(2), "{}", bad.stderr);
 }

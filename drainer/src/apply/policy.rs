@@ -25,7 +25,7 @@
 //! neither be read again nor built again.
 
 use super::changes::UNKNOWN_COLUMN;
-use super::downstream::DownstreamError;
+use super::downstream::{DownstreamError, CONFLICT_STOP};
 
 /// What the applier may still try for the transaction that failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,6 +81,11 @@ pub fn decide(error: DownstreamError, attempt: Attempt) -> Next {
             }
         }
         DownstreamError::Transient(reason) => return Next::Retry { reason },
+        // A conflict its table's policy stops at: as final as it reads.
+        DownstreamError::Definite {
+            code: CONFLICT_STOP,
+            ..
+        } => return Next::Stop(error),
         DownstreamError::Definite {
             code, ref reason, ..
         } => (code, reason.clone()),
@@ -318,5 +323,22 @@ mod tests {
             decide(refused(DUPLICATE), unmerged),
             Next::Stop(_)
         ));
+    }
+
+    #[test]
+    fn a_conflict_the_policy_stops_at_is_final() {
+        let conflict = DownstreamError::Definite {
+            statement: "conflict on app.s id=1".into(),
+            code: CONFLICT_STOP,
+            reason: "update-differs: the table's conflict policy is stop".into(),
+        };
+        let attempt = Attempt {
+            merged: true,
+            may_refresh: true,
+            may_wait: true,
+            group: true,
+            streamed: false,
+        };
+        assert!(matches!(decide(conflict, attempt), Next::Stop(_)));
     }
 }

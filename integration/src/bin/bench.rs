@@ -641,6 +641,10 @@ struct Workload {
     /// runs by default.
     #[arg(long)]
     native_log_slave_updates: bool,
+    /// The drainer checks every row change for conflicts (`[syncer.conflict]`, policy
+    /// `overwrite`): what detection costs when there are none.
+    #[arg(long)]
+    conflicts: bool,
 }
 
 impl Workload {
@@ -648,7 +652,7 @@ impl Workload {
     fn describe(&self) -> String {
         format!(
             "{} threads, {} tables x {} rows; native replica slave_parallel_threads = {} \
-             log_slave_updates = {}, drainer worker-count = {} txn-batch = {}; targets with {}",
+             log_slave_updates = {}, drainer worker-count = {} txn-batch = {}{}; targets with {}",
             self.threads,
             self.tables,
             self.table_size,
@@ -660,6 +664,11 @@ impl Workload {
             },
             self.workers,
             self.txn_batch,
+            if self.conflicts {
+                " conflict detection on"
+            } else {
+                ""
+            },
             TARGET_ARGS.join(" ")
         )
     }
@@ -667,14 +676,15 @@ impl Workload {
     /// The settings as JSON members.
     fn json(&self) -> String {
         format!(
-            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"native_log_slave_updates":{}"#,
+            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"native_log_slave_updates":{},"conflicts":{}"#,
             self.seconds,
             self.threads,
             self.tables,
             self.table_size,
             self.workers,
             self.txn_batch,
-            self.native_log_slave_updates
+            self.native_log_slave_updates,
+            self.conflicts
         )
     }
 
@@ -697,6 +707,12 @@ impl Workload {
         let mut config = integration::marked_config_for(up, target, dir)?;
         config.syncer.worker_count = self.workers;
         config.syncer.txn_batch = self.txn_batch;
+        if self.conflicts {
+            config.syncer.conflict = Some(conf::Conflict {
+                policy: conf::ConflictPolicy::Overwrite,
+                table: Vec::new(),
+            });
+        }
         Ok(config)
     }
 }

@@ -109,6 +109,10 @@ pub enum DownstreamError {
 /// ER_DUP_ENTRY.
 const DUPLICATE_KEY: u16 = 1062;
 
+/// The code of a [`DownstreamError::Definite`] that is a conflict whose table's policy is
+/// `stop` (no server sends it): the failure policy stops at once, rebuilding nothing.
+pub const CONFLICT_STOP: u16 = u16::MAX;
+
 /// Server error codes worth retrying the whole transaction for.
 fn transient(code: u16) -> bool {
     matches!(
