@@ -64,6 +64,8 @@ pub struct Snapshot {
     /// DDL statements tracked in the schema history but not run downstream (`sync-ddl =
     /// false`, or named by `skip-ddl`).
     pub ddl_skipped: u64,
+    /// Conflicts committed (their records with them), by kind and resolution.
+    pub conflicts: std::collections::BTreeMap<(&'static str, &'static str), u64>,
     /// The last failure (transient or definite) and when (unix seconds).
     pub last_error: Option<(u64, String)>,
     /// When the checkpoint was last saved.
@@ -126,6 +128,7 @@ impl Status {
                 loops_dropped: 0,
                 ddl_applied: 0,
                 ddl_skipped: 0,
+                conflicts: Default::default(),
                 last_error: None,
                 checkpoint_saved: None,
             }),
@@ -169,6 +172,11 @@ impl Status {
             .map(|t| now.saturating_sub(u64::from(t)))
     }
 
+    /// Counts a committed conflict of `kind`, resolved as `resolution`.
+    pub fn conflict(&self, kind: &'static str, resolution: &'static str) {
+        *self.lock().conflicts.entry((kind, resolution)).or_default() += 1;
+    }
+
     /// `/status` as JSON.
     pub fn to_json(&self) -> Json {
         let s = self.lock().clone();
@@ -189,6 +197,11 @@ impl Status {
             "transactions_loop_dropped": s.loops_dropped,
             "ddl_applied": s.ddl_applied,
             "ddl_skipped": s.ddl_skipped,
+            "conflicts": s.conflicts.iter().fold(serde_json::Map::new(), |mut m, ((kind, resolution), n)| {
+                let by_kind = m.entry(kind.to_string()).or_insert_with(|| json!({}));
+                by_kind[*resolution] = json!(n);
+                m
+            }),
             "last_error": s.last_error.as_ref().map(|(at, message)| json!({
                 "message": message,
                 "unix_time": at,

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use integration::{direction, poll_until, replicating, two_sites, DrainerCommand, MariaDb};
+use integration::{
+    direction, drainer_status, poll_until, replicating, two_sites, DrainerCommand, MariaDb,
+};
 use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -88,11 +90,31 @@ async fn every_conflict_is_recorded_once_and_resolved_by_its_tables_policy() {
         // lww: older than B's row (skipped), newer than B's (applied).
         "UPDATE app.l SET v = 'ax', at = '2026-01-01 00:00:01.5' WHERE id = 1",
         "UPDATE app.l SET v = 'ay', at = '2026-01-01 00:00:06' WHERE id = 2",
-        // stop: last.
-        "UPDATE app.s SET v = 'ax' WHERE id = 1",
     ])
     .await
     .unwrap();
+    // `/status` counts the conflicts once they are committed.
+    poll_until("the conflicts counted in /status", WAIT, || async {
+        let status = drainer_status(&config).await.map_err(|e| e.to_string())?;
+        let c = &status["conflicts"];
+        let counts = (
+            c["update-differs"]["applied"].as_u64(),
+            c["update-differs"]["skipped"].as_u64(),
+            c["update-missing"]["applied"].as_u64(),
+            c["insert-exists"]["applied"].as_u64(),
+        );
+        if counts == (Some(2), Some(2), Some(1), Some(1)) {
+            Ok(())
+        } else {
+            Err(format!("{c}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", drainer.stderr()));
+    // stop: last.
+    a.exec(&["UPDATE app.s SET v = 'ax' WHERE id = 1"])
+        .await
+        .unwrap();
     let stopped = drainer.wait(WAIT).await.unwrap();
     assert_eq!(stopped.code(), Some(1), "{}", stopped.stderr);
     assert!(

@@ -229,6 +229,7 @@ pub(super) async fn open<'a>(
             .conflict
             .as_ref()
             .map(|c| Arc::new(Policies::new(c, mark_schema, config.syncer.channel_id))),
+        status: Some(Arc::clone(status)),
         record: record.clone(),
         sessions: config.syncer.worker_count + 1,
     });

@@ -66,6 +66,8 @@ pub struct Target {
     /// `[syncer.conflict]`: detection on, with these policies (the conflict table in the
     /// apply record's schema).
     pub conflicts: Option<Arc<Policies>>,
+    /// Where committed conflicts are counted for `/status`.
+    pub status: Option<Arc<crate::status::Status>>,
     /// The row every transaction records its upstream position in.
     pub record: ApplyRecord,
     /// Sessions of this drainer at once (the pipeline's and one per worker): they share
@@ -214,6 +216,8 @@ pub struct Downstream {
     server_started: i64,
     /// A transaction is open (between `begin` and `commit`).
     in_txn: bool,
+    /// The conflicts settled in the open transaction: counted once it commits.
+    settled: Vec<(conflict::Kind, conflict::Resolution)>,
     /// How long the mark updates take.
     mark_seconds: metrics::Histogram,
     /// Which writer this session is: its mark row and apply-record row.
@@ -250,6 +254,7 @@ impl Downstream {
             stale: None,
             server_started: 0,
             in_txn: false,
+            settled: Vec::new(),
             mark_seconds: crate::metrics::mark_update_seconds(),
             worker,
             after: Vec::new(),
@@ -452,6 +457,7 @@ impl Downstream {
             self.stale = Some((conn.id(), self.server_started));
         }
         self.in_txn = false;
+        self.settled.clear();
         self.mark_ready = false;
         self.record_ready = false;
     }
@@ -557,6 +563,7 @@ impl Downstream {
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
         let session = conn.id();
+        let mut settled = Vec::new();
         let result = watched(&target, session, async {
             for (i, (sql, values, check)) in stmts.enumerate() {
                 if i == 1 {
@@ -573,13 +580,13 @@ impl Downstream {
                     // A checked change that matched no row: a conflict, or a row already
                     // as the change leaves it.
                     (Ok(()), Some(c)) if c.op != Op::Insert && conn.affected_rows() == 0 => {
-                        settle::row(conn, &target, &c, 0).await?
+                        settled.extend(settle::row(conn, &target, &c, 0).await?)
                     }
                     // A key that exists: each row of the INSERT on its own.
                     (Err(mysql_async::Error::Server(e)), Some(c))
                         if c.op == Op::Insert && e.code == DUPLICATE_KEY =>
                     {
-                        settle::inserts(conn, &target, &c).await?
+                        settle::inserts(conn, &target, &c, &mut settled).await?
                     }
                     (result, _) => result.map_err(|e| classify(&sql, e))?,
                 }
@@ -587,6 +594,7 @@ impl Downstream {
             Ok(())
         })
         .await;
+        self.settled.extend(settled);
         self.reset_on_error(result)
     }
 
@@ -614,6 +622,22 @@ impl Downstream {
         self.in_txn = false;
         if let (Ok(()), Some(st)) = (&result, stamp) {
             self.recorded(st);
+        }
+        // Conflicts count once their records are committed: a transaction rolled back
+        // and applied again settles (and counts) them again.
+        let settled = std::mem::take(&mut self.settled);
+        if result.is_ok() {
+            for (kind, resolution) in settled {
+                metrics::counter!(
+                    crate::metrics::CONFLICTS,
+                    "kind" => kind.as_str(),
+                    "resolution" => resolution.as_str()
+                )
+                .increment(1);
+                if let Some(status) = &self.target.status {
+                    status.conflict(kind.as_str(), resolution.as_str());
+                }
+            }
         }
         self.reset_on_error(result)
     }
@@ -663,6 +687,7 @@ pub(crate) mod tests {
             partial: false,
             mark: None,
             conflicts: None,
+            status: None,
             record: ApplyRecord {
                 schema: "retl".into(),
                 channel_id: 1,

@@ -34,6 +34,7 @@ pub(super) async fn inserts(
     conn: &mut Conn,
     target: &Target,
     c: &Check,
+    settled: &mut Vec<(Kind, Resolution)>,
 ) -> Result<(), DownstreamError> {
     for (n, (_, after)) in c.rows.iter().enumerate() {
         let Some(after) = after else { continue };
@@ -41,7 +42,7 @@ pub(super) async fn inserts(
         match conn.exec_drop(one.sql.as_str(), one.values()).await {
             Ok(()) => {}
             Err(mysql_async::Error::Server(e)) if e.code == super::DUPLICATE_KEY => {
-                row(conn, target, c, n).await?
+                settled.extend(row(conn, target, c, n).await?)
             }
             Err(e) => return Err(classify(&one.sql, e)),
         }
@@ -49,19 +50,20 @@ pub(super) async fn inserts(
     Ok(())
 }
 
-/// Row `n` of `c`, which did not find the row it expects.
+/// Row `n` of `c`, which did not find the row it expects: the conflict settled, if it
+/// is one (counted by the caller once the transaction commits).
 pub(super) async fn row(
     conn: &mut Conn,
     target: &Target,
     c: &Check,
     n: usize,
-) -> Result<(), DownstreamError> {
+) -> Result<Option<(Kind, Resolution)>, DownstreamError> {
     let Some(policies) = &target.conflicts else {
-        return Ok(());
+        return Ok(None);
     };
     let (before, after) = &c.rows[n];
     let Some(located) = before.as_deref().or(after.as_deref()) else {
-        return Ok(());
+        return Ok(None);
     };
     let table = &c.table;
     let looked = probe(table, located, after.as_deref()).map_err(built)?;
@@ -75,7 +77,7 @@ pub(super) async fn row(
         Some(_) => Found::Differs,
     };
     let Some(kind) = kind(c.op, found) else {
-        return Ok(());
+        return Ok(None);
     };
     let newer = match (c.policy, c.column, after) {
         (Policy::Lww, Some(column), Some(after))
@@ -135,19 +137,13 @@ pub(super) async fn row(
     )
     .map_err(built)?;
     run(conn, &record).await?;
-    metrics::counter!(
-        crate::metrics::CONFLICTS,
-        "kind" => kind.as_str(),
-        "resolution" => resolution.as_str()
-    )
-    .increment(1);
     if log_allowed() {
         tracing::warn!(at = %c.position, table = %table.qualified(),
             key = %key_text(table, &key, located), kind = kind.as_str(),
             resolution = resolution.as_str(), "conflict");
     }
     if resolution == Resolution::Skip {
-        return Ok(());
+        return Ok(Some((kind, resolution)));
     }
     let apply: Vec<Stmt> = match (c.op, before, after) {
         // The row ends as the upstream's after image.
@@ -165,7 +161,7 @@ pub(super) async fn row(
     for stmt in &apply {
         run(conn, stmt).await?;
     }
-    Ok(())
+    Ok(Some((kind, resolution)))
 }
 
 /// At most 10 conflict log lines a second (every conflict is recorded and counted).
