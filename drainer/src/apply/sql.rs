@@ -337,19 +337,13 @@ pub fn update_many(
     }))
 }
 
-/// UPDATE of the row `before` identifies to `after` (its present, stored columns); in
-/// safe mode a DELETE and a REPLACE.
-pub fn update(
+/// Appends `` `a` = ?,`b` = ?`` for the present, stored columns of `after`; how many.
+pub(crate) fn set_columns(
     table: &Table,
-    before: &[Option<Value>],
     after: &[Option<Value>],
-    safe: bool,
-) -> Result<Vec<Stmt>, BuildError> {
-    if safe {
-        return Ok(vec![delete(table, before)?, insert(table, &[after], true)?]);
-    }
-    let mut sql = format!("UPDATE {} SET ", qualified(table));
-    let mut params = Vec::new();
+    sql: &mut String,
+    params: &mut Vec<Param>,
+) -> Result<usize, BuildError> {
     let mut n = 0;
     for i in stored(table) {
         let Some(Some(v)) = after.get(i) else {
@@ -363,7 +357,23 @@ pub fn update(
         params.push(bind(table, i, v)?);
         n += 1;
     }
-    if n == 0 {
+    Ok(n)
+}
+
+/// UPDATE of the row `before` identifies to `after` (its present, stored columns); in
+/// safe mode a DELETE and a REPLACE.
+pub fn update(
+    table: &Table,
+    before: &[Option<Value>],
+    after: &[Option<Value>],
+    safe: bool,
+) -> Result<Vec<Stmt>, BuildError> {
+    if safe {
+        return Ok(vec![delete(table, before)?, insert(table, &[after], true)?]);
+    }
+    let mut sql = format!("UPDATE {} SET ", qualified(table));
+    let mut params = Vec::new();
+    if set_columns(table, after, &mut sql, &mut params)? == 0 {
         return Ok(Vec::new()); // nothing stored changes
     }
     if locate(table, before, &mut sql, &mut params)? {

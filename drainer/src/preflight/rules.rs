@@ -89,21 +89,30 @@ fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
             server_id != config.pump.server_id.to_string(),
         ));
     }
-    checks.push(privileges(
-        side,
-        facts,
-        "replication privileges",
-        &[REPLICATION_SLAVE, BINLOG_MONITOR],
-        &Scope::AllSchemas,
-    ));
-    checks.push(privileges(
-        side,
-        facts,
-        "read privileges (table definitions)",
-        &[SELECT],
-        &Scope::replicated(config),
-    ));
+    checks.extend(reading_privileges(facts, &Scope::replicated(config)));
     checks
+}
+
+/// The upstream account's privileges to stream the binlog (`*.*`) and to read table
+/// definitions (in `tables`).
+fn reading_privileges(facts: &ServerFacts, tables: &Scope) -> [Check; 2] {
+    let side = Side::Upstream;
+    [
+        privileges(
+            side,
+            facts,
+            "replication privileges",
+            &[REPLICATION_SLAVE, BINLOG_MONITOR],
+            &Scope::AllSchemas,
+        ),
+        privileges(
+            side,
+            facts,
+            "read privileges (table definitions)",
+            &[SELECT],
+            tables,
+        ),
+    ]
 }
 
 /// Checks of a relay's upstream (`drainer relay check-config`): reachable as the relay's
@@ -136,20 +145,7 @@ pub fn relay_upstream_checks(
         server_id.to_owned(),
         !inside,
     ));
-    checks.push(privileges(
-        side,
-        facts,
-        "replication privileges",
-        &[REPLICATION_SLAVE, BINLOG_MONITOR],
-        &Scope::AllSchemas,
-    ));
-    checks.push(privileges(
-        side,
-        facts,
-        "read privileges (table definitions)",
-        &[SELECT],
-        &Scope::AllSchemas,
-    ));
+    checks.extend(reading_privileges(facts, &Scope::AllSchemas));
     checks
 }
 

@@ -13,7 +13,8 @@
 use schema::{Table, Value};
 
 use crate::apply::sql::{
-    bind, key_columns, key_match, locating_key, qualified, quote, stored, BuildError, Stmt,
+    bind, key_columns, key_match, locating_key, qualified, quote, set_columns, stored, BuildError,
+    Stmt,
 };
 
 type Row = [Option<Value>];
@@ -29,7 +30,7 @@ pub fn key_of(table: &Table, row: &Row) -> Result<Vec<usize>, BuildError> {
         })
 }
 
-/// Appends ` AND `c` <=> ?` for every stored, non-key column `row` has.
+/// Appends `` AND `c` <=> ?`` for every stored column `row` has but those of `key`.
 fn same_as(
     table: &Table,
     key: &[usize],
@@ -54,19 +55,7 @@ pub fn checked_update(table: &Table, before: &Row, after: &Row) -> Result<Stmt, 
     let key = key_of(table, before)?;
     let mut sql = format!("UPDATE {} SET ", qualified(table));
     let mut params = Vec::new();
-    let mut n = 0;
-    for i in stored(table) {
-        let Some(Some(v)) = after.get(i) else {
-            continue;
-        };
-        if n > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&quote(&table.columns[i].name));
-        sql.push_str(" = ?");
-        params.push(bind(table, i, v)?);
-        n += 1;
-    }
+    set_columns(table, after, &mut sql, &mut params)?;
     sql.push_str(" WHERE ");
     key_match(table, &key, before, &mut sql, &mut params)?;
     same_as(table, &key, before, &mut sql, &mut params)?;
@@ -102,15 +91,7 @@ pub fn probe(table: &Table, located: &Row, result: Option<&Row>) -> Result<Stmt,
         None => sql.push('0'),
         Some(row) => {
             sql.push_str("(1");
-            for i in stored(table) {
-                let Some(Some(v)) = row.get(i) else {
-                    continue;
-                };
-                sql.push_str(" AND ");
-                sql.push_str(&quote(&table.columns[i].name));
-                sql.push_str(" <=> ?");
-                params.push(bind(table, i, v)?);
-            }
+            same_as(table, &[], row, &mut sql, &mut params)?;
             sql.push(')');
         }
     }

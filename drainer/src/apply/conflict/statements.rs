@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use schema::{Table, Value};
 
-use super::{sql as checked, Check, Image, Op, Policies};
+use super::{sql as checked, Check, Image, Op, Policies, Policy};
 use crate::apply::changes::RowChange;
 use crate::apply::sql::{self, BuildError, Stmt};
 
@@ -30,6 +30,8 @@ pub fn statements(
     position: &Arc<str>,
 ) -> Result<Vec<Stmt>, BuildError> {
     let mut stmts = Vec::new();
+    // Each table's policy, looked up once per transaction.
+    let mut policy_of: Vec<Option<(Policy, Option<usize>)>> = vec![None; shapes.len()];
     let mut i = 0;
     while i < txn.len() {
         let (table, narrow) = &shapes[of[i]];
@@ -49,10 +51,17 @@ pub fn statements(
                 None => row.clone(),
             })
         };
-        let (policy, column) = policies.of(target).map_err(|column| BuildError::Missing {
-            table: target.qualified(),
-            column: format!("{column} (the lww column of [[syncer.conflict.table]])"),
-        })?;
+        let (policy, column) = match policy_of[of[i]] {
+            Some(known) => known,
+            None => {
+                let found = policies.of(target).map_err(|column| BuildError::Missing {
+                    table: target.qualified(),
+                    column: format!("{column} (the lww column of [[syncer.conflict.table]])"),
+                })?;
+                *policy_of.get_mut(of[i]).expect("one per shape") = Some(found);
+                found
+            }
+        };
         let check = |op: Op, rows: Vec<(Option<Image>, Option<Image>)>| {
             Some(Arc::new(Check {
                 op,
