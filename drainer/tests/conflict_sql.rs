@@ -7,7 +7,7 @@ use bytes::Bytes;
 use drainer::apply::conflict::record::{create, insert, Conflict};
 use drainer::apply::conflict::sql::{checked_delete, checked_update, newer, probe};
 use drainer::apply::conflict::{Kind, Resolution};
-use drainer::apply::sql::Stmt;
+use drainer::apply::sql::{delete_many, update_many, Stmt};
 use integration::MariaDb;
 use mysql_async::prelude::Queryable;
 use schema::{Catalog, Value};
@@ -210,4 +210,99 @@ async fn the_server_finds_the_facts_of_a_conflict() {
     assert_eq!(after_image["at"], "2026-12-05 01:02:09.000000");
     assert_eq!(records[1].1, "update-missing");
     assert_eq!(records[1].3, None);
+}
+
+/// Checked multi-row statements match each row only while it is still its before image,
+/// by one key or several columns of one, and find their rows by the key (not by a range
+/// of another index, whose gap locks would block the parallel workers).
+#[tokio::test]
+async fn checked_multi_row_statements_match_only_rows_as_expected() {
+    let server = MariaDb::start().await.unwrap();
+    server
+        .exec(&[
+            "CREATE DATABASE app",
+            "CREATE TABLE app.s (id INT PRIMARY KEY, k INT, v VARCHAR(8), KEY (k))",
+            "CREATE TABLE app.p (a INT, b INT, v VARCHAR(8), PRIMARY KEY (a, b))",
+            "INSERT INTO app.s VALUES (1, 1, 'x'), (2, 2, 'x'), (3, 3, NULL), (4, 4, 'x')",
+            "INSERT INTO app.p VALUES (1, 1, 'x'), (1, 2, 'x'), (2, 1, 'x')",
+        ])
+        .await
+        .unwrap();
+    let mut catalog = Catalog::new();
+    catalog.apply("", "CREATE DATABASE app").unwrap();
+    let mut table = |sql: &str| {
+        catalog.apply("app", sql).unwrap().tables[0]
+            .1
+            .clone()
+            .unwrap()
+    };
+    let s = table("CREATE TABLE s (id INT PRIMARY KEY, k INT, v VARCHAR(8), KEY (k))");
+    let p = table("CREATE TABLE p (a INT, b INT, v VARCHAR(8), PRIMARY KEY (a, b))");
+    let int = |v: i64| Some(Value::Int(v));
+    let text = |v: &str| Some(Value::Text(Bytes::copy_from_slice(v.as_bytes())));
+    let mut conn = server.conn().await.unwrap();
+    conn.query_drop("SET NAMES binary").await.unwrap();
+    conn.query_drop("BEGIN").await.unwrap();
+
+    // Rows 1 and 3 (NULL) as expected, row 2 not: two of three match.
+    let (r1, r2, r3) = (
+        vec![int(1), int(1), text("x")],
+        vec![int(2), int(2), text("other")],
+        vec![int(3), int(3), Some(Value::Null)],
+    );
+    let (a1, a2, a3) = (
+        vec![int(1), int(10), text("y")],
+        vec![int(2), int(20), text("y")],
+        vec![int(3), int(30), text("y")],
+    );
+    let stmt = update_many(&s, &[0], &[(&r1, &a1), (&r2, &a2), (&r3, &a3)], true)
+        .unwrap()
+        .unwrap();
+    let plan: Vec<mysql_async::Row> = conn
+        .exec(format!("EXPLAIN {}", stmt.sql), stmt.values())
+        .await
+        .unwrap();
+    assert_eq!(plan[0].get::<String, _>("key").as_deref(), Some("PRIMARY"));
+    // So does a single row's: `k <=> ?` alone could choose the index on `k`.
+    let one = checked_update(&s, &r2, &a2).unwrap();
+    let plan: Vec<mysql_async::Row> = conn
+        .exec(format!("EXPLAIN {}", one.sql), one.values())
+        .await
+        .unwrap();
+    assert_eq!(plan[0].get::<String, _>("key").as_deref(), Some("PRIMARY"));
+    assert_eq!(matched(&mut conn, &stmt).await, 2);
+    let ks: Vec<i64> = conn.query("SELECT k FROM app.s ORDER BY id").await.unwrap();
+    assert_eq!(ks, [10, 2, 30, 4]);
+    let gone = [vec![int(4), int(4), text("x")], r2.clone()];
+    let refs: Vec<&[Option<Value>]> = gone.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        matched(&mut conn, &delete_many(&s, &[0], &refs, true).unwrap()).await,
+        1
+    );
+
+    // Two key columns.
+    let (p1, p2) = (
+        vec![int(1), int(1), text("x")],
+        vec![int(1), int(2), text("other")],
+    );
+    let (q1, q2) = (
+        vec![int(1), int(1), text("y")],
+        vec![int(1), int(2), text("y")],
+    );
+    let stmt = update_many(&p, &[0, 1], &[(&p1, &q1), (&p2, &q2)], true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(matched(&mut conn, &stmt).await, 1);
+    let rows = [
+        vec![int(1), int(1), text("y")],
+        vec![int(2), int(1), text("x")],
+    ];
+    let refs: Vec<&[Option<Value>]> = rows.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        matched(&mut conn, &delete_many(&p, &[0, 1], &refs, true).unwrap()).await,
+        2
+    );
+    let left: Vec<(i64, i64, String)> = conn.query("SELECT a, b, v FROM app.p").await.unwrap();
+    assert_eq!(left, [(1, 2, "x".to_owned())]);
+    conn.query_drop("ROLLBACK").await.unwrap();
 }

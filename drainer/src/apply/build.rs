@@ -11,6 +11,8 @@ use schema::{Table, Value};
 
 use super::binlog;
 use super::changes::{approx_size, Checks, Raw, RowChange};
+use super::conflict::sql as checked;
+use super::conflict::{Check, Detect, Image as Owned, Op, Policy};
 use super::ctx::Ctx;
 use super::downstream::Downstream;
 use super::sql::{self, Stmt};
@@ -120,8 +122,7 @@ async fn downstream_shape(
 
 /// Per table of a transaction: the table, and its projection onto the downstream's
 /// columns when they differ (sync-mode 2) with which of the table's columns it keeps.
-use super::conflict::statements::Shape;
-use super::conflict::{self, Policies};
+type Shape = (Arc<Table>, Option<(Arc<Table>, Vec<bool>)>);
 
 /// The statements of the transaction's row changes, against the downstream's columns
 /// as they are now. With `levels` (see `statements`) rows of one table join in
@@ -166,10 +167,13 @@ pub async fn build_changes(
         }
     }
     let mut format_sent = false;
-    // With conflict detection, every change is checked (see `conflict::statements`).
+    // With conflict detection, every change is checked (see [`statements`]).
     let policies = down.conflicts();
     let position: Arc<str> = Arc::from(here.to_string());
-    let detect = policies.as_deref().map(|p| (p, &position));
+    let detect = policies.as_deref().map(|policies| Detect {
+        policies,
+        position: &position,
+    });
     // Runs written with other checks than the default go between statements that set the
     // session's checks and set them back (the downstream then runs them as the upstream
     // did); a run keeps its place in upstream order.
@@ -215,14 +219,11 @@ fn with_events(
     of: &[usize],
     levels: Option<&[u32]>,
     safe: bool,
-    detect: Option<(&Policies, &Arc<str>)>,
+    detect: Option<Detect>,
     format_sent: &mut bool,
 ) -> Result<Vec<Stmt>, sql::BuildError> {
-    let statements = |txn: &[&RowChange], of: &[usize], levels| match detect {
-        Some((policies, position)) => {
-            conflict::statements::statements(txn, shapes, of, policies, position)
-        }
-        None => statements(txn, shapes, of, levels, safe),
+    let statements = |txn: &[&RowChange], of: &[usize], levels| {
+        statements(txn, shapes, of, levels, safe, detect)
     };
     let replays = |i: usize| txn[i].raw.is_some() && shapes[of[i]].1.is_none();
     if !(0..txn.len()).any(replays) {
@@ -281,17 +282,55 @@ const MAX_PARAMS: usize = 30_000;
 ///
 /// Without `levels` every change is a statement, in order, but consecutive inserts into
 /// one table, which share an INSERT.
+///
+/// With `detect` (conflict detection) every UPDATE and DELETE is checked: it matches a
+/// row only while every column but the key is still as its before image says (a
+/// multi-row one each of its rows so), and every statement carries its row changes
+/// ([`Check`]) for the session to settle what does not match (`downstream::settle`). A
+/// table without a primary or unique key cannot be checked: its rows apply unchecked.
 fn statements<'c>(
     txn: &[&'c RowChange],
     shapes: &[Shape],
     of: &[usize],
     levels: Option<&[u32]>,
     safe: bool,
+    detect: Option<Detect>,
 ) -> Result<Vec<Stmt>, sql::BuildError> {
-    let target = |i: usize| -> &Table {
+    let shared = |i: usize| -> &Arc<Table> {
         let (table, narrow) = &shapes[of[i]];
         narrow.as_ref().map_or(table, |(t, _)| t)
     };
+    let target = |i: usize| -> &Table { shared(i) };
+    // Each table's conflict policy, looked up once per transaction.
+    let policy_of: Vec<Option<(Policy, Option<usize>)>> = match detect {
+        None => vec![None; shapes.len()],
+        Some(d) => shapes
+            .iter()
+            .map(|(t, narrow)| {
+                let t = narrow.as_ref().map_or(t, |(n, _)| n);
+                d.policies
+                    .of(t)
+                    .map(Some)
+                    .map_err(|column| sql::BuildError::Missing {
+                        table: t.qualified(),
+                        column: format!("{column} (the lww column of [[syncer.conflict.table]])"),
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    // The check of a statement of change `i`'s table carrying `rows`.
+    let check = |i: usize, op: Op, rows: Vec<(Option<Owned>, Option<Owned>)>| {
+        let (policy, column) = policy_of[of[i]]?;
+        Some(Arc::new(Check {
+            op,
+            table: Arc::clone(shared(i)),
+            rows,
+            policy,
+            column,
+            position: Arc::clone(detect?.position),
+        }))
+    };
+    let checking = detect.is_some();
     // Each change's images as the downstream table takes them: as they are (no copy)
     // unless that table is narrower.
     type Image<'a> = Option<Cow<'a, [Option<Value>]>>;
@@ -315,14 +354,65 @@ fn statements<'c>(
             (fit(&c.before), fit(&c.after))
         })
         .collect();
-    let mut stmts = Vec::new();
-    let single = |stmts: &mut Vec<Stmt>, i: usize| -> Result<(), sql::BuildError> {
-        match &images[i] {
-            (Some(before), None) => stmts.push(sql::delete(target(i), before)?),
-            (Some(before), Some(after)) => {
-                stmts.extend(sql::update(target(i), before, after, safe)?)
+    // Last writer wins: a DELETE and, right after it, an INSERT of the same key (a row
+    // deleted and written again in one upstream transaction) apply as one UPDATE, so that
+    // the row races the other site's changes of it as one write (see `conflict`).
+    let mut images = images;
+    for i in 1..images.len() {
+        let lww = matches!(policy_of[of[i]], Some((Policy::Lww, _)));
+        let again = match (&images[i - 1], &images[i]) {
+            ((Some(b), None), (None, Some(a))) if lww && of[i - 1] == of[i] => {
+                let keys = sql::key_columns(target(i));
+                sql::locating_key(&keys, b)
+                    .is_some_and(|k| keys[k].iter().all(|&c| b.get(c) == a.get(c)))
             }
-            (None, Some(after)) => inserts(stmts, target(i), std::slice::from_ref(after), safe)?,
+            _ => false,
+        };
+        if again {
+            images[i].0 = images[i - 1].0.take();
+        }
+    }
+    let images = images;
+    let owned = |image: &Image| image.as_deref().map(<[_]>::to_vec);
+    // The inserts of `rows`, each statement checked (its rows) when detecting.
+    let insert_rows = |stmts: &mut Vec<Stmt>, i: usize, rows: &[&[Option<Value>]]| {
+        inserts(stmts, target(i), rows, safe, |chunk| {
+            let rows = chunk.iter().map(|a| (None, Some(a.to_vec()))).collect();
+            check(i, Op::Insert, rows)
+        })
+    };
+    let single = |stmts: &mut Vec<Stmt>, i: usize| -> Result<(), sql::BuildError> {
+        let t = target(i);
+        let checked = |stmt: Result<Stmt, sql::BuildError>, op: Op| {
+            let mut stmt = stmt.ok()?;
+            stmt.check = Some(check(
+                i,
+                op,
+                vec![(owned(&images[i].0), owned(&images[i].1))],
+            )?);
+            Some(stmt)
+        };
+        match &images[i] {
+            (Some(before), None) => {
+                let found = checking
+                    .then(|| checked(checked::checked_delete(t, before), Op::Delete))
+                    .flatten();
+                stmts.push(match found {
+                    Some(stmt) => stmt,
+                    None => sql::delete(t, before)?,
+                });
+            }
+            (Some(before), Some(after)) => {
+                let sets = sql::stored(t).any(|c| matches!(after.get(c), Some(Some(_))));
+                let found = (checking && sets)
+                    .then(|| checked(checked::checked_update(t, before, after), Op::Update))
+                    .flatten();
+                match found {
+                    Some(stmt) => stmts.push(stmt),
+                    None => stmts.extend(sql::update(t, before, after, safe)?),
+                }
+            }
+            (None, Some(after)) => insert_rows(stmts, i, std::slice::from_ref(&&**after))?,
             (None, None) => {}
         }
         Ok(())
@@ -333,6 +423,7 @@ fn statements<'c>(
         let steps = levels.iter().max().map_or(0, |m| *m as usize + 1);
         steps * 2 <= levels.len()
     };
+    let mut stmts = Vec::new();
     let Some(levels) = levels.filter(|_| !safe).filter(joins) else {
         let mut i = 0;
         while i < txn.len() {
@@ -345,7 +436,7 @@ fn statements<'c>(
                     .iter()
                     .filter_map(|(_, a)| a.as_deref())
                     .collect();
-                inserts(&mut stmts, target(i), &rows, safe)?;
+                insert_rows(&mut stmts, i, &rows)?;
                 i = end;
                 continue;
             }
@@ -361,43 +452,72 @@ fn statements<'c>(
         .collect();
     // The statements of one bucket: rows of one table and kind, in order.
     let emit = |stmts: &mut Vec<Stmt>, kind: Kind, members: &[usize]| {
-        let t = target(members[0]);
-        let key = |k: usize| keys[of[members[0]]][k].as_slice();
-        // About what a key's values add to a statement, per use.
+        let first = members[0];
+        let t = target(first);
+        let key = |k: usize| keys[of[first]][k].as_slice();
+        // About what a key's values add to a statement, per use (each other column's
+        // value once more when checked).
         let key_size = |key: &[usize], row: sql::Row| -> usize {
-            key.iter()
-                .map(|&c| row.get(c).map_or(16, approx_size))
-                .sum()
+            let checks: usize = if checking {
+                row.iter().map(approx_size).sum()
+            } else {
+                0
+            };
+            checks
+                + key
+                    .iter()
+                    .map(|&c| row.get(c).map_or(16, approx_size))
+                    .sum::<usize>()
         };
-        let befores = members.iter().filter_map(|&i| images[i].0.as_deref());
-        let afters = members.iter().filter_map(|&i| images[i].1.as_deref());
+        let before = |i: &usize| images[*i].0.as_deref().unwrap_or_default();
+        let after = |i: &usize| images[*i].1.as_deref().unwrap_or_default();
         match kind {
             Kind::Delete(k) => {
-                let rows: Vec<sql::Row> = befores.collect();
-                for chunk in within(&rows, MAX_ROWS_PER_INSERT, |r| key_size(key(k), r)) {
-                    stmts.push(match chunk {
-                        [one] => sql::delete(t, one)?,
-                        _ => sql::delete_many(t, key(k), chunk)?,
-                    });
+                for chunk in within(members, MAX_ROWS_PER_INSERT, |i| {
+                    key_size(key(k), before(i))
+                }) {
+                    if let [one] = chunk {
+                        single(stmts, *one)?;
+                        continue;
+                    }
+                    let rows: Vec<sql::Row> = chunk.iter().map(before).collect();
+                    let mut stmt = sql::delete_many(t, key(k), &rows, checking)?;
+                    let each = rows.iter().map(|b| (Some(b.to_vec()), None)).collect();
+                    stmt.check = check(first, Op::Delete, each);
+                    stmts.push(stmt);
                 }
             }
             Kind::Update(k) => {
-                let rows: Vec<(sql::Row, sql::Row)> = befores.zip(afters).collect();
-                // Each key value goes once per column and once in WHERE.
-                let width = (t.columns.len() + 1) * (key(k).len() + 1);
+                // Each key value goes once per column and once in WHERE (with every
+                // other column when checked).
+                let width = (t.columns.len() + 1) * (key(k).len() + 1)
+                    + if checking { t.columns.len() } else { 0 };
                 let per = MAX_ROWS_PER_UPDATE.min(MAX_PARAMS / width).max(1);
-                let size = |(b, a): &(sql::Row, sql::Row)| {
-                    a.iter().map(approx_size).sum::<usize>()
-                        + key_size(key(k), b) * (t.columns.len() + 1)
+                let size = |i: &usize| {
+                    after(i).iter().map(approx_size).sum::<usize>()
+                        + key_size(key(k), before(i)) * (t.columns.len() + 1)
                 };
-                for chunk in within(&rows, per, size) {
-                    match chunk {
-                        [(b, a)] => stmts.extend(sql::update(t, b, a, false)?),
-                        _ => stmts.extend(sql::update_many(t, key(k), chunk)?),
+                for chunk in within(members, per, size) {
+                    if let [one] = chunk {
+                        single(stmts, *one)?;
+                        continue;
+                    }
+                    let rows: Vec<(sql::Row, sql::Row)> =
+                        chunk.iter().map(|i| (before(i), after(i))).collect();
+                    if let Some(mut stmt) = sql::update_many(t, key(k), &rows, checking)? {
+                        let each = rows
+                            .iter()
+                            .map(|(b, a)| (Some(b.to_vec()), Some(a.to_vec())))
+                            .collect();
+                        stmt.check = check(first, Op::Update, each);
+                        stmts.push(stmt);
                     }
                 }
             }
-            Kind::Insert => inserts(stmts, t, &afters.collect::<Vec<_>>(), safe)?,
+            Kind::Insert => {
+                let rows: Vec<sql::Row> = members.iter().map(after).collect();
+                insert_rows(stmts, first, &rows)?;
+            }
         }
         Ok::<(), sql::BuildError>(())
     };
@@ -452,12 +572,13 @@ fn statements<'c>(
 }
 
 /// INSERT (REPLACE in safe mode) statements for `rows` of `table`, in order, each within
-/// the statement budget.
+/// the statement budget and carrying the check `check` gives its rows.
 fn inserts<R: AsRef<[Option<Value>]>>(
     stmts: &mut Vec<Stmt>,
     table: &Table,
     rows: &[R],
     replace: bool,
+    check: impl Fn(&[R]) -> Option<Arc<Check>>,
 ) -> Result<(), sql::BuildError> {
     let size = |r: &R| r.as_ref().iter().map(approx_size).sum();
     let most = MAX_ROWS_PER_INSERT
@@ -465,7 +586,9 @@ fn inserts<R: AsRef<[Option<Value>]>>(
         .max(1);
     for chunk in within(rows, most, size) {
         let refs: Vec<&[Option<Value>]> = chunk.iter().map(|r| r.as_ref()).collect();
-        stmts.push(sql::insert(table, &refs, replace)?);
+        let mut stmt = sql::insert(table, &refs, replace)?;
+        stmt.check = check(chunk);
+        stmts.push(stmt);
     }
     Ok(())
 }
@@ -511,6 +634,13 @@ mod tests {
 
     /// The statements of `changes`, merged as a worker merges them, or row by row.
     fn sqls(changes: &[RowChange], merged: bool, safe: bool) -> Vec<String> {
+        built(changes, merged, safe, None)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect()
+    }
+
+    fn built(changes: &[RowChange], merged: bool, safe: bool, detect: Option<Detect>) -> Vec<Stmt> {
         let txn: Vec<&RowChange> = changes.iter().collect();
         let mut shapes: Vec<Shape> = Vec::new();
         let of: Vec<usize> = changes
@@ -528,8 +658,74 @@ mod tests {
         let keys = change_keys(changes, &Links::new());
         let levels = levels(keys.each());
         let levels = merged.then_some(levels.as_slice());
-        let stmts = statements(&txn, &shapes, &of, levels, safe).unwrap();
-        stmts.into_iter().map(|s| s.sql).collect()
+        statements(&txn, &shapes, &of, levels, safe, detect).unwrap()
+    }
+
+    #[test]
+    fn checked_rows_join_and_each_statement_carries_its_changes() {
+        let t = table("CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+        let changes = [
+            change(&t, &[1, 0], &[1, 1]),
+            change(&t, &[2, 0], &[2, 2]),
+            change(&t, &[3, 0], &[]),
+            change(&t, &[4, 0], &[]),
+            change(&t, &[], &[5, 5]),
+            change(&t, &[1, 1], &[1, 2]),
+        ];
+        let policies = crate::apply::conflict::Policies {
+            default: Policy::Keep,
+            tables: Vec::new(),
+            schema: "retl".into(),
+            channel_id: 1,
+        };
+        let position: Arc<str> = Arc::from("GTID 0-1-5");
+        let detect = Detect {
+            policies: &policies,
+            position: &position,
+        };
+        let stmts = built(&changes, true, false, Some(detect));
+        let sqls: Vec<&str> = stmts.iter().map(|s| s.sql.as_str()).collect();
+        let two = "`id` IN (?,?) AND CASE `id` WHEN ? THEN (1 AND `v` <=> ?) \
+                   WHEN ? THEN (1 AND `v` <=> ?) END";
+        assert_eq!(
+            sqls,
+            [
+                format!("DELETE FROM `app`.`t` WHERE {two}").as_str(),
+                &format!(
+                    "UPDATE `app`.`t` SET `v` = CASE `id` WHEN ? THEN ? WHEN ? THEN ? END \
+                     WHERE {two}"
+                ),
+                "INSERT INTO `app`.`t` (`id`,`v`) VALUES (?,?)",
+                // Row 1's second change, a level later, alone.
+                "UPDATE `app`.`t` SET `id` = ?,`v` = ? WHERE `id` = ? \
+                 AND CASE WHEN 1 AND `v` <=> ? THEN 1 END",
+            ]
+        );
+        let checks: Vec<(Op, usize)> = stmts
+            .iter()
+            .map(|s| {
+                let c = s.check.as_ref().expect("every statement checked");
+                assert_eq!((c.policy, &*c.position), (Policy::Keep, "GTID 0-1-5"));
+                (c.op, c.rows.len())
+            })
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                (Op::Delete, 2),
+                (Op::Update, 2),
+                (Op::Insert, 1),
+                (Op::Update, 1)
+            ]
+        );
+        // Row by row: every change a checked statement of its own.
+        let single = built(&changes, false, false, Some(detect));
+        assert_eq!(single.len(), 6);
+        assert!(single.iter().all(|s| s.check.is_some()));
+        // A table without a key cannot be checked.
+        let n = table("CREATE TABLE n (a INT, v INT)");
+        let keyless = built(&[change(&n, &[1, 0], &[])], false, false, Some(detect));
+        assert!(keyless[0].check.is_none());
     }
 
     #[test]

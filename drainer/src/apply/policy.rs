@@ -10,6 +10,9 @@
 //!   looked at again and the transaction built again, once.
 //! - Any other refusal of multi-row statements builds the transaction again with a
 //!   statement per row change: the refusal then names the row.
+//! - A conflict to settle finer (`CONFLICT_RECHECK`: a checked multi-row statement
+//!   matched fewer rows than it carries, or a group met a conflict) applies a group one
+//!   transaction at a time, and a transaction row by row.
 //! - A worker's transaction refused as it stands may have run before an earlier one it
 //!   depends on in a way its keys cannot see (a collation, a key only the downstream
 //!   has): it waits until every earlier transaction is committed and tries once more.
@@ -25,7 +28,7 @@
 //! neither be read again nor built again.
 
 use super::changes::UNKNOWN_COLUMN;
-use super::downstream::{DownstreamError, CONFLICT_STOP};
+use super::downstream::{DownstreamError, CONFLICT_RECHECK, CONFLICT_STOP};
 
 /// What the applier may still try for the transaction that failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +93,11 @@ pub fn decide(error: DownstreamError, attempt: Attempt) -> Next {
             code, ref reason, ..
         } => (code, reason.clone()),
     };
+    // A conflict to settle finer: a group one transaction at a time first (each
+    // record names its own), then row by row.
+    if code == CONFLICT_RECHECK && attempt.group {
+        return Next::Split;
+    }
     let rebuild = if code == UNKNOWN_COLUMN && attempt.may_refresh {
         Some(Rebuild::FreshColumns)
     } else if attempt.merged {
@@ -322,6 +330,30 @@ mod tests {
         assert!(matches!(
             decide(refused(DUPLICATE), unmerged),
             Next::Stop(_)
+        ));
+    }
+
+    #[test]
+    fn a_conflict_to_settle_finer_splits_a_group_then_goes_row_by_row() {
+        let finer = || refused(CONFLICT_RECHECK);
+        let group = Attempt {
+            merged: true,
+            may_refresh: true,
+            may_wait: true,
+            group: true,
+            streamed: false,
+        };
+        assert!(matches!(decide(finer(), group), Next::Split));
+        let one = Attempt {
+            group: false,
+            ..group
+        };
+        assert!(matches!(
+            decide(finer(), one),
+            Next::Rebuild {
+                how: Rebuild::RowByRow,
+                ..
+            }
         ));
     }
 

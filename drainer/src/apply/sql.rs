@@ -187,12 +187,34 @@ pub(crate) fn key_match(
     Ok(())
 }
 
+/// `` AND CASE WHEN 1 AND `c` <=> ? … THEN 1 END``: the row is still `row` in every
+/// stored column but `key`'s. A CASE, so that the optimizer finds the row by its key
+/// alone: given `` `k` <=> ?`` it may choose a range of the index on `k` instead, reading
+/// (and gap-locking) every row with that value.
+pub(crate) fn still(
+    table: &Table,
+    key: &[usize],
+    row: &[Option<Value>],
+    sql: &mut String,
+    params: &mut Vec<Param>,
+) -> Result<(), BuildError> {
+    sql.push_str(" AND CASE WHEN ");
+    same_as(table, key, row, sql, params)?;
+    sql.push_str(" THEN 1 END");
+    Ok(())
+}
+
 /// Appends ` WHERE …` matching the rows `rows` whose key columns are `key`:
-/// `` `id` IN (?,?)`` or `` (`a` = ? AND `b` = ?) OR (…)``.
+/// `` `id` IN (?,?)`` or `` (`a` = ? AND `b` = ?) OR (…)``. `checked` (conflict
+/// detection): each row only while every other column is still as in `rows`, by a CASE
+/// on the key, which the optimizer cannot use to choose an index: the rows are found by
+/// the key alone, as without detection (`` … AND CASE `id` WHEN ? THEN (1 AND `v` <=> ?)
+/// … END``), not by a range of another index with its gap locks.
 fn locate_all(
     table: &Table,
     key: &[usize],
     rows: &[&[Option<Value>]],
+    checked: bool,
     sql: &mut String,
     params: &mut Vec<Param>,
 ) -> Result<(), BuildError> {
@@ -205,12 +227,62 @@ fn locate_all(
             params.push(bind_present(table, *column, row)?);
         }
         sql.push(')');
+    } else {
+        // Bracketed when a condition follows.
+        if checked {
+            sql.push('(');
+        }
+        for (n, row) in rows.iter().enumerate() {
+            sql.push_str(if n == 0 { "(" } else { " OR (" });
+            key_match(table, key, row, sql, params)?;
+            sql.push(')');
+        }
+        if checked {
+            sql.push(')');
+        }
+    }
+    if !checked {
         return Ok(());
     }
-    for (n, row) in rows.iter().enumerate() {
-        sql.push_str(if n == 0 { "(" } else { " OR (" });
-        key_match(table, key, row, sql, params)?;
+    sql.push_str(" AND CASE");
+    if let [column] = key {
+        sql.push(' ');
+        sql.push_str(&quote(&table.columns[*column].name));
+    }
+    for row in rows {
+        if let [column] = key {
+            sql.push_str(" WHEN ?");
+            params.push(bind_present(table, *column, row)?);
+        } else {
+            sql.push_str(" WHEN ");
+            key_match(table, key, row, sql, params)?;
+        }
+        sql.push_str(" THEN (");
+        same_as(table, key, row, sql, params)?;
         sql.push(')');
+    }
+    sql.push_str(" END");
+    Ok(())
+}
+
+/// Appends `` 1 AND `c` <=> ? AND …`` for every stored column `row` has but those of
+/// `key` (`1` alone when there is none).
+pub(crate) fn same_as(
+    table: &Table,
+    key: &[usize],
+    row: &[Option<Value>],
+    sql: &mut String,
+    params: &mut Vec<Param>,
+) -> Result<(), BuildError> {
+    sql.push('1');
+    for i in stored(table).filter(|i| !key.contains(i)) {
+        let Some(Some(v)) = row.get(i) else {
+            continue;
+        };
+        sql.push_str(" AND ");
+        sql.push_str(&quote(&table.columns[i].name));
+        sql.push_str(" <=> ?");
+        params.push(bind(table, i, v)?);
     }
     Ok(())
 }
@@ -264,15 +336,16 @@ pub fn delete(table: &Table, before: &[Option<Value>]) -> Result<Stmt, BuildErro
 }
 
 /// DELETE of several rows, each located by the key columns `key` (which
-/// [`locating_key`] chose for it).
+/// [`locating_key`] chose for it); `checked`, only rows still as `befores` say.
 pub fn delete_many(
     table: &Table,
     key: &[usize],
     befores: &[&[Option<Value>]],
+    checked: bool,
 ) -> Result<Stmt, BuildError> {
     let mut sql = format!("DELETE FROM {}", qualified(table));
     let mut params = Vec::new();
-    locate_all(table, key, befores, &mut sql, &mut params)?;
+    locate_all(table, key, befores, checked, &mut sql, &mut params)?;
     Ok(Stmt {
         sql,
         params,
@@ -288,11 +361,12 @@ pub fn full(table: &Table, after: &[Option<Value>]) -> bool {
 /// UPDATE of several rows, each located by the key columns `key` in its before image,
 /// which its after image, [`full`], leaves as it is ([`keeps_key`]): each stored column
 /// but the key's is set, row by row, to the after image's value. `None` when nothing is
-/// set.
+/// set. `checked`: only rows still as their before images say.
 pub fn update_many(
     table: &Table,
     key: &[usize],
     rows: &[(Row, Row)],
+    checked: bool,
 ) -> Result<Option<Stmt>, BuildError> {
     let mut sql = format!("UPDATE {} SET ", qualified(table));
     let mut params = Vec::new();
@@ -329,7 +403,7 @@ pub fn update_many(
         return Ok(None);
     }
     let befores: Vec<&[Option<Value>]> = rows.iter().map(|(b, _)| *b).collect();
-    locate_all(table, key, &befores, &mut sql, &mut params)?;
+    locate_all(table, key, &befores, checked, &mut sql, &mut params)?;
     Ok(Some(Stmt {
         sql,
         params,
@@ -513,7 +587,7 @@ mod tests {
     fn several_rows_by_key_and_each_row_its_own_values() {
         let t = table("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(5))");
         let (r1, r2) = ([int(1), int(2), text("x")], [int(7), int(8), text("y")]);
-        let s = delete_many(&t, &[0], &[&r1, &r2]).unwrap();
+        let s = delete_many(&t, &[0], &[&r1, &r2], false).unwrap();
         assert_eq!(s.sql, "DELETE FROM `app`.`t` WHERE `id` IN (?,?)");
         assert_eq!(s.values(), [V::Int(1), V::Int(7)]);
         let (a1, a2) = (
@@ -521,7 +595,7 @@ mod tests {
             [int(7), int(9), text("z")],
         );
         assert!(full(&t, &a1) && !full(&t, &[None, int(9), None]));
-        let s = update_many(&t, &[0], &[(&r1, &a1), (&r2, &a2)])
+        let s = update_many(&t, &[0], &[(&r1, &a1), (&r2, &a2)], false)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -547,7 +621,7 @@ mod tests {
         // Nothing but the key: nothing to set.
         let k = table("CREATE TABLE k (id INT PRIMARY KEY)");
         let (one, two) = ([int(1)], [int(2)]);
-        assert!(update_many(&k, &[0], &[(&one, &one), (&two, &two)])
+        assert!(update_many(&k, &[0], &[(&one, &one), (&two, &two)], false)
             .unwrap()
             .is_none());
         // Which key locates a row, and whether an update keeps it.

@@ -20,14 +20,17 @@
 //!   whose row is missing is skipped, a DELETE of a row that differs applies), so the row
 //!   ends absent on both sites.
 //!
-//! With `[syncer.conflict]`, a transaction's statements are built checked
-//! ([`statements`]: every path builds through it); the session settles a statement that
-//! did not match (`downstream::settle`) with the statements of [`sql`], writes the
-//! [`record`] and applies the resolution, in the same downstream transaction.
+//! With `[syncer.conflict]`, a transaction's statements are built checked (`build`: every
+//! path builds through it, multi-row statements included); the session settles a
+//! statement that did not match (`downstream::settle`) with the statements of [`sql`],
+//! writes the [`record`] and applies the resolution, in the same downstream transaction.
+//! A multi-row statement that matched fewer rows than it carries, or any conflict in a
+//! group of upstream transactions, rolls back and applies again finer (row by row, or
+//! one upstream transaction at a time: see `policy`), so that each conflict is settled
+//! on its own and its record names its own upstream transaction.
 
 pub mod record;
 pub mod sql;
-pub mod statements;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -37,13 +40,22 @@ use schema::{Table, Value};
 /// A row image: a value (or NULL) per column, `None` where the image lacks the column.
 pub type Image = Vec<Option<Value>>;
 
+/// What building checked statements needs: the policies, and the upstream transaction
+/// the records name.
+#[derive(Debug, Clone, Copy)]
+pub struct Detect<'a> {
+    pub policies: &'a Policies,
+    pub position: &'a Arc<str>,
+}
+
 /// What a statement's conflict detection needs: the row changes it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     pub op: Op,
     /// The table as the downstream has it: the images fit it.
     pub table: Arc<Table>,
-    /// The changes' before and after images, one pair per row (several: joined inserts).
+    /// The changes' before and after images, one pair per row (several: a multi-row
+    /// statement).
     pub rows: Vec<(Option<Image>, Option<Image>)>,
     pub policy: Policy,
     /// With `lww`: the column's index in `table`.

@@ -13,8 +13,8 @@
 use schema::{Table, Value};
 
 use crate::apply::sql::{
-    bind, key_columns, key_match, locating_key, qualified, quote, set_columns, stored, BuildError,
-    Stmt,
+    bind, key_columns, key_match, locating_key, qualified, quote, same_as, set_columns, still,
+    stored, BuildError, Stmt,
 };
 
 type Row = [Option<Value>];
@@ -30,26 +30,6 @@ pub fn key_of(table: &Table, row: &Row) -> Result<Vec<usize>, BuildError> {
         })
 }
 
-/// Appends `` AND `c` <=> ?`` for every stored column `row` has but those of `key`.
-fn same_as(
-    table: &Table,
-    key: &[usize],
-    row: &Row,
-    sql: &mut String,
-    params: &mut Vec<crate::apply::values::Param>,
-) -> Result<(), BuildError> {
-    for i in stored(table).filter(|i| !key.contains(i)) {
-        let Some(Some(v)) = row.get(i) else {
-            continue;
-        };
-        sql.push_str(" AND ");
-        sql.push_str(&quote(&table.columns[i].name));
-        sql.push_str(" <=> ?");
-        params.push(bind(table, i, v)?);
-    }
-    Ok(())
-}
-
 /// UPDATE of the row `before` locates to `after`, only if the row is still `before`.
 pub fn checked_update(table: &Table, before: &Row, after: &Row) -> Result<Stmt, BuildError> {
     let key = key_of(table, before)?;
@@ -58,7 +38,7 @@ pub fn checked_update(table: &Table, before: &Row, after: &Row) -> Result<Stmt, 
     set_columns(table, after, &mut sql, &mut params)?;
     sql.push_str(" WHERE ");
     key_match(table, &key, before, &mut sql, &mut params)?;
-    same_as(table, &key, before, &mut sql, &mut params)?;
+    still(table, &key, before, &mut sql, &mut params)?;
     Ok(Stmt {
         sql,
         params,
@@ -72,7 +52,7 @@ pub fn checked_delete(table: &Table, before: &Row) -> Result<Stmt, BuildError> {
     let mut sql = format!("DELETE FROM {} WHERE ", qualified(table));
     let mut params = Vec::new();
     key_match(table, &key, before, &mut sql, &mut params)?;
-    same_as(table, &key, before, &mut sql, &mut params)?;
+    still(table, &key, before, &mut sql, &mut params)?;
     Ok(Stmt {
         sql,
         params,
@@ -90,7 +70,7 @@ pub fn probe(table: &Table, located: &Row, result: Option<&Row>) -> Result<Stmt,
     match result {
         None => sql.push('0'),
         Some(row) => {
-            sql.push_str("(1");
+            sql.push('(');
             same_as(table, &[], row, &mut sql, &mut params)?;
             sql.push(')');
         }
@@ -183,13 +163,14 @@ mod tests {
         let u = checked_update(&t, &before, &after).unwrap();
         assert_eq!(
             u.sql,
-            "UPDATE `app`.`t` SET `id` = ?,`a` = ?,`b` = ? WHERE `id` = ? AND `a` <=> ? AND `b` <=> ?"
+            "UPDATE `app`.`t` SET `id` = ?,`a` = ?,`b` = ? WHERE `id` = ? \
+             AND CASE WHEN 1 AND `a` <=> ? AND `b` <=> ? THEN 1 END"
         );
         assert_eq!(u.params.len(), 6);
         let d = checked_delete(&t, &before).unwrap();
         assert_eq!(
             d.sql,
-            "DELETE FROM `app`.`t` WHERE `id` = ? AND `a` <=> ? AND `b` <=> ?"
+            "DELETE FROM `app`.`t` WHERE `id` = ? AND CASE WHEN 1 AND `a` <=> ? AND `b` <=> ? THEN 1 END"
         );
         let p = probe(&t, &before, Some(&after)).unwrap();
         assert_eq!(

@@ -115,6 +115,21 @@ const DUPLICATE_KEY: u16 = 1062;
 /// `stop` (no server sends it): the failure policy stops at once, rebuilding nothing.
 pub const CONFLICT_STOP: u16 = u16::MAX;
 
+/// The code of a [`DownstreamError::Definite`] that asks for the transaction finer (no
+/// server sends it): a checked multi-row statement matched fewer rows than it carries
+/// (which of them conflict, the statement cannot say), or a group of upstream
+/// transactions met a conflict (its record names one upstream transaction). The session
+/// rolled back and stays open.
+pub const CONFLICT_RECHECK: u16 = u16::MAX - 1;
+
+fn recheck(why: &str) -> DownstreamError {
+    DownstreamError::Definite {
+        statement: "a checked statement".into(),
+        code: CONFLICT_RECHECK,
+        reason: why.into(),
+    }
+}
+
 /// Server error codes worth retrying the whole transaction for.
 fn transient(code: u16) -> bool {
     matches!(
@@ -216,6 +231,8 @@ pub struct Downstream {
     server_started: i64,
     /// A transaction is open (between `begin` and `commit`).
     in_txn: bool,
+    /// The open transaction applies several upstream ones.
+    group: bool,
     /// The conflicts settled in the open transaction: counted once it commits.
     settled: Vec<(conflict::Kind, conflict::Resolution)>,
     /// How long the mark updates take.
@@ -255,6 +272,7 @@ impl Downstream {
             server_started: 0,
             in_txn: false,
             settled: Vec::new(),
+            group: false,
             mark_seconds: crate::metrics::mark_update_seconds(),
             worker,
             after: Vec::new(),
@@ -529,6 +547,7 @@ impl Downstream {
         })
         .await;
         self.in_txn = result.is_ok();
+        self.group = transactions > 1;
         self.reset_on_error(result)
     }
 
@@ -561,6 +580,7 @@ impl Downstream {
     ) -> Result<(), DownstreamError> {
         self.require_txn()?;
         let target = Arc::clone(&self.target);
+        let group = self.group;
         let conn = self.conn().await?;
         let session = conn.id();
         let mut settled = Vec::new();
@@ -576,25 +596,57 @@ impl Downstream {
                 } else {
                     conn.exec_drop(sql.as_ref(), values).await
                 };
-                match (result, check) {
-                    // A checked change that matched no row: a conflict, or a row already
-                    // as the change leaves it.
-                    (Ok(()), Some(c)) if c.op != Op::Insert && conn.affected_rows() == 0 => {
-                        settled.extend(settle::row(conn, &target, &c, 0).await?)
+                let finer = match (result, check) {
+                    // A checked change that matched fewer rows than it carries: a
+                    // conflict, or a row already as the change leaves it.
+                    (Ok(()), Some(c))
+                        if c.op != Op::Insert && conn.affected_rows() < c.rows.len() as u64 =>
+                    {
+                        if c.rows.len() > 1 {
+                            "a multi-row statement matched fewer rows than it changes"
+                        } else if group {
+                            "a conflict in a group of transactions"
+                        } else {
+                            settled.extend(settle::row(conn, &target, &c, 0).await?);
+                            continue;
+                        }
                     }
                     // A key that exists: each row of the INSERT on its own.
                     (Err(mysql_async::Error::Server(e)), Some(c))
                         if c.op == Op::Insert && e.code == DUPLICATE_KEY =>
                     {
-                        settle::inserts(conn, &target, &c, &mut settled).await?
+                        if group {
+                            "a conflict in a group of transactions"
+                        } else {
+                            settle::inserts(conn, &target, &c, &mut settled).await?;
+                            continue;
+                        }
                     }
-                    (result, _) => result.map_err(|e| classify(&sql, e))?,
-                }
+                    (result, _) => {
+                        result.map_err(|e| classify(&sql, e))?;
+                        continue;
+                    }
+                };
+                // Applied again finer (see `CONFLICT_RECHECK`); the session stays.
+                conn.query_drop("ROLLBACK")
+                    .await
+                    .map_err(|e| classify("ROLLBACK", e))?;
+                return Err(recheck(finer));
             }
             Ok(())
         })
         .await;
         self.settled.extend(settled);
+        if let Err(DownstreamError::Definite {
+            code: CONFLICT_RECHECK,
+            ..
+        }) = &result
+        {
+            // Rolled back, the session kept.
+            self.in_txn = false;
+            self.settled.clear();
+            return result;
+        }
         self.reset_on_error(result)
     }
 
