@@ -285,3 +285,52 @@ async fn a_two_way_pair_with_partitioned_writes_records_no_conflict() {
     assert!(records(&a).await.is_empty(), "{:?}", records(&a).await);
     assert!(records(&b).await.is_empty(), "{:?}", records(&b).await);
 }
+
+/// A transaction too large to buffer streams into the open downstream transaction; its
+/// conflicts (100 rows of 30,000 that differ downstream) are found in its multi-row
+/// statements, and it is read again row by row to settle them, each recorded once.
+#[tokio::test]
+async fn a_streamed_transaction_settles_its_conflicts() {
+    let (a, b) = two_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.big (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)",
+        "INSERT INTO app.big SELECT seq, 'same' FROM app.seq_1_to_30000",
+    ])
+    .await
+    .unwrap();
+    b.exec(&["UPDATE app.big SET v = 'b' WHERE id % 300 = 0"])
+        .await
+        .unwrap();
+    let dir = TempDir::new().unwrap();
+    let mut config = direction(&a, &b, 1, false, dir.path());
+    config.syncer.conflict = Some(conf::Conflict {
+        policy: conf::ConflictPolicy::Keep,
+        table: Vec::new(),
+    });
+    let drainer = replicating(&config, WAIT).await.unwrap();
+    a.exec(&["UPDATE app.big SET v = CONCAT('a', id)"])
+        .await
+        .unwrap();
+    poll_until("the big transaction applied", WAIT, || async {
+        let n: Vec<(u64, u64)> = b
+            .query("SELECT SUM(v LIKE 'a%'), SUM(v = 'b') FROM app.big")
+            .await
+            .map_err(|e| e.to_string())?;
+        match n.first() {
+            Some((29_900, 100)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", drainer.stderr()));
+    assert!(
+        drainer.stderr().contains("streaming"),
+        "{}",
+        drainer.stderr()
+    );
+    let got = records(&b).await;
+    assert_eq!(got.len(), 100);
+    assert!(got
+        .iter()
+        .all(|r| r.0 == "big" && r.2 == "update-differs" && r.3 == "skipped"));
+}
