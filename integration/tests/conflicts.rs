@@ -120,7 +120,7 @@ async fn every_conflict_is_recorded_once_and_resolved_by_its_tables_policy() {
     assert!(
         stopped.stderr.contains("conflict on app.s id=1")
             && stopped.stderr.contains("update-differs")
-            && stopped.stderr.contains("at gtid 1-1-"),
+            && stopped.stderr.contains("at gtid "),
         "{}",
         stopped.stderr
     );

@@ -79,6 +79,14 @@ pub fn upstream_checks(config: &Config, facts: &Result<ServerFacts, String>) -> 
 fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
     let side = Side::Upstream;
     let mut checks = binlog_settings(facts);
+    // Conflict detection compares the downstream row with the whole before image.
+    if config.syncer.conflict.is_some() {
+        for check in &mut checks {
+            if check.setting == "binlog_row_image" {
+                check.expected = "FULL (conflict detection compares whole before images)".into();
+            }
+        }
+    }
     let server_id = facts.variable("server_id").unwrap_or("?");
     if config.pump.relay.is_none() {
         checks.push(Check::new(
@@ -456,6 +464,25 @@ mod tests {
             let check = checks.iter().find(|c| c.setting == name).unwrap();
             assert_eq!(check.actual, bad);
         }
+    }
+
+    #[test]
+    fn conflict_detection_says_why_it_needs_full_images() {
+        let mut c = config();
+        c.syncer.conflict = Some(conf::Conflict {
+            policy: conf::ConflictPolicy::Overwrite,
+            table: Vec::new(),
+        });
+        let mut up = good_upstream();
+        up.variables
+            .insert("binlog_row_image".into(), "MINIMAL".into());
+        let checks = upstream_checks(&c, &Ok(up));
+        let check = checks
+            .iter()
+            .find(|c| c.setting == "binlog_row_image")
+            .unwrap();
+        assert_eq!(check.outcome, Outcome::Fail);
+        assert!(check.expected.contains("conflict detection"), "{check:?}");
     }
 
     #[test]

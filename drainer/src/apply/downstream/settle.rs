@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering as Atomic};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::{classify, DownstreamError, Target};
+use super::{classify, DownstreamError, Target, CONFLICT_STOP};
 use crate::apply::conflict::record::{image_json, insert, key_text, Conflict};
 use crate::apply::conflict::sql::{key_of, newer, probe};
 use crate::apply::conflict::{kind, resolve, Check, Found, Kind, Newer, Op, Policy, Resolution};
@@ -104,7 +104,7 @@ pub(super) async fn row(
                 table.qualified(),
                 key_text(table, &key, located)
             ),
-            code: 0,
+            code: CONFLICT_STOP,
             reason: format!(
                 "{}: the table's conflict policy is stop; the upstream's before image {}, its \
                  after image {}; the row here differs (SELECT it by the key). Make the row as \
