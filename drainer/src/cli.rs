@@ -12,6 +12,7 @@ Examples:
   drainer checkpoint set --config a-to-b.toml --gtid 0-1-1200   resume after GTID 0-1-1200
   drainer relay --config relay-a.toml          serve site A's upstream to other sites
   drainer conflicts show --config a-to-b.toml --since 12h   the recent conflict records
+  drainer verify --config a-to-b.toml --tables app.orders   is B's app.orders A's?
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight,
 130 a second SIGINT/SIGTERM while stopping (exits at once).
@@ -54,6 +55,30 @@ pub enum Command {
     Conflicts {
         #[command(subcommand)]
         action: ConflictsAction,
+    },
+    /// Check, while this direction replicates, that the downstream holds what the
+    /// upstream does: chunks of each table checksummed on both sides at the same point of
+    /// history (docs/operations.md). Exit 0 when equal, 1 when anything differs.
+    Verify {
+        /// The tables (db.table, comma-separated); default: every table the direction
+        /// replicates.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Every table the direction replicates (the default).
+        #[arg(long, conflicts_with = "tables")]
+        all: bool,
+        /// About how many rows a chunk holds.
+        #[arg(long, default_value_t = 1000)]
+        chunk_rows: u64,
+        /// How often a chunk that differs is checked again before it is reported.
+        #[arg(long, default_value_t = 4)]
+        rechecks: u32,
+        /// How long to wait for the drainer to answer a chunk, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait_s: u64,
+        /// Also write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Serve this site's upstream to drainers in other sites over mutual TLS (--config is
     /// a relay.toml); with `check-config`, check that file and the upstream instead.

@@ -30,3 +30,4 @@ pub mod pipeline;
 pub mod relay;
 pub mod servers;
 pub mod status;
+pub mod verify;

@@ -108,6 +108,22 @@ fn main() -> ExitCode {
         Some(Command::Conflicts {
             action: ConflictsAction::Show { since, limit },
         }) => runtime.block_on(conflicts_show(&config, &servers, &since, limit)),
+        Some(Command::Verify {
+            tables,
+            all: _,
+            chunk_rows,
+            rechecks,
+            wait_s,
+            json,
+        }) => {
+            let options = drainer::verify::Options {
+                tables,
+                chunk_rows,
+                rechecks,
+                wait: std::time::Duration::from_secs(wait_s),
+            };
+            runtime.block_on(verify(&config, &servers, &options, json.as_deref()))
+        }
         Some(Command::Schema { .. } | Command::Checkpoint { .. } | Command::Relay { .. }) => {
             unreachable!("handled before the runtime starts")
         }
@@ -315,6 +331,36 @@ async fn run(config: &Config, servers: &Servers) -> Exit {
                 }
                 None => tracing::error!(error = %e, "replication stopped"),
             }
+            eprintln!("error: {e}");
+            Exit::Runtime
+        }
+    }
+}
+
+/// `drainer verify`: the report on stdout (and as JSON in `json`); 0 when equal.
+async fn verify(
+    config: &Config,
+    servers: &Servers,
+    options: &drainer::verify::Options,
+    json: Option<&std::path::Path>,
+) -> Exit {
+    match drainer::verify::verify(config, servers, options).await {
+        Ok(report) => {
+            print!("{}", report.text());
+            if let Some(path) = json {
+                let text = format!("{:#}\n", report.json());
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("error: --json {}: {e}", path.display());
+                    return Exit::Runtime;
+                }
+            }
+            if report.equal() {
+                Exit::Ok
+            } else {
+                Exit::Runtime
+            }
+        }
+        Err(e) => {
             eprintln!("error: {e}");
             Exit::Runtime
         }

@@ -135,6 +135,19 @@ impl Run<'_> {
             self.record_alone(&position).await?;
             return self.committed(position, timestamp, ddl_not_run, false);
         }
+        let requests = std::mem::take(&mut self.reading.verify);
+        if !requests.is_empty() && !had_ddl {
+            // `drainer verify`: answered once every earlier transaction is committed and
+            // before any later one starts, so the downstream's chunk is as the upstream's
+            // was when it was read.
+            self.pool.barrier().await?;
+            if !txn.is_empty() {
+                self.apply_rows(&txn, &markers, Close::Commit, None).await?;
+            }
+            self.answer(&requests, &position).await?;
+            failpoint::hit("after-commit");
+            return self.committed(position, timestamp, ddl_not_run, false);
+        }
         if !had_ddl && !tables_change && markers.is_empty() {
             if txn.is_empty() {
                 // Nothing of it is replicated (filters).
@@ -320,6 +333,31 @@ impl Run<'_> {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.on_failure(Retry::Record, message, e, &mut backoff)
+                        .await?
+                }
+            }
+        }
+    }
+
+    /// Answers `drainer verify`'s `requests` downstream with the apply record of
+    /// `position`, retrying transient failures.
+    pub(super) async fn answer(
+        &mut self,
+        requests: &[crate::verify::chunk::Verdict],
+        position: &Position,
+    ) -> Result<(), RunError> {
+        let message = "cannot answer a verify request yet; retrying";
+        let mut backoff = Duration::from_millis(100);
+        let at = self.here().to_string();
+        loop {
+            let stamp = self.applier.down.stamp(position, position);
+            match self.applier.down.answer(requests, &stamp, &at).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if self.recorded_at(&stamp).await? {
+                        return Ok(());
+                    }
+                    self.on_failure(Retry::Transaction, message, e, &mut backoff)
                         .await?
                 }
             }

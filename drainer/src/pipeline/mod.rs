@@ -117,6 +117,9 @@ struct Run<'a> {
     started: Instant,
     /// This direction's loopback mark (`loopback-control = true`).
     mark: Option<Mark>,
+    /// The schema of the mark table (with loopback control or not), where `drainer
+    /// verify` writes its requests.
+    verify_schema: String,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
     /// The last position checkpointed.

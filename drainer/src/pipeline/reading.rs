@@ -46,6 +46,8 @@ pub(super) struct Reading {
     /// them is committed there, so it can no longer be read again.
     pub ddl_ran: bool,
     pub stream: Stream,
+    /// Its `drainer verify` requests (of this channel), answered at its commit.
+    pub verify: Vec<crate::verify::chunk::Verdict>,
 }
 
 /// What becomes of the transaction being read.

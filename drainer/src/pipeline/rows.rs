@@ -3,6 +3,7 @@
 //! from the reverse direction) or its table is not replicated.
 
 use super::*;
+use crate::verify::chunk::{Verdict, VERIFY_TABLE};
 
 /// The `channel_id` of a mark-table row image (TiDB Binlog's layout: `id`, `channel_id`,
 /// `val`, `channel_info`).
@@ -33,6 +34,17 @@ impl Run<'_> {
         }
         if self.reading.dropped() {
             // Dropped whole at its commit: nothing of it needs decoding.
+            return Ok(());
+        }
+        if *schema_name == self.verify_schema && table_name == VERIFY_TABLE {
+            // `drainer verify`'s requests: answered at the commit, never applied as rows.
+            let channel = self.config.syncer.channel_id;
+            let requests = rows
+                .rows
+                .iter()
+                .filter_map(|c| Verdict::from_cells(c.after.as_deref()?))
+                .filter(|r| r.channel_id == channel);
+            self.reading.verify.extend(requests);
             return Ok(());
         }
         if !self.filter.wants_table(schema_name, table_name) {

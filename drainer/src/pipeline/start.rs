@@ -338,6 +338,7 @@ pub(super) async fn open<'a>(
         applier: Applier { down, ctx },
         started: Instant::now(),
         mark,
+        verify_schema: mark_schema.to_owned(),
         saved: resume.clone(),
         last_save: Instant::now(),
         pool,

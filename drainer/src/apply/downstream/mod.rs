@@ -26,6 +26,7 @@ mod mark;
 mod record;
 mod settle;
 mod tables;
+mod verify;
 mod watch;
 mod xa;
 
@@ -233,6 +234,8 @@ pub struct Downstream {
     in_txn: bool,
     /// The open transaction applies several upstream ones.
     group: bool,
+    /// The verify control table exists (see `verify`).
+    verify_ready: bool,
     /// The conflicts settled in the open transaction: counted once it commits.
     settled: Vec<(conflict::Kind, conflict::Resolution)>,
     /// How long the mark updates take.
@@ -273,6 +276,7 @@ impl Downstream {
             in_txn: false,
             settled: Vec::new(),
             group: false,
+            verify_ready: false,
             mark_seconds: crate::metrics::mark_update_seconds(),
             worker,
             after: Vec::new(),

@@ -1,0 +1,589 @@
+//! `drainer verify`: the requests on the upstream, the answers read back from the
+//! downstream, re-checks of chunks that differ, and the rows of those that keep
+//! differing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use conf::Config;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
+
+use super::chunk::{create, Chunk, KeyKind, Verdict, VERIFY_TABLE};
+use crate::apply::sql::quote;
+use crate::servers::Servers;
+
+/// What `drainer verify` was asked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `db.table` names; empty: every table the direction replicates.
+    pub tables: Vec<String>,
+    pub chunk_rows: u64,
+    /// How often a differing chunk is checked again before it is reported.
+    pub rechecks: u32,
+    /// How long to wait for the drainer's answers.
+    pub wait: Duration,
+}
+
+/// How a chunk compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Equal,
+    /// It differed at every check, the same way the last two times.
+    Differs(Vec<RowDiff>),
+    /// It differed at every check, differently each time: changes kept crossing it.
+    Unsettled,
+    /// The downstream could not checksum it (its message).
+    Error(String),
+}
+
+/// A row that differs: its key, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowDiff {
+    pub key: String,
+    pub how: &'static str,
+}
+
+/// One chunk's result.
+#[derive(Debug, Clone)]
+pub struct ChunkReport {
+    pub chunk: Chunk,
+    pub rows: u64,
+    pub outcome: Outcome,
+}
+
+/// One table's results.
+#[derive(Debug, Clone)]
+pub struct TableReport {
+    pub db: String,
+    pub table: String,
+    /// How it was chunked: by which key, or whole.
+    pub by: String,
+    pub chunks: Vec<ChunkReport>,
+}
+
+/// Everything `verify` found, and the longest a chunk held its upstream locks.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub tables: Vec<TableReport>,
+    pub longest_lock: Duration,
+}
+
+impl Report {
+    /// Whether every chunk compared equal.
+    pub fn equal(&self) -> bool {
+        self.tables
+            .iter()
+            .flat_map(|t| &t.chunks)
+            .all(|c| c.outcome == Outcome::Equal)
+    }
+
+    /// The report as text, one line per table and per chunk that is not equal.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let rows: u64 = t.chunks.iter().map(|c| c.rows).sum();
+            let bad: Vec<&ChunkReport> = t
+                .chunks
+                .iter()
+                .filter(|c| c.outcome != Outcome::Equal)
+                .collect();
+            out.push_str(&format!(
+                "{}.{}: {} rows in {} chunks ({}): {}\n",
+                t.db,
+                t.table,
+                rows,
+                t.chunks.len(),
+                t.by,
+                if bad.is_empty() {
+                    "equal".to_owned()
+                } else {
+                    format!("{} chunks not equal", bad.len())
+                }
+            ));
+            for c in bad {
+                let range = range_text(&c.chunk);
+                match &c.outcome {
+                    Outcome::Differs(rows) => {
+                        out.push_str(&format!("  chunk {range}: differs\n"));
+                        for r in rows {
+                            out.push_str(&format!("    {}: {}\n", r.key, r.how));
+                        }
+                    }
+                    Outcome::Unsettled => out.push_str(&format!(
+                        "  chunk {range}: unsettled (changes kept crossing it)\n"
+                    )),
+                    Outcome::Error(e) => {
+                        out.push_str(&format!("  chunk {range}: the downstream failed: {e}\n"))
+                    }
+                    Outcome::Equal => {}
+                }
+            }
+        }
+        out.push_str(&format!(
+            "longest upstream lock held by a chunk: {} ms\n",
+            self.longest_lock.as_millis()
+        ));
+        out
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let tables: Vec<serde_json::Value> = self
+            .tables
+            .iter()
+            .map(|t| {
+                let chunks: Vec<serde_json::Value> = t
+                    .chunks
+                    .iter()
+                    .map(|c| {
+                        let (outcome, rows) = match &c.outcome {
+                            Outcome::Equal => ("equal", Vec::new()),
+                            Outcome::Differs(rows) => ("differs", rows.clone()),
+                            Outcome::Unsettled => ("unsettled", Vec::new()),
+                            Outcome::Error(_) => ("error", Vec::new()),
+                        };
+                        json!({
+                            "lo": c.chunk.lo, "hi": c.chunk.hi, "rows": c.rows,
+                            "outcome": outcome,
+                            "differing_rows": rows.iter()
+                                .map(|r| json!({"key": r.key, "how": r.how}))
+                                .collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                json!({"db": t.db, "table": t.table, "by": t.by, "chunks": chunks})
+            })
+            .collect();
+        json!({
+            "equal": self.equal(),
+            "longest_lock_ms": self.longest_lock.as_millis() as u64,
+            "tables": tables,
+        })
+    }
+}
+
+fn range_text(c: &Chunk) -> String {
+    let side = |v: &Option<Vec<String>>, open: &str| match v {
+        Some(v) => format!("({})", v.join(", ")),
+        None => open.to_owned(),
+    };
+    format!("{} .. {}", side(&c.lo, "start"), side(&c.hi, "end"))
+}
+
+/// A session on `server` as the checksums need it: the same text for the same values
+/// on both sides.
+async fn session(server: &link::Server, what: &str) -> Result<Conn, String> {
+    let mut conn = server
+        .session(server.opts())
+        .await
+        .map_err(|e| format!("cannot connect to the {what} {server:?}: {e}"))?;
+    conn.query_drop("SET NAMES binary, time_zone = '+00:00'")
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    Ok(conn)
+}
+
+/// A value read back as the text a key parameter takes.
+fn text(value: &Value) -> String {
+    match value {
+        Value::NULL => "NULL".into(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+        }
+        Value::Time(neg, days, h, mi, s, us) => format!(
+            "{}{:02}:{mi:02}:{s:02}.{us:06}",
+            if *neg { "-" } else { "" },
+            u32::from(*h) + days * 24
+        ),
+    }
+}
+
+/// Runs `verify` for the direction of `config`.
+pub async fn verify(
+    config: &Config,
+    servers: &Servers,
+    options: &Options,
+) -> Result<Report, String> {
+    let schema = config
+        .syncer
+        .mark_table
+        .split_once('.')
+        .map_or("retl", |(s, _)| s)
+        .to_owned();
+    let channel = config.syncer.channel_id;
+    let mut up = session(&servers.upstream, "upstream").await?;
+    let mut down = session(&servers.downstream, "downstream").await?;
+    up.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&schema)))
+        .await
+        .and(up.query_drop(create(&schema)).await)
+        .map_err(|e| {
+            format!(
+                "cannot create {schema}.{VERIFY_TABLE} on the upstream ({e}): the upstream \
+                 account needs CREATE, INSERT and SELECT on {schema}.*"
+            )
+        })?;
+    let run = format!(
+        "{:x}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros()),
+        std::process::id()
+    );
+    let filter = conf::Filter::new(&config.syncer)?;
+    let tables = tables(&mut up, options, &filter).await?;
+    let mut report = Report::default();
+    let mut no = 0u32;
+    for (db, table) in tables {
+        let shape = shape(&mut up, &mut down, &db, &table).await?;
+        let by = if shape.key.is_empty() {
+            "no primary or unique key: checked whole".to_owned()
+        } else {
+            format!(
+                "by {}",
+                shape
+                    .key
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let chunks = boundaries(&mut up, &shape, options.chunk_rows).await?;
+        let mut reports = Vec::new();
+        for chunk in chunks {
+            no += 1;
+            let mut outcome = Outcome::Unsettled;
+            let mut seen: Vec<(String, String)> = Vec::new();
+            let mut rows = 0;
+            for attempt in 0..=options.rechecks {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                let verdict = Verdict {
+                    run: run.clone(),
+                    channel_id: channel,
+                    chunk_no: no,
+                    attempt,
+                    chunk: chunk.clone(),
+                    rows: 0,
+                    checksum: String::new(),
+                };
+                let (asked, held) = request(&mut up, &schema, verdict).await?;
+                report.longest_lock = report.longest_lock.max(held);
+                rows = asked.rows;
+                let answer = answer(
+                    &mut down,
+                    &schema,
+                    &run,
+                    (no, attempt),
+                    channel,
+                    options.wait,
+                )
+                .await?;
+                if answer.1 == "error" {
+                    outcome = Outcome::Error(answer.2);
+                    break;
+                }
+                if (asked.rows, asked.checksum.clone()) == (answer.0, answer.1.clone()) {
+                    outcome = Outcome::Equal;
+                    break;
+                }
+                seen.push((
+                    format!("{}/{}", asked.rows, asked.checksum),
+                    format!("{}/{}", answer.0, answer.1),
+                ));
+            }
+            if outcome == Outcome::Unsettled
+                && seen.len() >= 2
+                && seen[seen.len() - 1] == seen[seen.len() - 2]
+            {
+                // The same difference twice in a row: it stays. Which rows?
+                let rows = row_diffs(&mut up, &mut down, &chunk).await?;
+                if !rows.is_empty() {
+                    outcome = Outcome::Differs(rows);
+                }
+            }
+            reports.push(ChunkReport {
+                chunk,
+                rows,
+                outcome,
+            });
+        }
+        report.tables.push(TableReport {
+            db,
+            table,
+            by,
+            chunks: reports,
+        });
+    }
+    Ok(report)
+}
+
+/// The tables to verify: those named, or every base table the direction replicates.
+async fn tables(
+    up: &mut Conn,
+    options: &Options,
+    filter: &conf::Filter,
+) -> Result<Vec<(String, String)>, String> {
+    if !options.tables.is_empty() {
+        return options
+            .tables
+            .iter()
+            .map(|t| {
+                t.split_once('.')
+                    .map(|(d, t)| (d.to_owned(), t.to_owned()))
+                    .ok_or_else(|| format!("--tables: {t:?} is not db.table"))
+            })
+            .collect();
+    }
+    let all: Vec<(String, String)> = up
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(|e| format!("upstream: {e}"))?;
+    Ok(all
+        .into_iter()
+        .filter(|(d, t)| filter.wants_table(d, t))
+        .collect())
+}
+
+/// A table's chunking key and the columns both sides have.
+async fn shape(up: &mut Conn, down: &mut Conn, db: &str, table: &str) -> Result<Chunk, String> {
+    let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+               WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+    let theirs: Vec<String> = up
+        .exec(sql, (db, table))
+        .await
+        .map_err(|e| format!("upstream: {e}"))?;
+    if theirs.is_empty() {
+        return Err(format!("{db}.{table}: no such table on the upstream"));
+    }
+    let ours: Vec<String> = down
+        .exec(sql, (db, table))
+        .await
+        .map_err(|e| format!("downstream: {e}"))?;
+    if ours.is_empty() {
+        return Err(format!("{db}.{table}: no such table on the downstream"));
+    }
+    let columns: Vec<String> = theirs
+        .into_iter()
+        .filter(|c| ours.iter().any(|o| o.eq_ignore_ascii_case(c)))
+        .collect();
+    // The primary key, else the first unique key of NOT NULL columns.
+    let keys: Vec<(String, String, String, String, String)> = up
+        .exec(
+            "SELECT s.INDEX_NAME, s.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE \
+             FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c \
+             ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME \
+             AND c.COLUMN_NAME = s.COLUMN_NAME \
+             WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 \
+             ORDER BY s.INDEX_NAME <> 'PRIMARY', s.INDEX_NAME, s.SEQ_IN_INDEX",
+            (db, table),
+        )
+        .await
+        .map_err(|e| format!("upstream: {e}"))?;
+    let mut by: BTreeMap<String, Vec<(String, KeyKind, bool)>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for (index, column, data_type, column_type, nullable) in keys {
+        if !order.contains(&index) {
+            order.push(index.clone());
+        }
+        let kind = KeyKind::of_type(&data_type, column_type.contains("unsigned"));
+        by.entry(index)
+            .or_default()
+            .push((column, kind, nullable == "YES"));
+    }
+    let key = order
+        .iter()
+        .map(|i| &by[i])
+        .find(|cols| cols.iter().all(|(_, _, nullable)| !nullable))
+        .map(|cols| cols.iter().map(|(c, k, _)| (c.clone(), *k)).collect())
+        .unwrap_or_default();
+    Ok(Chunk {
+        db: db.to_owned(),
+        table: table.to_owned(),
+        columns,
+        key,
+        lo: None,
+        hi: None,
+    })
+}
+
+/// The table's chunks: key ranges of about `rows` rows, read from the upstream's key
+/// order (the whole table when it has no key).
+async fn boundaries(up: &mut Conn, shape: &Chunk, rows: u64) -> Result<Vec<Chunk>, String> {
+    if shape.key.is_empty() {
+        return Ok(vec![shape.clone()]);
+    }
+    let key: Vec<String> = shape.key.iter().map(|(c, _)| quote(c)).collect();
+    let mut chunks = Vec::new();
+    let mut lo: Option<Vec<String>> = None;
+    loop {
+        let probe = Chunk {
+            lo: lo.clone(),
+            hi: None,
+            ..shape.clone()
+        };
+        // The chunk's last key: `rows` rows on.
+        let (rows_sql, params) = probe.rows_sql();
+        let from = rows_sql
+            .find(" FROM ")
+            .map_or(rows_sql.as_str(), |i| &rows_sql[i..]);
+        let sql = format!(
+            "SELECT {}{} LIMIT 1 OFFSET {}",
+            key.join(", "),
+            from,
+            rows.max(1) - 1
+        );
+        let found: Option<mysql_async::Row> = up
+            .exec_first(&sql, params)
+            .await
+            .map_err(|e| format!("upstream: {sql}: {e}"))?;
+        let hi = found.map(|row| (0..row.len()).map(|i| text(&row[i])).collect::<Vec<_>>());
+        chunks.push(Chunk {
+            lo: lo.clone(),
+            hi: hi.clone(),
+            ..shape.clone()
+        });
+        match hi {
+            Some(hi) => lo = Some(hi),
+            None => return Ok(chunks),
+        }
+    }
+}
+
+/// Writes the request for `verdict`'s chunk on the upstream, in the transaction that
+/// reads the chunk share-locked; the request as written, and how long the locks held.
+async fn request(
+    up: &mut Conn,
+    schema: &str,
+    mut verdict: Verdict,
+) -> Result<(Verdict, Duration), String> {
+    let failed = |e: mysql_async::Error| format!("upstream: {e}");
+    up.query_drop("BEGIN").await.map_err(failed)?;
+    let started = Instant::now();
+    let (sql, params) = verdict.chunk.checksum_sql(true);
+    let found: Option<(u64, String)> = up.exec_first(&sql, params).await.map_err(failed)?;
+    let (rows, checksum) = found.unwrap_or((0, "0".into()));
+    verdict.rows = rows;
+    verdict.checksum = checksum;
+    let (sql, params) = verdict.insert(schema, "request", None);
+    up.exec_drop(&sql, params).await.map_err(failed)?;
+    up.query_drop("COMMIT").await.map_err(failed)?;
+    Ok((verdict, started.elapsed()))
+}
+
+/// The drainer's answer to chunk `no`, attempt `attempt` of `run`: rows, checksum, where.
+async fn answer(
+    down: &mut Conn,
+    schema: &str,
+    run: &str,
+    (no, attempt): (u32, u32),
+    channel: i64,
+    wait: Duration,
+) -> Result<(u64, String, String), String> {
+    let sql = format!(
+        "SELECT row_count, checksum, COALESCE(at_position, '') FROM {}.{} \
+         WHERE run = ? AND side = 'answer' AND chunk = ? AND attempt = ?",
+        quote(schema),
+        quote(VERIFY_TABLE)
+    );
+    let started = Instant::now();
+    loop {
+        match down
+            .exec_first::<(u64, String, String), _, _>(&sql, (run, no, attempt))
+            .await
+        {
+            Ok(Some(found)) => return Ok(found),
+            Ok(None) => {}
+            // The drainer creates the table with its first answer.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => {}
+            Err(e) => return Err(format!("downstream: {e}")),
+        }
+        if started.elapsed() > wait {
+            return Err(format!(
+                "no answer from the drainer after {} s: is it running for this direction \
+                 (channel-id {channel})?",
+                wait.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The rows of a differing chunk that differ, read from both sides twice (a row seen
+/// different only once was a change in flight).
+async fn row_diffs(up: &mut Conn, down: &mut Conn, chunk: &Chunk) -> Result<Vec<RowDiff>, String> {
+    let mut first = None;
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let (sql, params) = chunk.rows_sql();
+        let read = |rows: Vec<mysql_async::Row>| -> BTreeMap<String, String> {
+            rows.into_iter()
+                .map(|r| {
+                    let n = r.len();
+                    let hash = text(&r[n - 1]);
+                    // A table without a key: its rows known by their hash alone.
+                    let key: Vec<String> = (0..n - 1)
+                        .map(|i| format!("{}={}", chunk.key[i].0, text(&r[i])))
+                        .collect();
+                    let key = if key.is_empty() {
+                        format!("a row hashed {hash}")
+                    } else {
+                        key.join(", ")
+                    };
+                    (key, hash)
+                })
+                .collect()
+        };
+        let theirs = read(
+            up.exec(&sql, params.clone())
+                .await
+                .map_err(|e| format!("upstream: {e}"))?,
+        );
+        let ours = read(
+            down.exec(&sql, params)
+                .await
+                .map_err(|e| format!("downstream: {e}"))?,
+        );
+        let mut diffs = Vec::new();
+        for (key, hash) in &theirs {
+            match ours.get(key) {
+                None => diffs.push(RowDiff {
+                    key: key.clone(),
+                    how: "missing downstream",
+                }),
+                Some(h) if h != hash => diffs.push(RowDiff {
+                    key: key.clone(),
+                    how: "different",
+                }),
+                _ => {}
+            }
+        }
+        for key in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+            diffs.push(RowDiff {
+                key: key.clone(),
+                how: "missing upstream",
+            });
+        }
+        first = Some(match first {
+            None => diffs,
+            Some(before) => {
+                let before: Vec<RowDiff> = before;
+                diffs.into_iter().filter(|d| before.contains(d)).collect()
+            }
+        });
+    }
+    Ok(first.unwrap_or_default())
+}
