@@ -79,6 +79,10 @@ pub enum Command {
         /// Also write the report as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Make each row that differs on the downstream as the upstream's (in a marked
+        /// transaction, recorded in the control table), then compare its chunk again.
+        #[arg(long)]
+        repair: bool,
     },
     /// Serve this site's upstream to drainers in other sites over mutual TLS (--config is
     /// a relay.toml); with `check-config`, check that file and the upstream instead.

@@ -115,12 +115,14 @@ fn main() -> ExitCode {
             rechecks,
             wait_s,
             json,
+            repair,
         }) => {
             let options = drainer::verify::Options {
                 tables,
                 chunk_rows,
                 rechecks,
                 wait: std::time::Duration::from_secs(wait_s),
+                repair,
             };
             runtime.block_on(verify(&config, &servers, &options, json.as_deref()))
         }

@@ -125,6 +125,26 @@ async fn verify_proves_a_live_pair_equal_and_names_exactly_the_rows_planted() {
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(report["equal"], false);
+
+        // --repair makes B's rows A's, in marked transactions; then both ways are equal.
+        let out = verify(&ab, &["--chunk-rows", "500", "--repair"]).await;
+        assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.stdout.matches("(repaired)").count(),
+            4,
+            "{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        for config in [&ab, &ba] {
+            let out = verify(config, &["--chunk-rows", "500"]).await;
+            assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+        }
+        let repairs: Vec<u64> = b
+            .query("SELECT COUNT(*) FROM retl._drainer_verify WHERE side = 'repair'")
+            .await
+            .unwrap();
+        assert_eq!(repairs, [4]);
         stop.store(true, Ordering::Relaxed);
     };
     let (wa, wb, ()) = tokio::join!(
@@ -133,7 +153,11 @@ async fn verify_proves_a_live_pair_equal_and_names_exactly_the_rows_planted() {
         checks
     );
     assert!(wa > 50 && wb > 50, "{wa} and {wb} writes");
-    // verify wrote nothing that replicates: the control rows stay on their sites.
-    let rows: Vec<u64> = a.query("SELECT COUNT(*) FROM app.t").await.unwrap();
-    assert_eq!(rows, [5000]);
+    // Nothing verify or the repair wrote loops: both binlogs go quiet.
+    integration::binlogs_still(&[&a, &b]).await.unwrap();
+    let rows: Vec<(u64, u64)> = a
+        .query("SELECT COUNT(*), SUM(v = 'planted') FROM app.t")
+        .await
+        .unwrap();
+    assert_eq!(rows, [(5000, 0)], "the repair never reached site A");
 }

@@ -82,7 +82,8 @@ impl KeyKind {
         }
     }
 
-    fn param(self, text: &str) -> Value {
+    /// `text` as this kind's parameter.
+    pub fn param(self, text: &str) -> Value {
         match self {
             KeyKind::Signed => text
                 .parse::<i64>()

@@ -23,6 +23,8 @@ pub struct Options {
     pub rechecks: u32,
     /// How long to wait for the drainer's answers.
     pub wait: Duration,
+    /// Make each differing row of the downstream as the upstream's.
+    pub repair: bool,
 }
 
 /// How a chunk compared.
@@ -35,12 +37,15 @@ pub enum Outcome {
     Unsettled,
     /// The downstream could not checksum it (its message).
     Error(String),
+    /// It differed in these rows, now made as the upstream's (and compared equal after).
+    Repaired(Vec<RowDiff>),
 }
 
-/// A row that differs: its key, and how.
+/// A row that differs: its key (as text, and its values), and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowDiff {
     pub key: String,
+    pub values: Vec<String>,
     pub how: &'static str,
 }
 
@@ -110,6 +115,12 @@ impl Report {
                             out.push_str(&format!("    {}: {}\n", r.key, r.how));
                         }
                     }
+                    Outcome::Repaired(rows) => {
+                        out.push_str(&format!("  chunk {range}: differed, repaired\n"));
+                        for r in rows {
+                            out.push_str(&format!("    {}: {} (repaired)\n", r.key, r.how));
+                        }
+                    }
                     Outcome::Unsettled => out.push_str(&format!(
                         "  chunk {range}: unsettled (changes kept crossing it)\n"
                     )),
@@ -143,6 +154,7 @@ impl Report {
                             Outcome::Differs(rows) => ("differs", rows.clone()),
                             Outcome::Unsettled => ("unsettled", Vec::new()),
                             Outcome::Error(_) => ("error", Vec::new()),
+                            Outcome::Repaired(rows) => ("repaired", rows.clone()),
                         };
                         json!({
                             "lo": c.chunk.lo, "hi": c.chunk.hi, "rows": c.rows,
@@ -308,6 +320,33 @@ pub async fn verify(
                 let rows = row_diffs(&mut up, &mut down, &chunk).await?;
                 if !rows.is_empty() {
                     outcome = Outcome::Differs(rows);
+                }
+            }
+            if let (Outcome::Differs(rows), true) = (&outcome, options.repair) {
+                let fixed = repair(config, &mut up, &mut down, &run, no, &chunk, rows).await?;
+                // Compared again through the stream: equal now, or still different.
+                let attempt = options.rechecks + 1;
+                let verdict = Verdict {
+                    run: run.clone(),
+                    channel_id: channel,
+                    chunk_no: no,
+                    attempt,
+                    chunk: chunk.clone(),
+                    rows: 0,
+                    checksum: String::new(),
+                };
+                let (asked, _) = request(&mut up, &schema, verdict).await?;
+                let answer = answer(
+                    &mut down,
+                    &schema,
+                    &run,
+                    (no, attempt),
+                    channel,
+                    options.wait,
+                )
+                .await?;
+                if (asked.rows, asked.checksum) == (answer.0, answer.1) {
+                    outcome = Outcome::Repaired(fixed);
                 }
             }
             reports.push(ChunkReport {
@@ -529,7 +568,7 @@ async fn row_diffs(up: &mut Conn, down: &mut Conn, chunk: &Chunk) -> Result<Vec<
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let (sql, params) = chunk.rows_sql();
-        let read = |rows: Vec<mysql_async::Row>| -> BTreeMap<String, String> {
+        let read = |rows: Vec<mysql_async::Row>| -> BTreeMap<String, (Vec<String>, String)> {
             rows.into_iter()
                 .map(|r| {
                     let n = r.len();
@@ -538,12 +577,13 @@ async fn row_diffs(up: &mut Conn, down: &mut Conn, chunk: &Chunk) -> Result<Vec<
                     let key: Vec<String> = (0..n - 1)
                         .map(|i| format!("{}={}", chunk.key[i].0, text(&r[i])))
                         .collect();
+                    let values = (0..n - 1).map(|i| text(&r[i])).collect();
                     let key = if key.is_empty() {
                         format!("a row hashed {hash}")
                     } else {
                         key.join(", ")
                     };
-                    (key, hash)
+                    (key, (values, hash))
                 })
                 .collect()
         };
@@ -558,22 +598,22 @@ async fn row_diffs(up: &mut Conn, down: &mut Conn, chunk: &Chunk) -> Result<Vec<
                 .map_err(|e| format!("downstream: {e}"))?,
         );
         let mut diffs = Vec::new();
-        for (key, hash) in &theirs {
-            match ours.get(key) {
-                None => diffs.push(RowDiff {
-                    key: key.clone(),
-                    how: "missing downstream",
-                }),
-                Some(h) if h != hash => diffs.push(RowDiff {
-                    key: key.clone(),
-                    how: "different",
-                }),
-                _ => {}
-            }
-        }
-        for key in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+        for (key, (values, hash)) in &theirs {
+            let how = match ours.get(key) {
+                None => "missing downstream",
+                Some((_, h)) if h != hash => "different",
+                _ => continue,
+            };
             diffs.push(RowDiff {
                 key: key.clone(),
+                values: values.clone(),
+                how,
+            });
+        }
+        for (key, (values, _)) in ours.iter().filter(|(k, _)| !theirs.contains_key(*k)) {
+            diffs.push(RowDiff {
+                key: key.clone(),
+                values: values.clone(),
                 how: "missing upstream",
             });
         }
@@ -586,4 +626,118 @@ async fn row_diffs(up: &mut Conn, down: &mut Conn, chunk: &Chunk) -> Result<Vec<
         });
     }
     Ok(first.unwrap_or_default())
+}
+
+/// Makes each of `rows` (of `chunk`, keyed) on the downstream as the upstream's, in one
+/// transaction carrying this channel's mark (the reverse direction drops it: the repair
+/// does not come back), each recorded in the control table as `side = 'repair'`. The
+/// upstream rows stay share-locked until it commits, so no later change of them can be
+/// applied downstream before the repair.
+async fn repair(
+    config: &Config,
+    up: &mut Conn,
+    down: &mut Conn,
+    run: &str,
+    no: u32,
+    chunk: &Chunk,
+    rows: &[RowDiff],
+) -> Result<Vec<RowDiff>, String> {
+    if chunk.key.is_empty() {
+        return Err(format!(
+            "{}.{}: a table without a primary or unique key cannot be repaired row by row",
+            chunk.db, chunk.table
+        ));
+    }
+    let syncer = &config.syncer;
+    let (schema, mark_table) = syncer
+        .mark_table
+        .split_once('.')
+        .unwrap_or(("retl", "_drainer_repl_mark"));
+    let table = format!("{}.{}", quote(&chunk.db), quote(&chunk.table));
+    let columns: Vec<String> = chunk.columns.iter().map(|c| quote(c)).collect();
+    let by_key = chunk
+        .key
+        .iter()
+        .map(|(c, _)| format!("{} = ?", quote(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let params = |r: &RowDiff| -> Vec<Value> {
+        chunk
+            .key
+            .iter()
+            .zip(&r.values)
+            .map(|((_, kind), v)| kind.param(v))
+            .collect()
+    };
+    let failed = |side: &'static str| move |e: mysql_async::Error| format!("repair, {side}: {e}");
+    up.query_drop("BEGIN").await.map_err(failed("upstream"))?;
+    if syncer.loopback_control {
+        let server_id = syncer.effective_mark_server_id().unwrap_or_default();
+        down.query_drop(format!("SET SESSION server_id = {server_id}"))
+            .await
+            .map_err(failed("downstream"))?;
+    }
+    down.query_drop("BEGIN")
+        .await
+        .map_err(failed("downstream"))?;
+    if syncer.loopback_control {
+        down.query_drop(format!(
+            "UPDATE {}.{} SET val = val + 1 WHERE id = 0 AND channel_id = {}",
+            quote(schema),
+            quote(mark_table),
+            syncer.channel_id
+        ))
+        .await
+        .map_err(failed("downstream"))?;
+    }
+    for r in rows {
+        let found: Option<mysql_async::Row> = up
+            .exec_first(
+                format!(
+                    "SELECT {} FROM {table} WHERE {by_key} LOCK IN SHARE MODE",
+                    columns.join(", ")
+                ),
+                params(r),
+            )
+            .await
+            .map_err(failed("upstream"))?;
+        down.exec_drop(format!("DELETE FROM {table} WHERE {by_key}"), params(r))
+            .await
+            .map_err(failed("downstream"))?;
+        if let Some(row) = &found {
+            let values: Vec<Value> = (0..row.len()).map(|i| row[i].clone()).collect();
+            down.exec_drop(
+                format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    columns.join(", "),
+                    vec!["?"; columns.len()].join(", ")
+                ),
+                values,
+            )
+            .await
+            .map_err(failed("downstream"))?;
+        }
+        let record = Verdict {
+            run: run.to_owned(),
+            channel_id: syncer.channel_id,
+            chunk_no: no,
+            attempt: 0,
+            chunk: Chunk {
+                lo: Some(r.values.clone()),
+                hi: None,
+                ..chunk.clone()
+            },
+            rows: u64::from(found.is_some()),
+            checksum: "repaired".into(),
+        };
+        let (sql, params) = record.insert(schema, "repair", Some(r.how));
+        down.exec_drop(sql, params)
+            .await
+            .map_err(failed("downstream"))?;
+    }
+    down.query_drop("COMMIT")
+        .await
+        .map_err(failed("downstream"))?;
+    up.query_drop("COMMIT").await.map_err(failed("upstream"))?;
+    Ok(rows.to_vec())
 }
