@@ -67,9 +67,13 @@ pub enum Command {
         /// Every table the direction replicates (the default).
         #[arg(long, conflicts_with = "tables")]
         all: bool,
-        /// About how many rows a chunk holds.
-        #[arg(long, default_value_t = 1000)]
-        chunk_rows: u64,
+        /// Rows per chunk; default: sized so that reading a chunk (and holding its
+        /// share locks) takes about --chunk-time-ms.
+        #[arg(long)]
+        chunk_rows: Option<u64>,
+        /// The time a chunk's read should take, when --chunk-rows is not given.
+        #[arg(long, default_value_t = 500)]
+        chunk_time_ms: u64,
         /// How often a chunk that differs is checked again before it is reported.
         #[arg(long, default_value_t = 4)]
         rechecks: u32,

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
             tables,
             all: _,
             chunk_rows,
+            chunk_time_ms,
             rechecks,
             wait_s,
             json,
@@ -120,6 +121,7 @@ fn main() -> ExitCode {
             let options = drainer::verify::Options {
                 tables,
                 chunk_rows,
+                chunk_time: std::time::Duration::from_millis(chunk_time_ms),
                 rechecks,
                 wait: std::time::Duration::from_secs(wait_s),
                 repair,

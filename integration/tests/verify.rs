@@ -161,3 +161,74 @@ async fn verify_proves_a_live_pair_equal_and_names_exactly_the_rows_planted() {
         .unwrap();
     assert_eq!(rows, [(5000, 0)], "the repair never reached site A");
 }
+
+/// kill -9 of the drainer while verify waits for its answers: verify waits, the restarted
+/// drainer answers the requests it had not (each exactly once: an answer commits with
+/// its apply record), and the result is right.
+#[tokio::test]
+async fn verify_outlives_a_drainer_killed_under_it() {
+    let (a, b) = two_writable_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(40))",
+        "INSERT INTO app.t SELECT seq, CONCAT('v', seq) FROM app.seq_1_to_20000",
+        "CREATE DATABASE IF NOT EXISTS retl",
+        "GRANT CREATE, INSERT, SELECT ON retl.* TO 'drainer_pump'@'127.0.0.1'",
+    ])
+    .await
+    .unwrap();
+    let dir = TempDir::new().unwrap();
+    let ab = direction(&a, &b, 1, false, dir.path());
+    let mut drainer = replicating(&ab, WAIT).await.unwrap();
+    let answers = || async {
+        let n: Vec<u64> = b
+            .query("SELECT COUNT(*) FROM retl._drainer_verify WHERE side = 'answer'")
+            .await
+            .unwrap_or_default();
+        n.first().copied().unwrap_or(0)
+    };
+    let kill = async {
+        integration::poll_until("the first answers", WAIT, || async {
+            match answers().await {
+                n if n >= 10 => Ok(n),
+                n => Err(format!("{n} answers")),
+            }
+        })
+        .await
+        .unwrap();
+        drainer.kill();
+        let at_kill = answers().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (replicating(&ab, WAIT).await.unwrap(), at_kill)
+    };
+    let (out, (_drainer, at_kill)) = tokio::join!(
+        verify(&ab, &["--tables", "app.t", "--chunk-rows", "200"]),
+        kill
+    );
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("app.t: 20000 rows in 101 chunks (by id): equal"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        at_kill < 101,
+        "verify finished before the kill ({at_kill} answers)"
+    );
+    let asked: Vec<u64> = a
+        .query("SELECT COUNT(*) FROM retl._drainer_verify WHERE side = 'request'")
+        .await
+        .unwrap();
+    let answered: Vec<(u64, u64)> = b
+        .query(
+            "SELECT COUNT(*), COUNT(DISTINCT run, chunk, attempt) FROM retl._drainer_verify \
+             WHERE side = 'answer'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answered,
+        [(asked[0], asked[0])],
+        "killed at {at_kill} answers"
+    );
+}

@@ -18,7 +18,10 @@ use crate::servers::Servers;
 pub struct Options {
     /// `db.table` names; empty: every table the direction replicates.
     pub tables: Vec<String>,
-    pub chunk_rows: u64,
+    /// Rows per chunk; `None`: sized to `chunk_time`.
+    pub chunk_rows: Option<u64>,
+    /// How long a chunk's read (and its locks) should take, when sized by time.
+    pub chunk_time: Duration,
     /// How often a differing chunk is checked again before it is reported.
     pub rechecks: u32,
     /// How long to wait for the drainer's answers.
@@ -267,43 +270,43 @@ pub async fn verify(
                     .join(", ")
             )
         };
-        let chunks = boundaries(&mut up, &shape, options.chunk_rows).await?;
         let mut reports = Vec::new();
-        for chunk in chunks {
+        // Fixed with --chunk-rows; else sized so that a chunk's read takes about
+        // `chunk_time` (its locks held no longer).
+        let mut size = options.chunk_rows.unwrap_or(1000);
+        let mut lo = None;
+        loop {
+            let chunk = next_chunk(&mut up, &shape, lo.take(), size).await?;
             no += 1;
             let mut outcome = Outcome::Unsettled;
             let mut seen: Vec<(String, String)> = Vec::new();
             let mut rows = 0;
+            let ask = Ask {
+                schema: &schema,
+                run: &run,
+                channel,
+                no,
+                wait: options.wait,
+            };
             for attempt in 0..=options.rechecks {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                 }
-                let verdict = Verdict {
-                    run: run.clone(),
-                    channel_id: channel,
-                    chunk_no: no,
-                    attempt,
-                    chunk: chunk.clone(),
-                    rows: 0,
-                    checksum: String::new(),
-                };
-                let (asked, held) = request(&mut up, &schema, verdict).await?;
+                let (asked, answer, held) =
+                    ask.compare(&mut up, &mut down, &chunk, attempt).await?;
                 report.longest_lock = report.longest_lock.max(held);
+                if attempt == 0 && options.chunk_rows.is_none() {
+                    let ratio = options.chunk_time.as_secs_f64() / held.as_secs_f64().max(1e-3);
+                    size = ((size as f64 * ratio) as u64)
+                        .clamp(size / 2, size * 2)
+                        .clamp(10, 1_000_000);
+                }
                 rows = asked.rows;
-                let answer = answer(
-                    &mut down,
-                    &schema,
-                    &run,
-                    (no, attempt),
-                    channel,
-                    options.wait,
-                )
-                .await?;
                 if answer.1 == "error" {
                     outcome = Outcome::Error(answer.2);
                     break;
                 }
-                if (asked.rows, asked.checksum.clone()) == (answer.0, answer.1.clone()) {
+                if (asked.rows, &asked.checksum) == (answer.0, &answer.1) {
                     outcome = Outcome::Equal;
                     break;
                 }
@@ -325,35 +328,23 @@ pub async fn verify(
             if let (Outcome::Differs(rows), true) = (&outcome, options.repair) {
                 let fixed = repair(config, &mut up, &mut down, &run, no, &chunk, rows).await?;
                 // Compared again through the stream: equal now, or still different.
-                let attempt = options.rechecks + 1;
-                let verdict = Verdict {
-                    run: run.clone(),
-                    channel_id: channel,
-                    chunk_no: no,
-                    attempt,
-                    chunk: chunk.clone(),
-                    rows: 0,
-                    checksum: String::new(),
-                };
-                let (asked, _) = request(&mut up, &schema, verdict).await?;
-                let answer = answer(
-                    &mut down,
-                    &schema,
-                    &run,
-                    (no, attempt),
-                    channel,
-                    options.wait,
-                )
-                .await?;
+                let (asked, answer, _) = ask
+                    .compare(&mut up, &mut down, &chunk, options.rechecks + 1)
+                    .await?;
                 if (asked.rows, asked.checksum) == (answer.0, answer.1) {
                     outcome = Outcome::Repaired(fixed);
                 }
             }
+            let last = chunk.hi.is_none() || chunk.key.is_empty();
+            lo = chunk.hi.clone();
             reports.push(ChunkReport {
                 chunk,
                 rows,
                 outcome,
             });
+            if last {
+                break;
+            }
         }
         report.tables.push(TableReport {
             db,
@@ -457,46 +448,83 @@ async fn shape(up: &mut Conn, down: &mut Conn, db: &str, table: &str) -> Result<
     })
 }
 
-/// The table's chunks: key ranges of about `rows` rows, read from the upstream's key
-/// order (the whole table when it has no key).
-async fn boundaries(up: &mut Conn, shape: &Chunk, rows: u64) -> Result<Vec<Chunk>, String> {
+/// The chunk of about `rows` rows past `lo`, read from the upstream's key order: up to
+/// the key `rows` rows on, or to the end (the whole table when it has no key).
+async fn next_chunk(
+    up: &mut Conn,
+    shape: &Chunk,
+    lo: Option<Vec<String>>,
+    rows: u64,
+) -> Result<Chunk, String> {
+    let probe = Chunk {
+        lo,
+        hi: None,
+        ..shape.clone()
+    };
     if shape.key.is_empty() {
-        return Ok(vec![shape.clone()]);
+        return Ok(probe);
     }
     let key: Vec<String> = shape.key.iter().map(|(c, _)| quote(c)).collect();
-    let mut chunks = Vec::new();
-    let mut lo: Option<Vec<String>> = None;
-    loop {
-        let probe = Chunk {
-            lo: lo.clone(),
-            hi: None,
-            ..shape.clone()
+    let (rows_sql, params) = probe.rows_sql();
+    let from = rows_sql
+        .find(" FROM ")
+        .map_or(rows_sql.as_str(), |i| &rows_sql[i..]);
+    let sql = format!(
+        "SELECT {}{} LIMIT 1 OFFSET {}",
+        key.join(", "),
+        from,
+        rows.max(1) - 1
+    );
+    let found: Option<mysql_async::Row> = up
+        .exec_first(&sql, params)
+        .await
+        .map_err(|e| format!("upstream: {sql}: {e}"))?;
+    Ok(Chunk {
+        hi: found.map(|row| (0..row.len()).map(|i| text(&row[i])).collect()),
+        ..probe
+    })
+}
+
+/// One chunk's comparison: what `verify` asks under one run.
+struct Ask<'a> {
+    schema: &'a str,
+    run: &'a str,
+    channel: i64,
+    no: u32,
+    wait: Duration,
+}
+
+impl Ask<'_> {
+    /// Requests `chunk` (as `attempt`) on the upstream and waits for the drainer's
+    /// answer: the request, the answer (rows, checksum, where), how long the upstream
+    /// held the chunk's locks.
+    async fn compare(
+        &self,
+        up: &mut Conn,
+        down: &mut Conn,
+        chunk: &Chunk,
+        attempt: u32,
+    ) -> Result<(Verdict, (u64, String, String), Duration), String> {
+        let verdict = Verdict {
+            run: self.run.to_owned(),
+            channel_id: self.channel,
+            chunk_no: self.no,
+            attempt,
+            chunk: chunk.clone(),
+            rows: 0,
+            checksum: String::new(),
         };
-        // The chunk's last key: `rows` rows on.
-        let (rows_sql, params) = probe.rows_sql();
-        let from = rows_sql
-            .find(" FROM ")
-            .map_or(rows_sql.as_str(), |i| &rows_sql[i..]);
-        let sql = format!(
-            "SELECT {}{} LIMIT 1 OFFSET {}",
-            key.join(", "),
-            from,
-            rows.max(1) - 1
-        );
-        let found: Option<mysql_async::Row> = up
-            .exec_first(&sql, params)
-            .await
-            .map_err(|e| format!("upstream: {sql}: {e}"))?;
-        let hi = found.map(|row| (0..row.len()).map(|i| text(&row[i])).collect::<Vec<_>>());
-        chunks.push(Chunk {
-            lo: lo.clone(),
-            hi: hi.clone(),
-            ..shape.clone()
-        });
-        match hi {
-            Some(hi) => lo = Some(hi),
-            None => return Ok(chunks),
-        }
+        let (asked, held) = request(up, self.schema, verdict).await?;
+        let answer = answer(
+            down,
+            self.schema,
+            self.run,
+            (self.no, attempt),
+            self.channel,
+            self.wait,
+        )
+        .await?;
+        Ok((asked, answer, held))
     }
 }
 
