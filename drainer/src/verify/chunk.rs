@@ -143,15 +143,30 @@ impl Chunk {
         }
     }
 
-    /// The text each row is hashed from: every column (as the server prints it in a
-    /// session with `SET NAMES binary` and `time_zone = '+00:00'`), and which are NULL.
-    fn row_text(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+    /// The text each row is hashed from (`reversed`: its columns in the other order):
+    /// every column as the server prints it in a session with `SET NAMES binary` and
+    /// `time_zone = '+00:00'`, and which are NULL.
+    fn row_text(&self, reversed: bool) -> String {
+        let mut cols: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
         let nulls: Vec<String> = cols.iter().map(|c| format!("ISNULL({c})")).collect();
+        if reversed {
+            cols.reverse();
+        }
         format!(
             "CONCAT_WS('#', {}, CONCAT({}))",
             cols.join(", "),
             nulls.join(", ")
+        )
+    }
+
+    /// A row's 64-bit hash: the CRC32 of its text and of its text in reverse column
+    /// order (CRC32 is what servers compute fastest: about as fast as `CHECKSUM TABLE`
+    /// reads).
+    fn row_hash(&self) -> String {
+        format!(
+            "((CRC32({}) << 32) | CRC32({}))",
+            self.row_text(false),
+            self.row_text(true)
         )
     }
 
@@ -161,16 +176,15 @@ impl Chunk {
         let mut params = Vec::new();
         let range = self.range(&mut params);
         let sql = format!(
-            "SELECT COUNT(*), CAST(COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5({}), 16), 16, 10) \
-             AS UNSIGNED)), 0) AS CHAR) FROM {}{range}{}",
-            self.row_text(),
+            "SELECT COUNT(*), CAST(COALESCE(BIT_XOR({}), 0) AS CHAR) FROM {}{range}{}",
+            self.row_hash(),
             self.from(),
             if lock { " LOCK IN SHARE MODE" } else { "" }
         );
         (sql, params)
     }
 
-    /// `SELECT <key columns>, MD5(<row>)` of every row of the chunk in key order: what
+    /// `SELECT <key columns>, <row hash>` of every row of the chunk in key order: what
     /// tells the rows of a differing chunk apart.
     pub fn rows_sql(&self) -> (String, Vec<Value>) {
         let mut params = Vec::new();
@@ -182,9 +196,9 @@ impl Chunk {
             format!(" ORDER BY {}", key.join(", "))
         };
         let sql = format!(
-            "SELECT {}MD5({}) FROM {}{range}{order}",
+            "SELECT {}{} FROM {}{range}{order}",
             key.iter().map(|k| format!("{k}, ")).collect::<String>(),
-            self.row_text(),
+            self.row_hash(),
             self.from(),
         );
         (sql, params)
@@ -326,8 +340,9 @@ mod tests {
         let (sql, params) = one.checksum_sql(true);
         assert_eq!(
             sql,
-            "SELECT COUNT(*), CAST(COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS('#', `a`, \
-             `b`, CONCAT(ISNULL(`a`), ISNULL(`b`)))), 16), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
+            "SELECT COUNT(*), CAST(COALESCE(BIT_XOR(((CRC32(CONCAT_WS('#', `a`, `b`, \
+             CONCAT(ISNULL(`a`), ISNULL(`b`)))) << 32) | CRC32(CONCAT_WS('#', `b`, `a`, \
+             CONCAT(ISNULL(`a`), ISNULL(`b`)))))), 0) AS CHAR) \
              FROM `app`.`t` WHERE ((`a` > ?)) AND ((`a` <= ?)) LOCK IN SHARE MODE"
         );
         assert_eq!(params, [Value::Int(10), Value::Int(20)]);

@@ -275,75 +275,51 @@ pub async fn verify(
         // `chunk_time` (its locks held no longer).
         let mut size = options.chunk_rows.unwrap_or(1000);
         let mut lo = None;
+        let mut last = false;
+        // The chunk asked and not yet settled: the next one is read upstream while the
+        // drainer answers it.
+        let mut pending: Option<(Chunk, u32, Verdict)> = None;
         loop {
-            let chunk = next_chunk(&mut up, &shape, lo.take(), size).await?;
-            no += 1;
-            let mut outcome = Outcome::Unsettled;
-            let mut seen: Vec<(String, String)> = Vec::new();
-            let mut rows = 0;
-            let ask = Ask {
-                schema: &schema,
-                run: &run,
-                channel,
-                no,
-                wait: options.wait,
-            };
-            for attempt in 0..=options.rechecks {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                }
-                let (asked, answer, held) =
-                    ask.compare(&mut up, &mut down, &chunk, attempt).await?;
+            let next = if last {
+                None
+            } else {
+                let chunk = next_chunk(&mut up, &shape, lo.take(), size).await?;
+                no += 1;
+                last = chunk.hi.is_none() || chunk.key.is_empty();
+                lo = chunk.hi.clone();
+                let ask = Ask::new(&schema, &run, channel, no, options.wait);
+                let (asked, held) = ask.request(&mut up, &chunk, 0).await?;
                 report.longest_lock = report.longest_lock.max(held);
-                if attempt == 0 && options.chunk_rows.is_none() {
+                if options.chunk_rows.is_none() {
                     let ratio = options.chunk_time.as_secs_f64() / held.as_secs_f64().max(1e-3);
                     size = ((size as f64 * ratio) as u64)
-                        .clamp(size / 2, size * 2)
+                        .clamp(size / 4, size * 10)
                         .clamp(10, 1_000_000);
                 }
-                rows = asked.rows;
-                if answer.1 == "error" {
-                    outcome = Outcome::Error(answer.2);
-                    break;
-                }
-                if (asked.rows, &asked.checksum) == (answer.0, &answer.1) {
-                    outcome = Outcome::Equal;
-                    break;
-                }
-                seen.push((
-                    format!("{}/{}", asked.rows, asked.checksum),
-                    format!("{}/{}", answer.0, answer.1),
-                ));
+                Some((chunk, no, asked))
+            };
+            if let Some((chunk, no, asked)) = pending.take() {
+                let ask = Ask::new(&schema, &run, channel, no, options.wait);
+                let outcome = settle(
+                    config,
+                    options,
+                    &ask,
+                    &mut up,
+                    &mut down,
+                    &chunk,
+                    &asked,
+                    &mut report,
+                )
+                .await?;
+                reports.push(ChunkReport {
+                    chunk,
+                    rows: asked.rows,
+                    outcome,
+                });
             }
-            if outcome == Outcome::Unsettled
-                && seen.len() >= 2
-                && seen[seen.len() - 1] == seen[seen.len() - 2]
-            {
-                // The same difference twice in a row: it stays. Which rows?
-                let rows = row_diffs(&mut up, &mut down, &chunk).await?;
-                if !rows.is_empty() {
-                    outcome = Outcome::Differs(rows);
-                }
-            }
-            if let (Outcome::Differs(rows), true) = (&outcome, options.repair) {
-                let fixed = repair(config, &mut up, &mut down, &run, no, &chunk, rows).await?;
-                // Compared again through the stream: equal now, or still different.
-                let (asked, answer, _) = ask
-                    .compare(&mut up, &mut down, &chunk, options.rechecks + 1)
-                    .await?;
-                if (asked.rows, asked.checksum) == (answer.0, answer.1) {
-                    outcome = Outcome::Repaired(fixed);
-                }
-            }
-            let last = chunk.hi.is_none() || chunk.key.is_empty();
-            lo = chunk.hi.clone();
-            reports.push(ChunkReport {
-                chunk,
-                rows,
-                outcome,
-            });
-            if last {
-                break;
+            match next {
+                Some(next) => pending = Some(next),
+                None => break,
             }
         }
         report.tables.push(TableReport {
@@ -494,17 +470,25 @@ struct Ask<'a> {
     wait: Duration,
 }
 
-impl Ask<'_> {
-    /// Requests `chunk` (as `attempt`) on the upstream and waits for the drainer's
-    /// answer: the request, the answer (rows, checksum, where), how long the upstream
-    /// held the chunk's locks.
-    async fn compare(
+impl<'a> Ask<'a> {
+    fn new(schema: &'a str, run: &'a str, channel: i64, no: u32, wait: Duration) -> Ask<'a> {
+        Ask {
+            schema,
+            run,
+            channel,
+            no,
+            wait,
+        }
+    }
+
+    /// Requests `chunk` (as `attempt`) on the upstream: the request as written, and how
+    /// long the upstream held the chunk's locks.
+    async fn request(
         &self,
         up: &mut Conn,
-        down: &mut Conn,
         chunk: &Chunk,
         attempt: u32,
-    ) -> Result<(Verdict, (u64, String, String), Duration), String> {
+    ) -> Result<(Verdict, Duration), String> {
         let verdict = Verdict {
             run: self.run.to_owned(),
             channel_id: self.channel,
@@ -514,8 +498,12 @@ impl Ask<'_> {
             rows: 0,
             checksum: String::new(),
         };
-        let (asked, held) = request(up, self.schema, verdict).await?;
-        let answer = answer(
+        request(up, self.schema, verdict).await
+    }
+
+    /// The drainer's answer to `attempt`: rows, checksum, where.
+    async fn answer(&self, down: &mut Conn, attempt: u32) -> Result<(u64, String, String), String> {
+        answer(
             down,
             self.schema,
             self.run,
@@ -523,9 +511,64 @@ impl Ask<'_> {
             self.channel,
             self.wait,
         )
-        .await?;
-        Ok((asked, answer, held))
+        .await
     }
+}
+
+/// How the chunk `asked` (its first attempt) compares: equal at some attempt, the rows
+/// that keep differing (repaired with `--repair`), unsettled, or what the downstream
+/// failed with.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    config: &Config,
+    options: &Options,
+    ask: &Ask<'_>,
+    up: &mut Conn,
+    down: &mut Conn,
+    chunk: &Chunk,
+    asked: &Verdict,
+    report: &mut Report,
+) -> Result<Outcome, String> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut asked = asked.clone();
+    let mut outcome = Outcome::Unsettled;
+    for attempt in 0..=options.rechecks {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            let (again, held) = ask.request(up, chunk, attempt).await?;
+            report.longest_lock = report.longest_lock.max(held);
+            asked = again;
+        }
+        let answer = ask.answer(down, attempt).await?;
+        if answer.1 == "error" {
+            return Ok(Outcome::Error(answer.2));
+        }
+        if (asked.rows, &asked.checksum) == (answer.0, &answer.1) {
+            return Ok(Outcome::Equal);
+        }
+        seen.push((
+            format!("{}/{}", asked.rows, asked.checksum),
+            format!("{}/{}", answer.0, answer.1),
+        ));
+    }
+    if seen.len() >= 2 && seen[seen.len() - 1] == seen[seen.len() - 2] {
+        // The same difference twice in a row: it stays. Which rows?
+        let rows = row_diffs(up, down, chunk).await?;
+        if !rows.is_empty() {
+            outcome = Outcome::Differs(rows);
+        }
+    }
+    if let (Outcome::Differs(rows), true) = (&outcome, options.repair) {
+        let fixed = repair(config, up, down, ask.run, ask.no, chunk, rows).await?;
+        // Compared again through the stream: equal now, or still different.
+        let attempt = options.rechecks + 1;
+        let (asked, _) = ask.request(up, chunk, attempt).await?;
+        let answer = ask.answer(down, attempt).await?;
+        if (asked.rows, asked.checksum) == (answer.0, answer.1) {
+            outcome = Outcome::Repaired(fixed);
+        }
+    }
+    Ok(outcome)
 }
 
 /// Writes the request for `verdict`'s chunk on the upstream, in the transaction that

@@ -61,6 +61,8 @@
 
 #[path = "bench/relay.rs"]
 mod relay;
+#[path = "bench/verify.rs"]
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -135,6 +137,12 @@ enum Bench {
         #[command(flatten)]
         shape: Workload,
     },
+    /// `drainer verify` of one table against `CHECKSUM TABLE` of it, in the same run.
+    Verify {
+        /// Rows in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
     /// One large transaction: drainer against a native MariaDB replica.
     BigTxn {
         /// Rows in the transaction.
@@ -161,6 +169,7 @@ fn main() {
         .expect("a tokio runtime");
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
+        Bench::Verify { rows } => runtime.block_on(verify::verify(rows)),
         Bench::BigTxn {
             rows,
             change,
