@@ -271,6 +271,7 @@ pub async fn verify(
             )
         };
         let mut reports = Vec::new();
+        let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
         // Fixed with --chunk-rows; else sized so that a chunk's read takes about
         // `chunk_time` (its locks held no longer).
         let mut size = options.chunk_rows.unwrap_or(1000);
@@ -298,6 +299,12 @@ pub async fn verify(
                 }
                 Some((chunk, no, asked))
             };
+            if progress {
+                eprint!(
+                    "\rverify: {db}.{table}: chunk {no}, {} rows so far   ",
+                    reports.iter().map(|r: &ChunkReport| r.rows).sum::<u64>()
+                );
+            }
             if let Some((chunk, no, asked)) = pending.take() {
                 let ask = Ask::new(&schema, &run, channel, no, options.wait);
                 let outcome = settle(
@@ -321,6 +328,9 @@ pub async fn verify(
                 Some(next) => pending = Some(next),
                 None => break,
             }
+        }
+        if progress {
+            eprint!("\r\x1b[2K");
         }
         report.tables.push(TableReport {
             db,
@@ -532,9 +542,20 @@ async fn settle(
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut asked = asked.clone();
     let mut outcome = Outcome::Unsettled;
+    // Where the downstream stood when it last answered (its binlog's GTIDs).
+    let mut stood: Option<String> = None;
     for attempt in 0..=options.rechecks {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            // A two-way pair: the downstream's own changes of the chunk may still be on
+            // their way upstream. Check again once the reverse direction has applied
+            // past where the downstream stood (or after a pause, without one).
+            let waited = match &stood {
+                Some(stood) => reverse_past(config, up, down, stood).await?,
+                None => false,
+            };
+            if !waited {
+                tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+            }
             let (again, held) = ask.request(up, chunk, attempt).await?;
             report.longest_lock = report.longest_lock.max(held);
             asked = again;
@@ -543,6 +564,11 @@ async fn settle(
         if answer.1 == "error" {
             return Ok(Outcome::Error(answer.2));
         }
+        stood = answer
+            .2
+            .split_once("downstream gtid ")
+            .map(|(_, g)| g.split(';').next().unwrap_or("").trim().to_owned())
+            .filter(|g| !g.is_empty());
         if (asked.rows, &asked.checksum) == (answer.0, &answer.1) {
             return Ok(Outcome::Equal);
         }
@@ -628,6 +654,68 @@ async fn answer(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits (up to 3 s) until a reverse direction (a drainer writing the downstream's
+/// changes to the upstream) has applied past `stood`, the downstream's MariaDB GTID
+/// position: its apply record on the upstream (source `server_id:<downstream's>`) says
+/// so. `false` when there is no such record to wait on, or it did not get there in time
+/// (the reverse direction may be idle past a tail of transactions it drops as its own).
+async fn reverse_past(
+    config: &Config,
+    up: &mut Conn,
+    down: &mut Conn,
+    stood: &str,
+) -> Result<bool, String> {
+    use pump_reader::MariaGtid;
+    let parse = |list: &str| -> Vec<MariaGtid> {
+        list.split(',')
+            .filter_map(|g| g.trim().parse::<MariaGtid>().ok())
+            .collect()
+    };
+    let needed = parse(stood);
+    if needed.is_empty() {
+        return Ok(false);
+    }
+    let server_id: Option<u64> = down
+        .query_first("SELECT @@server_id")
+        .await
+        .map_err(|e| format!("downstream: {e}"))?;
+    let source = format!("server_id:{}", server_id.unwrap_or_default());
+    let schema = config
+        .syncer
+        .mark_table
+        .split_once('.')
+        .map_or("retl", |(s, _)| s);
+    let sql = format!(
+        "SELECT low_watermark FROM {}.{} WHERE source = ?",
+        quote(schema),
+        quote(crate::apply::downstream::APPLY_TABLE)
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let records: Vec<Option<String>> = match up.exec(&sql, (source.as_str(),)).await {
+            Ok(records) => records,
+            // No apply record table upstream: no reverse direction.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => return Ok(false),
+            Err(e) => return Err(format!("upstream: {e}")),
+        };
+        if records.is_empty() {
+            return Ok(false);
+        }
+        let past = records.iter().flatten().any(|json| {
+            let record: Option<pump_reader::PositionRecord> = serde_json::from_str(json).ok();
+            let have = parse(record.and_then(|r| r.gtids).as_deref().unwrap_or(""));
+            needed
+                .iter()
+                .all(|n| have.iter().any(|h| h.domain == n.domain && h.seq >= n.seq))
+        });
+        if past {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(false)
 }
 
 /// The rows of a differing chunk that differ, read from both sides twice (a row seen
