@@ -14,6 +14,8 @@
 //! - [`relay`] is `drainer relay`: a site's database served to other sites' drainers over
 //!   mutual TLS (docs/cross-site.md);
 //! - [`conflicts`] is `drainer conflicts show`, the conflict records read back;
+//! - [`verify`] is `drainer verify`: chunks checksummed on both sides at one point of
+//!   the stream (the pipeline answers its requests), differing rows named and repaired;
 //! - [`error`] says why a direction stopped, where and what;
 //! - [`status`] keeps what it does for `GET /status` and [`metrics`] for `GET /metrics`,
 //!   which [`http`] serves (the relay's pages too);
