@@ -139,6 +139,31 @@ async fn a_drainer_reads_its_upstream_only_through_the_relay() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", drainer.stderr()));
 
+    // `drainer verify` does its upstream side through the relay too (the relay's account
+    // writes the requests).
+    a.exec(&[
+        "CREATE DATABASE IF NOT EXISTS retl",
+        "GRANT CREATE, INSERT, SELECT ON retl.* TO 'drainer_pump'@'127.0.0.1'",
+    ])
+    .await
+    .unwrap();
+    let verified = DrainerCommand::new()
+        .unwrap()
+        .arg("verify")
+        .arg("--tables")
+        .arg("app.t")
+        .config(&config)
+        .unwrap()
+        .output(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(verified.code(), Some(0), "{}\n{}", verified.stdout, verified.stderr);
+    assert!(
+        verified.stdout.contains("app.t: 51 rows in 1 chunks (by id): equal"),
+        "{}",
+        verified.stdout
+    );
+
     // A second drainer reads the same relay (a mesh: every other site reads it), into a
     // third server; its stream registers under another replica id of the relay's range,
     // though both drainers' configurations are alike.
