@@ -13,6 +13,7 @@ Examples:
   drainer relay --config relay-a.toml          serve site A's upstream to other sites
   drainer conflicts show --config a-to-b.toml --since 12h   the recent conflict records
   drainer verify --config a-to-b.toml --tables app.orders   is B's app.orders A's?
+  drainer seed --config a-to-b.toml            copy A to a new site B, then run the drainer
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration, 3 failed preflight,
 130 a second SIGINT/SIGTERM while stopping (exits at once).
@@ -87,6 +88,21 @@ pub enum Command {
         /// transaction, recorded in the control table), then compare its chunk again.
         #[arg(long)]
         repair: bool,
+    },
+    /// Copy the upstream's tables to a new, empty downstream while the upstream keeps
+    /// writing, and record where streaming resumes (docs/bidirectional.md, "Adding a
+    /// site"); then `drainer --config FILE` streams from exactly there. Run it while no
+    /// drainer holds this data-dir; started again after a kill it resumes, and after it
+    /// completed it says so.
+    Seed {
+        /// The tables (db.table, comma-separated); default: every table the direction
+        /// replicates.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Rows per chunk (each read in its own consistent snapshot and written in one
+        /// downstream transaction).
+        #[arg(long, default_value_t = 10_000)]
+        chunk_rows: u64,
     },
     /// Serve this site's upstream to drainers in other sites over mutual TLS (--config is
     /// a relay.toml); with `check-config`, check that file and the upstream instead.

@@ -174,6 +174,9 @@ pub enum Cause {
          (the DDL commits implicitly downstream)"
     )]
     DdlWithRollbackTo,
+    /// A row change the seed's window cannot place (see `crate::seed::record`).
+    #[error("after the seed: {0}")]
+    Seed(String),
     /// A task (a streamed batch, a worker) ended by a panic.
     #[error("{what}: {reason}")]
     Task { what: &'static str, reason: String },

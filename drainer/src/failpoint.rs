@@ -15,6 +15,7 @@
 //! | `after-ddl` | after a DDL statement ran downstream, before the checkpoint |
 //! | `after-xa-prepare` | after `XA PREPARE` downstream, before its apply record |
 //! | `after-xa-end` | after `XA COMMIT` / `XA ROLLBACK` downstream, before its apply record |
+//! | `seed-whole-piece` | `drainer seed`, inside the one transaction of a table copied whole, after a piece of its rows |
 
 /// The failpoints there are.
 pub const NAMES: &[&str] = &[
@@ -24,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "after-ddl",
     "after-xa-prepare",
     "after-xa-end",
+    "seed-whole-piece",
 ];
 
 /// The environment variable that arms one.

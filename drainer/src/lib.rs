@@ -30,6 +30,7 @@ pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod relay;
+pub mod seed;
 pub mod servers;
 pub mod status;
 pub mod verify;

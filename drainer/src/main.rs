@@ -128,6 +128,10 @@ fn main() -> ExitCode {
             };
             runtime.block_on(verify(&config, &servers, &options, json.as_deref()))
         }
+        Some(Command::Seed { tables, chunk_rows }) => {
+            let options = drainer::seed::Options { tables, chunk_rows };
+            runtime.block_on(seed(&config, &servers, &options))
+        }
         Some(Command::Schema { .. } | Command::Checkpoint { .. } | Command::Relay { .. }) => {
             unreachable!("handled before the runtime starts")
         }
@@ -367,6 +371,106 @@ async fn verify(
         Err(e) => {
             eprintln!("error: {e}");
             Exit::Runtime
+        }
+    }
+}
+
+/// `drainer seed`: the copy, with its progress on a terminal and on `addr` (`/status`,
+/// `/metrics`).
+async fn seed(config: &Config, servers: &Servers, options: &drainer::seed::Options) -> Exit {
+    use drainer::seed::{Outcome, Progress, SeedError};
+    if let Err(e) = drainer::failpoint::validate() {
+        eprintln!("error: {e}");
+        return Exit::BadConfig;
+    }
+    let prometheus = match drainer::metrics::install() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    };
+    let progress = Progress::new();
+    match drainer::http::bind(&config.addr).await {
+        Ok(listener) => {
+            let shown = Arc::clone(&progress);
+            let pages = drainer::http::Pages {
+                status: Arc::new(move || shown.to_json()),
+                metrics: Some(Arc::new(move || {
+                    prometheus.run_upkeep();
+                    prometheus.render()
+                })),
+            };
+            tokio::spawn(drainer::http::serve(listener, pages));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Runtime;
+        }
+    }
+    let report = preflight::run(config, servers).await;
+    if !report.passed() {
+        print!("{}", report.render());
+        eprintln!("error: preflight failed");
+        return Exit::FailedPreflight;
+    }
+    progress.set_state("copying");
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ticker = terminal.then(|| {
+        let shown = Arc::clone(&progress);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if let Some(line) = shown.line() {
+                    eprint!("\r\x1b[2K{line}");
+                }
+            }
+        })
+    });
+    let outcome = drainer::seed::seed(config, servers, options, &progress).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprint!("\r\x1b[2K");
+    }
+    for t in progress.tables() {
+        println!(
+            "{}: {} rows in {} chunks ({}){}",
+            t.name,
+            t.copied,
+            t.chunks,
+            t.by,
+            match t.took {
+                Some(took) => format!(
+                    ", {:.0} rows/s",
+                    t.copied_now as f64 / took.as_secs_f64().max(1e-3)
+                ),
+                None => String::new(),
+            }
+        );
+    }
+    match outcome {
+        Ok(Outcome::Copied { resume, last }) => {
+            progress.set_state("done");
+            println!(
+                "seed complete: `drainer --config FILE` streams from {resume}; row changes the \
+                 copy holds are passed over until {last}"
+            );
+            Exit::Ok
+        }
+        Ok(Outcome::AlreadyDone { resume }) => {
+            println!("the seed of this direction is complete already (streaming resumes from {resume}): nothing to copy");
+            Exit::Ok
+        }
+        Err(e) => {
+            progress.failed(&e.to_string());
+            eprintln!("error: {e}");
+            match e {
+                SeedError::Refused(_) => Exit::BadConfig,
+                SeedError::Failed(_) => {
+                    eprintln!("(run `drainer seed` again: it resumes at the next chunk)");
+                    Exit::Runtime
+                }
+            }
         }
     }
 }

@@ -108,6 +108,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Failures: transient (retried) or definite (the drainer stops)."
     );
     describe_counter!(UPSTREAM_RECONNECTS, "Upstream connections replaced.");
+    describe_counter!(
+        crate::seed::progress::SEED_ROWS,
+        "Rows `drainer seed` copied downstream (committed), by table."
+    );
     describe_gauge!(STATE, "1 for the drainer's current state.");
     describe_gauge!(
         UP_SECONDS,

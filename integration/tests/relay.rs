@@ -157,9 +157,17 @@ async fn a_drainer_reads_its_upstream_only_through_the_relay() {
         .output(WAIT)
         .await
         .unwrap();
-    assert_eq!(verified.code(), Some(0), "{}\n{}", verified.stdout, verified.stderr);
+    assert_eq!(
+        verified.code(),
+        Some(0),
+        "{}\n{}",
+        verified.stdout,
+        verified.stderr
+    );
     assert!(
-        verified.stdout.contains("app.t: 51 rows in 1 chunks (by id): equal"),
+        verified
+            .stdout
+            .contains("app.t: 51 rows in 1 chunks (by id): equal"),
         "{}",
         verified.stdout
     );

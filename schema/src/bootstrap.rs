@@ -6,8 +6,8 @@ use mysql_async::Conn;
 use crate::ddl::Database;
 use crate::history::Snapshot;
 
-/// Schemas that are never replicated.
-const SYSTEM: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
+/// The server's own schemas: never bootstrapped, copied or replicated as data.
+pub const SYSTEM: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
 fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))

@@ -64,7 +64,7 @@ mod decode;
 mod history;
 mod model;
 
-pub use bootstrap::read_upstream;
+pub use bootstrap::{read_upstream, SYSTEM as SYSTEM_SCHEMAS};
 pub use ddl::{Applied, Catalog, Class, Database, DdlError, Object, ObjectKind, SqlMode};
 pub use decode::{check_layout, cross_check, decode_row, RowError, Value};
 pub use history::{History, HistoryError, Snapshot};

@@ -105,6 +105,7 @@ use start::now;
 use statement::Ddl;
 
 pub use start::{capture_now, first_start, StartNow};
+pub(crate) use start::{downstream_target, identify, read_definitions};
 
 /// The pipeline's state between events.
 struct Run<'a> {
@@ -120,6 +121,9 @@ struct Run<'a> {
     /// The schema of the mark table (with loopback control or not), where `drainer
     /// verify` writes its requests.
     verify_schema: String,
+    /// Until the stream is past the snapshots `drainer seed` copied in: which row changes
+    /// the copy holds already.
+    seed: Option<crate::seed::record::Window>,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
     /// The last position checkpointed.

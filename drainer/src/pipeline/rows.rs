@@ -90,7 +90,16 @@ impl Run<'_> {
         };
         // System-versioned tables, and tables with triggers downstream, take the row
         // event itself (see `crate::apply::binlog`).
-        let replay = rows.raw.format.is_some()
+        // The seed's window, while the stream is in it (row changes it filters are
+        // applied as SQL).
+        if let (Some(window), Some(start)) = (&self.seed, &self.reading.start) {
+            if window.past(start) {
+                tracing::info!(at = %at, "past the seed's window: every row change applies");
+                self.seed = None;
+            }
+        }
+        let replay = self.seed.is_none()
+            && rows.raw.format.is_some()
             && (table.versioning.is_some()
                 || (!self.config.syncer.fire_triggers
                     && self
@@ -107,7 +116,20 @@ impl Run<'_> {
                     })
                     .transpose()
             };
-            let (before, after) = (decode(&change.before)?, decode(&change.after)?);
+            let (mut before, mut after) = (decode(&change.before)?, decode(&change.after)?);
+            if let (Some(window), Some(start)) = (&self.seed, &self.reading.start) {
+                let applies = |image: &Option<Vec<Option<schema::Value>>>| match image {
+                    Some(row) => window
+                        .applies(&table, start, row)
+                        .map_err(|e| RunError::apply(&At::Position(at.clone()), Cause::Seed(e))),
+                    None => Ok(false),
+                };
+                // An update whose row the copy holds on one side only becomes the insert
+                // or the delete of the other.
+                let (keep_before, keep_after) = (applies(&before)?, applies(&after)?);
+                before = before.filter(|_| keep_before);
+                after = after.filter(|_| keep_after);
+            }
             if before.is_some() || after.is_some() {
                 let bytes = [&before, &after]
                     .into_iter()

@@ -11,7 +11,7 @@ pub(super) fn now() -> u64 {
 }
 
 /// `SELECT @@server_id` (and MySQL's `@@server_uuid`) of a server.
-pub(super) async fn identify(server: &Server) -> Result<ServerIdentity, String> {
+pub(crate) async fn identify(server: &Server) -> Result<ServerIdentity, String> {
     let (host, port) = (&server.host, server.port);
     let ask = async {
         let mut conn = server
@@ -144,7 +144,7 @@ pub(super) fn upstream(config: &Config, servers: &Servers) -> Upstream {
 }
 
 /// The upstream's definitions of the tables `filter` replicates, for a bootstrap.
-pub(super) async fn read_definitions(
+pub(crate) async fn read_definitions(
     server: &Server,
     filter: &Filter,
 ) -> Result<schema::Snapshot, RunError> {
@@ -166,6 +166,55 @@ pub(super) async fn read_definitions(
         .map_err(|_| {
             RunError::Connect("reading table definitions: no answer within 600 s".into())
         })?
+}
+
+/// How this direction writes downstream: the server, its loopback mark, the apply record
+/// of the channel (in the mark table's schema), conflict policies.
+pub(crate) fn downstream_target(
+    config: &Config,
+    servers: &Servers,
+    identity: &Identity,
+    status: Option<Arc<Status>>,
+) -> Result<Target, RunError> {
+    let (mark_schema, mark_table) = config
+        .syncer
+        .mark_table
+        .split_once('.')
+        .unwrap_or(("retl", "_drainer_repl_mark"));
+    let mark = match config.syncer.loopback_control {
+        false => None,
+        true => Some(Mark {
+            schema: mark_schema.to_owned(),
+            table: mark_table.to_owned(),
+            channel_id: config.syncer.channel_id,
+            rows: config.syncer.worker_count + 1,
+            server_id: config.syncer.effective_mark_server_id().ok_or_else(|| {
+                RunError::Config("syncer.mark-server-id must be set for this channel-id".into())
+            })?,
+        }),
+    };
+    let record = ApplyRecord {
+        schema: mark_schema.to_owned(),
+        channel_id: config.syncer.channel_id,
+        source: identity
+            .upstream
+            .uuid
+            .clone()
+            .unwrap_or_else(|| format!("server_id:{}", identity.upstream.server_id)),
+    };
+    Ok(Target {
+        server: servers.downstream.clone(),
+        partial: config.syncer.to.sync_mode == 2,
+        mark,
+        conflicts: config
+            .syncer
+            .conflict
+            .as_ref()
+            .map(|c| Arc::new(Policies::new(c, mark_schema, config.syncer.channel_id))),
+        status,
+        record,
+        sessions: config.syncer.worker_count + 1,
+    })
 }
 
 /// Everything before reading: claims data-dir for this pair of servers, reads the
@@ -194,45 +243,18 @@ pub(super) async fn open<'a>(
     };
     store.claim(&identity)?;
 
-    let (mark_schema, mark_table) = config
-        .syncer
-        .mark_table
-        .split_once('.')
-        .unwrap_or(("retl", "_drainer_repl_mark"));
-    let mark = match config.syncer.loopback_control {
-        false => None,
-        true => Some(Mark {
-            schema: mark_schema.to_owned(),
-            table: mark_table.to_owned(),
-            channel_id: config.syncer.channel_id,
-            rows: config.syncer.worker_count + 1,
-            server_id: config.syncer.effective_mark_server_id().ok_or_else(|| {
-                RunError::Config("syncer.mark-server-id must be set for this channel-id".into())
-            })?,
-        }),
-    };
-    let record = ApplyRecord {
-        schema: mark_schema.to_owned(),
-        channel_id: config.syncer.channel_id,
-        source: identity
-            .upstream
-            .uuid
-            .clone()
-            .unwrap_or_else(|| format!("server_id:{}", identity.upstream.server_id)),
-    };
-    let mut down = Downstream::new(Target {
-        server: servers.downstream.clone(),
-        partial: to.sync_mode == 2,
-        mark: mark.clone(),
-        conflicts: config
-            .syncer
-            .conflict
-            .as_ref()
-            .map(|c| Arc::new(Policies::new(c, mark_schema, config.syncer.channel_id))),
-        status: Some(Arc::clone(status)),
-        record: record.clone(),
-        sessions: config.syncer.worker_count + 1,
-    });
+    let target = downstream_target(config, servers, &identity, Some(Arc::clone(status)))?;
+    let (mark, record) = (target.mark.clone(), target.record.clone());
+    let mark_schema = record.schema.clone();
+    let mut down = Downstream::new(target);
+    // A seed that did not finish leaves the downstream partly copied.
+    if let Some((_, false)) = crate::seed::state(&store).map_err(RunError::Config)? {
+        return Err(RunError::Config(format!(
+            "{}: the seed of this direction did not finish: run `drainer seed` with this \
+             file again (it resumes), then start the drainer",
+            config.data_dir.display()
+        )));
+    }
 
     // Where to resume: the data-dir's checkpoint (or bootstrap), unless the downstream's
     // apply record shows later transactions committed (see `resume`).
@@ -330,7 +352,14 @@ pub(super) async fn open<'a>(
         &down,
         reader.position().clone(),
     );
+    let seed = crate::seed::window(&servers.downstream, &mark_schema, config.syncer.channel_id)
+        .await
+        .map_err(|e| RunError::Connect(format!("reading the seed's window: {e}")))?;
+    if let Some(window) = &seed {
+        tracing::info!(until = %window.last(), "after a seed: row changes the copy holds are passed over until here");
+    }
     let mut run = Run {
+        seed,
         config,
         filter,
         store,
@@ -338,7 +367,7 @@ pub(super) async fn open<'a>(
         applier: Applier { down, ctx },
         started: Instant::now(),
         mark,
-        verify_schema: mark_schema.to_owned(),
+        verify_schema: mark_schema.clone(),
         saved: resume.clone(),
         last_save: Instant::now(),
         pool,

@@ -128,7 +128,7 @@ impl Chunk {
     }
 
     /// `` WHERE …`` of the chunk (with its parameters), or nothing for a whole table.
-    fn range(&self, params: &mut Vec<Value>) -> String {
+    pub(crate) fn range(&self, params: &mut Vec<Value>) -> String {
         let mut parts = Vec::new();
         if let Some(lo) = &self.lo {
             parts.push(bound(&self.key, lo, ">", ">", params));

@@ -373,7 +373,12 @@ async fn tables(
 }
 
 /// A table's chunking key and the columns both sides have.
-async fn shape(up: &mut Conn, down: &mut Conn, db: &str, table: &str) -> Result<Chunk, String> {
+pub(crate) async fn shape(
+    up: &mut Conn,
+    down: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Chunk, String> {
     let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
                WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
     let theirs: Vec<String> = up

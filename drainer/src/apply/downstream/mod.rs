@@ -502,6 +502,19 @@ impl Downstream {
         self.commit(stamp).await
     }
 
+    /// Runs `sql` (a statement that returns no rows, its bytes as they are) on this
+    /// session, watched: `drainer seed` creates tables with it.
+    pub async fn run_text(&mut self, sql: &[u8]) -> Result<(), DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await?;
+        let session = conn.id();
+        let shown = String::from_utf8_lossy(sql).into_owned();
+        watched(&target, session, async {
+            conn.query_drop(sql).await.map_err(|e| classify(&shown, e))
+        })
+        .await
+    }
+
     /// Runs `sql` (statements that return no rows) as text on this session, watched.
     async fn text(&mut self, sql: &str) -> Result<(), DownstreamError> {
         let target = Arc::clone(&self.target);
