@@ -421,3 +421,56 @@ async fn bad_relays_and_files_are_named_with_exit_codes() {
     );
     assert!(!out.stderr.contains("panicked"));
 }
+
+/// `drainer seed` reads the upstream through the relay too: a new, empty site copied
+/// from A with no database port of A reached, then streamed.
+#[tokio::test]
+async fn a_new_site_is_seeded_through_the_relay() {
+    let pki = pki();
+    let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.exec(SETUP).await.unwrap();
+    a.exec(&[
+        "INSERT INTO app.t SELECT seq, CONCAT('row ', seq) FROM app.seq_1_to_3000",
+        "INSERT INTO app.log SELECT CONCAT('line ', seq) FROM app.seq_1_to_500",
+    ])
+    .await
+    .unwrap();
+    let spec = RelaySpec::new(&pki.ca.cert, &pki.relay.cert, &pki.relay.key).unwrap();
+    let _relay = spec.start(&a).await.unwrap();
+    let dir = TempDir::new().unwrap();
+    let mut config = direction(&a, &b, 1, true, dir.path());
+    spec.read_through(&mut config, &pki.drainer.cert, &pki.drainer.key);
+    let out = DrainerCommand::new()
+        .unwrap()
+        .arg("seed")
+        .arg("--chunk-rows")
+        .arg("1000")
+        .config(&config)
+        .unwrap()
+        .output(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("app.t: 3000 rows in 4 chunks (by id)"),
+        "{}",
+        out.stdout
+    );
+    let mut drainer = replicating(&config, WAIT).await.unwrap();
+    a.exec(&[
+        "INSERT INTO app.t VALUES (5000, 'after')",
+        "DELETE FROM app.log LIMIT 10",
+    ])
+    .await
+    .unwrap();
+    poll_until("the copy, then the stream", WAIT, || async {
+        match (count(&b, "t").await, count(&b, "log").await) {
+            (3001, 490) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", drainer.stderr()));
+    drainer.kill();
+}
