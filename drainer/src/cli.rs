@@ -100,9 +100,9 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
         /// Rows per chunk (each read in its own consistent snapshot and written in one
-        /// downstream transaction).
-        #[arg(long, default_value_t = 10_000)]
-        chunk_rows: u64,
+        /// downstream transaction); default: sized so that a chunk holds about 16 MiB.
+        #[arg(long)]
+        chunk_rows: Option<u64>,
     },
     /// Serve this site's upstream to drainers in other sites over mutual TLS (--config is
     /// a relay.toml); with `check-config`, check that file and the upstream instead.

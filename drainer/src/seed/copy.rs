@@ -18,11 +18,19 @@ use crate::servers::Servers;
 use crate::verify::chunk::{Chunk, KeyKind};
 
 /// Rows and bytes of one multi-row INSERT at most (and 30,000 parameters).
-const INSERT_ROWS: usize = 1_000;
+const INSERT_ROWS: usize = 5_000;
 const INSERT_BYTES: usize = 4 << 20;
 const INSERT_PARAMS: usize = 30_000;
 /// Rows a whole-table read hands over at a time.
 const PIECE_ROWS: usize = 5_000;
+/// The bytes a chunk holds when `--chunk-rows` does not fix its rows: large enough that
+/// a chunk's snapshot and commit cost little per row, small enough to hold three (one
+/// being read, one handed over, one being written).
+pub const CHUNK_BYTES: usize = 16 << 20;
+/// Rows of the first chunk, and the bounds of later ones, when they are sized by bytes.
+const FIRST_CHUNK_ROWS: u64 = 10_000;
+const CHUNK_ROWS_MIN: u64 = 500;
+const CHUNK_ROWS_MAX: u64 = 200_000;
 
 /// The tables to copy: those named, or every base table the direction replicates.
 pub async fn tables(
@@ -90,7 +98,7 @@ pub struct Copy<'a> {
     pub channel: i64,
     /// Where streaming resumes (the apply record of every chunk).
     pub resume: &'a Position,
-    pub chunk_rows: u64,
+    pub chunk_rows: Option<u64>,
     /// Its chunks copied by earlier runs.
     pub before: Vec<Copied>,
 }
@@ -326,7 +334,7 @@ fn inserts(shape: &Chunk, rows: Vec<Vec<Value>>) -> Vec<Stmt> {
         });
     };
     for row in rows {
-        bytes += row.iter().map(size).sum::<usize>();
+        bytes += row.iter().map(size_of).sum::<usize>();
         batch.push(row);
         if batch.len() >= per || bytes >= INSERT_BYTES {
             flush(&mut batch, &mut stmts);
@@ -337,7 +345,7 @@ fn inserts(shape: &Chunk, rows: Vec<Vec<Value>>) -> Vec<Stmt> {
     stmts
 }
 
-fn size(value: &Value) -> usize {
+fn size_of(value: &Value) -> usize {
     match value {
         Value::Bytes(b) => b.len() + 8,
         _ => 16,
@@ -360,7 +368,7 @@ async fn read(
     shape: Shape,
     mut lo: Option<Vec<String>>,
     mut no: u32,
-    chunk_rows: u64,
+    chunk_rows: Option<u64>,
     tx: mpsc::Sender<Result<Piece, SeedError>>,
 ) -> Result<(), SeedError> {
     let result = async {
@@ -378,6 +386,7 @@ async fn read(
                     .ok_or_else(|| failed(format!("{from}: key column {k} is not copied")))
             })
             .collect::<Result<_, _>>()?;
+        let mut size = chunk_rows.unwrap_or(FIRST_CHUNK_ROWS);
         loop {
             up.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
                 .await
@@ -443,7 +452,7 @@ async fn read(
             let mut bound = Vec::new();
             let range = probe.range(&mut bound);
             let sql = format!(
-                "SELECT {} FROM {from}{range} ORDER BY {} LIMIT {chunk_rows}",
+                "SELECT {} FROM {from}{range} ORDER BY {} LIMIT {size}",
                 columns.join(", "),
                 key_names
                     .iter()
@@ -457,7 +466,18 @@ async fn read(
                 .map_err(|e| failed(format!("upstream: {sql}: {e}")))?;
             up.query_drop("COMMIT").await.map_err(failed)?;
             let rows: Vec<Vec<Value>> = rows.into_iter().map(mysql_async::Row::unwrap).collect();
-            let done = (rows.len() as u64) < chunk_rows;
+            let done = (rows.len() as u64) < size;
+            if chunk_rows.is_none() && !rows.is_empty() {
+                // The next chunk sized to about CHUNK_BYTES, by this one's rows.
+                let bytes: usize = rows
+                    .iter()
+                    .map(|r| r.iter().map(size_of).sum::<usize>())
+                    .sum();
+                let per_row = (bytes / rows.len()).max(1);
+                size = ((CHUNK_BYTES / per_row) as u64)
+                    .clamp(size / 4, size.saturating_mul(4))
+                    .clamp(CHUNK_ROWS_MIN, CHUNK_ROWS_MAX);
+            }
             let hi = match (done, rows.last()) {
                 (false, Some(last)) => Some(
                     key_at

@@ -44,8 +44,8 @@ use record::{create, Copied};
 pub struct Options {
     /// `db.table` names; empty: every table the direction replicates.
     pub tables: Vec<String>,
-    /// Rows per chunk.
-    pub chunk_rows: u64,
+    /// Rows per chunk; `None`: sized to about [`copy::CHUNK_BYTES`].
+    pub chunk_rows: Option<u64>,
 }
 
 /// Why a seed did not complete: bad configuration or a state it must not copy into
@@ -355,7 +355,7 @@ pub async fn seed(
                 schema: &schema,
                 channel,
                 resume: &resume,
-                chunk_rows: options.chunk_rows.max(1),
+                chunk_rows: options.chunk_rows.map(|n| n.max(1)),
                 before: copied
                     .iter()
                     .filter(|c| c.db == *db && c.table == *table)

@@ -61,6 +61,8 @@
 
 #[path = "bench/relay.rs"]
 mod relay;
+#[path = "bench/seed.rs"]
+mod seed;
 #[path = "bench/verify.rs"]
 mod verify;
 
@@ -143,6 +145,16 @@ enum Bench {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
     },
+    /// `drainer seed` of one table into an empty server against `mariadb-dump | mariadb`
+    /// of it, in the same run; then again while the upstream takes writes.
+    Seed {
+        /// Rows in the table.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u64,
+        /// `drainer seed --chunk-rows` (default: the seed's own, chunks of about 16 MiB).
+        #[arg(long)]
+        chunk_rows: Option<u64>,
+    },
     /// One large transaction: drainer against a native MariaDB replica.
     BigTxn {
         /// Rows in the transaction.
@@ -170,6 +182,7 @@ fn main() {
     let result = match cli.command {
         Bench::Decode { rows, json } => runtime.block_on(decode(rows, json.as_deref())),
         Bench::Verify { rows } => runtime.block_on(verify::verify(rows)),
+        Bench::Seed { rows, chunk_rows } => runtime.block_on(seed::seed(rows, chunk_rows)),
         Bench::BigTxn {
             rows,
             change,
@@ -216,7 +229,7 @@ fn main() {
 }
 
 /// CPU seconds (user + system) of this process, or of its finished children.
-fn cpu_seconds(who: libc::c_int) -> f64 {
+pub(crate) fn cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: getrusage writes into the struct we pass and has no other effect.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -429,7 +442,7 @@ fn measure_mariadb_binlog(files: &[PathBuf]) -> Result<Measured, Box<dyn std::er
 }
 
 /// The durability settings of both targets in `big-txn` (the same for both).
-const TARGET_ARGS: [&str; 2] = ["--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1"];
+pub(crate) const TARGET_ARGS: [&str; 2] = ["--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1"];
 
 /// CPU seconds (user + system) a running process has used, from `/proc/<pid>/stat`.
 fn process_cpu_seconds(pid: u32) -> Option<f64> {
