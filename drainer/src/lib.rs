@@ -16,6 +16,10 @@
 //! - [`conflicts`] is `drainer conflicts show`, the conflict records read back;
 //! - [`verify`] is `drainer verify`: chunks checksummed on both sides at one point of
 //!   the stream (the pipeline answers its requests), differing rows named and repaired;
+//! - [`seed`] is `drainer seed`: a new downstream copied from the live upstream in
+//!   chunks, each at the binlog position of its consistent snapshot, so that the stream
+//!   (which passes over what the copy holds until it is past the last chunk) takes over
+//!   exactly;
 //! - [`error`] says why a direction stopped, where and what;
 //! - [`status`] keeps what it does for `GET /status` and [`metrics`] for `GET /metrics`,
 //!   which [`http`] serves (the relay's pages too);

@@ -12,7 +12,9 @@
 //!
 //! ## What runs
 //! `drainer --config FILE` preflights both servers, then replicates until SIGINT/SIGTERM.
-//! `check-config`, `schema show` and `checkpoint show|set` inspect and prepare.
+//! `check-config`, `schema show` and `checkpoint show|set` inspect and prepare; `seed`
+//! copies the upstream into a new downstream, `verify` compares the two, `conflicts
+//! show` reads the conflict records, `relay` serves a site to the others.
 
 mod cli;
 mod preflight;

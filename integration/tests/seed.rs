@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration::{
-    binlogs_still, direction, mark_counter, poll_until, replicating, text_rows, two_writable_sites,
-    Dice, DrainerCommand, DrainerOutput, MariaDb,
+    binlogs_still, direction, http_get, mark_counter, poll_until, replicating, text_rows,
+    two_writable_sites, Dice, DrainerCommand, DrainerOutput, MariaDb,
 };
 use mysql_async::prelude::Queryable;
 use tempfile::TempDir;
@@ -138,6 +138,23 @@ async fn seed_under_writes(kills: &[Kill]) {
                     })
                     .await
                     .unwrap();
+                    // Its progress on `addr` meanwhile.
+                    let (code, body) = http_get(&ab.addr, "/status").await.unwrap();
+                    assert_eq!(code, 200, "{body}");
+                    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(status["state"], "copying", "{body}");
+                    let copied = status["tables"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t["rows_copied"].as_u64().unwrap())
+                        .sum::<u64>();
+                    assert!(copied >= 2000, "{body}");
+                    let (_, metrics) = http_get(&ab.addr, "/metrics").await.unwrap();
+                    assert!(
+                        metrics.contains("drainer_seed_rows_total{table=\"app."),
+                        "{metrics}"
+                    );
                     seed.kill();
                 }
                 Kill::At(failpoint) => {
