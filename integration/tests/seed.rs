@@ -15,8 +15,8 @@ use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(300);
 
-/// 200,000 rows on site A: an integer key, a composite integer key, a text key (copied
-/// whole) and no key at all (copied whole).
+/// 201,000 rows on site A: an integer key, a composite integer key, a text key (copied
+/// whole), no key at all (copied whole), and a child table with a foreign key.
 const SETUP: &[&str] = &[
     "CREATE DATABASE app",
     "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(40), n DOUBLE NULL, \
@@ -28,6 +28,10 @@ const SETUP: &[&str] = &[
     "INSERT INTO app.c SELECT seq % 10, seq, seq FROM app.seq_1_to_40000",
     "CREATE TABLE app.s (name VARCHAR(20) PRIMARY KEY, v INT)",
     "INSERT INTO app.s SELECT CONCAT('n', seq), seq FROM app.seq_1_to_20000",
+    // A child copied before its parent (tables go in name order).
+    "CREATE TABLE app.d (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL, \
+     FOREIGN KEY (name) REFERENCES app.s (name))",
+    "INSERT INTO app.d SELECT seq, CONCAT('n', seq * 3) FROM app.seq_1_to_1000",
     "CREATE TABLE app.k (a INT, b VARCHAR(10))",
     "INSERT INTO app.k SELECT seq % 5000, 'x' FROM app.seq_1_to_20000",
     // `drainer verify` at the end writes its requests as the [pump] user.
@@ -85,6 +89,7 @@ async fn dump(s: &MariaDb) -> Vec<Vec<String>> {
     for sql in [
         "SELECT id, v, n, at, HEX(b) FROM app.t ORDER BY id",
         "SELECT * FROM app.c ORDER BY a, b",
+        "SELECT * FROM app.d ORDER BY id",
         "SELECT * FROM app.s ORDER BY name",
         "SELECT * FROM app.k ORDER BY a, b",
     ] {

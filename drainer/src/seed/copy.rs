@@ -210,6 +210,16 @@ impl Copy<'_> {
                 if !open {
                     down.begin(1).await.map_err(failed)?;
                     open = true;
+                    // Tables are copied one after another, a child before its parent as
+                    // often as not: as a dump restores them, with foreign-key checks off.
+                    stmts.insert(
+                        0,
+                        Stmt {
+                            sql: "SET SESSION foreign_key_checks = 0".into(),
+                            params: Vec::new(),
+                            check: None,
+                        },
+                    );
                 }
                 if let Some(end) = &piece.end {
                     stmts.push(upsert(end, self.schema, self.channel));
