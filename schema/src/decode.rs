@@ -98,9 +98,16 @@ pub enum RowError {
     },
     /// Full binlog metadata names the columns differently: the positions disagree.
     #[error(
-        "{table}: the binlog's column names differ from the tracked definition: {differences}"
+        "{table}: the binlog's column names differ from the tracked definition: {differences} \
+         (the binlog: {binlog}; tracked: {model}); the table changed in a way the schema \
+         history did not see (DDL outside the binlog?)"
     )]
-    Names { table: String, differences: String },
+    Names {
+        table: String,
+        differences: String,
+        binlog: String,
+        model: String,
+    },
     #[error("{table}.{column}: a {cell} value in a {ty} column")]
     Type {
         table: String,
@@ -376,8 +383,33 @@ pub fn cross_check(table: &Table, map: &TableMap) -> Result<Option<(Table, Strin
             return Err(RowError::Names {
                 table: table.qualified(),
                 differences: differences.join(", "),
+                binlog: names.join(", "),
+                model: table
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
+    }
+    // Most often they agree: no copy of the definition then.
+    let differs = table
+        .columns
+        .iter()
+        .zip(&map.unsigned)
+        .any(|(column, binlog)| {
+            let model = match &column.ty {
+                ColumnType::Int { unsigned, .. }
+                | ColumnType::Decimal { unsigned, .. }
+                | ColumnType::Float { unsigned }
+                | ColumnType::Double { unsigned } => *unsigned,
+                _ => return false,
+            };
+            binlog.is_some_and(|b| b != model)
+        });
+    if !differs {
+        return Ok(None);
     }
     let mut fixed = table.clone();
     let mut differences = Vec::new();

@@ -54,7 +54,7 @@ impl Run<'_> {
             .tables
             .get(schema_name.as_str())
             .and_then(|t| t.get(table_name.as_str()));
-        let table = match cached {
+        let mut table = match cached {
             Some(t) => Arc::clone(t),
             None => {
                 let t = self
@@ -79,6 +79,21 @@ impl Run<'_> {
                 t
             }
         };
+        // With `binlog_row_metadata = FULL` upstream, the binlog names the columns and
+        // their signedness: other names stop the drainer (the history missed a change),
+        // other signedness is taken from the binlog.
+        if rows.table.column_names.is_some() || rows.table.unsigned.iter().any(Option::is_some) {
+            let checked = schema::cross_check(&table, &rows.table)
+                .map_err(|e| RunError::apply(&At::Position(at.clone()), e))?;
+            if let Some((fixed, what)) = checked {
+                tracing::warn!(table = %table.qualified(), %what, "the binlog's metadata corrects the tracked definition");
+                table = Arc::new(fixed);
+                self.tables
+                    .entry(schema_name.clone())
+                    .or_default()
+                    .insert(table_name.clone(), Arc::clone(&table));
+            }
+        }
         if table.sequence {
             // Each site keeps its own sequences (docs/operations.md §7): the row NEXTVAL
             // rewrote is not replicated.

@@ -15,6 +15,7 @@ const VARIABLES: &[&str] = &[
     "log_bin",
     "binlog_format",
     "binlog_row_image",
+    "binlog_row_metadata",
     "log_bin_compress",
     "server_id",
     "read_only",

@@ -165,6 +165,39 @@ fn binlog_settings(facts: &ServerFacts) -> Vec<Check> {
         variable_is(side, facts, "binlog_format", "ROW"),
         variable_is(side, facts, "binlog_row_image", "FULL"),
     ];
+    // With full metadata, every table map names its columns and their signedness, and
+    // the drainer checks them against the tracked definition: a table changed outside the
+    // binlog stops it instead of decoding rows into the wrong columns.
+    let expected = "FULL (each table map checked against the tracked definition)";
+    checks.push(match facts.variable("binlog_row_metadata") {
+        Some(v) if v.eq_ignore_ascii_case("FULL") => Check::new(
+            side,
+            "binlog_row_metadata",
+            expected.into(),
+            v.to_owned(),
+            true,
+        ),
+        Some(v) => Check {
+            outcome: Outcome::Warn,
+            ..Check::new(
+                side,
+                "binlog_row_metadata",
+                expected.into(),
+                v.to_owned(),
+                true,
+            )
+        },
+        None => Check {
+            outcome: Outcome::Skip,
+            ..Check::new(
+                side,
+                "binlog_row_metadata",
+                expected.into(),
+                "(no such variable)".into(),
+                true,
+            )
+        },
+    });
     checks.push(match facts.variable("log_bin_compress") {
         Some(_) => variable_is(side, facts, "log_bin_compress", "OFF"),
         None => Check {
@@ -371,6 +404,7 @@ mod tests {
             ("log_bin", "ON"),
             ("binlog_format", "ROW"),
             ("binlog_row_image", "FULL"),
+            ("binlog_row_metadata", "FULL"),
             ("log_bin_compress", "OFF"),
             ("server_id", server_id),
             ("read_only", "OFF"),
@@ -425,6 +459,21 @@ mod tests {
     }
 
     #[test]
+    fn row_metadata_short_of_full_is_a_warning() {
+        let c = config();
+        let mut up = good_upstream();
+        up.variables
+            .insert("binlog_row_metadata".into(), "NO_LOG".into());
+        let checks = upstream_checks(&c, &Ok(up));
+        let check = checks
+            .iter()
+            .find(|c| c.setting == "binlog_row_metadata")
+            .unwrap();
+        assert_eq!(check.outcome, Outcome::Warn, "{check:?}");
+        assert!(failed(&checks).is_empty());
+    }
+
+    #[test]
     fn a_well_set_up_pair_passes_every_check() {
         let c = config();
         let up = upstream_checks(&c, &Ok(good_upstream()));
@@ -439,6 +488,7 @@ mod tests {
                 "log_bin",
                 "binlog_format",
                 "binlog_row_image",
+                "binlog_row_metadata",
                 "log_bin_compress",
                 "server_id",
                 "replication privileges",
