@@ -15,6 +15,11 @@
 //! (every table denies unknown fields), a wrong type, a missing required key, or the list
 //! of broken rules ([`Violation`]: key path plus constraint).
 //!
+//! ## TiDB Binlog's files
+//! Every key of TiDB Binlog's drainer.toml loads; [`Config::adopt_tidb`] honours those
+//! that mean something here and refuses those it cannot honour safely, and
+//! [`Config::tidb_notes`] names the ones that cannot apply (module `tidb`).
+//!
 //! ## Required keys
 //! `[pump]` `host`, `port`, `user`, `server-id` and `[syncer.to]` `host`, `port`, `user`
 //! have no defaults: a wrong guess there would connect to the wrong server, or register a
@@ -43,6 +48,7 @@ mod load;
 mod model;
 mod relay;
 mod secret;
+mod tidb;
 mod validate;
 
 pub use filter::Filter;
@@ -50,4 +56,7 @@ pub use load::{ConfigError, PasswordSource, PUMP_PASSWORD_ENV, TO_PASSWORD_ENV};
 pub use model::*;
 pub use relay::*;
 pub use secret::{Secret, REDACTED};
+pub use tidb::{
+    TidbCheckpoint, TidbFilterRule, TidbMigrateRule, TidbRelay, TidbRuleTable, TidbSecurity,
+};
 pub use validate::{Violation, MAX_CHECKPOINT_INTERVAL_MS, MAX_WORKER_COUNT};

@@ -162,7 +162,8 @@ impl Config {
             }
         }
         config.apply_password_env(|name| std::env::var(name).ok());
-        let violations = config.validate();
+        let mut violations = config.adopt_tidb();
+        violations.extend(config.validate());
         valid(config, violations, path)
     }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tidb::{TidbCheckpoint, TidbFilterRule, TidbMigrateRule, TidbRelay, TidbSecurity};
 use crate::Secret;
 
 /// One direction's whole configuration: the root of `drainer.toml`.
@@ -21,6 +22,27 @@ pub struct Config {
     /// The upstream whose binlog is read.
     pub pump: Pump,
     pub syncer: Syncer,
+    /// Log lines go to this file (appended) instead of standard error (TiDB Binlog's
+    /// key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<PathBuf>,
+    // TiDB Binlog's keys that mean nothing here (`crate::tidb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_addr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect_interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pd_urls: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_commit_ts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_check_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<TidbSecurity>,
 }
 
 /// Log verbosity, from least to most.
@@ -180,6 +202,33 @@ pub struct Syncer {
     pub conflict: Option<Conflict>,
     /// The downstream.
     pub to: To,
+    // TiDB Binlog's keys (`crate::tidb`): honoured where they mean something here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_txn_commit_ts: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_dispatch: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_dispatch: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_detect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_detect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_schema_snapshot: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_table_infos: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_sensitive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_migrate_rule: Option<Vec<TidbMigrateRule>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_filter_rule: Option<std::collections::BTreeMap<String, TidbFilterRule>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<TidbRelay>,
 }
 
 /// `[syncer.conflict]`: the default policy and the tables with their own.
@@ -256,6 +305,45 @@ pub struct To {
     /// 1 = full columns, 2 = partial columns (rows apply while a schema change rolls out).
     #[serde(default = "default_sync_mode")]
     pub sync_mode: u8,
+    // TiDB Binlog's keys (`crate::tidb`): honoured where they mean something here.
+    #[serde(
+        default,
+        rename = "encrypted_password",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encrypted_password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<std::collections::BTreeMap<String, toml::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper_addrs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_addrs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_max_messages: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_max_message_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle_service_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle_connect_string: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<TidbSecurity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<TidbCheckpoint>,
 }
 
 /// `ssl-mode` of a connection to a MariaDB/MySQL server, with the MySQL client's names

@@ -81,7 +81,13 @@ fn main() -> ExitCode {
         }
         .into();
     }
-    init_logging(config.log_level, cli.log_json);
+    if let Err(e) = init_logging(config.log_level, cli.log_json, config.log_file.as_deref()) {
+        eprintln!("error: {}: {e}", path.display());
+        return Exit::BadConfig.into();
+    }
+    if let Some(note) = config.tidb_notes() {
+        tracing::warn!("{note}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,7 +158,7 @@ fn relay(path: &Path, check: bool, json: bool) -> Exit {
             return Exit::BadConfig;
         }
     };
-    init_logging(config.log_level, json);
+    let _ = init_logging(config.log_level, json, None);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -231,24 +237,45 @@ fn release_large_buffers() {
     }
 }
 
-fn init_logging(level: conf::LogLevel, json: bool) {
+/// Logs to standard error, or appended to `file` (`log-file`, TiDB Binlog's key).
+fn init_logging(level: conf::LogLevel, json: bool, file: Option<&Path>) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRAINER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
+    let file = file
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("log-file {}: {e}", path.display()))
+        })
+        .transpose()?;
     // Colour only on a terminal: a file, a pipe or journald gets plain text.
+    let terminal = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = match file {
+        Some(file) => {
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(file))
+        }
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(terminal)
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    Ok(())
 }
 
 /// `drainer check-config`: print the effective configuration, then preflight both servers.
 async fn check_config(path: &Path, config: &Config, servers: &Servers) -> Exit {
     print!("{}", effective_config(path, config));
+    if let Some(note) = config.tidb_notes() {
+        println!("\nnote: {note}");
+    }
     let report = preflight::run(config, servers).await;
     println!();
     print!("{}", report.render());

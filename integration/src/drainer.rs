@@ -260,7 +260,10 @@ impl DrainerCommand {
             Some(ns) => crate::netns::exec_in(ns, drainer_binary()?),
             None => Command::new(drainer_binary()?),
         };
+        // In its own directory: a relative path of a configuration (TiDB's `data-dir =
+        // "data.drainer"`, `log-file`) lands there, not in the source tree.
         command
+            .current_dir(self.dir.path())
             .args(&self.args)
             .env_remove("DRAINER_LOG")
             .env_remove(conf::PUMP_PASSWORD_ENV)
