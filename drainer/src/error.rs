@@ -174,6 +174,23 @@ pub enum Cause {
          (the DDL commits implicitly downstream)"
     )]
     DdlWithRollbackTo,
+    /// A DDL statement the downstream had done already, whose tables are not as it would
+    /// leave them: the other site changed them at the same time.
+    #[error(
+        "{statement:?} failed downstream ({reason}): {table} changed there already, not as this \
+         statement leaves it (the other site's DDL on the same table, at the same time?). \
+         Downstream now: {downstream}; this statement makes it: {expected}. Make the downstream's \
+         table as this statement leaves it (and the upstream's as the other site's \
+         statement left the downstream's, if that one is to stay), then restart: the \
+         statement runs again and counts as done"
+    )]
+    DdlConflict {
+        statement: String,
+        reason: String,
+        table: String,
+        downstream: String,
+        expected: String,
+    },
     /// A row change the seed's window cannot place (see `crate::seed::record`).
     #[error("after the seed: {0}")]
     Seed(String),

@@ -369,20 +369,72 @@ impl Run<'_> {
         failpoint::hit("before-ddl");
         let message = "downstream failed during DDL; retrying it";
         let mut backoff = Duration::from_millis(100);
-        while let Err(e) = self
-            .applier
-            .down
-            .apply_ddl(&ddl.schema, &ddl.statement, &ddl.then)
-            .await
-        {
-            self.on_failure(Retry::Ddl, message, e, &mut backoff)
-                .await?;
+        let done = loop {
+            match self
+                .applier
+                .down
+                .apply_ddl(&ddl.schema, &ddl.statement, &ddl.then)
+                .await
+            {
+                Ok(done) => break done,
+                Err(e) => {
+                    self.on_failure(Retry::Ddl, message, e, &mut backoff)
+                        .await?
+                }
+            }
+        };
+        if let Some(reason) = done {
+            self.already_done(ddl, &reason).await?;
         }
         failpoint::hit("after-ddl");
         self.applier.ctx.metrics.ddl(1, 0);
         let mut s = self.applier.ctx.status.lock();
         s.ddl_applied += 1;
         s.state = State::Running;
+        Ok(())
+    }
+
+    /// A statement the downstream says was done already: a replay of this drainer's own
+    /// (its tables are as the statement leaves them), else the other site changed the
+    /// same tables at the same time (DDL from both sites), which stops the drainer naming
+    /// the statement and both definitions.
+    async fn already_done(&mut self, ddl: &Ddl, reason: &str) -> Result<(), RunError> {
+        let text = ddl.statement.text.as_str();
+        for ((schema, table), expected) in &ddl.expect {
+            let found = loop {
+                let mut backoff = Duration::from_millis(100);
+                match self.applier.down.show_create(schema, table).await {
+                    Ok(found) => break found,
+                    Err(e) => {
+                        let message = "cannot read the downstream's table after DDL; retrying";
+                        self.on_failure(Retry::Ddl, message, e, &mut backoff)
+                            .await?
+                    }
+                }
+            };
+            let theirs = match &found {
+                Some(create) => {
+                    let mut catalog = schema::Catalog::new();
+                    catalog.server = self.history.catalog().server.clone();
+                    catalog.apply(schema, create).ok();
+                    catalog.table(schema, table).cloned()
+                }
+                None => None,
+            };
+            if !same_shape(expected.as_ref(), theirs.as_ref()) {
+                return Err(self.here_fail(Cause::DdlConflict {
+                    statement: text.chars().take(500).collect(),
+                    reason: reason.to_owned(),
+                    table: format!("{schema}.{table}"),
+                    downstream: found.unwrap_or_else(|| "(no such table)".into()),
+                    expected: expected
+                        .as_ref()
+                        .map_or_else(|| "(no such table)".into(), |t| shape_text(t)),
+                }));
+            }
+        }
+        tracing::info!(at = %self.here(), statement = %text, %reason,
+            "DDL already applied downstream, and its tables are as it leaves them");
         Ok(())
     }
 
@@ -401,4 +453,43 @@ impl Run<'_> {
         self.last_save = Instant::now();
         Ok(())
     }
+}
+
+/// Whether two definitions of a table have the same columns (names, types, nullability)
+/// and keys, in order (`None`: no table).
+fn same_shape(a: Option<&Table>, b: Option<&Table>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => shape_text(a) == shape_text(b),
+        _ => false,
+    }
+}
+
+/// A table's columns and keys, as the stop message shows them.
+fn shape_text(t: &Table) -> String {
+    let columns: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}{}",
+                c.name.to_ascii_lowercase(),
+                c.ty,
+                if c.nullable { "" } else { " NOT NULL" }
+            )
+        })
+        .collect();
+    let keys = |indexes: &[schema::Index]| {
+        indexes
+            .iter()
+            .map(|i| format!("{:?}", i.columns))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "({}) primary key {:?}; unique ({})",
+        columns.join(", "),
+        t.primary_key.as_ref().map(|k| &k.columns),
+        keys(&t.unique_keys)
+    )
 }

@@ -23,6 +23,9 @@ pub(super) struct Ddl {
     pub(super) statement: pump_reader::Statement,
     /// Statements run after it in its context (an event disabled downstream).
     pub(super) then: Vec<String>,
+    /// The tables it changes, as the schema history has them after it (`None`: gone): if
+    /// the downstream says it was done already, its tables must be these.
+    pub(super) expect: Vec<((String, String), Option<Table>)>,
 }
 
 impl Run<'_> {
@@ -143,6 +146,7 @@ impl Run<'_> {
                 schema,
                 statement,
                 then,
+                expect: applied.tables.clone(),
             });
         } else if replicated {
             tracing::info!(at = %self.here(), statement = %text, "not run downstream (sync-ddl = false)");

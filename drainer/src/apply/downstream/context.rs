@@ -103,15 +103,16 @@ impl Downstream {
     /// Runs a statement (DDL) in its schema context (`USE schema`, unless empty) and the
     /// session context its upstream event carries, as a replica does: SQL mode, character
     /// sets (its bytes are sent as written), time zone, checks, auto-increment settings,
-    /// and its start time. Errors meaning "already done" (a replayed DDL) count as
-    /// applied; the column cache is cleared. The session is closed after it (it carries
-    /// that context); the next call opens a fresh one.
+    /// and its start time. An error meaning "already done" (a replayed DDL, or the other
+    /// site's) is returned as `Some(the server's message)` for the caller to judge; the
+    /// column cache is cleared. The session is closed after it (it carries that context);
+    /// the next call opens a fresh one.
     pub async fn apply_ddl(
         &mut self,
         schema: &str,
         statement: &Statement,
         then: &[String],
-    ) -> Result<(), DownstreamError> {
+    ) -> Result<Option<String>, DownstreamError> {
         self.columns.clear();
         let target = Arc::clone(&self.target);
         let upstream_mariadb = self.upstream_mariadb;
@@ -124,7 +125,9 @@ impl Downstream {
         let result = watched(&target, session, async {
             if !schema.is_empty() {
                 let use_db = format!("USE `{}`", schema.replace('`', "``"));
-                conn.query_drop(use_db.as_str()).await.map_err(|e| classify(&use_db, e))?;
+                conn.query_drop(use_db.as_str())
+                    .await
+                    .map_err(|e| classify(&use_db, e))?;
             }
             let flavours = Flavours {
                 from_mariadb: upstream_mariadb,
@@ -137,14 +140,19 @@ impl Downstream {
                 sets.push("SET @@session.system_versioning_alter_history = KEEP".into());
             }
             for set in sets {
-                conn.query_drop(set.as_str()).await.map_err(|e| classify(&set, e))?;
+                conn.query_drop(set.as_str())
+                    .await
+                    .map_err(|e| classify(&set, e))?;
             }
-            match conn.query_drop(statement.bytes.as_ref()).await {
+            let done = match conn.query_drop(statement.bytes.as_ref()).await {
                 Err(mysql_async::Error::Server(s)) if already_applied(s.code) => {
-                    tracing::info!(statement = sql, reason = %s.message, "DDL already applied downstream");
+                    Some(format!("{} ({})", s.message, s.code))
                 }
-                other => other.map_err(|e| classify(sql, e))?,
-            }
+                other => {
+                    other.map_err(|e| classify(sql, e))?;
+                    None
+                }
+            };
             if !then.is_empty() {
                 // Written by the drainer, in UTF-8, whatever the statement's client set.
                 conn.query_drop("SET NAMES utf8mb4")
@@ -152,9 +160,11 @@ impl Downstream {
                     .map_err(|e| classify("SET NAMES utf8mb4", e))?;
             }
             for next in then {
-                conn.query_drop(next.as_str()).await.map_err(|e| classify(next, e))?;
+                conn.query_drop(next.as_str())
+                    .await
+                    .map_err(|e| classify(next, e))?;
             }
-            Ok(())
+            Ok(done)
         })
         .await;
         match &result {
@@ -162,6 +172,25 @@ impl Downstream {
             _ => self.close().await,
         }
         result
+    }
+
+    /// The downstream's `SHOW CREATE TABLE` of `schema.table` (`None`: no such table).
+    pub async fn show_create(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<String>, DownstreamError> {
+        let sql = format!(
+            "SHOW CREATE TABLE `{}`.`{}`",
+            schema.replace('`', "``"),
+            table.replace('`', "``")
+        );
+        let conn = self.conn().await?;
+        match conn.query_first::<(String, Vec<u8>), _>(sql.as_str()).await {
+            Ok(row) => Ok(row.map(|(_, create)| String::from_utf8_lossy(&create).into_owned())),
+            Err(mysql_async::Error::Server(s)) if s.code == 1146 => Ok(None),
+            Err(e) => Err(classify(&sql, e)),
+        }
     }
 }
 
