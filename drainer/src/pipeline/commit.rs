@@ -429,7 +429,7 @@ impl Run<'_> {
                     downstream: found.unwrap_or_else(|| "(no such table)".into()),
                     expected: expected
                         .as_ref()
-                        .map_or_else(|| "(no such table)".into(), |t| shape_text(t)),
+                        .map_or_else(|| "(no such table)".into(), shape_text),
                 }));
             }
         }
