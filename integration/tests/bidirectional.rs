@@ -421,3 +421,150 @@ async fn a_deleted_mark_row_is_created_again() {
         drainer.stderr()
     );
 }
+
+/// `examples/<topology>/<name>.toml`, run against the test servers: each host the
+/// example names is a site of `sites`; the logins, data-dir and status address are the
+/// harness's, everything else (channels, sync-ddl, replica ids, sync-mode) the example's.
+fn example(
+    topology: &str,
+    name: &str,
+    sites: &[(&str, &MariaDb)],
+    dir: &std::path::Path,
+) -> conf::Config {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(topology)
+        .join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut config = conf::Config::parse(&text, &path).unwrap();
+    let site = |host: &str| {
+        sites
+            .iter()
+            .find(|(h, _)| *h == host)
+            .unwrap_or_else(|| panic!("{}: no site for {host}", path.display()))
+            .1
+    };
+    let local = config_for(
+        site(&config.pump.host),
+        site(&config.syncer.to.host),
+        &dir.join(name),
+    )
+    .unwrap();
+    config.pump.host = local.pump.host;
+    config.pump.port = local.pump.port;
+    config.pump.user = local.pump.user;
+    config.pump.password = local.pump.password;
+    config.syncer.to.host = local.syncer.to.host;
+    config.syncer.to.port = local.syncer.to.port;
+    config.syncer.to.user = local.syncer.to.user;
+    config.syncer.to.password = local.syncer.to.password;
+    config.data_dir = local.data_dir;
+    config.addr = local.addr;
+    assert!(config.validate().is_empty(), "{}", path.display());
+    config
+}
+
+/// Runs every file of `examples/<topology>` on `sites`; each site writes its own rows and
+/// a schema change runs on `ddl_site`: every site ends with every row and the change,
+/// and no binlog keeps growing.
+async fn run_example(topology: &str, sites: &[(&str, &MariaDb)], ddl_site: &MariaDb) {
+    for (_, site) in sites {
+        site.exec(SETUP).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(topology),
+    )
+    .unwrap()
+    .map(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .trim_end_matches(".toml")
+            .to_owned()
+    })
+    .collect();
+    names.sort();
+    let mut drainers = Vec::new();
+    for name in &names {
+        drainers.push(start(&example(topology, name, sites, dir.path())).await);
+    }
+    let servers: Vec<&MariaDb> = sites.iter().map(|(_, s)| *s).collect();
+    // Every site writes at once (each on a session of its own, in a task of its own).
+    let mut writers = tokio::task::JoinSet::new();
+    for (i, s) in servers.iter().enumerate() {
+        let mut conn = s.conn().await.unwrap();
+        let (tag, base) = ((b'A' + i as u8) as char, (i as i64 + 1) * 1_000_000);
+        writers.spawn(async move {
+            for n in 1..=60 {
+                conn.query_drop(format!(
+                    "INSERT INTO app.kv (id, site, n) VALUES ({}, '{tag}', {n})",
+                    base + n
+                ))
+                .await
+                .unwrap();
+            }
+            conn.query_drop(format!(
+                "UPDATE app.kv SET n = n * 10 WHERE site = '{tag}' AND id % 2 = 0"
+            ))
+            .await
+            .unwrap();
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    all_converged(&servers, 60 * servers.len(), &drainers).await;
+    ddl_site
+        .exec(&["ALTER TABLE app.kv ADD COLUMN extra INT DEFAULT 3"])
+        .await
+        .unwrap();
+    eventually("the schema change on every site", WAIT, || async {
+        for s in &servers {
+            let rows = text_rows(
+                s,
+                "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'kv' AND COLUMN_NAME = 'extra'",
+            )
+            .await?;
+            if rows != ["1"] {
+                return Err(format!("server {}: {rows:?}", s.server_id()));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    binlogs_still(&servers).await.unwrap();
+}
+
+/// `examples/star`: a hub and three spokes, each spoke two-way with the hub on its own
+/// channel; writes on every site reach every other, through the hub, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_star_example_runs() {
+    let (h, s1, s2, s3) = tokio::join!(
+        MariaDb::start(),
+        MariaDb::start(),
+        MariaDb::start(),
+        MariaDb::start()
+    );
+    let (h, s1, s2, s3) = (h.unwrap(), s1.unwrap(), s2.unwrap(), s3.unwrap());
+    let sites = [
+        ("10.0.0.10", &h),
+        ("10.0.1.10", &s1),
+        ("10.0.2.10", &s2),
+        ("10.0.3.10", &s3),
+    ];
+    run_example("star", &sites, &h).await;
+}
+
+/// `examples/two-way-chain`: A ⇄ B ⇄ C, a channel per hop; writes on A reach C and
+/// writes on C reach A, through B; nothing loops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_two_way_chain_example_runs() {
+    let (a, b, c) = tokio::join!(MariaDb::start(), MariaDb::start(), MariaDb::start());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let sites = [("10.0.1.10", &a), ("10.0.2.10", &b), ("10.0.3.10", &c)];
+    run_example("two-way-chain", &sites, &a).await;
+}
