@@ -195,6 +195,10 @@ pub struct Syncer {
     pub replicate_do_table: Vec<TableName>,
     #[serde(default)]
     pub ignore_table: Vec<TableName>,
+    /// `[[syncer.row-filter]]`: per table, a condition on the row (its `where`): only rows
+    /// for which it is true are replicated (docs/configuration.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub row_filter: Vec<RowFilter>,
     /// `[syncer.conflict]`: detect rows the two writers both changed, record them, and
     /// resolve them by each table's policy. Absent: no detection (the upstream's change
     /// applies as it is).
@@ -267,6 +271,17 @@ pub struct ConflictTable {
     /// application keeps, or an integer version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+}
+
+/// An entry of `[[syncer.row-filter]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RowFilter {
+    pub db_name: String,
+    pub tbl_name: String,
+    /// The condition, in a subset of SQL (`region = 'eu' AND amount > 10`).
+    #[serde(rename = "where")]
+    pub condition: String,
 }
 
 /// An entry of `[[syncer.replicate-do-table]]` or `[[syncer.ignore-table]]`.

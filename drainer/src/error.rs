@@ -191,6 +191,9 @@ pub enum Cause {
         downstream: String,
         expected: String,
     },
+    /// A row filter that cannot be evaluated on a row (a column it names is gone).
+    #[error("[[syncer.row-filter]]: {0}")]
+    RowFilter(String),
     /// A row change the seed's window cannot place (see `crate::seed::record`).
     #[error("after the seed: {0}")]
     Seed(String),

@@ -16,6 +16,7 @@
 //! - [`conflicts`] is `drainer conflicts show`, the conflict records read back;
 //! - [`verify`] is `drainer verify`: chunks checksummed on both sides at one point of
 //!   the stream (the pipeline answers its requests), differing rows named and repaired;
+//! - [`rowfilter`] evaluates `[[syncer.row-filter]]` conditions on decoded rows;
 //! - [`seed`] is `drainer seed`: a new downstream copied from the live upstream in
 //!   chunks, each at the binlog position of its consistent snapshot, so that the stream
 //!   (which passes over what the copy holds until it is past the last chunk) takes over
@@ -34,6 +35,7 @@ pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod relay;
+pub mod rowfilter;
 pub mod seed;
 pub mod servers;
 pub mod status;

@@ -66,6 +66,15 @@ fn main() -> ExitCode {
             return Exit::BadConfig.into();
         }
     };
+    for (i, f) in config.syncer.row_filter.iter().enumerate() {
+        if let Err(e) = drainer::rowfilter::Expr::parse(&f.condition) {
+            eprintln!(
+                "error: configuration file {} is invalid:\n  syncer.row-filter[{i}].where: {e}",
+                path.display()
+            );
+            return Exit::BadConfig.into();
+        }
+    }
     if let Some(Command::Schema {
         action: SchemaAction::Show { table },
     }) = &cli.command

@@ -124,6 +124,8 @@ struct Run<'a> {
     /// Until the stream is past the snapshots `drainer seed` copied in: which row changes
     /// the copy holds already.
     seed: Option<crate::seed::record::Window>,
+    /// `[[syncer.row-filter]]`: the condition of each filtered table.
+    row_filters: HashMap<(String, String), crate::rowfilter::Expr>,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
     /// The last position checkpointed.

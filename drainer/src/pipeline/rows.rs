@@ -113,7 +113,11 @@ impl Run<'_> {
                 self.seed = None;
             }
         }
+        let filter = self
+            .row_filters
+            .get(&(schema_name.clone(), table_name.clone()));
         let replay = self.seed.is_none()
+            && filter.is_none()
             && rows.raw.format.is_some()
             && (table.versioning.is_some()
                 || (!self.config.syncer.fire_triggers
@@ -142,6 +146,19 @@ impl Run<'_> {
                 // An update whose row the copy holds on one side only becomes the insert
                 // or the delete of the other.
                 let (keep_before, keep_after) = (applies(&before)?, applies(&after)?);
+                before = before.filter(|_| keep_before);
+                after = after.filter(|_| keep_after);
+            }
+            if let Some(filter) = filter {
+                // Only rows the condition holds for; an update moving a row in or out of
+                // it becomes the insert or the delete.
+                let passes = |image: &Option<Vec<Option<schema::Value>>>| match image {
+                    Some(row) => filter.matches(&table, row).map_err(|e| {
+                        RunError::apply(&At::Position(at.clone()), Cause::RowFilter(e))
+                    }),
+                    None => Ok(false),
+                };
+                let (keep_before, keep_after) = (passes(&before)?, passes(&after)?);
                 before = before.filter(|_| keep_before);
                 after = after.filter(|_| keep_after);
             }

@@ -358,8 +358,24 @@ pub(super) async fn open<'a>(
     if let Some(window) = &seed {
         tracing::info!(until = %window.last(), "after a seed: row changes the copy holds are passed over until here");
     }
+    let row_filters = config
+        .syncer
+        .row_filter
+        .iter()
+        .map(|f| {
+            crate::rowfilter::Expr::parse(&f.condition)
+                .map(|e| ((f.db_name.clone(), f.tbl_name.clone()), e))
+                .map_err(|e| {
+                    RunError::Config(format!(
+                        "syncer.row-filter {}.{}: {e}",
+                        f.db_name, f.tbl_name
+                    ))
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let mut run = Run {
         seed,
+        row_filters,
         config,
         filter,
         store,

@@ -1,0 +1,578 @@
+//! Row filters (`[[syncer.row-filter]]`): a condition on a table's row, evaluated on the
+//! decoded row image, deciding which rows this direction replicates.
+//!
+//! The condition language is a small subset of SQL's: column names (bare or in
+//! backquotes), literals (numbers, `'strings'`, `NULL`, `TRUE`, `FALSE`), comparisons
+//! (`=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`), `IS [NOT] NULL`, `[NOT] IN (…)`, `AND`, `OR`,
+//! `NOT` and parentheses. As in SQL, a comparison with NULL is unknown, and a row whose
+//! condition is not true is not replicated. Unlike a server with a case-insensitive
+//! collation, strings compare byte by byte (`'EU'` is not `'eu'`); numbers compare as
+//! numbers; a date or time compares as its text (`'2026-12-05 10:00:00'`); an ENUM as
+//! its member's name.
+//!
+//! An UPDATE whose old row passes and new row does not is applied as a DELETE of the old
+//! row; one whose new row passes only, as an INSERT of the new row (the row moved into or
+//! out of what this direction replicates).
+
+use std::cmp::Ordering;
+
+use schema::{Table, Value};
+
+/// A parsed condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Column(String),
+    Literal(Lit),
+    Compare(Box<Expr>, Op, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    In(Box<Expr>, Vec<Expr>, bool),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Null,
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    Number(f64),
+    Text(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Comma,
+}
+
+fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            c if c.is_whitespace() => i += 1,
+            '(' => {
+                out.push(Token::LParen);
+                i += 1
+            }
+            ')' => {
+                out.push(Token::RParen);
+                i += 1
+            }
+            ',' => {
+                out.push(Token::Comma);
+                i += 1
+            }
+            '\'' | '"' => {
+                let quote = c;
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return Err(format!("a string not closed (at {})", i)),
+                        Some(&q) if q == quote && chars.get(i + 1) == Some(&quote) => {
+                            s.push(quote);
+                            i += 2
+                        }
+                        Some(&q) if q == quote => {
+                            i += 1;
+                            break;
+                        }
+                        Some('\\') if chars.get(i + 1).is_some() => {
+                            s.push(chars[i + 1]);
+                            i += 2
+                        }
+                        Some(&ch) => {
+                            s.push(ch);
+                            i += 1
+                        }
+                    }
+                }
+                out.push(Token::Text(s));
+            }
+            '`' => {
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|&ch| ch == '`')
+                    .ok_or("a `name` not closed")?;
+                out.push(Token::Ident(chars[i + 1..i + 1 + end].iter().collect()));
+                i += end + 2;
+            }
+            '=' => {
+                out.push(Token::Op("="));
+                i += 1
+            }
+            '!' | '<' | '>' => {
+                let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+                let op = match two.as_str() {
+                    "!=" => "!=",
+                    "<>" => "<>",
+                    "<=" => "<=",
+                    ">=" => ">=",
+                    _ if c == '<' => "<",
+                    _ if c == '>' => ">",
+                    _ => return Err(format!("unexpected {c:?}")),
+                };
+                i += op.len();
+                out.push(Token::Op(op));
+            }
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+                || c == '.' =>
+            {
+                let start = i;
+                i += 1;
+                while chars
+                    .get(i)
+                    .is_some_and(|d| d.is_ascii_digit() || *d == '.' || *d == 'e' || *d == 'E')
+                {
+                    i += 1;
+                }
+                let text: String = chars[start..i].iter().collect();
+                out.push(Token::Number(
+                    text.parse()
+                        .map_err(|_| format!("{text:?} is not a number"))?,
+                ));
+            }
+            c if c.is_alphanumeric() || c == '_' || c == '$' => {
+                let start = i;
+                while chars
+                    .get(i)
+                    .is_some_and(|d| d.is_alphanumeric() || *d == '_' || *d == '$' || *d == '.')
+                {
+                    i += 1;
+                }
+                out.push(Token::Ident(chars[start..i].iter().collect()));
+            }
+            c => return Err(format!("unexpected {c:?}")),
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn keyword(&mut self, word: &str) -> bool {
+        match self.peek() {
+            Some(Token::Ident(w)) if w.eq_ignore_ascii_case(word) => {
+                self.at += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn expect(&mut self, token: Token, what: &str) -> Result<(), String> {
+        if self.peek() == Some(&token) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {what}, found {}", self.shown()))
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self.peek() {
+            None => "the end".into(),
+            Some(t) => format!("{t:?}"),
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr, String> {
+        let mut left = self.and()?;
+        while self.keyword("OR") {
+            left = Expr::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, String> {
+        let mut left = self.not()?;
+        while self.keyword("AND") {
+            left = Expr::And(Box::new(left), Box::new(self.not()?));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Expr, String> {
+        if self.keyword("NOT") {
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        self.predicate()
+    }
+
+    fn predicate(&mut self) -> Result<Expr, String> {
+        if self.peek() == Some(&Token::LParen) {
+            self.at += 1;
+            let inner = self.or()?;
+            self.expect(Token::RParen, "`)`")?;
+            return Ok(inner);
+        }
+        let left = self.operand()?;
+        if self.keyword("IS") {
+            let negated = self.keyword("NOT");
+            if !self.keyword("NULL") {
+                return Err(format!("expected NULL after IS, found {}", self.shown()));
+            }
+            return Ok(Expr::IsNull(Box::new(left), negated));
+        }
+        let negated = self.keyword("NOT");
+        if self.keyword("IN") {
+            self.expect(Token::LParen, "`(` after IN")?;
+            let mut list = vec![self.operand()?];
+            while self.peek() == Some(&Token::Comma) {
+                self.at += 1;
+                list.push(self.operand()?);
+            }
+            self.expect(Token::RParen, "`)` closing IN")?;
+            return Ok(Expr::In(Box::new(left), list, negated));
+        }
+        if negated {
+            return Err(format!("expected IN after NOT, found {}", self.shown()));
+        }
+        let op = match self.peek() {
+            Some(Token::Op(op)) => *op,
+            _ => return Err(format!("expected a comparison, found {}", self.shown())),
+        };
+        self.at += 1;
+        let op = match op {
+            "=" => Op::Eq,
+            "!=" | "<>" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            _ => Op::Ge,
+        };
+        Ok(Expr::Compare(Box::new(left), op, Box::new(self.operand()?)))
+    }
+
+    fn operand(&mut self) -> Result<Expr, String> {
+        let token = self.peek().cloned();
+        self.at += 1;
+        match token {
+            Some(Token::Number(n)) => Ok(Expr::Literal(Lit::Number(n))),
+            Some(Token::Text(s)) => Ok(Expr::Literal(Lit::Text(s))),
+            Some(Token::Ident(w)) if w.eq_ignore_ascii_case("NULL") => Ok(Expr::Literal(Lit::Null)),
+            Some(Token::Ident(w)) if w.eq_ignore_ascii_case("TRUE") => {
+                Ok(Expr::Literal(Lit::Number(1.0)))
+            }
+            Some(Token::Ident(w)) if w.eq_ignore_ascii_case("FALSE") => {
+                Ok(Expr::Literal(Lit::Number(0.0)))
+            }
+            Some(Token::Ident(w)) => Ok(Expr::Column(w)),
+            _ => {
+                self.at -= 1;
+                Err(format!(
+                    "expected a column or a value, found {}",
+                    self.shown()
+                ))
+            }
+        }
+    }
+}
+
+impl Expr {
+    /// Parses a condition; the error says what was expected where.
+    pub fn parse(text: &str) -> Result<Expr, String> {
+        let mut p = Parser {
+            tokens: tokens(text)?,
+            at: 0,
+        };
+        let e = p.or()?;
+        if p.at < p.tokens.len() {
+            return Err(format!("unexpected {} after the condition", p.shown()));
+        }
+        Ok(e)
+    }
+
+    /// The columns it names.
+    pub fn columns(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Column(c) = e {
+                out.push(c.as_str());
+            }
+        });
+        out
+    }
+
+    fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        f(self);
+        match self {
+            Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => {
+                a.walk(f);
+                b.walk(f);
+            }
+            Expr::IsNull(a, _) | Expr::Not(a) => a.walk(f),
+            Expr::In(a, list, _) => {
+                a.walk(f);
+                list.iter().for_each(|e| e.walk(f));
+            }
+            Expr::Column(_) | Expr::Literal(_) => {}
+        }
+    }
+
+    /// Whether the condition is true for `row` of `table` (unknown is not true).
+    pub fn matches(&self, table: &Table, row: &[Option<Value>]) -> Result<bool, String> {
+        Ok(self.truth(table, row)? == Some(true))
+    }
+
+    /// SQL's three-valued truth (`None`: unknown).
+    fn truth(&self, table: &Table, row: &[Option<Value>]) -> Result<Option<bool>, String> {
+        Ok(match self {
+            Expr::And(a, b) => match (a.truth(table, row)?, b.truth(table, row)?) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            Expr::Or(a, b) => match (a.truth(table, row)?, b.truth(table, row)?) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            Expr::Not(a) => a.truth(table, row)?.map(|t| !t),
+            Expr::IsNull(a, negated) => Some(a.value(table, row)?.is_none() != *negated),
+            Expr::Compare(a, op, b) => {
+                let (x, y) = (a.value(table, row)?, b.value(table, row)?);
+                match (x, y) {
+                    (Some(x), Some(y)) => Some(match compare(&x, &y) {
+                        Some(o) => match op {
+                            Op::Eq => o == Ordering::Equal,
+                            Op::Ne => o != Ordering::Equal,
+                            Op::Lt => o == Ordering::Less,
+                            Op::Le => o != Ordering::Greater,
+                            Op::Gt => o == Ordering::Greater,
+                            Op::Ge => o != Ordering::Less,
+                        },
+                        None => false,
+                    }),
+                    _ => None,
+                }
+            }
+            Expr::In(a, list, negated) => {
+                let Some(x) = a.value(table, row)? else {
+                    return Ok(None);
+                };
+                let mut unknown = false;
+                let mut found = false;
+                for e in list {
+                    match e.value(table, row)? {
+                        Some(y) if compare(&x, &y) == Some(Ordering::Equal) => found = true,
+                        Some(_) => {}
+                        None => unknown = true,
+                    }
+                }
+                match (found, unknown) {
+                    (true, _) => Some(!negated),
+                    (false, true) => None,
+                    (false, false) => Some(*negated),
+                }
+            }
+            Expr::Column(_) | Expr::Literal(_) => {
+                // A bare value: true when it is a non-zero number.
+                self.value(table, row)?
+                    .map(|v| matches!(v, Scalar::Number(n) if n != 0.0))
+            }
+        })
+    }
+
+    fn value(&self, table: &Table, row: &[Option<Value>]) -> Result<Option<Scalar>, String> {
+        match self {
+            Expr::Literal(Lit::Null) => Ok(None),
+            Expr::Literal(Lit::Number(n)) => Ok(Some(Scalar::Number(*n))),
+            Expr::Literal(Lit::Text(s)) => Ok(Some(Scalar::Text(s.as_bytes().to_vec()))),
+            Expr::Column(name) => {
+                let at = table
+                    .columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| format!("{}: no column {name}", table.qualified()))?;
+                Ok(row.get(at).and_then(|v| v.as_ref()).and_then(scalar))
+            }
+            other => Err(format!("{other:?} is not a value")),
+        }
+    }
+}
+
+/// A value as a condition compares it.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Number(f64),
+    Text(Vec<u8>),
+}
+
+fn scalar(v: &Value) -> Option<Scalar> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Int(i) => Scalar::Number(*i as f64),
+        Value::UInt(u) => Scalar::Number(*u as f64),
+        Value::Float(f) => Scalar::Number(f64::from(*f)),
+        Value::Double(d) => Scalar::Number(*d),
+        Value::Decimal(d) => Scalar::Number(d.parse().ok()?),
+        Value::Year(y) => Scalar::Number(f64::from(*y)),
+        Value::Bit { value, .. } => Scalar::Number(*value as f64),
+        Value::Text(b) | Value::Bytes(b) => Scalar::Text(b.to_vec()),
+        Value::Enum { name, .. } => Scalar::Text(name.clone().unwrap_or_default().into_bytes()),
+        Value::Set { names, .. } => Scalar::Text(names.join(",").into_bytes()),
+        Value::Date { year, month, day } => {
+            Scalar::Text(format!("{year:04}-{month:02}-{day:02}").into_bytes())
+        }
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+        } => Scalar::Text(
+            if *micros == 0 {
+                format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}")
+            } else {
+                format!(
+                    "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}"
+                )
+            }
+            .into_bytes(),
+        ),
+        other => Scalar::Text(format!("{other:?}").into_bytes()),
+    })
+}
+
+fn compare(a: &Scalar, b: &Scalar) -> Option<Ordering> {
+    match (a, b) {
+        (Scalar::Number(x), Scalar::Number(y)) => x.partial_cmp(y),
+        (Scalar::Text(x), Scalar::Text(y)) => Some(x.cmp(y)),
+        // A number against a string: the string as a number, as SQL does.
+        (Scalar::Number(x), Scalar::Text(y)) => std::str::from_utf8(y)
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|y| x.partial_cmp(&y)),
+        (Scalar::Text(x), Scalar::Number(y)) => std::str::from_utf8(x)
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|x| x.partial_cmp(y)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let mut catalog = schema::Catalog::new();
+        catalog
+            .apply(
+                "app",
+                "CREATE TABLE app.o (id INT PRIMARY KEY, region VARCHAR(8), amount DECIMAL(10,2), \
+                 at DATETIME, kind ENUM('a','b'))",
+            )
+            .unwrap();
+        catalog.table("app", "o").unwrap().clone()
+    }
+
+    fn row(region: Option<&str>, amount: &str) -> Vec<Option<Value>> {
+        vec![
+            Some(Value::Int(1)),
+            region.map(|r| Value::Text(r.as_bytes().to_vec().into())),
+            Some(Value::Decimal(amount.into())),
+            Some(Value::DateTime {
+                year: 2026,
+                month: 12,
+                day: 5,
+                hour: 10,
+                minute: 0,
+                second: 0,
+                micros: 0,
+            }),
+            Some(Value::Enum {
+                index: 2,
+                name: Some("b".into()),
+            }),
+        ]
+    }
+
+    fn check(condition: &str, r: &[Option<Value>]) -> bool {
+        Expr::parse(condition)
+            .unwrap()
+            .matches(&table(), r)
+            .unwrap()
+    }
+
+    #[test]
+    fn conditions_evaluate_as_sql_does() {
+        let eu = row(Some("eu"), "12.50");
+        let none = row(None, "3");
+        assert!(check("region = 'eu'", &eu));
+        assert!(!check("region = 'EU'", &eu), "strings compare byte by byte");
+        assert!(check("region = 'eu' AND amount > 10", &eu));
+        assert!(!check("region = 'eu' AND amount > 20", &eu));
+        assert!(check("region IN ('us', 'eu')", &eu));
+        assert!(check("region NOT IN ('us')", &eu));
+        assert!(check("NOT (region <> 'eu')", &eu));
+        assert!(check("`region` = \"eu\" OR region IS NULL", &none));
+        assert!(!check("region = 'eu'", &none), "NULL compares as unknown");
+        assert!(!check("NOT region = 'eu'", &none), "NOT unknown is unknown");
+        assert!(check("region IS NULL", &none));
+        assert!(check(
+            "at >= '2026-12-01' AND at < '2027-01-01 00:00:00'",
+            &eu
+        ));
+        assert!(check("kind = 'b'", &eu));
+        assert!(check("amount = 12.5", &eu));
+        assert_eq!(
+            Expr::parse("region = 'eu' AND amount > 1")
+                .unwrap()
+                .columns(),
+            ["region", "amount"]
+        );
+    }
+
+    #[test]
+    fn bad_conditions_say_where() {
+        assert_eq!(
+            Expr::parse("region = ").unwrap_err(),
+            "expected a column or a value, found the end"
+        );
+        assert!(Expr::parse("region == 'eu'").is_err());
+        assert!(Expr::parse("region = 'eu")
+            .unwrap_err()
+            .contains("not closed"));
+        assert!(Expr::parse("(region = 'eu'").unwrap_err().contains("`)`"));
+        assert!(Expr::parse("region LIKE 'e%'")
+            .unwrap_err()
+            .contains("expected a comparison"));
+        let unknown = Expr::parse("nope = 1")
+            .unwrap()
+            .matches(&table(), &row(None, "1"));
+        assert_eq!(unknown.unwrap_err(), "app.o: no column nope");
+    }
+}
