@@ -401,8 +401,8 @@ impl Run<'_> {
     async fn already_done(&mut self, ddl: &Ddl, reason: &str) -> Result<(), RunError> {
         let text = ddl.statement.text.as_str();
         for ((schema, table), expected) in &ddl.expect {
+            let mut backoff = Duration::from_millis(100);
             let found = loop {
-                let mut backoff = Duration::from_millis(100);
                 match self.applier.down.show_create(schema, table).await {
                     Ok(found) => break found,
                     Err(e) => {

@@ -26,7 +26,10 @@
 //!   of a transaction that come before a DDL statement inside it (MariaDB never logs
 //!   that; the rows after the statement, as in `CREATE TABLE … SELECT`, carry the record).
 //! - DDL: with `sync-ddl = true` it runs downstream in its schema context once the earlier
-//!   transactions are committed (replays that find it done count as applied); either way
+//!   transactions are committed (one the downstream says is done already counts as
+//!   applied when the downstream's tables are as it leaves them: a replay, or the same
+//!   statement run on both sites; else the other site changed them too, and the drainer
+//!   stops naming both definitions); either way
 //!   the schema history takes it at once (later rows of its transaction, as in `CREATE
 //!   TABLE … SELECT`, decode with it) and records it at the position of its commit. DDL
 //!   runs downstream at its place among the transaction's rows. A statement the
@@ -37,7 +40,9 @@
 //!   Consecutive inserts into one table share a multi-row INSERT. Rows of
 //!   system-versioned tables, and of tables with triggers downstream, keep their row
 //!   event and replay it (see [`crate::apply::binlog`]); rows of sequences are not
-//!   replicated (each site keeps its own).
+//!   replicated (each site keeps its own). `[[syncer.row-filter]]` conditions and, after
+//!   `drainer seed`, the seed's window decide per row image whether a change applies (an
+//!   update may become the insert or the delete of one side).
 //! - `SAVEPOINT` / `ROLLBACK TO` run where they stand (a transaction that rolls back to a
 //!   savepoint applies on this session); an XA transaction prepared upstream is prepared
 //!   downstream, and ended as upstream by the later group that ends it.

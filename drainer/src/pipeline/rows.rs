@@ -113,9 +113,13 @@ impl Run<'_> {
                 self.seed = None;
             }
         }
-        let filter = self
-            .row_filters
-            .get(&(schema_name.clone(), table_name.clone()));
+        // No key built per event unless some table is filtered.
+        let filter = match self.row_filters.is_empty() {
+            true => None,
+            false => self
+                .row_filters
+                .get(&(schema_name.clone(), table_name.clone())),
+        };
         let replay = self.seed.is_none()
             && filter.is_none()
             && rows.raw.format.is_some()
