@@ -157,6 +157,11 @@ pub struct Syncer {
     pub safe_mode_after_start_s: u64,
     #[serde(default)]
     pub loopback_control: bool,
+    /// With `loopback-control`, how the drainer's transactions are recognised: `table`
+    /// (a mark-table row in each) or `comment` (a marker comment on each statement, read
+    /// from the binlog's annotations; no mark-table row).
+    #[serde(default, skip_serializing_if = "LoopMarker::is_default")]
+    pub loop_marker: LoopMarker,
     /// This direction's channel in the mark table; 0 means unset.
     #[serde(default)]
     pub channel_id: i64,
@@ -233,6 +238,30 @@ pub struct Syncer {
     pub binlog_filter_rule: Option<std::collections::BTreeMap<String, TidbFilterRule>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<TidbRelay>,
+}
+
+/// How loopback control marks the drainer's transactions (`[syncer] loop-marker`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoopMarker {
+    /// The first statement of each transaction updates the channel's mark-table row.
+    #[default]
+    Table,
+    /// Each statement carries `/* drainer loop-marker channel=N */`, which the reverse
+    /// direction reads in the binlog's annotations (MariaDB's ANNOTATE_ROWS, MySQL's
+    /// ROWS_QUERY). DDL is marked by the session's server id either way.
+    Comment,
+}
+
+impl LoopMarker {
+    fn is_default(&self) -> bool {
+        *self == LoopMarker::Table
+    }
+
+    /// The comment a statement of `channel` carries in `comment` mode.
+    pub fn comment(channel: i64) -> String {
+        format!("/* drainer loop-marker channel={channel} */ ")
+    }
 }
 
 /// `[syncer.conflict]`: the default policy and the tables with their own.

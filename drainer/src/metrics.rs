@@ -218,6 +218,8 @@ impl Metrics {
             TxnEvent::Idle { .. } => 5,
             TxnEvent::Change(Change::Savepoint(_)) => 6,
             TxnEvent::Change(Change::Xa(_) | Change::XaOnePhase) => 7,
+            // Counted with the rows they annotate.
+            TxnEvent::Change(Change::Annotation(_)) => 1,
         };
         self.events[i].increment(1);
     }

@@ -280,6 +280,17 @@ impl Assembler {
                     self.stream_error(&h, "tagged GTIDs (MySQL 8.3+) are not supported yet".into())
                 )
             }
+            // The statement of the rows that follow, inside a transaction.
+            kind::MARIA_ANNOTATE_ROWS | kind::ROWS_QUERY if self.open.is_some() => {
+                self.announce(out);
+                let text = if h.kind == kind::ROWS_QUERY {
+                    // One length byte (which the server itself ignores), then the text.
+                    String::from_utf8_lossy(body.get(1..).unwrap_or_default()).into_owned()
+                } else {
+                    crate::event::decode_annotate_rows(body)
+                };
+                out.push(TxnEvent::Change(Change::Annotation(text)));
+            }
             // Statement-based helpers, annotations and markers: nothing to do in ROW format.
             kind::MARIA_ANNOTATE_ROWS
             | kind::ROWS_QUERY
@@ -719,6 +730,7 @@ mod tests {
                 TxnEvent::Change(Change::Savepoint(_)) => 'p',
                 TxnEvent::Change(Change::Xa(_)) => 'x',
                 TxnEvent::Change(Change::XaOnePhase) => '1',
+                TxnEvent::Change(Change::Annotation(_)) => 'a',
                 TxnEvent::Commit { .. } => 'C',
                 TxnEvent::Rollback => 'R',
                 TxnEvent::Idle { .. } => 'i',

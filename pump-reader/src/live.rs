@@ -58,6 +58,10 @@ pub struct LiveOptions {
     /// How a lost connection resumes when the position has both a GTID state and
     /// coordinates.
     pub resume_by: ResumeBy,
+    /// Ask MariaDB for its ANNOTATE_ROWS events too (each rows statement's text, as
+    /// [`crate::Change::Annotation`]); MySQL writes ROWS_QUERY events unasked when
+    /// `binlog_rows_query_log_events` is on.
+    pub annotate: bool,
 }
 
 /// The half of a [`Position`] a reconnect asks the upstream for.
@@ -81,6 +85,7 @@ impl Default for LiveOptions {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             resume_by: ResumeBy::Gtid,
+            annotate: false,
         }
     }
 }
@@ -388,15 +393,20 @@ impl LiveReader {
             match (self.flavor, resume_gtids) {
                 // MariaDB: the GTID start was set above; an empty file name means "by GTID".
                 (Flavor::MariaDb, Some(GtidSet::MariaDb(_))) => {
-                    dump.dump(up.server_id, "", 4, false).await
+                    dump.dump(up.server_id, "", 4, self.options.annotate).await
                 }
                 (Flavor::MySql, Some(GtidSet::MySql(set))) => {
                     dump.dump_gtid(up.server_id, &sids(set)).await
                 }
                 _ => {
                     let coords = &position.coords;
-                    dump.dump(up.server_id, &coords.file, coords.pos, false)
-                        .await
+                    dump.dump(
+                        up.server_id,
+                        &coords.file,
+                        coords.pos,
+                        self.options.annotate,
+                    )
+                    .await
                 }
             }
         };

@@ -124,6 +124,10 @@ pub enum Change {
     Savepoint(Savepoint),
     /// The only change of an event group that ends an XA transaction prepared earlier.
     Xa(XaOutcome),
+    /// The text of the statement whose rows follow (MariaDB's ANNOTATE_ROWS, MySQL's
+    /// ROWS_QUERY), as the client sent it, comments included: only when the reader asks
+    /// for them (`LiveOptions::annotate`) and the server writes them.
+    Annotation(String),
     /// The last change of a group whose own XA transaction ends in one phase (MySQL's
     /// `XA COMMIT … ONE PHASE`, known only at the group's end): the group commits as an
     /// ordinary transaction, it is not prepared ([`TxnStart::xa`] no longer holds).

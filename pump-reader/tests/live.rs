@@ -27,6 +27,7 @@ fn quick() -> LiveOptions {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
         resume_by: ResumeBy::Gtid,
+        annotate: false,
     }
 }
 

@@ -58,6 +58,20 @@ impl Run<'_> {
                     }
                 }
             }
+            TxnEvent::Change(Change::Annotation(text)) => {
+                // A statement this channel's drainer wrote (comment markers): the
+                // transaction came back from the reverse direction.
+                let ours = self
+                    .mark
+                    .as_ref()
+                    .and_then(|m| m.comment.as_deref())
+                    .is_some_and(|c| text.contains(c.trim_end()));
+                if ours && !self.reading.dropped() {
+                    self.reading.looped();
+                    let stream = std::mem::take(&mut self.reading.stream);
+                    self.abandon(stream);
+                }
+            }
             TxnEvent::Change(Change::Xa(outcome)) => self.reading.xa_outcome = Some(outcome),
             TxnEvent::Change(Change::XaOnePhase) => match &mut self.reading.stream {
                 // Begun downstream as an XA transaction: it ends as one.

@@ -191,6 +191,8 @@ pub(crate) fn downstream_target(
             server_id: config.syncer.effective_mark_server_id().ok_or_else(|| {
                 RunError::Config("syncer.mark-server-id must be set for this channel-id".into())
             })?,
+            comment: (config.syncer.loop_marker == conf::LoopMarker::Comment)
+                .then(|| conf::LoopMarker::comment(config.syncer.channel_id)),
         }),
     };
     let record = ApplyRecord {
@@ -318,7 +320,13 @@ pub(super) async fn open<'a>(
         (None, None) => StartAt::Now,
     };
     let upstream = upstream(config, servers);
-    let reader = LiveReader::connect(upstream, start, LiveOptions::default()).await?;
+    // With comment markers, the partner's statements are told apart by their text.
+    let options = LiveOptions {
+        annotate: config.syncer.loopback_control
+            && config.syncer.loop_marker == conf::LoopMarker::Comment,
+        ..LiveOptions::default()
+    };
+    let reader = LiveReader::connect(upstream, start, options).await?;
     if history.is_empty() {
         // First start: the definitions where reading begins.
         let snapshot = match started_at {

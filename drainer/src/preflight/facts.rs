@@ -16,6 +16,8 @@ const VARIABLES: &[&str] = &[
     "binlog_format",
     "binlog_row_image",
     "binlog_row_metadata",
+    "binlog_annotate_row_events",
+    "binlog_rows_query_log_events",
     "log_bin_compress",
     "server_id",
     "read_only",

@@ -87,6 +87,18 @@ fn upstream_settings(config: &Config, facts: &ServerFacts) -> Vec<Check> {
             }
         }
     }
+    // Comment markers: the partner's statements are recognised by their text, which the
+    // upstream must write beside their rows.
+    if config.syncer.loopback_control && config.syncer.loop_marker == conf::LoopMarker::Comment {
+        let setting = if facts.version.contains("MariaDB") {
+            "binlog_annotate_row_events"
+        } else {
+            "binlog_rows_query_log_events"
+        };
+        let mut check = variable_is(side, facts, setting, "ON");
+        check.expected = "ON (loop-marker = \"comment\" reads each statement's text)".into();
+        checks.push(check);
+    }
     let server_id = facts.variable("server_id").unwrap_or("?");
     if config.pump.relay.is_none() {
         checks.push(Check::new(

@@ -109,6 +109,11 @@ enum Bench {
         seconds: u64,
         #[command(flatten)]
         shape: Workload,
+        /// The loop markers to measure, each with every workload, in this one run:
+        /// `table` (a mark-table row per transaction), `comment` (a comment per
+        /// statement, read from the binlog's annotations).
+        #[arg(long, value_delimiter = ',', default_value = "table")]
+        loop_markers: Vec<String>,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -215,12 +220,32 @@ fn main() {
             workloads,
             seconds,
             shape,
+            loop_markers,
             json,
-        } => runtime.block_on(replication(
-            Workload { seconds, ..shape },
-            &workloads,
-            json.as_deref(),
-        )),
+        } => runtime.block_on(async {
+            for marker in &loop_markers {
+                let comment_marker = match marker.as_str() {
+                    "table" => false,
+                    "comment" => true,
+                    other => {
+                        return Err(
+                            format!("--loop-markers: {other:?} is not table or comment").into()
+                        )
+                    }
+                };
+                replication(
+                    Workload {
+                        seconds,
+                        comment_marker,
+                        ..shape
+                    },
+                    &workloads,
+                    json.as_deref(),
+                )
+                .await?;
+            }
+            Ok(())
+        }),
     };
     if let Err(e) = result {
         eprintln!("bench: {e}");
@@ -667,6 +692,10 @@ struct Workload {
     /// `overwrite`): what detection costs when there are none.
     #[arg(long)]
     conflicts: bool,
+    /// The drainer's `loop-marker = "comment"` (else `"table"`); set per round by
+    /// `replication --loop-markers`.
+    #[arg(skip)]
+    comment_marker: bool,
 }
 
 impl Workload {
@@ -686,10 +715,11 @@ impl Workload {
             },
             self.workers,
             self.txn_batch,
-            if self.conflicts {
-                " conflict detection on"
-            } else {
-                ""
+            match (self.conflicts, self.comment_marker) {
+                (true, true) => " conflict detection on, loop-marker = comment",
+                (true, false) => " conflict detection on",
+                (false, true) => " loop-marker = comment",
+                (false, false) => "",
             },
             TARGET_ARGS.join(" ")
         )
@@ -698,7 +728,7 @@ impl Workload {
     /// The settings as JSON members.
     fn json(&self) -> String {
         format!(
-            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"native_log_slave_updates":{},"conflicts":{}"#,
+            r#""seconds":{},"threads":{},"tables":{},"table_size":{},"workers":{},"txn_batch":{},"native_log_slave_updates":{},"conflicts":{},"loop_marker":"{}""#,
             self.seconds,
             self.threads,
             self.tables,
@@ -706,7 +736,12 @@ impl Workload {
             self.workers,
             self.txn_batch,
             self.native_log_slave_updates,
-            self.conflicts
+            self.conflicts,
+            if self.comment_marker {
+                "comment"
+            } else {
+                "table"
+            }
         )
     }
 
@@ -729,6 +764,9 @@ impl Workload {
         let mut config = integration::marked_config_for(up, target, dir)?;
         config.syncer.worker_count = self.workers;
         config.syncer.txn_batch = self.txn_batch;
+        if self.comment_marker {
+            config.syncer.loop_marker = conf::LoopMarker::Comment;
+        }
         if self.conflicts {
             config.syncer.conflict = Some(conf::Conflict {
                 policy: conf::ConflictPolicy::Overwrite,

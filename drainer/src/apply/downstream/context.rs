@@ -122,7 +122,13 @@ impl Downstream {
         let conn = self.conn().await?;
         let session = conn.id();
         let sql = statement.text.as_str();
+        let version = if mariadb { "MariaDB" } else { "" };
         let result = watched(&target, session, async {
+            // With comment markers only DDL sessions write under the channel's server id
+            // (a statement MariaDB rewrites before logging keeps no comment).
+            if let Some(mark) = target.mark.as_ref().filter(|m| m.comment.is_some()) {
+                super::set_server_id(conn, mark.server_id, version).await?;
+            }
             if !schema.is_empty() {
                 let use_db = format!("USE `{}`", schema.replace('`', "``"));
                 conn.query_drop(use_db.as_str())

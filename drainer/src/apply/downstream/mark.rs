@@ -17,6 +17,10 @@ pub struct Mark {
     /// marks what no mark row can follow, a non-transactional table's rows (logged as
     /// event groups of their own) and DDL.
     pub server_id: u32,
+    /// `loop-marker = "comment"`: no mark row and no session server id for rows; every
+    /// statement begins with this comment instead (DDL sessions still write under
+    /// `server_id`: MariaDB drops comments from some statements it logs).
+    pub comment: Option<String>,
 }
 
 impl Mark {

@@ -407,7 +407,10 @@ impl Downstream {
             }
             self.record_ready = true;
         }
-        if let (Some(mark), false) = (&t.mark, self.mark_ready) {
+        if let (Some(mark), false) = (
+            t.mark.as_ref().filter(|m| m.comment.is_none()),
+            self.mark_ready,
+        ) {
             let (create, seed) = mark.setup();
             for s in create {
                 conn.query_drop(s.sql.as_str())
@@ -445,7 +448,7 @@ impl Downstream {
                 .map_err(|e| classify(&seed.sql, e))?;
             self.mark_ready = true;
         }
-        if let Some(mark) = &t.mark {
+        if let Some(mark) = t.mark.as_ref().filter(|m| m.comment.is_none()) {
             // Last: the drainer's own tables above are set up unmarked (the reverse
             // direction filters their schema anyway).
             set_server_id(&mut conn, mark.server_id, &version).await?;
@@ -506,10 +509,18 @@ impl Downstream {
     /// session, watched: `drainer seed` creates tables with it.
     pub async fn run_text(&mut self, sql: &[u8]) -> Result<(), DownstreamError> {
         let target = Arc::clone(&self.target);
+        self.conn().await?;
+        // Learned as the session opened.
+        let mariadb = self.mariadb;
         let conn = self.conn().await?;
         let session = conn.id();
         let shown = String::from_utf8_lossy(sql).into_owned();
         watched(&target, session, async {
+            // Marked as DDL is (comment markers leave rows' sessions unmarked).
+            if let Some(mark) = target.mark.as_ref().filter(|m| m.comment.is_some()) {
+                let version = if mariadb { "MariaDB" } else { "" };
+                set_server_id(conn, mark.server_id, version).await?;
+            }
             conn.query_drop(sql).await.map_err(|e| classify(&shown, e))
         })
         .await
@@ -534,6 +545,7 @@ impl Downstream {
             .target
             .mark
             .as_ref()
+            .filter(|m| m.comment.is_none())
             .map(|m| m.begin(self.worker, transactions));
         let mark_seconds = self.mark_seconds.clone();
         let target = Arc::clone(&self.target);
@@ -601,11 +613,18 @@ impl Downstream {
         let conn = self.conn().await?;
         let session = conn.id();
         let mut settled = Vec::new();
+        let comment = target.mark.as_ref().and_then(|m| m.comment.as_deref());
         let result = watched(&target, session, async {
             for (i, (sql, values, check)) in stmts.enumerate() {
                 if i == 1 {
                     failpoint::hit("between-rows");
                 }
+                // Comment markers: every statement names the channel (the binlog's
+                // annotation of its rows carries it to the reverse direction).
+                let sql: Cow<'_, str> = match comment {
+                    Some(c) => Cow::Owned(format!("{c}{sql}")),
+                    None => sql,
+                };
                 // Statements without parameters (BINLOG, SAVEPOINT, SET) go as text: the
                 // server cannot prepare some of them.
                 let result = if values.is_empty() {
