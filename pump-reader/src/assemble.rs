@@ -59,6 +59,9 @@ pub struct Assembler {
     open: Option<Open>,
     /// The position after the last committed transaction (or heartbeat while idle).
     last: Position,
+    /// Hand out statement annotations ([`Change::Annotation`]); binlog files hold them
+    /// whether the reader wants them or not.
+    annotate: bool,
 }
 
 impl Assembler {
@@ -72,7 +75,14 @@ impl Assembler {
             format: None,
             open: None,
             last: position,
+            annotate: false,
         }
+    }
+
+    /// Hands out statement annotations too ([`Change::Annotation`]).
+    pub fn annotating(mut self, on: bool) -> Assembler {
+        self.annotate = on;
+        self
     }
 
     /// The position after the last transaction handed out: where to resume.
@@ -281,7 +291,9 @@ impl Assembler {
                 )
             }
             // The statement of the rows that follow, inside a transaction.
-            kind::MARIA_ANNOTATE_ROWS | kind::ROWS_QUERY if self.open.is_some() => {
+            kind::MARIA_ANNOTATE_ROWS | kind::ROWS_QUERY
+                if self.annotate && self.open.is_some() =>
+            {
                 self.announce(out);
                 let text = if h.kind == kind::ROWS_QUERY {
                     // One length byte (which the server itself ignores), then the text.

@@ -200,11 +200,12 @@ impl LiveReader {
         };
         disconnect(conn, options.connect_timeout).await;
         let (flavor, position) = resolved?;
+        let annotate = options.annotate;
         Ok(LiveReader {
             upstream,
             options,
             flavor,
-            assembler: Assembler::new(position),
+            assembler: Assembler::new(position).annotating(annotate),
             stream: None,
             pending: VecDeque::new(),
             scratch: Vec::new(),
@@ -234,7 +235,7 @@ impl LiveReader {
         self.stream = None;
         self.pending.clear();
         self.collector = Collector::default();
-        self.assembler = Assembler::new(to);
+        self.assembler = Assembler::new(to).annotating(self.options.annotate);
     }
 
     /// How often the connection was replaced.
