@@ -20,10 +20,10 @@ async fn writer(site: &MariaDb, name: &str, stop: Arc<AtomicBool>) -> u64 {
     let mut conn = site.conn().await.unwrap();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
+        // The update goes by key: a scan would lock the rows the drainer writes.
         conn.query_drop(format!(
             "BEGIN; INSERT INTO app.t (v) VALUES ('{name}{n}'); \
-             UPDATE app.t SET v = CONCAT(v, '+') WHERE v = '{name}{}'; COMMIT",
-            n.max(1) - 1
+             UPDATE app.t SET v = CONCAT(v, '+') WHERE id = LAST_INSERT_ID(); COMMIT"
         ))
         .await
         .unwrap();
