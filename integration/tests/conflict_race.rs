@@ -311,8 +311,16 @@ async fn with_overwrite_every_divergence_is_recorded() {
             let key = format!("id={}", fa[0]);
             assert!(
                 explains(&ra, &key, fa[1]) || explains(&rb, &key, fb[1]),
-                "the sites differ on row {} ({x} / {y}) with no conflict recorded for it",
-                fa[0]
+                "the sites differ on row {} ({x} / {y}) with no conflict recorded for it\n\
+                 records on A: {:?}\nrecords on B: {:?}\nwrites: {:?}",
+                fa[0],
+                ra.iter().filter(|r| r.1 == key).collect::<Vec<_>>(),
+                rb.iter().filter(|r| r.1 == key).collect::<Vec<_>>(),
+                writes
+                    .iter()
+                    .filter(|w| w.id.to_string() == fa[0])
+                    .map(|w| (w.v.as_str(), w.gtid.as_str(), w.micros))
+                    .collect::<Vec<_>>()
             );
         }
     }
