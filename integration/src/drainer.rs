@@ -80,6 +80,18 @@ pub async fn replicating(
         .await
 }
 
+/// Runs `drainer check-config` for `config` to its end.
+pub async fn check_config(
+    config: &Config,
+    timeout: Duration,
+) -> Result<DrainerOutput, HarnessError> {
+    DrainerCommand::new()?
+        .arg("check-config")
+        .config(config)?
+        .output(timeout)
+        .await
+}
+
 /// Starts `drainer --config` for `config`, armed to die at `failpoint` (see the drainer's
 /// `failpoint` module), and waits until it replicates.
 pub async fn replicating_with_failpoint(

@@ -46,7 +46,7 @@ mod relay;
 mod sites;
 
 pub use drainer::{
-    assert_line, config_for, drainer_binary, marked_config_for, replicating,
+    assert_line, check_config, config_for, drainer_binary, marked_config_for, replicating,
     replicating_with_failpoint, row, DrainerCommand, DrainerOutput, DrainerProcess, Row,
 };
 pub use eventually::{eventually, poll_until, Timeout};

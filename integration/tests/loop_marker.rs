@@ -52,14 +52,7 @@ async fn comment_markers_keep_a_two_way_pair_from_looping() {
     for config in [&mut ab, &mut ba] {
         config.syncer.loop_marker = conf::LoopMarker::Comment;
     }
-    let check = integration::DrainerCommand::new()
-        .unwrap()
-        .arg("check-config")
-        .config(&ab)
-        .unwrap()
-        .output(WAIT)
-        .await
-        .unwrap();
+    let check = integration::check_config(&ab, WAIT).await.unwrap();
     assert_eq!(check.code(), Some(0), "{}", check.stdout);
     integration::assert_line(&check, "upstream", "binlog_annotate_row_events", "ok", "ON");
     let _to_b = replicating(&ab, WAIT).await.unwrap();
@@ -106,4 +99,49 @@ async fn comment_markers_keep_a_two_way_pair_from_looping() {
         let s = status(config).await;
         assert!(s["transactions_loop_dropped"].as_u64().unwrap() > 20, "{s}");
     }
+}
+
+/// A table with a trigger on the downstream takes its rows as row events (`BINLOG`, which
+/// fires no trigger): with comment markers those must not come back either.
+#[tokio::test]
+async fn comment_markers_cover_rows_replayed_as_row_events() {
+    let (a, b) = two_writable_sites(&[
+        "CREATE DATABASE app",
+        "CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40))",
+        "CREATE TABLE app.audit (n INT)",
+    ])
+    .await
+    .unwrap();
+    for site in [&a, &b] {
+        site.exec(&["CREATE TRIGGER app.t_ai AFTER INSERT ON app.t FOR EACH ROW INSERT INTO app.audit VALUES (NEW.id)"])
+            .await
+            .unwrap();
+    }
+    let dir = TempDir::new().unwrap();
+    let mut ab = direction(&a, &b, 1, true, dir.path());
+    let mut ba = direction(&b, &a, 1, false, dir.path());
+    for config in [&mut ab, &mut ba] {
+        config.syncer.loop_marker = conf::LoopMarker::Comment;
+    }
+    let _to_b = replicating(&ab, WAIT).await.unwrap();
+    let _to_a = replicating(&ba, WAIT).await.unwrap();
+    a.exec(&["INSERT INTO app.t (v) VALUES ('a1'), ('a2')"])
+        .await
+        .unwrap();
+    b.exec(&["INSERT INTO app.t (v) VALUES ('b1')"])
+        .await
+        .unwrap();
+    poll_until("both sites equal", WAIT, || async {
+        let sql = "SELECT * FROM app.t ORDER BY id";
+        let (ra, rb) = (text_rows(&a, sql).await?, text_rows(&b, sql).await?);
+        match ra == rb && ra.len() == 3 {
+            true => Ok(()),
+            false => Err(format!("{ra:?} / {rb:?}")),
+        }
+    })
+    .await
+    .unwrap();
+    binlogs_still(&[&a, &b]).await.unwrap();
+    let rows = text_rows(&a, "SELECT COUNT(*) FROM app.t").await.unwrap();
+    assert_eq!(rows, ["3"], "nothing came back doubled");
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use integration::{config_for, poll_until, replicating, text_rows, two_sites, DrainerCommand};
+use integration::{check_config, config_for, poll_until, replicating, text_rows, two_sites};
 use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -63,14 +63,7 @@ async fn a_condition_that_cannot_be_read_is_bad_configuration() {
         tbl_name: "o".into(),
         condition: "region = 'eu' AND".into(),
     }];
-    let out = DrainerCommand::new()
-        .unwrap()
-        .arg("check-config")
-        .config(&config)
-        .unwrap()
-        .output(WAIT)
-        .await
-        .unwrap();
+    let out = check_config(&config, WAIT).await.unwrap();
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
     assert!(
         out.stderr

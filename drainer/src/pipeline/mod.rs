@@ -130,7 +130,8 @@ struct Run<'a> {
     /// the copy holds already.
     seed: Option<crate::seed::record::Window>,
     /// `[[syncer.row-filter]]`: the condition of each filtered table.
-    row_filters: HashMap<(String, String), crate::rowfilter::Expr>,
+    /// By schema, then table name.
+    row_filters: HashMap<String, HashMap<String, crate::rowfilter::Expr>>,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
     /// The last position checkpointed.

@@ -113,13 +113,10 @@ impl Run<'_> {
                 self.seed = None;
             }
         }
-        // No key built per event unless some table is filtered.
-        let filter = match self.row_filters.is_empty() {
-            true => None,
-            false => self
-                .row_filters
-                .get(&(schema_name.clone(), table_name.clone())),
-        };
+        let filter = self
+            .row_filters
+            .get(schema_name.as_str())
+            .and_then(|t| t.get(table_name.as_str()));
         let replay = self.seed.is_none()
             && filter.is_none()
             && rows.raw.format.is_some()

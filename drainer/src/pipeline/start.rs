@@ -366,21 +366,19 @@ pub(super) async fn open<'a>(
     if let Some(window) = &seed {
         tracing::info!(until = %window.last(), "after a seed: row changes the copy holds are passed over until here");
     }
-    let row_filters = config
-        .syncer
-        .row_filter
-        .iter()
-        .map(|f| {
-            crate::rowfilter::Expr::parse(&f.condition)
-                .map(|e| ((f.db_name.clone(), f.tbl_name.clone()), e))
-                .map_err(|e| {
-                    RunError::Config(format!(
-                        "syncer.row-filter {}.{}: {e}",
-                        f.db_name, f.tbl_name
-                    ))
-                })
-        })
-        .collect::<Result<_, _>>()?;
+    let mut row_filters: HashMap<String, HashMap<String, crate::rowfilter::Expr>> = HashMap::new();
+    for f in &config.syncer.row_filter {
+        let condition = crate::rowfilter::Expr::parse(&f.condition).map_err(|e| {
+            RunError::Config(format!(
+                "syncer.row-filter {}.{}: {e}",
+                f.db_name, f.tbl_name
+            ))
+        })?;
+        row_filters
+            .entry(f.db_name.clone())
+            .or_default()
+            .insert(f.tbl_name.clone(), condition);
+    }
     let mut run = Run {
         seed,
         row_filters,

@@ -223,7 +223,8 @@ struct Seeded {
 
 /// Which row changes of the transactions read after a seed apply (see the module note).
 pub struct Window {
-    tables: HashMap<(String, String), Seeded>,
+    /// By schema, then table name (looked up per row without building a key).
+    tables: HashMap<String, HashMap<String, Seeded>>,
     /// The latest snapshot of all: a transaction past it is past the window.
     last: Position,
 }
@@ -231,14 +232,16 @@ pub struct Window {
 impl Window {
     /// The window the copied chunks leave (none when nothing was copied).
     pub fn new(copied: &[Copied]) -> Result<Option<Window>, String> {
-        let mut tables: HashMap<(String, String), Seeded> = HashMap::new();
+        let mut tables: HashMap<String, HashMap<String, Seeded>> = HashMap::new();
         let mut last: Option<&Position> = None;
         for c in copied.iter().filter(|c| !c.is_start()) {
             let hi = c.hi.as_deref().map(key_of).transpose().map_err(|e| {
                 format!("{SEED_TABLE}: {}.{} chunk {}: {e}", c.db, c.table, c.chunk)
             })?;
             let seeded = tables
-                .entry((c.db.clone(), c.table.clone()))
+                .entry(c.db.clone())
+                .or_default()
+                .entry(c.table.clone())
                 .or_insert_with(|| Seeded {
                     key: c.key.clone(),
                     chunks: Vec::new(),
@@ -278,7 +281,11 @@ impl Window {
         txn: &TxnStart,
         row: &[Option<schema::Value>],
     ) -> Result<bool, String> {
-        let Some(seeded) = self.tables.get(&(table.schema.clone(), table.name.clone())) else {
+        let Some(seeded) = self
+            .tables
+            .get(table.schema.as_str())
+            .and_then(|t| t.get(table.name.as_str()))
+        else {
             return Ok(true);
         };
         let m = seeded
