@@ -4,8 +4,8 @@
 //! - `lww`: both sites end byte-equal, every row as the write with the larger
 //!   `updated_at`, and each side's conflict table holds one record per conflicting change,
 //!   each resolved as last writer wins says.
-//! - `overwrite`: the sites may end different, but never on a row for which neither side
-//!   recorded a conflict.
+//! - `overwrite`: the sites may end different, but never without a record: a site that
+//!   ends with the other's value of a row recorded its own last write of it overwritten.
 //! - kill -9 while conflicts are settled: after the restart every conflict the workload
 //!   makes is recorded exactly once.
 
@@ -139,7 +139,7 @@ async fn converged(a: &MariaDb, b: &MariaDb) -> Result<Vec<String>, String> {
 }
 
 /// The conflict records on `site`: (position, row key, kind, resolution, upstream
-/// after `v`, downstream `v`).
+/// after `v`, downstream `v`, upstream before `v`).
 type Record = (
     String,
     String,
@@ -147,13 +147,14 @@ type Record = (
     String,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 async fn records(site: &MariaDb) -> Vec<Record> {
     site.query(
         "SELECT position, row_key, kind, resolution, \
-         JSON_VALUE(upstream_after, '$.v'), JSON_VALUE(downstream_row, '$.v') \
-         FROM retl._drainer_conflicts ORDER BY id",
+         JSON_VALUE(upstream_after, '$.v'), JSON_VALUE(downstream_row, '$.v'), \
+         JSON_VALUE(upstream_before, '$.v') FROM retl._drainer_conflicts ORDER BY id",
     )
     .await
     .unwrap()
@@ -289,36 +290,55 @@ async fn with_overwrite_every_divergence_is_recorded() {
     once_each("a", &ra);
     once_each("b", &rb);
     assert!(!ra.is_empty() && !rb.is_empty());
-    // A row the sites end different on ends so because changes crossed and each site
-    // applied the other's over its own: at least one site keeps a value the other wrote
-    // in a transaction it recorded a conflict of (for that row).
-    let gtid_of: HashMap<&str, &str> = writes
-        .iter()
-        .map(|w| (w.v.as_str(), w.gtid.as_str()))
-        .collect();
-    let explains = |records: &[Record], key: &str, v: &str| {
-        let Some(gtid) = gtid_of.get(v) else {
-            return false;
+    // A site that ends with the other site's value of a row lost its own last write of
+    // it (a site's own writes only move a row forward in time, so its last is the one
+    // with the largest timestamp). The first of the other's changes applied after that
+    // write either expected it (the other site had it and wrote on: the sites then end
+    // equal on the row) or did not: a conflict, recorded with that write as the row
+    // found. So a row the sites end different on has, at each site that ends with the
+    // other's value, the record of its own last write overwritten.
+    let mut last: HashMap<(char, u64), &Write> = HashMap::new();
+    for w in &writes {
+        let site = if w.v.starts_with(['a', 'A']) {
+            'a'
+        } else {
+            'b'
         };
-        let txn = format!("gtid {gtid} ");
-        records.iter().any(|r| r.1 == key && r.0.starts_with(&txn))
-    };
+        let best = last.entry((site, w.id)).or_insert(w);
+        if w.micros > best.micros {
+            *best = w;
+        }
+    }
     let mut differ = 0;
     for (x, y) in da.iter().zip(&db) {
-        if x != y {
-            differ += 1;
-            let (fa, fb): (Vec<&str>, Vec<&str>) = (x.split('|').collect(), y.split('|').collect());
-            let key = format!("id={}", fa[0]);
+        if x == y {
+            continue;
+        }
+        differ += 1;
+        let (fa, fb): (Vec<&str>, Vec<&str>) = (x.split('|').collect(), y.split('|').collect());
+        let id: u64 = fa[0].parse().unwrap();
+        let key = format!("id={id}");
+        for (site, holds, records) in [('a', fa[1], &ra), ('b', fb[1], &rb)] {
+            let Some(own) = last.get(&(site, id)) else {
+                continue;
+            };
+            if holds.starts_with([site, site.to_ascii_uppercase()]) {
+                continue;
+            }
             assert!(
-                explains(&ra, &key, fa[1]) || explains(&rb, &key, fb[1]),
-                "the sites differ on row {} ({x} / {y}) with no conflict recorded for it\n\
-                 records on A: {:?}\nrecords on B: {:?}\nwrites: {:?}",
-                fa[0],
+                records
+                    .iter()
+                    .any(|r| r.1 == key && r.5.as_deref() == Some(own.v.as_str())),
+                "the sites differ on row {id} ({x} / {y}); site {site} holds the other \
+                 site's value, yet no conflict record of its own last write {} ({}) \
+                 overwritten\nrecords on A: {:?}\nrecords on B: {:?}\nwrites: {:?}",
+                own.v,
+                own.gtid,
                 ra.iter().filter(|r| r.1 == key).collect::<Vec<_>>(),
                 rb.iter().filter(|r| r.1 == key).collect::<Vec<_>>(),
                 writes
                     .iter()
-                    .filter(|w| w.id.to_string() == fa[0])
+                    .filter(|w| w.id == id)
                     .map(|w| (w.v.as_str(), w.gtid.as_str(), w.micros))
                     .collect::<Vec<_>>()
             );
