@@ -20,6 +20,10 @@
 //! that mean something here and refuses those it cannot honour safely, and
 //! [`Config::tidb_notes`] names the ones that cannot apply (module `tidb`).
 //!
+//! ## Routes
+//! [`Routes`] resolves `[[syncer.route]]`: the downstream name of an upstream schema or
+//! table (a table's own rule first, then its schema's).
+//!
 //! ## Required keys
 //! `[pump]` `host`, `port`, `user`, `server-id` and `[syncer.to]` `host`, `port`, `user`
 //! have no defaults: a wrong guess there would connect to the wrong server, or register a
@@ -47,6 +51,7 @@ mod filter;
 mod load;
 mod model;
 mod relay;
+mod route;
 mod secret;
 mod tidb;
 mod validate;
@@ -55,6 +60,7 @@ pub use filter::Filter;
 pub use load::{ConfigError, PasswordSource, PUMP_PASSWORD_ENV, TO_PASSWORD_ENV};
 pub use model::*;
 pub use relay::*;
+pub use route::Routes;
 pub use secret::{Secret, REDACTED};
 pub use tidb::{
     TidbCheckpoint, TidbFilterRule, TidbMigrateRule, TidbRelay, TidbRuleTable, TidbSecurity,

@@ -204,6 +204,10 @@ pub struct Syncer {
     /// for which it is true are replicated (docs/configuration.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub row_filter: Vec<RowFilter>,
+    /// `[[syncer.route]]`: schemas and tables that have another name downstream (their
+    /// rows and DDL go there; docs/configuration.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<Route>,
     /// `[syncer.conflict]`: detect rows the two writers both changed, record them, and
     /// resolve them by each table's policy. Absent: no detection (the upstream's change
     /// applies as it is).
@@ -311,6 +315,22 @@ pub struct RowFilter {
     /// The condition, in a subset of SQL (`region = 'eu' AND amount > 10`).
     #[serde(rename = "where")]
     pub condition: String,
+}
+
+/// An entry of `[[syncer.route]]`: the schema `db-name` (every table of it), or its table
+/// `tbl-name` alone, under another name downstream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Route {
+    pub db_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tbl_name: Option<String>,
+    /// The schema downstream; absent: where `db-name` itself goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_db_name: Option<String>,
+    /// The table's name downstream (with `tbl-name` only); absent: its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_tbl_name: Option<String>,
 }
 
 /// An entry of `[[syncer.replicate-do-table]]` or `[[syncer.ignore-table]]`.

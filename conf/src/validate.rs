@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::model::{Config, ConflictPolicy, Pump, ServerTls, SslMode, TableName};
+use crate::model::{Config, ConflictPolicy, Pump, Route, ServerTls, SslMode, TableName};
+use crate::route::Routes;
 
 /// The largest `worker-count`: each worker holds its own downstream connection.
 pub const MAX_WORKER_COUNT: u32 = 1024;
@@ -191,6 +192,7 @@ impl Config {
         }
         v.tables("syncer.replicate-do-table", &syncer.replicate_do_table);
         v.tables("syncer.ignore-table", &syncer.ignore_table);
+        v.routes(&syncer.route, &syncer.mark_table);
 
         if let Some(conflict) = &syncer.conflict {
             if syncer.safe_mode || syncer.safe_mode_after_start_s > 0 {
@@ -379,6 +381,84 @@ impl Violations {
                 format!("must name the certificate of {section}.ssl-key"),
             ),
             _ => {}
+        }
+    }
+
+    /// `[[syncer.route]]`: names, a target, one rule per source, one source per target,
+    /// and never the mark table's schema (the reverse drainer finds the mark by its name).
+    fn routes(&mut self, routes: &[Route], mark_table: &str) {
+        let mark_schema = mark_table.split_once('.').map_or("", |(s, _)| s);
+        let resolved = Routes::new(routes);
+        for (i, r) in routes.iter().enumerate() {
+            let key = format!("syncer.route[{i}]");
+            let names = [
+                ("db-name", Some(&r.db_name)),
+                ("tbl-name", r.tbl_name.as_ref()),
+                ("target-db-name", r.target_db_name.as_ref()),
+                ("target-tbl-name", r.target_tbl_name.as_ref()),
+            ];
+            for (field, name) in names {
+                if let Some(Err(e)) = name.map(|n| check_identifier(n)) {
+                    self.add(&format!("{key}.{field}"), e);
+                }
+            }
+            match (&r.tbl_name, &r.target_db_name, &r.target_tbl_name) {
+                (None, _, Some(_)) => self.add(
+                    &format!("{key}.target-tbl-name"),
+                    "needs tbl-name (the table to rename)".into(),
+                ),
+                (_, None, None) => self.add(
+                    &key,
+                    "must give target-db-name or target-tbl-name (where the rows go)".into(),
+                ),
+                _ => {}
+            }
+            if r.db_name == mark_schema || r.target_db_name.as_deref() == Some(mark_schema) {
+                self.add(
+                    &format!("{key}.db-name"),
+                    format!(
+                        "must not route the mark table's schema {mark_schema:?} (syncer.mark-table)"
+                    ),
+                );
+            }
+            if routes[..i]
+                .iter()
+                .any(|o| o.db_name == r.db_name && o.tbl_name == r.tbl_name)
+            {
+                let what = match &r.tbl_name {
+                    Some(t) => format!("{}.{t}", r.db_name),
+                    None => r.db_name.clone(),
+                };
+                self.add(&key, format!("routes {what} again"));
+            }
+        }
+        // Two upstream tables into one downstream table would merge their rows (and the
+        // reverse direction could not tell them apart).
+        let mut into: std::collections::HashMap<(String, String), String> = Default::default();
+        for r in routes {
+            let Some(t) = &r.tbl_name else { continue };
+            let target = resolved.target(&r.db_name, t);
+            if let Some(other) = into.insert(target.clone(), format!("{}.{t}", r.db_name)) {
+                self.add(
+                    "syncer.route",
+                    format!(
+                        "routes {other} and {}.{t} both to {}.{}",
+                        r.db_name, target.0, target.1
+                    ),
+                );
+            }
+        }
+        let mut schemas: std::collections::HashMap<&str, &str> = Default::default();
+        for r in routes.iter().filter(|r| r.tbl_name.is_none()) {
+            let Some(to) = &r.target_db_name else {
+                continue;
+            };
+            if let Some(other) = schemas.insert(to, &r.db_name) {
+                self.add(
+                    "syncer.route",
+                    format!("routes schemas {other} and {} both to {to}", r.db_name),
+                );
+            }
         }
     }
 

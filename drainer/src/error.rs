@@ -153,6 +153,17 @@ pub enum Cause {
         /// How `skip-ddl` names its transaction.
         skip: String,
     },
+    /// A statement `[[syncer.route]]` cannot give the downstream's names to.
+    #[error(
+        "cannot run `{statement}` downstream under [[syncer.route]]: {reason}; run it on \
+         the downstream yourself (with the downstream's names), then add \"{skip}\" to \
+         [syncer] skip-ddl"
+    )]
+    Route {
+        statement: String,
+        reason: String,
+        skip: String,
+    },
     #[error("{schema}.{table} has rows but no tracked definition")]
     Untracked { schema: String, table: String },
     #[error(

@@ -5,7 +5,8 @@
 //! transaction through it):
 //!
 //! - [`pipeline`] runs one direction: the loop, the transaction being read, where to
-//!   resume, the checkpoint;
+//!   resume, the checkpoint; it gives rows and DDL their downstream names
+//!   (`[[syncer.route]]`, with `schema::rename` for the DDL text);
 //! - [`apply`] applies transactions downstream (statements with exact parameters, the
 //!   session, one applier with one failure policy, the parallel workers) and knows
 //!   nothing of the pipeline;

@@ -120,6 +120,18 @@ fn main() -> ExitCode {
             return Exit::Runtime.into();
         }
     };
+    if matches!(
+        cli.command,
+        Some(Command::Verify { .. } | Command::Seed { .. })
+    ) && !config.syncer.route.is_empty()
+    {
+        eprintln!(
+            "error: {}: drainer verify and drainer seed do not follow [[syncer.route]] yet \
+             (they would compare or copy each table under its upstream name downstream)",
+            path.display()
+        );
+        return Exit::BadConfig.into();
+    }
     let exit = match cli.command {
         Some(Command::CheckConfig) => runtime.block_on(check_config(path, &config, &servers)),
         Some(Command::Conflicts {

@@ -30,6 +30,10 @@
 //! it; it is never passed over silently. The model is checked against a real server's
 //! `SHOW CREATE TABLE` statement by statement (`tests/follows_server.rs`).
 //!
+//! [`rename`] gives a statement the names a downstream has for its schemas and tables
+//! (`[[syncer.route]]`), spliced into its own text; a statement whose names it cannot
+//! find and that may name a routed one is refused, never run under the wrong name.
+//!
 //! ## Rows
 //! [`decode_row`] turns a raw row image from pump-reader, with the definition in force at
 //! its position, into typed [`Value`]s. The corrections the binlog alone cannot make live
@@ -65,6 +69,7 @@ mod history;
 mod model;
 
 pub use bootstrap::{read_upstream, SYSTEM as SYSTEM_SCHEMAS};
+pub use ddl::rename::{rename, Rename, Routes};
 pub use ddl::{Applied, Catalog, Class, Database, DdlError, Object, ObjectKind, SqlMode};
 pub use decode::{check_layout, cross_check, decode_row, RowError, Value};
 pub use history::{History, HistoryError, Snapshot};

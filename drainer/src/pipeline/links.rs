@@ -27,15 +27,16 @@ impl Run<'_> {
         self.refresh_triggers(&schemas).await
     }
 
-    /// The schemas of the tracked tables.
+    /// The downstream schemas of the tracked tables (as `[[syncer.route]]` names them).
     pub(super) fn tracked_schemas(&self) -> Vec<String> {
         let mut schemas: Vec<String> = self
             .history
             .catalog()
             .tables
             .keys()
-            .map(|(schema, _)| schema.clone())
+            .map(|(schema, table)| self.routes.target(schema, table).0)
             .collect();
+        schemas.sort();
         schemas.dedup();
         schemas
     }

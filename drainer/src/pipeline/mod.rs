@@ -132,6 +132,8 @@ struct Run<'a> {
     /// `[[syncer.row-filter]]`: the condition of each filtered table.
     /// By schema, then table name.
     row_filters: HashMap<String, HashMap<String, crate::rowfilter::Expr>>,
+    /// `[[syncer.route]]`: the downstream names of upstream schemas and tables.
+    routes: conf::Routes,
     /// The parallel workers, and the committed prefix.
     pool: Pool,
     /// The last position checkpointed.

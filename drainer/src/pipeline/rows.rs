@@ -62,7 +62,13 @@ impl Run<'_> {
                     .catalog()
                     .table(schema_name, table_name)
                     .cloned()
-                    .map(Arc::new)
+                    .map(|mut t| {
+                        // Routed: its rows go to the table of the downstream name.
+                        if let Some((schema, name)) = self.routes.table(schema_name, table_name) {
+                            (t.schema, t.name) = (schema, name);
+                        }
+                        Arc::new(t)
+                    })
                     .ok_or_else(|| {
                         RunError::apply(
                             &At::Position(at.clone()),
@@ -124,7 +130,7 @@ impl Run<'_> {
                 || (!self.config.syncer.fire_triggers
                     && self
                         .triggered
-                        .contains(&(schema_name.clone(), table_name.clone()))));
+                        .contains(&(table.schema.clone(), table.name.clone()))));
         let mut raw = replay.then(|| Raw::First(Arc::new(rows.raw.clone())));
         for change in &rows.rows {
             let decode = |image: &Option<Vec<pump_reader::event::Cell>>| {

@@ -208,11 +208,15 @@ pub(crate) fn downstream_target(
         server: servers.downstream.clone(),
         partial: config.syncer.to.sync_mode == 2,
         mark,
-        conflicts: config
-            .syncer
-            .conflict
-            .as_ref()
-            .map(|c| Arc::new(Policies::new(c, mark_schema, config.syncer.channel_id))),
+        conflicts: config.syncer.conflict.as_ref().map(|c| {
+            let routes = conf::Routes::new(&config.syncer.route);
+            Arc::new(Policies::new(
+                c,
+                &routes,
+                mark_schema,
+                config.syncer.channel_id,
+            ))
+        }),
         status,
         record,
         sessions: config.syncer.worker_count + 1,
@@ -379,9 +383,11 @@ pub(super) async fn open<'a>(
             .or_default()
             .insert(f.tbl_name.clone(), condition);
     }
+    let routes = conf::Routes::new(&config.syncer.route);
     let mut run = Run {
         seed,
         row_filters,
+        routes,
         config,
         filter,
         store,

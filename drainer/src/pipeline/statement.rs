@@ -28,6 +28,18 @@ pub(super) struct Ddl {
     pub(super) expect: Vec<((String, String), Option<Table>)>,
 }
 
+/// `[[syncer.route]]` as the DDL renamer asks for it.
+struct RouteNames<'a>(&'a conf::Routes);
+
+impl schema::Routes for RouteNames<'_> {
+    fn table(&self, schema: &str, table: &str) -> Option<(String, String)> {
+        self.0.table(schema, table)
+    }
+    fn schema(&self, schema: &str) -> Option<String> {
+        self.0.schema(schema).map(str::to_owned)
+    }
+}
+
 impl Run<'_> {
     /// How the operator names the current transaction in `skip-ddl`: its GTID, else its
     /// starting coordinates.
@@ -125,7 +137,7 @@ impl Run<'_> {
             let schema = if applied.class == Class::Database && !starts_with_alter(&text) {
                 String::new()
             } else {
-                schema_name
+                schema_name.clone()
             };
             // An event runs on the site it was created on, as MariaDB's replica has it:
             // downstream it is disabled (SLAVESIDE_DISABLED).
@@ -141,12 +153,56 @@ impl Run<'_> {
                     )
                 })
                 .collect();
+            let mut statement = statement;
+            let mut schema = schema;
+            let mut expect = applied.tables.clone();
+            if !self.routes.is_empty() {
+                // `[[syncer.route]]`: the names it gives, as the downstream has them.
+                let refused =
+                    match schema::rename(&text, &schema_name, mode, &RouteNames(&self.routes)) {
+                        schema::Rename::Unchanged => None,
+                        // The server runs the statement's bytes (in its client character
+                        // set): a text that is its own bytes is renamed as text.
+                        schema::Rename::Renamed(renamed)
+                            if statement.bytes.as_ref() == statement.text.as_bytes() =>
+                        {
+                            statement.bytes = bytes::Bytes::from(renamed.clone().into_bytes());
+                            statement.text = renamed;
+                            None
+                        }
+                        schema::Rename::Renamed(_) => Some(
+                            "its bytes are not UTF-8 text (another client character set), which \
+                         the renaming cannot keep"
+                                .to_owned(),
+                        ),
+                        schema::Rename::Refused(reason) => Some(reason),
+                    };
+                if let Some(reason) = refused {
+                    if self.skip_requested() {
+                        tracing::warn!(at = %self.here(), statement = %text, %reason,
+                            "not run downstream under [[syncer.route]], as skip-ddl asks");
+                        self.reading.ddl_not_run += 1;
+                        return Ok(());
+                    }
+                    return Err(self.here_fail(Cause::Route {
+                        statement: text.chars().take(300).collect(),
+                        reason,
+                        skip: self.skip_name(),
+                    }));
+                }
+                if let Some(routed) = self.routes.schema(&schema) {
+                    schema = routed.to_owned();
+                }
+                for ((s, t), _) in &mut expect {
+                    (*s, *t) = self.routes.target(s, t);
+                }
+            }
             self.reading.ddl.push(Ddl {
                 after: self.reading.rows.len(),
                 schema,
                 statement,
                 then,
-                expect: applied.tables.clone(),
+                expect,
             });
         } else if replicated {
             tracing::info!(at = %self.here(), statement = %text, "not run downstream (sync-ddl = false)");

@@ -9,6 +9,7 @@
 mod alter;
 mod columns;
 mod keys;
+pub mod rename;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,17 @@ use sqlparser::tokenizer::Token;
 
 use crate::model::{Column, ColumnType, Generated, Index, Period, Table, Versioning};
 use keys::{is_key_definition, parse_foreign_key, parse_key, ForeignKey, KeyDef, KeyKind};
+/// The keywords an option of ALTER DATABASE starts with: a word after `ALTER DATABASE`
+/// that is none of them is the database's name.
+pub(crate) const DATABASE_OPTIONS: [&str; 7] = [
+    "DEFAULT",
+    "CHARACTER",
+    "CHARSET",
+    "COLLATE",
+    "COMMENT",
+    "UPGRADE",
+    "READ",
+];
 pub use tokens::SqlMode;
 use tokens::{
     closing_paren, ident, is_word, normalize, render, skip_words, split_top_level, starts_with,
@@ -565,15 +577,7 @@ impl Catalog {
         changed: &mut Applied,
     ) -> Result<(), DdlError> {
         // ALTER DATABASE [name] options: a name is a word that is no option keyword.
-        let option_start = [
-            "DEFAULT",
-            "CHARACTER",
-            "CHARSET",
-            "COLLATE",
-            "COMMENT",
-            "UPGRADE",
-            "READ",
-        ];
+        let option_start = DATABASE_OPTIONS;
         let (name, rest) = match t.get(i) {
             Some(Token::Word(w))
                 if w.quote_style.is_some()

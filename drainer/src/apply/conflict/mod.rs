@@ -76,7 +76,14 @@ pub struct Policies {
 }
 
 impl Policies {
-    pub fn new(config: &conf::Conflict, schema: &str, channel_id: i64) -> Policies {
+    /// The policies of `config`, whose tables are named as upstream (each looked up by
+    /// its name downstream, as `routes` gives it).
+    pub fn new(
+        config: &conf::Conflict,
+        routes: &conf::Routes,
+        schema: &str,
+        channel_id: i64,
+    ) -> Policies {
         let policy = |p: conf::ConflictPolicy| match p {
             conf::ConflictPolicy::Overwrite => Policy::Overwrite,
             conf::ConflictPolicy::Keep => Policy::Keep,
@@ -89,9 +96,10 @@ impl Policies {
                 .table
                 .iter()
                 .map(|t| {
+                    let (db, tbl) = routes.target(&t.db_name, &t.tbl_name);
                     (
-                        t.db_name.to_lowercase(),
-                        t.tbl_name.to_lowercase(),
+                        db.to_lowercase(),
+                        tbl.to_lowercase(),
                         policy(t.policy),
                         t.column.clone(),
                     )

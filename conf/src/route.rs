@@ -1,0 +1,94 @@
+//! `[[syncer.route]]`: the names upstream schemas and tables have downstream.
+
+use std::collections::HashMap;
+
+use crate::model::Route;
+
+/// Where each routed schema and table goes downstream. Names match exactly (as the server
+/// compares them with `lower_case_table_names = 0`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    schemas: HashMap<String, String>,
+    tables: HashMap<(String, String), (String, String)>,
+}
+
+impl Routes {
+    /// The rules of a valid configuration (see `Config::validate`).
+    pub fn new(rules: &[Route]) -> Routes {
+        let mut routes = Routes::default();
+        for r in rules.iter().filter(|r| r.tbl_name.is_none()) {
+            if let Some(to) = &r.target_db_name {
+                routes.schemas.insert(r.db_name.clone(), to.clone());
+            }
+        }
+        for r in rules {
+            let Some(table) = &r.tbl_name else { continue };
+            let schema = r
+                .target_db_name
+                .clone()
+                .or_else(|| routes.schemas.get(&r.db_name).cloned())
+                .unwrap_or_else(|| r.db_name.clone());
+            let name = r.target_tbl_name.clone().unwrap_or_else(|| table.clone());
+            routes
+                .tables
+                .insert((r.db_name.clone(), table.clone()), (schema, name));
+        }
+        routes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.schemas.is_empty() && self.tables.is_empty()
+    }
+
+    /// The downstream name of schema `schema`, when it has another.
+    pub fn schema(&self, schema: &str) -> Option<&str> {
+        self.schemas.get(schema).map(String::as_str)
+    }
+
+    /// The downstream `(schema, table)` of `schema.table`, when it has another name.
+    pub fn table(&self, schema: &str, table: &str) -> Option<(String, String)> {
+        if let Some(to) = self.tables.get(&(schema.to_owned(), table.to_owned())) {
+            return Some(to.clone());
+        }
+        self.schema(schema)
+            .map(|s| (s.to_owned(), table.to_owned()))
+    }
+
+    /// `schema.table`'s name downstream (its own when not routed).
+    pub fn target(&self, schema: &str, table: &str) -> (String, String) {
+        self.table(schema, table)
+            .unwrap_or_else(|| (schema.to_owned(), table.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(db: &str, tbl: Option<&str>, to_db: Option<&str>, to_tbl: Option<&str>) -> Route {
+        Route {
+            db_name: db.into(),
+            tbl_name: tbl.map(Into::into),
+            target_db_name: to_db.map(Into::into),
+            target_tbl_name: to_tbl.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_table_rule_wins_and_follows_its_schema() {
+        let r = Routes::new(&[
+            route("app", Some("orders"), None, Some("orders_a")),
+            route("app", None, Some("app_eu"), None),
+            route("shop", Some("items"), Some("archive"), None),
+        ]);
+        let pair = |s: &str, t: &str| (s.to_owned(), t.to_owned());
+        assert_eq!(r.table("app", "orders"), Some(pair("app_eu", "orders_a")));
+        assert_eq!(r.table("app", "users"), Some(pair("app_eu", "users")));
+        assert_eq!(r.table("shop", "items"), Some(pair("archive", "items")));
+        assert_eq!(r.table("shop", "other"), None);
+        assert_eq!(r.target("shop", "other"), pair("shop", "other"));
+        assert_eq!(r.schema("app"), Some("app_eu"));
+        assert_eq!(r.schema("shop"), None);
+        assert_eq!(r.table("App", "orders"), None, "names match exactly");
+    }
+}
