@@ -9,7 +9,7 @@
 //!
 //! | name | where |
 //! |---|---|
-//! | `between-rows` | inside a downstream transaction, after its first statement |
+//! | `between-rows` | inside a downstream transaction, after its first statement (armed, transactions go statement by statement: one sent as one text has no such place) |
 //! | `after-commit` | after a downstream COMMIT, before the RocksDB checkpoint |
 //! | `before-ddl` | before a DDL statement runs downstream |
 //! | `after-ddl` | after a DDL statement ran downstream, before the checkpoint |
@@ -62,6 +62,15 @@ fn parse(spec: &str) -> Result<(&str, u64), String> {
         ));
     }
     Ok((name, nth))
+}
+
+/// Whether `DRAINER_FAILPOINT` arms `name` (a place that exists only on some paths keeps
+/// them taken while a test arms it).
+pub fn armed(name: &str) -> bool {
+    cfg!(feature = "failpoints")
+        && std::env::var(ENV)
+            .ok()
+            .is_some_and(|spec| parse(&spec).is_ok_and(|(n, _)| n == name))
 }
 
 /// Marks the place `name`: aborts the process if `DRAINER_FAILPOINT` arms it here.

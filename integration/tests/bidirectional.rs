@@ -409,14 +409,12 @@ async fn a_deleted_mark_row_is_created_again() {
         .await
         .unwrap();
     applied(2).await;
+    // Made again inside the transaction (one sent as one text marks with an upsert), or
+    // the transaction rolled back and retried after the rows are made again (one sent
+    // statement by statement): counted once either way.
     assert_eq!(
         mark_counter(&b, 1).await.unwrap(),
         1,
-        "{}",
-        drainer.stderr()
-    );
-    assert!(
-        drainer.stderr().contains("mark row"),
         "{}",
         drainer.stderr()
     );

@@ -35,12 +35,24 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
+    crash_at_each_failpoint(20).await;
+}
+
+/// The same with `txn-batch = 1`, where a worker sends the transactions it has queued in
+/// one round trip, each its own downstream transaction with its own apply record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_with_one_downstream_transaction_each_neither_loses_nor_repeats() {
+    crash_at_each_failpoint(1).await;
+}
+
+async fn crash_at_each_failpoint(txn_batch: u32) {
     let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Safe mode off, and a checkpoint that lags far behind: only the apply record can
     // keep a restart exact.
     let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
     config.syncer.checkpoint_interval_ms = 3_600_000;
+    config.syncer.txn_batch = txn_batch;
 
     let mut n = 0;
     for (failpoint, ddl) in [

@@ -70,7 +70,9 @@ mod model;
 
 pub use bootstrap::{read_upstream, SYSTEM as SYSTEM_SCHEMAS};
 pub use ddl::rename::{rename, Rename, Routes};
-pub use ddl::{Applied, Catalog, Class, Database, DdlError, Object, ObjectKind, SqlMode};
+pub use ddl::{
+    past_quoted, Applied, Catalog, Class, Database, DdlError, Object, ObjectKind, SqlMode,
+};
 pub use decode::{check_layout, cross_check, decode_row, RowError, Value};
 pub use history::{History, HistoryError, Snapshot};
 pub use model::{Column, ColumnType, Generated, Index, LobSize, Period, Table, Versioning};

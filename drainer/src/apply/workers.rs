@@ -414,6 +414,10 @@ impl Pool {
 /// Row changes in one downstream transaction, at most, when `txn-batch` groups.
 const BATCH_ROWS: usize = 5_000;
 
+/// With `txn-batch = 1`: upstream transactions sent in one round trip, at most (each its
+/// own downstream transaction).
+const PIPELINE: usize = 20;
+
 /// One worker: a downstream session applying the transactions of its queue in order.
 struct Worker {
     applier: Applier,
@@ -467,7 +471,14 @@ impl Worker {
             // What is queued already joins, while it needs no other wait: grouping never
             // holds a transaction back.
             let mut batch = Batch { jobs: vec![first] };
-            while batch.jobs.len() < self.batch {
+            // With `txn-batch = 1`, what is queued goes in one round trip, each
+            // transaction still its own downstream one (`apply_pipelined`).
+            let most = if self.batch == 1 {
+                PIPELINE
+            } else {
+                self.batch
+            };
+            while batch.jobs.len() < most {
                 let Ok(job) = jobs.try_recv() else { break };
                 let ready = {
                     let p = self.shared.lock();
@@ -483,11 +494,15 @@ impl Worker {
                     break;
                 }
             }
-            let result = match self.apply(&batch).await {
-                Ok(true) => Ok(()),
-                // Refused as a group: one at a time, so the error names its transaction.
-                Ok(false) => self.apply_singly(batch.jobs).await,
-                Err(e) => Err(e),
+            let result = if self.batch == 1 && batch.jobs.len() > 1 {
+                self.apply_pipelined(batch.jobs).await
+            } else {
+                match self.apply(&batch).await {
+                    Ok(true) => Ok(()),
+                    // Refused as a group: one at a time, so the error names its transaction.
+                    Ok(false) => self.apply_singly(batch.jobs).await,
+                    Err(e) => Err(e),
+                }
             };
             if let Err(e) = result {
                 if !matches!(e, RunError::Interrupted) {
@@ -499,6 +514,78 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// With `txn-batch = 1`: `jobs`, each its own downstream transaction (its mark,
+    /// statements, apply record and COMMIT), sent one after the other in one round trip
+    /// (`Downstream::apply_trips`). What cannot go so (a conflict check, a value with no
+    /// literal, nothing to apply) and everything after a failure is applied one at a
+    /// time as usual, its failures sorted by the one policy; a transaction whose answer
+    /// was lost with the session is looked up in the apply record first.
+    async fn apply_pipelined(&mut self, jobs: Vec<Job>) -> Result<(), RunError> {
+        let low = self.shared.lock().low.clone();
+        let (mut trips, mut stamps, mut positions) = (Vec::new(), Vec::new(), Vec::new());
+        for job in &jobs {
+            let changes: Vec<&RowChange> = job.changes.iter().collect();
+            let levels = (!job.safe).then(|| levels(job.keys.each()));
+            let unit = Unit {
+                here: &job.here,
+                changes: &changes,
+                markers: &[],
+                levels: levels.as_deref(),
+                safe: job.safe,
+                count: 1,
+                close: Close::Commit,
+            };
+            let stmts = self.applier.build(&unit, unit.levels).await?;
+            positions.push(job.position.clone());
+            let stamp = self.applier.down.stamp_all(&positions, &low);
+            let trip = (!stmts.is_empty())
+                .then(|| self.applier.down.trip(&stmts, 1, Some(&stamp)))
+                .flatten();
+            match trip {
+                Some(trip) => {
+                    trips.push(trip);
+                    stamps.push(stamp);
+                }
+                None => break,
+            }
+        }
+        if trips.len() < 2 {
+            return self.apply_singly(jobs).await;
+        }
+        let started = std::time::Instant::now();
+        let committed = match self.applier.down.apply_trips(&trips, &stamps).await {
+            Ok(()) => trips.len(),
+            Err((known, e)) => {
+                tracing::debug!(error = %e, committed = known, of = trips.len(),
+                    "transactions sent together: applying the rest one at a time");
+                match e {
+                    // The session went: the transaction being answered may have
+                    // committed; its apply record says.
+                    super::downstream::DownstreamError::Transient(_) => {
+                        let here = &jobs[known].here;
+                        let mut found = known;
+                        for (i, st) in stamps.iter().enumerate().skip(known) {
+                            if self.applier.recorded_at(here, st).await? {
+                                found = i + 1;
+                            }
+                        }
+                        found
+                    }
+                    _ => known,
+                }
+            }
+        };
+        let mut jobs = jobs.into_iter();
+        for job in jobs.by_ref().take(committed) {
+            let ctx = &self.applier.ctx;
+            ctx.metrics.apply_time(started.elapsed());
+            ctx.applied(Ops::of(&job.changes), Some(job.timestamp));
+            self.shared.update(|p| p.finish(job.seq));
+            failpoint::hit("after-commit");
+        }
+        self.apply_singly(jobs.collect()).await
     }
 
     async fn apply_singly(&mut self, jobs: Vec<Job>) -> Result<(), RunError> {

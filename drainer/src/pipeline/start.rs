@@ -323,6 +323,32 @@ pub(super) async fn open<'a>(
         (None, Some(now)) => start_at(&now.position),
         (None, None) => StartAt::Now,
     };
+    // What a seed copied, read before replication begins (the downstream may be
+    // restarting: asked until it answers).
+    let mut backoff = Duration::from_millis(100);
+    let seed = loop {
+        let channel = config.syncer.channel_id;
+        match crate::seed::window(&servers.downstream, &mark_schema, channel).await {
+            Ok(window) => break window,
+            Err((true, reason)) => {
+                tracing::warn!(%reason, "cannot read the seed's window on the downstream yet; retrying");
+                status.failed(format!("reading the seed's window: {reason}"), true);
+            }
+            Err((false, reason)) => {
+                return Err(RunError::Config(format!(
+                    "downstream: reading the seed's window: {reason}"
+                )))
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    };
+    if let Some(window) = &seed {
+        tracing::info!(until = %window.last(), "after a seed: row changes the copy holds are passed over until here");
+    }
     let upstream = upstream(config, servers);
     // With comment markers, the partner's statements are told apart by their text.
     let options = LiveOptions {
@@ -364,12 +390,6 @@ pub(super) async fn open<'a>(
         &down,
         reader.position().clone(),
     );
-    let seed = crate::seed::window(&servers.downstream, &mark_schema, config.syncer.channel_id)
-        .await
-        .map_err(|e| RunError::Connect(format!("reading the seed's window: {e}")))?;
-    if let Some(window) = &seed {
-        tracing::info!(until = %window.last(), "after a seed: row changes the copy holds are passed over until here");
-    }
     let mut row_filters: HashMap<String, HashMap<String, crate::rowfilter::Expr>> = HashMap::new();
     for f in &config.syncer.row_filter {
         let condition = crate::rowfilter::Expr::parse(&f.condition).map_err(|e| {

@@ -142,29 +142,35 @@ async fn recorded(down: &mut Conn, schema: &str, channel: i64) -> Result<Vec<Cop
 
 /// The copy's window as the downstream records it for `channel` (none: no seed, or a
 /// downstream without the control table).
+///
+/// Errors say whether asking again may help (`true`: the downstream could not be reached
+/// or the session was lost).
 pub async fn window(
     server: &link::Server,
     schema: &str,
     channel: i64,
-) -> Result<Option<record::Window>, String> {
+) -> Result<Option<record::Window>, (bool, String)> {
     let mut down = session(server, "downstream")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (true, e.to_string()))?;
     let exists: Option<u8> = down
         .exec_first(
             "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (schema, record::SEED_TABLE),
         )
         .await
-        .map_err(|e| format!("downstream: {e}"))?;
+        .map_err(|e| {
+            let transient = !matches!(e, mysql_async::Error::Server(_));
+            (transient, format!("downstream: {e}"))
+        })?;
     if exists.is_none() {
         return Ok(None);
     }
     let copied = recorded(&mut down, schema, channel)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (false, e.to_string()))?;
     down.disconnect().await.ok();
-    record::Window::new(&copied)
+    record::Window::new(&copied).map_err(|e| (false, e))
 }
 
 /// The position of a consistent snapshot just opened on `up` (MariaDB names it; the GTID

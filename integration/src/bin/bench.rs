@@ -1005,7 +1005,7 @@ async fn replication(
         shape.describe()
     );
     println!(
-        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>9} {:>7}",
+        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>7}",
         "workload",
         "txns",
         "rows",
@@ -1015,6 +1015,8 @@ async fn replication(
         "txn/s",
         "rows/s",
         "cpu s",
+        "µs/txn",
+        "µs/row",
         "RSS MiB",
         "retries",
         "prepared",
@@ -1029,9 +1031,13 @@ async fn replication(
         );
         let ratio = drainer_tps / native_tps;
         let mib = r.drainer_peak as f64 / (1 << 20) as f64;
+        // The drainer's CPU per upstream transaction and per row change, in µs.
+        let per_txn = r.drainer_cpu * 1e6 / r.transactions.max(1) as f64;
+        let per_row = r.drainer_cpu * 1e6 / r.rows.max(1) as f64;
         println!(
             "{:<18} {:>8} {:>9} {native_s:>10.2} {native_tps:>10.0} {drainer_s:>10.2} \
-             {drainer_tps:>10.0} {:>10.0} {:>8.2} {mib:>9.1} {:>8} {:>9} {ratio:>7.2}",
+             {drainer_tps:>10.0} {:>10.0} {:>8.2} {per_txn:>8.1} {per_row:>8.1} {mib:>9.1} \
+             {:>8} {:>9} {ratio:>7.2}",
             r.workload,
             r.transactions,
             r.rows,
@@ -1041,7 +1047,7 @@ async fn replication(
             r.prepared,
         );
         entries.push(format!(
-            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"peak_rss_bytes":{},"retries":{},"statements_prepared":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"cpu_us_per_txn":{per_txn:.1},"cpu_us_per_row":{per_row:.1},"peak_rss_bytes":{},"retries":{},"statements_prepared":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
             r.workload,
             r.transactions,
             r.rows,

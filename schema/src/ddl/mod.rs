@@ -32,11 +32,11 @@ pub(crate) const DATABASE_OPTIONS: [&str; 7] = [
     "UPGRADE",
     "READ",
 ];
-pub use tokens::SqlMode;
 use tokens::{
     closing_paren, ident, is_word, normalize, render, skip_words, split_top_level, starts_with,
     tokenize,
 };
+pub use tokens::{past_quoted, SqlMode};
 
 pub(crate) use alter::mbmaxlen;
 pub(crate) use columns::charset_of_collation;

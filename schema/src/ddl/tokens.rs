@@ -30,6 +30,28 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
+/// The index past the quoted string or identifier that opens at `bytes[i]` (a `'`, `"`
+/// or `` ` ``), as the server's lexer reads it: a doubled quote stands for itself, and a
+/// backslash escapes the next byte in a string (not in a `` ` `` identifier).
+pub fn past_quoted(bytes: &[u8], mut i: usize) -> usize {
+    let q = bytes[i];
+    i += 1;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && q != b'`' {
+            i += 2;
+        } else if bytes[i] == q {
+            i += 1;
+            if bytes.get(i) != Some(&q) {
+                break;
+            }
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    i
+}
+
 /// Removes executable comments MariaDB does not run: MySQL 5.7+ versions `/*!50700 … */` to
 /// `/*!99999 … */`. sqlparser's MySQL tokenizer runs every version. This pass walks the
 /// text as the server's lexer does (quotes, identifiers, comments), so it never looks
@@ -44,22 +66,7 @@ fn strip_mysql_only_hints(sql: &str) -> std::borrow::Cow<'_, str> {
     let mut last = 0;
     while i < bytes.len() {
         match bytes[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\\' && q != b'`' {
-                        i += 2;
-                    } else if bytes[i] == q {
-                        i += 1;
-                        if bytes.get(i) != Some(&q) {
-                            break;
-                        }
-                        i += 1;
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'\'' | b'"' | b'`' => i = past_quoted(bytes, i),
             b'#' => i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n),
             b'-' if sql[i..].starts_with("-- ") => {
                 i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n)

@@ -69,4 +69,16 @@ impl Mark {
             self.channel_id
         )
     }
+
+    /// The mark of a transaction sent as one text (`Downstream::trip`), which no
+    /// answer can stop between statements: row `id` up as [`Mark::begin`] has it, or
+    /// made again if it is missing, so the transaction is marked either way.
+    pub(super) fn upsert(&self, id: u32, transactions: u64) -> String {
+        format!(
+            "INSERT INTO {} (id, channel_id, val, channel_info) VALUES ({id}, {}, \
+             {transactions}, 'drainer') ON DUPLICATE KEY UPDATE val = val + {transactions}",
+            self.qualified(),
+            self.channel_id
+        )
+    }
 }

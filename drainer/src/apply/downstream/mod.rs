@@ -22,6 +22,7 @@
 //! their `position` as the watermark.
 
 mod context;
+mod inline;
 mod mark;
 mod record;
 mod settle;
@@ -107,6 +108,16 @@ pub enum DownstreamError {
         code: u16,
         reason: String,
     },
+}
+
+/// One transaction as one text of statements ([`Downstream::trip`]).
+pub struct Trip {
+    /// `BEGIN;\n<mark>;\n<statements>;\n<record>;\nCOMMIT`.
+    text: String,
+    /// Where each statement ends in `text` (the next begins after `;\n`).
+    ends: Vec<usize>,
+    /// Which statement is the mark's.
+    marked: Option<usize>,
 }
 
 /// ER_DUP_ENTRY.
@@ -500,9 +511,175 @@ impl Downstream {
         if stmts.is_empty() {
             return Ok(());
         }
+        if let Some(trip) = self.trip(stmts, transactions, stamp) {
+            return self.apply_trip(&trip, stamp).await;
+        }
         self.begin(transactions).await?;
         self.exec(stmts).await?;
         self.commit(stamp).await
+    }
+
+    /// `stmts` as one transaction in one text (see `inline`): `None` when a statement is
+    /// checked for conflicts (its matched rows are read one by one), a value has no
+    /// literal, the text would be large, or a test arms the failpoint between rows; and
+    /// with comment markers, when rows replay as row events (`BINLOG`: sent inside a
+    /// text of several statements, their rows were seen to come back unmarked).
+    pub fn trip(&self, stmts: &[Stmt], transactions: u64, stamp: Option<&Stamp>) -> Option<Trip> {
+        let mark = self.target.mark.as_ref();
+        let comment = mark.and_then(|m| m.comment.as_deref());
+        if self.in_txn
+            || stmts.iter().any(|s| s.check.is_some())
+            || (comment.is_some() && stmts.iter().any(|s| s.sql.starts_with("BINLOG")))
+            || failpoint::armed("between-rows")
+        {
+            return None;
+        }
+        let mut text = String::with_capacity(1024);
+        let mut ends = Vec::with_capacity(stmts.len() + 4);
+        text.push_str("BEGIN");
+        ends.push(text.len());
+        let mut marked = None;
+        if let Some(m) = mark.filter(|m| m.comment.is_none()) {
+            text.push_str(";\n");
+            text.push_str(&m.upsert(self.worker, transactions));
+            ends.push(text.len());
+            marked = Some(ends.len() - 1);
+        }
+        for s in stmts {
+            text.push_str(";\n");
+            if let Some(c) = comment {
+                text.push_str(c);
+            }
+            inline::inline(&s.sql, &s.params, &mut text)?;
+            ends.push(text.len());
+            if text.len() > inline::MAX_TEXT {
+                return None;
+            }
+        }
+        if let Some(st) = stamp {
+            text.push_str(";\n");
+            text.push_str(&self.target.record.write(self.worker, st));
+            ends.push(text.len());
+        }
+        text.push_str(";\nCOMMIT");
+        ends.push(text.len());
+        Some(Trip { text, ends, marked })
+    }
+
+    /// Sends `trip` and reads every statement's answer; a failing one is named (the
+    /// server runs none after it, so COMMIT is never reached and the session, dropped,
+    /// rolls the transaction back).
+    async fn apply_trip(
+        &mut self,
+        trip: &Trip,
+        stamp: Option<&Stamp>,
+    ) -> Result<(), DownstreamError> {
+        let stamps: Vec<Stamp> = stamp.into_iter().cloned().collect();
+        self.send_trips(std::slice::from_ref(trip), &stamps)
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    /// Several upstream transactions, each its own downstream transaction (its mark, its
+    /// statements, its record and COMMIT: [`Downstream::trip`]), sent one after the other
+    /// in one text: one round trip for them all. `stamps` are their records, in order.
+    /// On a failure: how many committed (their COMMIT answered), and the error; the one
+    /// being answered when the session was lost may have committed too (its record says).
+    pub async fn apply_trips(
+        &mut self,
+        trips: &[Trip],
+        stamps: &[Stamp],
+    ) -> Result<(), (usize, DownstreamError)> {
+        self.send_trips(trips, stamps).await
+    }
+
+    /// `trips[i]` committing records `stamps[i]` (when stamped).
+    async fn send_trips(
+        &mut self,
+        trips: &[Trip],
+        stamps: &[Stamp],
+    ) -> Result<(), (usize, DownstreamError)> {
+        let target = Arc::clone(&self.target);
+        let mark_seconds = self.mark_seconds.clone();
+        let joined;
+        let (text, ends, marks, commits) = if let [trip] = trips {
+            let commits = vec![trip.ends.len() - 1];
+            (
+                trip.text.as_str(),
+                trip.ends.clone(),
+                trip.marked.into_iter().collect::<Vec<_>>(),
+                commits,
+            )
+        } else {
+            let mut text = String::new();
+            let (mut ends, mut marks, mut commits) = (Vec::new(), Vec::new(), Vec::new());
+            for trip in trips {
+                if !text.is_empty() {
+                    text.push_str(";\n");
+                }
+                let (offset, first) = (text.len(), ends.len());
+                text.push_str(&trip.text);
+                ends.extend(trip.ends.iter().map(|e| e + offset));
+                marks.extend(trip.marked.map(|m| m + first));
+                commits.push(ends.len() - 1);
+            }
+            joined = text;
+            (joined.as_str(), ends, marks, commits)
+        };
+        let statement = |k: usize| {
+            let from = k.checked_sub(1).map_or(0, |p| ends[p] + 2);
+            ends.get(k).map_or("", |&to| &text[from..to])
+        };
+        let conn = self.conn().await.map_err(|e| (0, e))?;
+        let session = conn.id();
+        // The statement whose answer is read.
+        let mut current = 0;
+        let result = watched(&target, session, async {
+            let started = std::time::Instant::now();
+            let mut answers = conn
+                .query_iter(text)
+                .await
+                .map_err(|e| classify(statement(0), e))?;
+            // The driver keeps a failed statement's error until asked for it (the last
+            // answer: the server runs nothing after it), and otherwise reads the next
+            // answer as this one is taken.
+            loop {
+                if marks.contains(&current) {
+                    mark_seconds.record(started.elapsed().as_secs_f64());
+                }
+                let last = answers.is_empty();
+                answers
+                    .collect::<mysql_async::Row>()
+                    .await
+                    .map_err(|e| classify(statement(current), e))?;
+                if last {
+                    break;
+                }
+                current += 1;
+            }
+            if current + 1 != ends.len() {
+                return Err(DownstreamError::Transient(format!(
+                    "the downstream answered {} of {} statements",
+                    current + 1,
+                    ends.len()
+                )));
+            }
+            Ok(())
+        })
+        .await;
+        self.in_txn = false;
+        // Committed: every transaction whose COMMIT was answered before the one read.
+        let committed = match &result {
+            Ok(()) => trips.len(),
+            Err(_) => commits.iter().filter(|&&c| c < current).count(),
+        };
+        if let Some(st) = committed.checked_sub(1).and_then(|last| stamps.get(last)) {
+            self.recorded(st);
+        }
+        result.map_err(|e| {
+            self.reset();
+            (committed, e)
+        })
     }
 
     /// Runs `sql` (a statement that returns no rows, its bytes as they are) on this

@@ -89,12 +89,9 @@ impl ApplyRecord {
 /// `text` as a utf8mb4 string literal in hex: no quote or backslash to escape, under any
 /// SQL mode.
 pub(super) fn text_literal(text: &str) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(12 + 2 * text.len());
     out.push_str("_utf8mb4 X'");
-    for b in text.bytes() {
-        write!(out, "{b:02x}").expect("writing to a String");
-    }
+    super::inline::hex(text.as_bytes(), &mut out);
     out.push('\'');
     out
 }
