@@ -543,12 +543,13 @@ impl Worker {
             let trip = (!stmts.is_empty())
                 .then(|| self.applier.down.trip(&stmts, 1, Some(&stamp)))
                 .flatten();
+            let sent: usize = trips.iter().map(super::downstream::Trip::len).sum();
             match trip {
-                Some(trip) => {
+                Some(trip) if sent + trip.len() <= super::downstream::inline::MAX_TEXT => {
                     trips.push(trip);
                     stamps.push(stamp);
                 }
-                None => break,
+                _ => break,
             }
         }
         if trips.len() < 2 {

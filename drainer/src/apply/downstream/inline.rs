@@ -16,8 +16,11 @@ use mysql_async::Value as Plain;
 
 use crate::apply::values::Param;
 
-/// The most text one transaction is sent as; larger ones go statement by statement.
-pub(super) const MAX_TEXT: usize = 4 << 20;
+/// The most text sent in one round trip (one transaction, or a worker's queue of them);
+/// a larger transaction goes statement by statement. Round trips matter for small
+/// transactions, and this stays far below any server's `max_allowed_packet` (MariaDB's
+/// default is 16 MiB).
+pub const MAX_TEXT: usize = 256 << 10;
 
 /// `sql` with each `?` placeholder (outside quotes) replaced by its parameter's literal;
 /// `None` when a value has no literal that means the same, or the counts differ.

@@ -22,7 +22,7 @@
 //! their `position` as the watermark.
 
 mod context;
-mod inline;
+pub mod inline;
 mod mark;
 mod record;
 mod settle;
@@ -118,6 +118,17 @@ pub struct Trip {
     ends: Vec<usize>,
     /// Which statement is the mark's.
     marked: Option<usize>,
+}
+
+impl Trip {
+    /// Its text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
 }
 
 /// ER_DUP_ENTRY.
