@@ -67,10 +67,13 @@ fn parse(spec: &str) -> Result<(&str, u64), String> {
 /// Whether `DRAINER_FAILPOINT` arms `name` (a place that exists only on some paths keeps
 /// them taken while a test arms it).
 pub fn armed(name: &str) -> bool {
-    cfg!(feature = "failpoints")
-        && std::env::var(ENV)
-            .ok()
-            .is_some_and(|spec| parse(&spec).is_ok_and(|(n, _)| n == name))
+    #[cfg(feature = "failpoints")]
+    return armed::spec().is_some_and(|(armed, _)| armed == name);
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
 }
 
 /// Marks the place `name`: aborts the process if `DRAINER_FAILPOINT` arms it here.
@@ -90,14 +93,19 @@ mod armed {
     static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
     static HITS: AtomicU64 = AtomicU64::new(0);
 
-    pub fn hit(name: &str) {
-        let spec = SPEC.get_or_init(|| {
+    /// The armed failpoint and its count, read once.
+    pub fn spec() -> Option<&'static (String, u64)> {
+        SPEC.get_or_init(|| {
             let spec = std::env::var(super::ENV).ok()?;
             super::parse(&spec)
                 .ok()
                 .map(|(name, nth)| (name.to_owned(), nth))
-        });
-        if let Some((armed, nth)) = spec {
+        })
+        .as_ref()
+    }
+
+    pub fn hit(name: &str) {
+        if let Some((armed, nth)) = spec() {
             if armed == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
                 eprintln!("failpoint {name} (hit {nth}): aborting");
                 std::process::abort();

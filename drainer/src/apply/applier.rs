@@ -230,6 +230,19 @@ impl Applier {
     /// Whether the apply record says `stamp`'s transaction is committed (its COMMIT's
     /// answer was lost), asking until the downstream answers.
     pub async fn recorded_at(&mut self, here: &At, stamp: &Stamp) -> Result<bool, RunError> {
+        Ok(self
+            .recorded_of(here, std::slice::from_ref(stamp))
+            .await?
+            .is_some())
+    }
+
+    /// Which of `stamps` the apply record says was committed last (their COMMITs' answers
+    /// were lost), asking until the downstream answers; `None`: none of them.
+    pub async fn recorded_of(
+        &mut self,
+        here: &At,
+        stamps: &[Stamp],
+    ) -> Result<Option<usize>, RunError> {
         let message = "cannot read the apply record yet; asking again";
         let mut backoff = Duration::from_millis(100);
         let record = loop {
@@ -242,10 +255,12 @@ impl Applier {
                 }
             }
         };
-        let committed = record.as_ref() == Some(&stamp.position);
-        if committed {
-            self.down.recorded(stamp);
+        let found = stamps
+            .iter()
+            .rposition(|st| record.as_ref() == Some(&st.position));
+        if let Some(i) = found {
+            self.down.recorded(&stamps[i]);
         }
-        Ok(committed)
+        Ok(found)
     }
 }

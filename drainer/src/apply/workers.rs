@@ -525,6 +525,7 @@ impl Worker {
     async fn apply_pipelined(&mut self, jobs: Vec<Job>) -> Result<(), RunError> {
         let low = self.shared.lock().low.clone();
         let (mut trips, mut stamps, mut positions) = (Vec::new(), Vec::new(), Vec::new());
+        let mut size = 0;
         for job in &jobs {
             let changes: Vec<&RowChange> = job.changes.iter().collect();
             let levels = (!job.safe).then(|| levels(job.keys.each()));
@@ -543,9 +544,9 @@ impl Worker {
             let trip = (!stmts.is_empty())
                 .then(|| self.applier.down.trip(&stmts, 1, Some(&stamp)))
                 .flatten();
-            let sent: usize = trips.iter().map(super::downstream::Trip::len).sum();
             match trip {
-                Some(trip) if sent + trip.len() <= super::downstream::inline::MAX_TEXT => {
+                Some(trip) if size + trip.bytes() <= super::downstream::inline::MAX_TEXT => {
+                    size += trip.bytes();
                     trips.push(trip);
                     stamps.push(stamp);
                 }
@@ -566,13 +567,8 @@ impl Worker {
                     // committed; its apply record says.
                     super::downstream::DownstreamError::Transient(_) => {
                         let here = &jobs[known].here;
-                        let mut found = known;
-                        for (i, st) in stamps.iter().enumerate().skip(known) {
-                            if self.applier.recorded_at(here, st).await? {
-                                found = i + 1;
-                            }
-                        }
-                        found
+                        let found = self.applier.recorded_of(here, &stamps[known..]).await?;
+                        found.map_or(known, |i| known + i + 1)
                     }
                     _ => known,
                 }

@@ -122,12 +122,8 @@ pub struct Trip {
 
 impl Trip {
     /// Its text's length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
     }
 }
 
@@ -613,30 +609,31 @@ impl Downstream {
         let target = Arc::clone(&self.target);
         let mark_seconds = self.mark_seconds.clone();
         let joined;
-        let (text, ends, marks, commits) = if let [trip] = trips {
-            let commits = vec![trip.ends.len() - 1];
-            (
-                trip.text.as_str(),
-                trip.ends.clone(),
-                trip.marked.into_iter().collect::<Vec<_>>(),
-                commits,
-            )
-        } else {
-            let mut text = String::new();
-            let (mut ends, mut marks, mut commits) = (Vec::new(), Vec::new(), Vec::new());
-            for trip in trips {
-                if !text.is_empty() {
-                    text.push_str(";\n");
+        // One transaction (the usual case) goes as it is: its text and ends not copied.
+        let (text, ends, marks, commits): (&str, Cow<'_, [usize]>, Vec<usize>, Vec<usize>) =
+            if let [trip] = trips {
+                (
+                    trip.text.as_str(),
+                    Cow::Borrowed(&trip.ends),
+                    trip.marked.into_iter().collect(),
+                    vec![trip.ends.len() - 1],
+                )
+            } else {
+                let mut text = String::new();
+                let (mut ends, mut marks, mut commits) = (Vec::new(), Vec::new(), Vec::new());
+                for trip in trips {
+                    if !text.is_empty() {
+                        text.push_str(";\n");
+                    }
+                    let (offset, first) = (text.len(), ends.len());
+                    text.push_str(&trip.text);
+                    ends.extend(trip.ends.iter().map(|e| e + offset));
+                    marks.extend(trip.marked.map(|m| m + first));
+                    commits.push(ends.len() - 1);
                 }
-                let (offset, first) = (text.len(), ends.len());
-                text.push_str(&trip.text);
-                ends.extend(trip.ends.iter().map(|e| e + offset));
-                marks.extend(trip.marked.map(|m| m + first));
-                commits.push(ends.len() - 1);
-            }
-            joined = text;
-            (joined.as_str(), ends, marks, commits)
-        };
+                joined = text;
+                (joined.as_str(), Cow::Owned(ends), marks, commits)
+            };
         let statement = |k: usize| {
             let from = k.checked_sub(1).map_or(0, |p| ends[p] + 2);
             ends.get(k).map_or("", |&to| &text[from..to])
