@@ -214,8 +214,9 @@ impl Config {
             if rule.target.is_some() {
                 add(
                     &format!("syncer.table-migrate-rule[{i}].target"),
-                    "routing a table to another name is not supported yet (TiDB's drainer \
-                     routes only to Oracle)"
+                    "is TiDB's routing for Oracle targets; to give a table another name \
+                     downstream, use [[syncer.route]] (db-name, tbl-name, target-db-name, \
+                     target-tbl-name)"
                         .into(),
                 );
             }

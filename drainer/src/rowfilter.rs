@@ -411,7 +411,15 @@ impl Expr {
                     .iter()
                     .position(|c| c.name.eq_ignore_ascii_case(name))
                     .ok_or_else(|| format!("{}: no column {name}", table.qualified()))?;
-                Ok(row.get(at).and_then(|v| v.as_ref()).and_then(scalar))
+                match row.get(at).and_then(|v| v.as_ref()) {
+                    Some(v) => scalar(v).map_err(|kind| {
+                        format!(
+                            "{}.{name}: a row filter cannot compare {kind} values",
+                            table.qualified()
+                        )
+                    }),
+                    None => Ok(None),
+                }
             }
             other => Err(format!("{other:?} is not a value")),
         }
@@ -425,14 +433,19 @@ enum Scalar {
     Text(Vec<u8>),
 }
 
-fn scalar(v: &Value) -> Option<Scalar> {
-    Some(match v {
-        Value::Null => return None,
+/// `v` as a condition compares it (`None`: NULL, or a DECIMAL that is no number); an
+/// error names a kind of value with no text to compare.
+fn scalar(v: &Value) -> Result<Option<Scalar>, &'static str> {
+    Ok(Some(match v {
+        Value::Null => return Ok(None),
         Value::Int(i) => Scalar::Number(*i as f64),
         Value::UInt(u) => Scalar::Number(*u as f64),
         Value::Float(f) => Scalar::Number(f64::from(*f)),
         Value::Double(d) => Scalar::Number(*d),
-        Value::Decimal(d) => Scalar::Number(d.parse().ok()?),
+        Value::Decimal(d) => match d.parse() {
+            Ok(n) => Scalar::Number(n),
+            Err(_) => return Ok(None),
+        },
         Value::Year(y) => Scalar::Number(f64::from(*y)),
         Value::Bit { value, .. } => Scalar::Number(*value as f64),
         Value::Text(b) | Value::Bytes(b) => Scalar::Text(b.to_vec()),
@@ -459,8 +472,40 @@ fn scalar(v: &Value) -> Option<Scalar> {
             }
             .into_bytes(),
         ),
-        other => Scalar::Text(format!("{other:?}").into_bytes()),
-    })
+        // A TIMESTAMP as its UTC date and time (the drainer's sessions run in UTC).
+        Value::Timestamp { seconds, micros } => {
+            let (year, month, day, hour, minute, second) =
+                crate::apply::values::utc(i64::from(*seconds));
+            return scalar(&Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros: *micros,
+            });
+        }
+        Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+        } => {
+            let sign = if *negative { "-" } else { "" };
+            let fraction = match micros {
+                0 => String::new(),
+                m => format!(".{m:06}"),
+            };
+            Scalar::Text(
+                format!("{sign}{hours:02}:{minutes:02}:{seconds:02}{fraction}").into_bytes(),
+            )
+        }
+        Value::Uuid(_) => return Err("UUID"),
+        Value::Inet4(_) | Value::Inet6(_) => return Err("INET4/INET6"),
+        Value::MysqlJson(_) => return Err("MySQL JSON"),
+    }))
 }
 
 fn compare(a: &Scalar, b: &Scalar) -> Option<Ordering> {
@@ -554,6 +599,28 @@ mod tests {
                 .columns(),
             ["region", "amount"]
         );
+    }
+
+    #[test]
+    fn times_and_timestamps_compare_as_their_text() {
+        let time = Value::Time {
+            negative: true,
+            hours: 30,
+            minutes: 1,
+            seconds: 2,
+            micros: 0,
+        };
+        assert_eq!(scalar(&time), Ok(Some(Scalar::Text(b"-30:01:02".to_vec()))));
+        // 2026-12-01 10:00:00.5 UTC.
+        let ts = Value::Timestamp {
+            seconds: 1_796_119_200,
+            micros: 500_000,
+        };
+        assert_eq!(
+            scalar(&ts),
+            Ok(Some(Scalar::Text(b"2026-12-01 10:00:00.500000".to_vec())))
+        );
+        assert_eq!(scalar(&Value::Uuid([0; 16])), Err("UUID"));
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub fn param(value: &Value) -> Result<Param, Unwritable> {
 }
 
 /// Seconds since the epoch to the UTC civil date and time (proleptic Gregorian).
-fn utc(seconds: i64) -> (u16, u8, u8, u8, u8, u8) {
+pub(crate) fn utc(seconds: i64) -> (u16, u8, u8, u8, u8, u8) {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     // Howard Hinnant's days-to-civil.

@@ -473,7 +473,7 @@ impl Worker {
             let mut batch = Batch { jobs: vec![first] };
             // With `txn-batch = 1`, what is queued goes in one round trip, each
             // transaction still its own downstream one (`apply_pipelined`).
-            let most = if self.batch == 1 {
+            let most = if self.batch == 1 && self.applier.down.conflicts().is_none() {
                 PIPELINE
             } else {
                 self.batch
@@ -494,7 +494,9 @@ impl Worker {
                     break;
                 }
             }
-            let result = if self.batch == 1 && batch.jobs.len() > 1 {
+            // (Not with conflict detection: its statements are read one by one.)
+            let pipelined = self.batch == 1 && self.applier.down.conflicts().is_none();
+            let result = if pipelined && batch.jobs.len() > 1 {
                 self.apply_pipelined(batch.jobs).await
             } else {
                 match self.apply(&batch).await {
@@ -574,10 +576,12 @@ impl Worker {
                 }
             }
         };
+        // Each committed transaction's share of the round trip.
+        let each = started.elapsed() / committed.max(1) as u32;
         let mut jobs = jobs.into_iter();
         for job in jobs.by_ref().take(committed) {
             let ctx = &self.applier.ctx;
-            ctx.metrics.apply_time(started.elapsed());
+            ctx.metrics.apply_time(each);
             ctx.applied(Ops::of(&job.changes), Some(job.timestamp));
             self.shared.update(|p| p.finish(job.seq));
             failpoint::hit("after-commit");

@@ -123,8 +123,10 @@ impl Run<'_> {
             .row_filters
             .get(schema_name.as_str())
             .and_then(|t| t.get(table_name.as_str()));
+        // A routed table's rows apply as SQL: its row events name the upstream's table.
         let replay = self.seed.is_none()
             && filter.is_none()
+            && self.routes.table(schema_name, table_name).is_none()
             && rows.raw.format.is_some()
             && (table.versioning.is_some()
                 || (!self.config.syncer.fire_triggers

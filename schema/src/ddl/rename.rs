@@ -35,7 +35,13 @@ pub enum Rename {
 /// `sql` (run with `default` as its current schema, written in `mode`) with every schema
 /// and table name it gives replaced by its downstream name.
 pub fn rename(sql: &str, default: &str, mode: SqlMode, routes: &dyn Routes) -> Rename {
-    let tokens = match Tokenizer::new(&MySqlDialect {}, sql).tokenize_with_location() {
+    // Under NO_BACKSLASH_ESCAPES a backslash is a plain character: read as one that is no
+    // escape (the same length, so every location still points into `sql`).
+    let read = match mode.no_backslash_escapes && sql.contains('\\') {
+        true => std::borrow::Cow::Owned(sql.replace('\\', "_")),
+        false => std::borrow::Cow::Borrowed(sql),
+    };
+    let tokens = match Tokenizer::new(&MySqlDialect {}, &read).tokenize_with_location() {
         Ok(t) => t,
         Err(e) => return Rename::Refused(format!("cannot read the statement: {e}")),
     };
@@ -310,7 +316,9 @@ impl Edit<'_> {
                             Some("TO" | "AS") => i = self.table_at(i + 2)?,
                             _ => i = self.table_at(i + 1)?,
                         }
-                    } else if self.is(i, "REFERENCES") {
+                    } else if self.is(i, "REFERENCES") || self.is(i, "TABLE") {
+                        // A foreign key's table; a partition's (EXCHANGE PARTITION … WITH
+                        // TABLE t, CONVERT PARTITION … TO TABLE t, CONVERT TABLE t …).
                         i = self.table_at(i + 1)?;
                     } else {
                         i += 1;
@@ -470,6 +478,13 @@ mod tests {
             "ALTER TABLE `shop`.`items_b` RENAME TO shop.items2, RENAME COLUMN a TO b"
         );
         assert_eq!(
+            renamed(
+                "ALTER TABLE orders EXCHANGE PARTITION p WITH TABLE shop.items",
+                "app"
+            ),
+            "ALTER TABLE `app_eu`.`orders_a` EXCHANGE PARTITION p WITH TABLE `shop`.`items_b`"
+        );
+        assert_eq!(
             renamed("CREATE DATABASE app", ""),
             "CREATE DATABASE `app_eu`"
         );
@@ -485,6 +500,23 @@ mod tests {
         assert_eq!(
             renamed("/* é */ ALTER TABLE\n  shop.items\n  COMMENT 'ü'", ""),
             "/* é */ ALTER TABLE\n  `shop`.`items_b`\n  COMMENT 'ü'"
+        );
+    }
+
+    #[test]
+    fn a_backslash_is_a_character_under_no_backslash_escapes() {
+        let mode = SqlMode {
+            ansi_quotes: false,
+            no_backslash_escapes: true,
+        };
+        assert_eq!(
+            rename(
+                "ALTER TABLE orders COMMENT 'C:\\', ADD x INT",
+                "app",
+                mode,
+                &Eu
+            ),
+            Rename::Renamed("ALTER TABLE `app_eu`.`orders_a` COMMENT 'C:\\', ADD x INT".into())
         );
     }
 
