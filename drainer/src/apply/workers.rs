@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 use super::applier::{Applier, Close, Outcome, Place, Unit};
 use super::changes::{Ops, RowChange};
 use super::ctx::Ctx;
-use super::downstream::{Downstream, Stamp};
+use super::downstream::{Downstream, Listed, Stamp};
 use super::keys::{change_keys, levels, ChangeKeys, KeyMap, Links};
 use crate::error::{At, Cause, RunError};
 use crate::failpoint;
@@ -541,8 +541,8 @@ impl Worker {
                 close: Close::Commit,
             };
             let stmts = self.applier.build(&unit, unit.levels).await?;
-            positions.push(job.position.clone());
-            let stamp = self.applier.down.stamp_all(&positions, &low);
+            positions.push(Listed::new(job.position.clone()));
+            let stamp = self.applier.down.stamp_listed(&positions, &low);
             let trip = (!stmts.is_empty())
                 .then(|| self.applier.down.trip(&stmts, 1, Some(&stamp)))
                 .flatten();
@@ -561,18 +561,17 @@ impl Worker {
         let started = std::time::Instant::now();
         let committed = match self.applier.down.apply_trips(&trips, &stamps).await {
             Ok(()) => trips.len(),
-            Err((known, e)) => {
-                tracing::debug!(error = %e, committed = known, of = trips.len(),
+            Err(stop) => {
+                let known = stop.committed;
+                tracing::debug!(error = %stop.error, committed = known, of = trips.len(),
                     "transactions sent together: applying the rest one at a time");
-                match e {
-                    // The session went: the transaction being answered may have
-                    // committed; its apply record says.
-                    super::downstream::DownstreamError::Transient(_) => {
-                        let here = &jobs[known].here;
-                        let found = self.applier.recorded_of(here, &stamps[known..]).await?;
-                        found.map_or(known, |i| known + i + 1)
-                    }
-                    _ => known,
+                if stop.unsure {
+                    // The apply record says which of the next ones committed.
+                    let here = &jobs[known].here;
+                    let found = self.applier.recorded_of(here, &stamps[known..]).await?;
+                    found.map_or(known, |i| known + i + 1)
+                } else {
+                    known
                 }
             }
         };

@@ -33,7 +33,7 @@ mod xa;
 
 pub use context::{session_context, sql_mode_for, Flavours};
 pub use mark::Mark;
-pub use record::{order, past, Applied, ApplyRecord, Stamp, APPLY_TABLE};
+pub use record::{order, past, Applied, ApplyRecord, Listed, Stamp, APPLY_TABLE};
 pub use tables::ForeignKey;
 use watch::watched;
 
@@ -47,7 +47,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use pump_reader::event::{charset_of, SessionVars};
-use pump_reader::{Position, PositionRecord, Statement, Xid};
+use pump_reader::{GtidSet, Position, PositionRecord, Statement, Xid};
 
 use super::conflict::{self, Check, Op, Policies};
 use super::sql::{quote, Stmt};
@@ -112,12 +112,27 @@ pub enum DownstreamError {
 
 /// One transaction as one text of statements ([`Downstream::trip`]).
 pub struct Trip {
-    /// `BEGIN;\n<mark>;\n<statements>;\n<record>;\nCOMMIT`.
+    /// `START TRANSACTION;\n<mark>;\n<statements>;\n<record>;\nCOMMIT`.
     text: String,
     /// Where each statement ends in `text` (the next begins after `;\n`).
     ends: Vec<usize>,
     /// Which statement is the mark's.
     marked: Option<usize>,
+    /// It may run inside a compound statement (see [`Downstream::apply_trips`]): no
+    /// `BINLOG` statement (refused there) and no comment marker (a stored program's
+    /// statements are logged as the server rewrites them).
+    compound: bool,
+}
+
+/// How a text of several transactions stopped (see [`Downstream::apply_trips`]).
+#[derive(Debug)]
+pub struct Stopped {
+    /// The transactions known to be committed (the first ones).
+    pub committed: usize,
+    /// The next ones may be committed too (the answer was lost, or one compound
+    /// statement ran them): the apply record tells.
+    pub unsure: bool,
+    pub error: DownstreamError,
 }
 
 impl Trip {
@@ -261,9 +276,11 @@ pub struct Downstream {
     /// Which writer this session is: its mark row and apply-record row.
     worker: u32,
     /// After the transactions this writer committed past the last watermark it recorded.
-    after: Vec<Position>,
+    after: Vec<Arc<Listed>>,
     /// The server is MariaDB (learned at connection).
     mariadb: bool,
+    /// It takes compound statements (see [`Downstream::apply_trips`]).
+    compound: bool,
     /// The upstream is MariaDB (statements are translated from MySQL otherwise).
     upstream_mariadb: bool,
 }
@@ -299,6 +316,7 @@ impl Downstream {
             worker,
             after: Vec::new(),
             mariadb: true,
+            compound: true,
             upstream_mariadb: true,
         }
     }
@@ -394,6 +412,9 @@ impl Downstream {
             }
             self.stale = None;
         }
+        // Held while the session lives: see `Downstream::applied`.
+        let lock = t.record.writer_lock(self.worker);
+        record::writer_lock(&mut conn, &lock, self.worker, true).await?;
         if !self.record_ready {
             for s in t.record.create() {
                 conn.query_drop(s.as_str())
@@ -543,7 +564,8 @@ impl Downstream {
         }
         let mut text = String::with_capacity(1024);
         let mut ends = Vec::with_capacity(stmts.len() + 4);
-        text.push_str("BEGIN");
+        // Not BEGIN, which opens a block inside a compound statement.
+        text.push_str("START TRANSACTION");
         ends.push(text.len());
         let mut marked = None;
         if let Some(m) = mark.filter(|m| m.comment.is_none()) {
@@ -565,12 +587,18 @@ impl Downstream {
         }
         if let Some(st) = stamp {
             text.push_str(";\n");
-            text.push_str(&self.target.record.write(self.worker, st));
+            self.target.record.write_into(self.worker, st, &mut text);
             ends.push(text.len());
         }
         text.push_str(";\nCOMMIT");
         ends.push(text.len());
-        Some(Trip { text, ends, marked })
+        let compound = comment.is_none() && !stmts.iter().any(|s| s.sql.starts_with("BINLOG"));
+        Some(Trip {
+            text,
+            ends,
+            marked,
+            compound,
+        })
     }
 
     /// Sends `trip` and reads every statement's answer; a failing one is named (the
@@ -584,28 +612,89 @@ impl Downstream {
         let stamps: Vec<Stamp> = stamp.into_iter().cloned().collect();
         self.send_trips(std::slice::from_ref(trip), &stamps)
             .await
-            .map_err(|(_, e)| e)
+            .map_err(|stop| stop.error)
     }
 
     /// Several upstream transactions, each its own downstream transaction (its mark, its
     /// statements, its record and COMMIT: [`Downstream::trip`]), sent one after the other
     /// in one text: one round trip for them all. `stamps` are their records, in order.
-    /// On a failure: how many committed (their COMMIT answered), and the error; the one
-    /// being answered when the session was lost may have committed too (its record says).
-    pub async fn apply_trips(
-        &mut self,
-        trips: &[Trip],
-        stamps: &[Stamp],
-    ) -> Result<(), (usize, DownstreamError)> {
+    ///
+    /// On MariaDB they run inside one compound statement (`BEGIN NOT ATOMIC … END`),
+    /// which answers once: a text of statements is answered statement by statement as
+    /// each finishes, and every answer that arrives on its own wakes the drainer (most
+    /// of its CPU with one downstream transaction per upstream one). Each transaction
+    /// still commits on its own and is logged as its own event group; a failing
+    /// statement ends the compound statement, its transaction left open (the session is
+    /// dropped, which rolls it back), and which of the earlier ones committed is then
+    /// for the apply record to say. A server that refuses compound statements (an
+    /// `sql_mode` with ORACLE, or not MariaDB) gets the plain text from then on.
+    ///
+    /// On a failure: how many committed for certain, whether more may have, and the error.
+    pub async fn apply_trips(&mut self, trips: &[Trip], stamps: &[Stamp]) -> Result<(), Stopped> {
+        if self.mariadb && self.compound && trips.len() > 1 && trips.iter().all(|t| t.compound) {
+            return self.send_compound(trips, stamps).await;
+        }
         self.send_trips(trips, stamps).await
     }
 
+    /// `trips` in one compound statement: see [`Downstream::apply_trips`].
+    async fn send_compound(&mut self, trips: &[Trip], stamps: &[Stamp]) -> Result<(), Stopped> {
+        let size = trips.iter().map(|t| t.text.len() + 2).sum::<usize>() + 24;
+        let mut text = String::with_capacity(size);
+        text.push_str("BEGIN NOT ATOMIC\n");
+        for trip in trips {
+            text.push_str(&trip.text);
+            text.push_str(";\n");
+        }
+        text.push_str("END");
+        let target = Arc::clone(&self.target);
+        let conn = self.conn().await.map_err(|error| Stopped {
+            committed: 0,
+            unsure: false,
+            error,
+        })?;
+        let session = conn.id();
+        let result = watched(&target, session, async {
+            conn.query_drop(text.as_str()).await.map_err(|e| {
+                let shown = format!(
+                    "BEGIN NOT ATOMIC … END ({} transactions, the first: {})",
+                    trips.len(),
+                    trips[0].text
+                );
+                classify(&shown, e)
+            })
+        })
+        .await;
+        self.in_txn = false;
+        match result {
+            Ok(()) => {
+                if let Some(st) = stamps.get(trips.len() - 1) {
+                    self.recorded(st);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // Parsed before anything runs: refused, it ran nothing.
+                if let DownstreamError::Definite {
+                    code: 1064 | 1149, ..
+                } = &error
+                {
+                    tracing::info!(%error, "the downstream refuses compound statements: \
+                        transactions sent together go as plain text from now on");
+                    self.compound = false;
+                }
+                self.reset();
+                Err(Stopped {
+                    committed: 0,
+                    unsure: true,
+                    error,
+                })
+            }
+        }
+    }
+
     /// `trips[i]` committing records `stamps[i]` (when stamped).
-    async fn send_trips(
-        &mut self,
-        trips: &[Trip],
-        stamps: &[Stamp],
-    ) -> Result<(), (usize, DownstreamError)> {
+    async fn send_trips(&mut self, trips: &[Trip], stamps: &[Stamp]) -> Result<(), Stopped> {
         let target = Arc::clone(&self.target);
         let mark_seconds = self.mark_seconds.clone();
         let joined;
@@ -638,7 +727,11 @@ impl Downstream {
             let from = k.checked_sub(1).map_or(0, |p| ends[p] + 2);
             ends.get(k).map_or("", |&to| &text[from..to])
         };
-        let conn = self.conn().await.map_err(|e| (0, e))?;
+        let conn = self.conn().await.map_err(|error| Stopped {
+            committed: 0,
+            unsure: false,
+            error,
+        })?;
         let session = conn.id();
         // The statement whose answer is read.
         let mut current = 0;
@@ -684,9 +777,14 @@ impl Downstream {
         if let Some(st) = committed.checked_sub(1).and_then(|last| stamps.get(last)) {
             self.recorded(st);
         }
-        result.map_err(|e| {
+        result.map_err(|error| {
             self.reset();
-            (committed, e)
+            Stopped {
+                committed,
+                // The session was lost while the next was answered.
+                unsure: matches!(error, DownstreamError::Transient(_)),
+                error,
+            }
         })
     }
 

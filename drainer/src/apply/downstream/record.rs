@@ -49,30 +49,69 @@ impl ApplyRecord {
     }
 
     /// The statement that records `stamp` for `worker`, then COMMIT: one round trip, so
-    /// its values are literals (utf8mb4 hex strings, whatever the session's SQL mode).
+    /// its values are literals that mean the same under any SQL mode.
     pub(super) fn write_and_commit(&self, worker: u32, stamp: &Stamp) -> String {
         format!("{}; COMMIT", self.write(worker, stamp))
     }
 
     /// The statement writing `stamp` as `worker`'s record.
     pub(super) fn write(&self, worker: u32, stamp: &Stamp) -> String {
-        let json = |p: &Position| {
-            serde_json::to_string(&PositionRecord::from(p)).expect("a position record serializes")
-        };
-        let after: Vec<PositionRecord> = stamp.after.iter().map(PositionRecord::from).collect();
-        let after = serde_json::to_string(&after).expect("position records serialize");
-        format!(
-            "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
-             applied_after) VALUES ({}, {}, {worker}, {}, {}, {}) ON DUPLICATE KEY UPDATE \
-             position = VALUES(position), low_watermark = VALUES(low_watermark), \
-             applied_after = VALUES(applied_after)",
-            self.qualified(),
+        let mut out = String::with_capacity(512);
+        self.write_into(worker, stamp, &mut out);
+        out
+    }
+
+    /// [`ApplyRecord::write`] appended to `out`: written in place, as it is part of
+    /// every transaction's text.
+    pub(super) fn write_into(&self, worker: u32, stamp: &Stamp, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "INSERT INTO {}.{} (channel_id, source, worker, position, low_watermark, \
+             applied_after) VALUES ({}, ",
+            Quoted(&self.schema),
+            Quoted(APPLY_TABLE),
             self.channel_id,
-            text_literal(&self.source),
-            text_literal(&json(&stamp.position)),
-            text_literal(&json(&stamp.low)),
-            text_literal(&after),
-        )
+        );
+        out.push_str(&text_literal(&self.source));
+        let _ = write!(out, ", {worker}, ");
+        json_literal(out, |out| position_json(&stamp.position, out));
+        out.push_str(", ");
+        json_literal(out, |out| position_json(&stamp.low, out));
+        out.push_str(", ");
+        json_literal(out, |out| {
+            out.push('[');
+            for (i, p) in stamp.after.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&p.json);
+            }
+            out.push(']');
+        });
+        out.push_str(
+            ") ON DUPLICATE KEY UPDATE position = VALUES(position), \
+             low_watermark = VALUES(low_watermark), applied_after = VALUES(applied_after)",
+        );
+    }
+
+    /// The name of writer `worker`'s lock (`GET_LOCK`), held by its session while it
+    /// lives (see [`Downstream::applied`]): the same for every run of the channel and
+    /// drainer version, within the 64 characters servers allow.
+    pub fn writer_lock(&self, worker: u32) -> String {
+        // FNV-1a: a hash that stays the same from one build to the next.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let channel = self.channel_id.to_string();
+        for part in [
+            self.schema.as_bytes(),
+            channel.as_bytes(),
+            self.source.as_bytes(),
+        ] {
+            for &b in part.iter().chain(&[0]) {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("drainer-{hash:016x}-{worker}")
     }
 
     /// The statement that removes this record, for messages to the operator.
@@ -86,6 +125,49 @@ impl ApplyRecord {
     }
 }
 
+/// How long a session waits for a writer's lock: a session of an earlier run still runs
+/// at most a text of 256 KiB (`inline::MAX_TEXT`), unless a lock wait holds it.
+const WRITER_LOCK_WAIT_S: u32 = 30;
+
+/// Takes writer `worker`'s lock `name` on `conn`, waiting for the session holding it to
+/// end; keeps it (the writer's own session) or gives it back (`keep = false`: waiting
+/// was all that was needed). Still held after [`WRITER_LOCK_WAIT_S`], it is a transient
+/// error naming the session that holds it.
+pub(super) async fn writer_lock(
+    conn: &mut Conn,
+    name: &str,
+    worker: u32,
+    keep: bool,
+) -> Result<(), DownstreamError> {
+    let sql = "SELECT GET_LOCK(?, ?)";
+    let got: Option<Option<i64>> = conn
+        .exec_first(sql, (name, WRITER_LOCK_WAIT_S))
+        .await
+        .map_err(|e| classify(sql, e))?;
+    if got.flatten() != Some(1) {
+        let sql = "SELECT IS_USED_LOCK(?)";
+        let holder: Option<Option<u64>> = conn
+            .exec_first(sql, (name,))
+            .await
+            .map_err(|e| classify(sql, e))?;
+        return Err(DownstreamError::Transient(format!(
+            "writer {worker}'s lock {name:?} is still held by connection {} after \
+             {WRITER_LOCK_WAIT_S} s: a session of an earlier run of this channel is still \
+             applying, or another drainer runs this channel on this downstream",
+            holder
+                .flatten()
+                .map_or("(gone)".to_owned(), |id| id.to_string())
+        )));
+    }
+    if !keep {
+        let sql = "DO RELEASE_LOCK(?)";
+        conn.exec_drop(sql, (name,))
+            .await
+            .map_err(|e| classify(sql, e))?;
+    }
+    Ok(())
+}
+
 /// `text` as a utf8mb4 string literal in hex: no quote or backslash to escape, under any
 /// SQL mode.
 pub(super) fn text_literal(text: &str) -> String {
@@ -96,6 +178,65 @@ pub(super) fn text_literal(text: &str) -> String {
     out
 }
 
+/// A name as [`quote`] writes it, without building a string.
+struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        f.write_char('`')?;
+        for (i, part) in self.0.split('`').enumerate() {
+            if i > 0 {
+                f.write_str("``")?;
+            }
+            f.write_str(part)?;
+        }
+        f.write_char('`')
+    }
+}
+
+/// The JSON `json` appends, as a utf8mb4 string literal: quoted as it is when it holds
+/// no quote or backslash (what positions hold), else in hex (see [`text_literal`]).
+fn json_literal(out: &mut String, json: impl FnOnce(&mut String)) {
+    let start = out.len();
+    out.push_str("_utf8mb4'");
+    json(out);
+    if out[start + 9..].contains(['\'', '\\']) {
+        let text = out.split_off(start + 9);
+        out.truncate(start);
+        out.push_str(&text_literal(&text));
+    } else {
+        out.push('\'');
+    }
+}
+
+/// `p` as serde writes its [`PositionRecord`] (`{"file":…,"pos":…,"gtids":…,"flavor":…}`,
+/// the last two only with a GTID state), without building the record.
+fn position_json(p: &Position, out: &mut String) {
+    use std::fmt::Write;
+    out.push_str("{\"file\":");
+    let file = &p.coords.file;
+    if file.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
+        out.push_str(&serde_json::to_string(file).expect("a string serializes"));
+    } else {
+        out.push('"');
+        out.push_str(file);
+        out.push('"');
+    }
+    let _ = write!(out, ",\"pos\":{}", p.coords.pos);
+    if let Some(g) = &p.gtids {
+        // GTID text is digits, hex, dashes, commas, colons and tag letters: nothing that
+        // JSON escapes.
+        let _ = write!(out, ",\"gtids\":\"{g}\",\"flavor\":\"");
+        out.push_str(match g {
+            GtidSet::MariaDb(_) => "mariadb",
+            GtidSet::MySql(_) => "mysql",
+        });
+        out.push('"');
+    }
+    out.push('}');
+}
+
 /// What one writer's apply record says: see the module note.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stamp {
@@ -104,7 +245,31 @@ pub struct Stamp {
     /// Every upstream transaction up to here is committed downstream.
     pub low: Position,
     /// After the transactions this writer committed past `low` (with `position`).
-    pub after: Vec<Position>,
+    pub after: Vec<Arc<Listed>>,
+}
+
+impl Stamp {
+    /// The positions `after` lists.
+    pub fn after(&self) -> impl Iterator<Item = &Position> {
+        self.after.iter().map(|l| &l.position)
+    }
+}
+
+/// A position an apply record lists, with its JSON: one writer's records list a
+/// transaction until the watermark passes it (with `txn-batch = 1` and a queue sent
+/// together, each record lists the ones before it), so it is copied and written often.
+#[derive(Debug, PartialEq)]
+pub struct Listed {
+    pub position: Position,
+    json: String,
+}
+
+impl Listed {
+    pub fn new(position: Position) -> Arc<Listed> {
+        let mut json = String::with_capacity(64);
+        position_json(&position, &mut json);
+        Arc::new(Listed { position, json })
+    }
 }
 
 /// What the apply records of a channel say was applied: every upstream transaction up to
@@ -140,15 +305,25 @@ impl Downstream {
     /// The apply record of one downstream transaction applying the upstream transactions
     /// ending at `positions` (in upstream order, at least one).
     pub fn stamp_all(&self, positions: &[Position], low: &Position) -> Stamp {
-        let after: Vec<Position> = self
+        let listed: Vec<Arc<Listed>> = positions.iter().cloned().map(Listed::new).collect();
+        self.stamp_listed(&listed, low)
+    }
+
+    /// [`Downstream::stamp_all`] of positions already listed (see [`Listed`]).
+    pub fn stamp_listed(&self, positions: &[Arc<Listed>], low: &Position) -> Stamp {
+        let after: Vec<Arc<Listed>> = self
             .after
             .iter()
             .chain(positions)
-            .filter(|p| past(p, low))
+            .filter(|l| past(&l.position, low))
             .cloned()
             .collect();
         Stamp {
-            position: positions.last().expect("at least one position").clone(),
+            position: positions
+                .last()
+                .expect("at least one position")
+                .position
+                .clone(),
             low: low.clone(),
             after,
         }
@@ -157,7 +332,7 @@ impl Downstream {
     /// Transactions committed past the watermark before this start (by any writer): this
     /// writer's records list them too, until the watermark passes them.
     pub fn seed_after(&mut self, positions: &[Position]) {
-        self.after = positions.to_vec();
+        self.after = positions.iter().cloned().map(Listed::new).collect();
     }
 
     /// Takes `stamp` as this writer's recorded state: its transaction committed.
@@ -187,7 +362,14 @@ impl Downstream {
     }
 
     /// What this channel's apply records (all writers) say was applied; `None`: no record.
+    ///
+    /// Read once no session of an earlier run still writes them: a drainer killed while
+    /// the server ran a text of several transactions it sent leaves that session running
+    /// to the end of the text (the server learns the client is gone only when it answers).
+    /// Every writer's session holds its lock ([`ApplyRecord::writer_lock`]) while it
+    /// lives, so waiting for each writer's lock waits for such a session to end.
     pub async fn applied(&mut self) -> Result<Option<Applied>, DownstreamError> {
+        self.wait_for_writers().await?;
         let rows = self.record_rows(None).await?;
         let mut low: Option<Position> = None;
         let mut listed = Vec::new();
@@ -224,6 +406,27 @@ impl Downstream {
         }
         after.sort_by(|a, b| order(a, b).unwrap_or(std::cmp::Ordering::Equal));
         Ok(Some(Applied { low, after }))
+    }
+
+    /// Waits until the sessions of this channel's other writers (see
+    /// [`Downstream::applied`]) have ended.
+    async fn wait_for_writers(&mut self) -> Result<(), DownstreamError> {
+        let target = Arc::clone(&self.target);
+        let record = &target.record;
+        let own = self.worker;
+        let conn = self.conn().await?;
+        let sql = format!(
+            "SELECT worker FROM {} WHERE channel_id = ? AND source = ?",
+            record.qualified()
+        );
+        let workers: Vec<u32> = conn
+            .exec(sql.as_str(), (record.channel_id, record.source.as_str()))
+            .await
+            .map_err(|e| classify(&sql, e))?;
+        for worker in workers.into_iter().filter(|&w| w != own) {
+            writer_lock(conn, &record.writer_lock(worker), worker, false).await?;
+        }
+        Ok(())
     }
 
     /// The apply-record rows of this channel (of one writer, when given): position,
@@ -295,11 +498,86 @@ impl Downstream {
 mod tests {
     use super::*;
     use crate::apply::downstream::tests::writer;
+    use pump_reader::BinlogCoords;
 
     #[test]
     fn text_literals_need_no_escaping() {
         assert_eq!(text_literal("a'\\é"), "_utf8mb4 X'61275cc3a9'");
         assert_eq!(text_literal(""), "_utf8mb4 X''");
+    }
+
+    #[test]
+    fn a_record_writes_positions_as_their_stored_json() {
+        let maria = |g: &str| Some(GtidSet::MariaDb(g.parse().unwrap()));
+        let mysql = |g: &str| Some(GtidSet::MySql(g.parse().unwrap()));
+        let positions = [
+            (BinlogCoords::new("binlog.000001", 4), None),
+            (
+                BinlogCoords::new("binlog.000002", 1234),
+                maria("0-1-5,3-2-9"),
+            ),
+            (BinlogCoords::new("", 0), maria("")),
+            (
+                BinlogCoords::new("b.000003", 99),
+                mysql("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7"),
+            ),
+            (BinlogCoords::new("it's\\\"odd\".1", 7), None),
+        ];
+        for (coords, gtids) in positions {
+            let p = Position { coords, gtids };
+            let serde = serde_json::to_string(&PositionRecord::from(&p)).unwrap();
+            let mut ours = String::new();
+            position_json(&p, &mut ours);
+            assert_eq!(ours, serde);
+            let mut literal = String::new();
+            json_literal(&mut literal, |out| position_json(&p, out));
+            if serde.contains(['\'', '\\']) {
+                assert_eq!(literal, text_literal(&serde));
+            } else {
+                assert_eq!(literal, format!("_utf8mb4'{serde}'"));
+            }
+        }
+        let record = ApplyRecord {
+            schema: "re`tl".into(),
+            channel_id: 3,
+            source: "server_id:1".into(),
+        };
+        let stamp = Stamp {
+            position: at(1300),
+            low: at(700),
+            after: vec![Listed::new(at(900)), Listed::new(at(1300))],
+        };
+        let sql = record.write(2, &stamp);
+        assert!(sql.starts_with(&format!(
+            "INSERT INTO {} (channel_id, source, worker, position, low_watermark, \
+             applied_after) VALUES (3, {}, 2, _utf8mb4'{{\"file\":\"binlog.000001\",\"pos\":1300}}', ",
+            record.qualified(),
+            text_literal("server_id:1")
+        )), "{sql}");
+        assert!(
+            sql.contains(
+                r#"'[{"file":"binlog.000001","pos":900},{"file":"binlog.000001","pos":1300}]')"#
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn writer_locks_are_short_and_stable() {
+        let record = ApplyRecord {
+            schema: "retl".into(),
+            channel_id: 1,
+            source: "3e11fa47-71ca-11e1-9e33-c80aa9429562".into(),
+        };
+        let name = record.writer_lock(4_000_000_000);
+        assert!(name.len() <= 64, "{name}");
+        // Fixed: a later build waits for an earlier one's sessions.
+        assert_eq!(record.writer_lock(3), "drainer-3c0be84dd9c2d00b-3");
+        let other = ApplyRecord {
+            channel_id: 2,
+            ..record.clone()
+        };
+        assert_ne!(other.writer_lock(3), record.writer_lock(3));
     }
 
     fn at(pos: u64) -> Position {
@@ -317,20 +595,20 @@ mod tests {
         let stamp = down.stamp_all(&[at(1200), at(1300)], &at(700));
         assert_eq!(stamp.position, at(1300));
         assert_eq!(stamp.low, at(700));
-        assert_eq!(
-            stamp.after,
-            [at(900), at(1200), at(1300)],
+        assert!(
+            stamp.after().eq(&[at(900), at(1200), at(1300)]),
             "500 is covered by 700"
         );
         down.recorded(&stamp);
         // Once the watermark passes them, they drop out; a worker's other sessions share
         // the seed.
         let next = down.stamp(&at(1500), &at(1250));
-        assert_eq!(next.after, [at(1300), at(1500)]);
-        assert_eq!(
-            down.for_worker(2).stamp(&at(1600), &at(1000)).after,
-            [at(1200), at(1300), at(1600)]
-        );
+        assert!(next.after().eq(&[at(1300), at(1500)]));
+        assert!(down.for_worker(2).stamp(&at(1600), &at(1000)).after().eq(&[
+            at(1200),
+            at(1300),
+            at(1600)
+        ]));
         // Writer 0 after a barrier: the transaction is its own watermark.
         assert!(down.stamp(&at(2000), &at(2000)).after.is_empty());
     }
