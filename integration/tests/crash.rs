@@ -145,6 +145,10 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
     config.syncer.safe_mode_after_start_s = 0;
     config.syncer.worker_count = 1;
     config.syncer.txn_batch = 1;
+    // The drainer's statements wait on the rows held below for longer than the test.
+    b.exec(&["SET GLOBAL innodb_lock_wait_timeout = 300"])
+        .await
+        .unwrap();
     let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
     a.exec(&["INSERT INTO app.kv VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)"])
         .await
@@ -207,8 +211,17 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
         .unwrap()
         .spawn()
         .unwrap();
-    // The restart waits; the text goes on once row 4 is free.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The restart waits for the session running the text (for its writer's lock)...
+    eventually("the restart to wait for the text", WAIT, || async {
+        match count("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE = 'User lock'")
+            .await?
+        {
+            0 => Err(format!("not waiting\n{}", restarted.stderr())),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    // ... which goes on once row 4 is free.
     fourth.query_drop("COMMIT").await.unwrap();
     eventually("every row exactly once", WAIT, || async {
         let (x, y) = (dump(&a).await?, dump(&b).await?);
@@ -229,6 +242,71 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
         dump(&b).await.unwrap(),
         "{}",
         restarted.stderr()
+    );
+}
+
+/// A drainer whose host stopped (here: SIGSTOP) leaves idle sessions holding its writers'
+/// locks, which the server would keep for hours. A drainer started in its place kills
+/// them (they run nothing, and what they held open rolls back) and replicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drainer_in_place_of_a_stopped_one_takes_over_its_writers() {
+    let (a, b) = two_sites(SETUP).await.unwrap();
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut config = marked_config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.worker_count = 2;
+    config.syncer.txn_batch = 1;
+    let mut stopped = integration::replicating(&config, WAIT).await.unwrap();
+    let write = |from: u32| {
+        let a = &a;
+        async move {
+            for n in from..from + 10 {
+                a.exec(&[&format!("INSERT INTO app.log VALUES ({n}, 'row')")])
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let converged = |what: &'static str| {
+        let (a, b) = (&a, &b);
+        eventually(what, WAIT, move || async move {
+            let (x, y) = (dump(a).await?, dump(b).await?);
+            if x == y {
+                Ok(())
+            } else {
+                Err(format!("upstream {} rows, downstream {}", x.len(), y.len()))
+            }
+        })
+    };
+    write(0).await;
+    converged("the first rows downstream").await;
+    stopped.signal(libc::SIGSTOP);
+    // Its own status address and replica id, and a copy of the data-dir (the stopped
+    // drainer holds them), as a standby host would have.
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", dir.path().display()))
+        .arg(other.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    config.data_dir = other.path().to_owned();
+    config.addr = format!("127.0.0.1:{}", integration::free_port().unwrap());
+    config.pump.server_id += 1;
+    let taking_over = integration::replicating(&config, WAIT).await.unwrap();
+    write(10).await;
+    converged("the rows written after the takeover").await;
+    stopped.kill();
+    assert!(
+        taking_over
+            .stderr()
+            .contains("killed an idle session holding this writer's lock"),
+        "{}",
+        taking_over.stderr()
+    );
+    assert_eq!(
+        mark_counter(&b, 1).await.unwrap(),
+        20,
+        "transactions applied downstream"
     );
 }
 

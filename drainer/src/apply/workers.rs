@@ -525,6 +525,10 @@ impl Worker {
     /// time as usual, its failures sorted by the one policy; a transaction whose answer
     /// was lost with the session is looked up in the apply record first.
     async fn apply_pipelined(&mut self, jobs: Vec<Job>) -> Result<(), RunError> {
+        // (A session that cannot open is left to the usual policy.)
+        if !matches!(self.applier.down.sends_together().await, Ok(true)) {
+            return self.apply_singly(jobs).await;
+        }
         let low = self.shared.lock().low.clone();
         let (mut trips, mut stamps, mut positions) = (Vec::new(), Vec::new(), Vec::new());
         let mut size = 0;

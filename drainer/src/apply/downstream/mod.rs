@@ -281,6 +281,9 @@ pub struct Downstream {
     mariadb: bool,
     /// It takes compound statements (see [`Downstream::apply_trips`]).
     compound: bool,
+    /// It has named locks, which let a start wait for a session an earlier run left
+    /// (see [`Downstream::applied`]); without them transactions are not sent together.
+    writer_locks: bool,
     /// The upstream is MariaDB (statements are translated from MySQL otherwise).
     upstream_mariadb: bool,
 }
@@ -317,6 +320,7 @@ impl Downstream {
             after: Vec::new(),
             mariadb: true,
             compound: true,
+            writer_locks: true,
             upstream_mariadb: true,
         }
     }
@@ -413,8 +417,19 @@ impl Downstream {
             self.stale = None;
         }
         // Held while the session lives: see `Downstream::applied`.
-        let lock = t.record.writer_lock(self.worker);
-        record::writer_lock(&mut conn, &lock, self.worker, true).await?;
+        if self.writer_locks {
+            let lock = t.record.writer_lock(self.worker);
+            let user = t.server.user.as_str();
+            if !record::writer_lock(&mut conn, &lock, self.worker, true, user).await? {
+                tracing::warn!(
+                    worker = self.worker,
+                    "the downstream has no named locks \
+                    (GET_LOCK): transactions go one per round trip, and a start cannot wait \
+                    for a session a killed drainer left running"
+                );
+                self.writer_locks = false;
+            }
+        }
         if !self.record_ready {
             for s in t.record.create() {
                 conn.query_drop(s.as_str())
@@ -637,6 +652,14 @@ impl Downstream {
         self.send_trips(trips, stamps).await
     }
 
+    /// Whether transactions may be sent together ([`Downstream::apply_trips`]): only
+    /// where a start can wait for a session left running such a text (named locks).
+    /// Opens the session to learn it.
+    pub async fn sends_together(&mut self) -> Result<bool, DownstreamError> {
+        self.conn().await?;
+        Ok(self.writer_locks)
+    }
+
     /// `trips` in one compound statement: see [`Downstream::apply_trips`].
     async fn send_compound(&mut self, trips: &[Trip], stamps: &[Stamp]) -> Result<(), Stopped> {
         let size = trips.iter().map(|t| t.text.len() + 2).sum::<usize>() + 24;
@@ -674,9 +697,11 @@ impl Downstream {
                 Ok(())
             }
             Err(error) => {
-                // Parsed before anything runs: refused, it ran nothing.
+                // Parsed before anything runs: refused, it ran nothing (1314: a
+                // statement stored programs refuse).
                 if let DownstreamError::Definite {
-                    code: 1064 | 1149, ..
+                    code: 1064 | 1149 | 1314,
+                    ..
                 } = &error
                 {
                     tracing::info!(%error, "the downstream refuses compound statements: \

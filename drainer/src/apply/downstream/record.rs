@@ -131,14 +131,46 @@ const WRITER_LOCK_WAIT_S: u32 = 30;
 
 /// Takes writer `worker`'s lock `name` on `conn`, waiting for the session holding it to
 /// end; keeps it (the writer's own session) or gives it back (`keep = false`: waiting
-/// was all that was needed). Still held after [`WRITER_LOCK_WAIT_S`], it is a transient
-/// error naming the session that holds it.
+/// was all that was needed). A session of `user` holding it while idle is killed: it
+/// runs nothing that could commit later (left by a drainer host that died, it would
+/// otherwise hold the lock until the server times it out), and an open transaction of
+/// it is rolled back. Still held after [`WRITER_LOCK_WAIT_S`], it is a transient error
+/// naming the session that holds it. `Ok(false)`: the server has no named locks
+/// (Galera refuses them, 1235; a server without the function, 1305).
 pub(super) async fn writer_lock(
     conn: &mut Conn,
     name: &str,
     worker: u32,
     keep: bool,
-) -> Result<(), DownstreamError> {
+    user: &str,
+) -> Result<bool, DownstreamError> {
+    let sql = "SELECT IS_USED_LOCK(?)";
+    let holder: Option<u64> = match conn.exec_first::<Option<u64>, _, _>(sql, (name,)).await {
+        Ok(holder) => holder.flatten(),
+        Err(mysql_async::Error::Server(e)) if matches!(e.code, 1235 | 1305) => return Ok(false),
+        Err(e) => return Err(classify(sql, e)),
+    };
+    if let Some(id) = holder.filter(|&id| id != u64::from(conn.id())) {
+        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                   WHERE ID = ? AND USER = ? AND COMMAND = 'Sleep'";
+        let idle: Option<u64> = conn
+            .exec_first(sql, (id, user))
+            .await
+            .map_err(|e| classify(sql, e))?;
+        if idle == Some(1) {
+            // ER_NO_SUCH_THREAD, ER_KILL_DENIED_ERROR: gone meanwhile, or not ours.
+            match conn.query_drop(format!("KILL CONNECTION {id}")).await {
+                Ok(()) => tracing::warn!(
+                    connection = id,
+                    worker,
+                    "killed an idle session holding this writer's lock (left by an earlier \
+                     run of this channel, or a second drainer runs it on this downstream)"
+                ),
+                Err(mysql_async::Error::Server(e)) if matches!(e.code, 1094 | 1095) => {}
+                Err(e) => return Err(classify("KILL CONNECTION", e)),
+            }
+        }
+    }
     let sql = "SELECT GET_LOCK(?, ?)";
     let got: Option<Option<i64>> = conn
         .exec_first(sql, (name, WRITER_LOCK_WAIT_S))
@@ -165,7 +197,7 @@ pub(super) async fn writer_lock(
             .await
             .map_err(|e| classify(sql, e))?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `text` as a utf8mb4 string literal in hex: no quote or backslash to escape, under any
@@ -409,24 +441,41 @@ impl Downstream {
     }
 
     /// Waits until the sessions of this channel's other writers (see
-    /// [`Downstream::applied`]) have ended.
+    /// [`Downstream::applied`]) have ended: the ones the records list, and this run's
+    /// (an earlier run's writer may have been killed before its first record).
     async fn wait_for_writers(&mut self) -> Result<(), DownstreamError> {
         let target = Arc::clone(&self.target);
         let record = &target.record;
         let own = self.worker;
-        let conn = self.conn().await?;
+        self.conn().await?;
+        if !self.writer_locks {
+            return Ok(());
+        }
+        let conn = self.conn.as_mut().expect("opened above");
         let sql = format!(
             "SELECT worker FROM {} WHERE channel_id = ? AND source = ?",
             record.qualified()
         );
-        let workers: Vec<u32> = conn
-            .exec(sql.as_str(), (record.channel_id, record.source.as_str()))
-            .await
-            .map_err(|e| classify(&sql, e))?;
-        for worker in workers.into_iter().filter(|&w| w != own) {
-            writer_lock(conn, &record.writer_lock(worker), worker, false).await?;
+        let result = async {
+            let mut workers: Vec<u32> = conn
+                .exec(sql.as_str(), (record.channel_id, record.source.as_str()))
+                .await
+                .map_err(|e| classify(&sql, e))?;
+            workers.extend(0..target.sessions);
+            workers.sort_unstable();
+            workers.dedup();
+            let user = target.server.user.as_str();
+            for worker in workers.into_iter().filter(|&w| w != own) {
+                writer_lock(conn, &record.writer_lock(worker), worker, false, user).await?;
+            }
+            Ok(())
         }
-        Ok(())
+        .await;
+        if result.is_err() {
+            // It may hold a writer's lock it was to give back.
+            self.reset();
+        }
+        result
     }
 
     /// The apply-record rows of this channel (of one writer, when given): position,
