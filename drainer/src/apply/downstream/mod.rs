@@ -20,6 +20,11 @@
 //! before `L`): a restart resumes after `L` and passes over exactly the listed ones (see
 //! [`Applied`] and the pipeline). Rows written before this layout (no watermark) count
 //! their `position` as the watermark.
+//!
+//! "After any crash" needs every session of the crashed run to have ended: one running a
+//! text of several transactions ([`Downstream::apply_trips`]) goes on with it after its
+//! client is gone. Each session holds its writer's named lock (`GET_LOCK`) while it
+//! lives, and [`Downstream::applied`] waits for every writer's lock before it reads.
 
 mod context;
 pub mod inline;
