@@ -7,7 +7,7 @@
 //! | `drainer_rows_total` | counter | `op`: insert, update, delete | row changes applied downstream |
 //! | `drainer_ddl_total` | counter | `outcome`: applied, skipped | DDL statements run downstream, or tracked only |
 //! | `drainer_apply_seconds` | histogram | | one downstream transaction, BEGIN to COMMIT |
-//! | `drainer_mark_update_seconds` | histogram | | BEGIN and the loopback mark (one round trip) at its start; for a transaction sent as one text, until the mark's answer |
+//! | `drainer_mark_update_seconds` | histogram | | BEGIN and the loopback mark (one round trip) at its start; for a transaction sent as one text, until the mark's answer; none for transactions sent together in one compound statement (one answer for them all) |
 //! | `drainer_lag_seconds` | gauge | | as `/status` `lag_seconds` (0 when caught up; -1 before known) |
 //! | `drainer_checkpoint_age_seconds` | gauge | | since the RocksDB checkpoint was last saved (-1 before the first save) |
 //! | `drainer_buffered_rows` | gauge | | row changes of the transaction in flight held in memory (the queue before the downstream) |

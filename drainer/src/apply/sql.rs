@@ -62,7 +62,36 @@ pub fn quote(name: &str) -> String {
 }
 
 pub(crate) fn qualified(table: &Table) -> String {
-    format!("{}.{}", quote(&table.schema), quote(&table.name))
+    let mut out = String::with_capacity(table.schema.len() + table.name.len() + 5);
+    push_qualified(&mut out, table);
+    out
+}
+
+/// `name` as [`quote`] writes it, appended to `sql` (statements are built per row change:
+/// no string made per name).
+pub fn push_quoted(sql: &mut String, name: &str) {
+    sql.push('`');
+    if name.contains('`') {
+        sql.push_str(&name.replace('`', "``"));
+    } else {
+        sql.push_str(name);
+    }
+    sql.push('`');
+}
+
+/// [`qualified`]'s text appended to `sql`.
+pub(crate) fn push_qualified(sql: &mut String, table: &Table) {
+    push_quoted(sql, &table.schema);
+    sql.push('.');
+    push_quoted(sql, &table.name);
+}
+
+/// `head` (`DELETE FROM `, `UPDATE `), then the table's name.
+fn begin(head: &str, table: &Table) -> String {
+    let mut sql = String::with_capacity(128);
+    sql.push_str(head);
+    push_qualified(&mut sql, table);
+    sql
 }
 
 pub(crate) fn bind(table: &Table, column: usize, value: &Value) -> Result<Param, BuildError> {
@@ -100,17 +129,23 @@ pub(crate) fn stored(table: &Table) -> impl Iterator<Item = usize> + '_ {
 /// INSERT (or REPLACE) of `rows`, each a full after image.
 pub fn insert(table: &Table, rows: &[&[Option<Value>]], replace: bool) -> Result<Stmt, BuildError> {
     let columns: Vec<usize> = stored(table).collect();
-    let names: Vec<String> = columns
-        .iter()
-        .map(|&i| quote(&table.columns[i].name))
-        .collect();
     let placeholders = format!("({})", vec!["?"; columns.len()].join(","));
-    let mut sql = format!(
-        "{} INTO {} ({}) VALUES ",
-        if replace { "REPLACE" } else { "INSERT" },
-        qualified(table),
-        names.join(",")
+    let mut sql = begin(
+        if replace {
+            "REPLACE INTO "
+        } else {
+            "INSERT INTO "
+        },
+        table,
     );
+    sql.push_str(" (");
+    for (n, &i) in columns.iter().enumerate() {
+        if n > 0 {
+            sql.push(',');
+        }
+        push_quoted(&mut sql, &table.columns[i].name);
+    }
+    sql.push_str(") VALUES ");
     let mut params = Vec::with_capacity(rows.len() * columns.len());
     for (n, row) in rows.iter().enumerate() {
         if n > 0 {
@@ -180,7 +215,7 @@ pub(crate) fn key_match(
         if n > 0 {
             sql.push_str(" AND ");
         }
-        sql.push_str(&quote(&table.columns[i].name));
+        push_quoted(sql, &table.columns[i].name);
         sql.push_str(" = ?");
         params.push(bind_present(table, i, row)?);
     }
@@ -220,7 +255,7 @@ fn locate_all(
 ) -> Result<(), BuildError> {
     sql.push_str(" WHERE ");
     if let [column] = key {
-        sql.push_str(&quote(&table.columns[*column].name));
+        push_quoted(sql, &table.columns[*column].name);
         sql.push_str(" IN (");
         for (n, row) in rows.iter().enumerate() {
             sql.push_str(if n == 0 { "?" } else { ",?" });
@@ -247,7 +282,7 @@ fn locate_all(
     sql.push_str(" AND CASE");
     if let [column] = key {
         sql.push(' ');
-        sql.push_str(&quote(&table.columns[*column].name));
+        push_quoted(sql, &table.columns[*column].name);
     }
     for row in rows {
         if let [column] = key {
@@ -280,7 +315,7 @@ pub(crate) fn same_as(
             continue;
         };
         sql.push_str(" AND ");
-        sql.push_str(&quote(&table.columns[i].name));
+        push_quoted(sql, &table.columns[i].name);
         sql.push_str(" <=> ?");
         params.push(bind(table, i, v)?);
     }
@@ -307,7 +342,7 @@ fn locate(
             continue;
         };
         sql.push_str(if n == 0 { " WHERE " } else { " AND " });
-        sql.push_str(&quote(&table.columns[i].name));
+        push_quoted(sql, &table.columns[i].name);
         sql.push_str(" <=> ?");
         params.push(bind(table, i, v)?);
         n += 1;
@@ -323,7 +358,7 @@ fn locate(
 
 /// DELETE of the row `before` identifies.
 pub fn delete(table: &Table, before: &[Option<Value>]) -> Result<Stmt, BuildError> {
-    let mut sql = format!("DELETE FROM {}", qualified(table));
+    let mut sql = begin("DELETE FROM ", table);
     let mut params = Vec::new();
     if locate(table, before, &mut sql, &mut params)? {
         sql.push_str(" LIMIT 1");
@@ -343,7 +378,7 @@ pub fn delete_many(
     befores: &[&[Option<Value>]],
     checked: bool,
 ) -> Result<Stmt, BuildError> {
-    let mut sql = format!("DELETE FROM {}", qualified(table));
+    let mut sql = begin("DELETE FROM ", table);
     let mut params = Vec::new();
     locate_all(table, key, befores, checked, &mut sql, &mut params)?;
     Ok(Stmt {
@@ -368,7 +403,8 @@ pub fn update_many(
     rows: &[(Row, Row)],
     checked: bool,
 ) -> Result<Option<Stmt>, BuildError> {
-    let mut sql = format!("UPDATE {} SET ", qualified(table));
+    let mut sql = begin("UPDATE ", table);
+    sql.push_str(" SET ");
     let mut params = Vec::new();
     let mut set = 0;
     for i in stored(table).filter(|i| !key.contains(i)) {
@@ -377,11 +413,11 @@ pub fn update_many(
                 if set > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&quote(&table.columns[i].name));
+                push_quoted(&mut sql, &table.columns[i].name);
                 sql.push_str(" = CASE");
                 if let [column] = key {
                     sql.push(' ');
-                    sql.push_str(&quote(&table.columns[*column].name));
+                    push_quoted(&mut sql, &table.columns[*column].name);
                 }
             }
             if let [column] = key {
@@ -426,7 +462,7 @@ pub(crate) fn set_columns(
         if n > 0 {
             sql.push(',');
         }
-        sql.push_str(&quote(&table.columns[i].name));
+        push_quoted(sql, &table.columns[i].name);
         sql.push_str(" = ?");
         params.push(bind(table, i, v)?);
         n += 1;
@@ -445,7 +481,8 @@ pub fn update(
     if safe {
         return Ok(vec![delete(table, before)?, insert(table, &[after], true)?]);
     }
-    let mut sql = format!("UPDATE {} SET ", qualified(table));
+    let mut sql = begin("UPDATE ", table);
+    sql.push_str(" SET ");
     let mut params = Vec::new();
     if set_columns(table, after, &mut sql, &mut params)? == 0 {
         return Ok(Vec::new()); // nothing stored changes

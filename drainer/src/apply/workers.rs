@@ -191,6 +191,9 @@ struct Shared {
     status: Arc<Status>,
     /// Bumped on every change of `progress`: waits look again then.
     changed: watch::Sender<u64>,
+    /// Set once `progress` holds a failure: what [`Pool::failure`] waits on, so that the
+    /// pipeline is not woken by every transaction a worker finishes.
+    failed: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -199,7 +202,7 @@ impl Shared {
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Progress) -> R) -> R {
-        let (r, oldest, low) = {
+        let (r, oldest, low, failed) = {
             let mut p = self.lock();
             let before = p.next - p.open.len() as u64;
             let r = f(&mut p);
@@ -209,6 +212,7 @@ impl Shared {
                 r,
                 p.times.values().next().copied(),
                 moved.then(|| p.low.clone()),
+                p.failed.is_some(),
             )
         };
         // Not under the progress lock: the pipeline takes the two the other way round.
@@ -219,6 +223,10 @@ impl Shared {
         }
         drop(s);
         self.changed.send_modify(|g| *g = g.wrapping_add(1));
+        if failed {
+            self.failed
+                .send_if_modified(|f| !std::mem::replace(f, true));
+        }
         r
     }
 
@@ -264,6 +272,7 @@ impl Pool {
             progress: Mutex::new(Progress::new(low, count as usize)),
             status: Arc::clone(&ctx.status),
             changed: watch::channel(0).0,
+            failed: watch::channel(false).0,
         });
         let mut queues = Vec::new();
         let mut handles = Vec::new();
@@ -389,10 +398,14 @@ impl Pool {
     /// it can be awaited beside everything else the pipeline waits for.
     pub fn failure(&self) -> impl std::future::Future<Output = RunError> + Send + 'static {
         let shared = Arc::clone(&self.shared);
+        let mut failed = shared.failed.subscribe();
         async move {
-            match shared.wait(|_| false).await {
-                Err(e) => e,
-                Ok(()) => unreachable!("waiting for nothing to be ready ends only on failure"),
+            // Set with the failure, under the same update; closed only with `shared`,
+            // which this future holds.
+            let _ = failed.wait_for(|f| *f).await;
+            match &shared.lock().failed {
+                Some(f) => RunError::shared(f),
+                None => RunError::Interrupted,
             }
         }
     }
@@ -582,11 +595,16 @@ impl Worker {
         // Each committed transaction's share of the round trip.
         let each = started.elapsed() / committed.max(1) as u32;
         let mut jobs = jobs.into_iter();
-        for job in jobs.by_ref().take(committed) {
-            let ctx = &self.applier.ctx;
+        let done: Vec<Job> = jobs.by_ref().take(committed).collect();
+        let ctx = &self.applier.ctx;
+        for job in &done {
             ctx.metrics.apply_time(each);
             ctx.applied(Ops::of(&job.changes), Some(job.timestamp));
-            self.shared.update(|p| p.finish(job.seq));
+        }
+        // One update for them all: each wakes whoever waits on the progress.
+        self.shared
+            .update(|p| done.iter().for_each(|job| p.finish(job.seq)));
+        for _ in &done {
             failpoint::hit("after-commit");
         }
         self.apply_singly(jobs.collect()).await

@@ -55,7 +55,7 @@ use pump_reader::event::{charset_of, SessionVars};
 use pump_reader::{GtidSet, Position, PositionRecord, Statement, Xid};
 
 use super::conflict::{self, Check, Op, Policies};
-use super::sql::{quote, Stmt};
+use super::sql::{push_quoted, quote, Stmt};
 use super::values::Param;
 use crate::failpoint;
 use std::borrow::Cow;

@@ -65,12 +65,14 @@ impl ApplyRecord {
     /// every transaction's text.
     pub(super) fn write_into(&self, worker: u32, stamp: &Stamp, out: &mut String) {
         use std::fmt::Write;
+        out.push_str("INSERT INTO ");
+        push_quoted(out, &self.schema);
+        out.push('.');
+        push_quoted(out, APPLY_TABLE);
         let _ = write!(
             out,
-            "INSERT INTO {}.{} (channel_id, source, worker, position, low_watermark, \
-             applied_after) VALUES ({}, ",
-            Quoted(&self.schema),
-            Quoted(APPLY_TABLE),
+            " (channel_id, source, worker, position, low_watermark, applied_after) \
+             VALUES ({}, ",
             self.channel_id,
         );
         out.push_str(&text_literal(&self.source));
@@ -208,23 +210,6 @@ pub(super) fn text_literal(text: &str) -> String {
     super::inline::hex(text.as_bytes(), &mut out);
     out.push('\'');
     out
-}
-
-/// A name as [`quote`] writes it, without building a string.
-struct Quoted<'a>(&'a str);
-
-impl std::fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write;
-        f.write_char('`')?;
-        for (i, part) in self.0.split('`').enumerate() {
-            if i > 0 {
-                f.write_str("``")?;
-            }
-            f.write_str(part)?;
-        }
-        f.write_char('`')
-    }
 }
 
 /// The JSON `json` appends, as a utf8mb4 string literal: quoted as it is when it holds
