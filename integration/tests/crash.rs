@@ -245,6 +245,84 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
     );
 }
 
+/// A statement that fails in the middle of a worker's queue sent together: the ones
+/// before it stay committed (once), the failure stops the drainer naming that statement
+/// (not the text it was sent in), nothing after it is applied, and once the downstream
+/// is mended a restart applies the rest exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_inside_a_queue_sent_together_is_named_and_nothing_repeats() {
+    let (a, b) = two_sites(SETUP).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(&a, &b, dir.path()).unwrap();
+    config.syncer.safe_mode_after_start_s = 0;
+    config.syncer.worker_count = 1;
+    config.syncer.txn_batch = 1;
+    b.exec(&["SET GLOBAL innodb_lock_wait_timeout = 300"])
+        .await
+        .unwrap();
+    let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
+    a.exec(&["INSERT INTO app.kv VALUES (1, 0)"]).await.unwrap();
+    let rows = |sql: &'static str| {
+        let b = &b;
+        async move { b.query::<String>(sql).await.map_err(|e| e.to_string()) }
+    };
+    eventually("row 1 downstream", WAIT, || async {
+        match rows("SELECT CAST(id AS CHAR) FROM app.kv").await?.len() {
+            1 => Ok(()),
+            n => Err(format!("{n} rows")),
+        }
+    })
+    .await;
+    // Written on the downstream alone: the upstream's row 3 will not fit.
+    b.exec(&["INSERT INTO app.kv VALUES (3, 99)"])
+        .await
+        .unwrap();
+    let mut held = b.conn().await.unwrap();
+    held.query_drop("BEGIN").await.unwrap();
+    held.query_drop("SELECT v FROM app.kv WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE app.kv SET v = 1 WHERE id = 1",
+        "INSERT INTO app.kv VALUES (2, 2)",
+        "INSERT INTO app.kv VALUES (3, 3)",
+        "INSERT INTO app.log VALUES (4, 'after')",
+    ] {
+        a.exec(&[sql]).await.unwrap();
+    }
+    // The worker waits on row 1 with the other three queued, then sends them together.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    held.query_drop("COMMIT").await.unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Duplicate entry") && out.stderr.contains("INSERT INTO `app`.`kv`"),
+        "the error names the failing statement:\n{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("BEGIN NOT ATOMIC"), "{}", out.stderr);
+    assert_eq!(
+        rows("SELECT CONCAT_WS(' ', id, v) FROM app.kv ORDER BY id")
+            .await
+            .unwrap(),
+        ["1 1", "2 2", "3 99"],
+        "the transactions before the failing one committed, once"
+    );
+    assert!(rows("SELECT msg FROM app.log").await.unwrap().is_empty());
+    // Mended downstream, the rest applies once.
+    b.exec(&["DELETE FROM app.kv WHERE id = 3"]).await.unwrap();
+    let _drainer = integration::replicating(&config, WAIT).await.unwrap();
+    eventually("every row exactly once", WAIT, || async {
+        let (x, y) = (dump(&a).await?, dump(&b).await?);
+        if x == y {
+            Ok(())
+        } else {
+            Err(format!("upstream {x:?}\ndownstream {y:?}"))
+        }
+    })
+    .await;
+}
+
 /// A drainer whose host stopped (here: SIGSTOP) leaves idle sessions holding its writers'
 /// locks, which the server would keep for hours. A drainer started in its place kills
 /// them (they run nothing, and what they held open rolls back) and replicates.
