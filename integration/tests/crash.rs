@@ -129,6 +129,28 @@ async fn crash_at_each_failpoint(txn_batch: u32) {
     );
 }
 
+/// One worker with `txn-batch = 1` (what queues behind a transaction held by a row lock
+/// is sent together once it commits), safe mode off, the checkpoint far behind (only the
+/// apply record keeps a restart exact), and no loopback mark: a restart's session would
+/// wait on the mark row a text holds, which hides the race of
+/// `a_restart_waits_for_the_text_a_killed_drainer_left_running`. The downstream's lock
+/// waits outlast the tests' row locks.
+async fn one_worker_sending_together(
+    a: &MariaDb,
+    b: &MariaDb,
+    dir: &std::path::Path,
+) -> conf::Config {
+    let mut config = config_for(a, b, dir).unwrap();
+    config.syncer.checkpoint_interval_ms = 3_600_000;
+    config.syncer.safe_mode_after_start_s = 0;
+    config.syncer.worker_count = 1;
+    config.syncer.txn_batch = 1;
+    b.exec(&["SET GLOBAL innodb_lock_wait_timeout = 300"])
+        .await
+        .unwrap();
+    config
+}
+
 /// A drainer killed while the downstream runs a text of several transactions it sent
 /// (here held in its middle by a row lock) leaves that text running: the server learns
 /// the client is gone only when it answers. The restart waits for that session to end
@@ -138,17 +160,7 @@ async fn crash_at_each_failpoint(txn_batch: u32) {
 async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
     let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // Without the loopback mark: a restart's session would otherwise wait on the mark row
-    // the text holds, which hides the race on this test's timing.
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.checkpoint_interval_ms = 3_600_000;
-    config.syncer.safe_mode_after_start_s = 0;
-    config.syncer.worker_count = 1;
-    config.syncer.txn_batch = 1;
-    // The drainer's statements wait on the rows held below for longer than the test.
-    b.exec(&["SET GLOBAL innodb_lock_wait_timeout = 300"])
-        .await
-        .unwrap();
+    let config = one_worker_sending_together(&a, &b, dir.path()).await;
     let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
     a.exec(&["INSERT INTO app.kv VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)"])
         .await
@@ -253,13 +265,7 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
 async fn a_failure_inside_a_queue_sent_together_is_named_and_nothing_repeats() {
     let (a, b) = two_sites(SETUP).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&a, &b, dir.path()).unwrap();
-    config.syncer.safe_mode_after_start_s = 0;
-    config.syncer.worker_count = 1;
-    config.syncer.txn_batch = 1;
-    b.exec(&["SET GLOBAL innodb_lock_wait_timeout = 300"])
-        .await
-        .unwrap();
+    let config = one_worker_sending_together(&a, &b, dir.path()).await;
     let mut drainer = integration::replicating(&config, WAIT).await.unwrap();
     a.exec(&["INSERT INTO app.kv VALUES (1, 0)"]).await.unwrap();
     let rows = |sql: &'static str| {

@@ -140,6 +140,17 @@ pub struct Stopped {
     pub error: DownstreamError,
 }
 
+impl Stopped {
+    /// Nothing was sent: the session could not be had.
+    fn before_any(error: DownstreamError) -> Stopped {
+        Stopped {
+            committed: 0,
+            unsure: false,
+            error,
+        }
+    }
+}
+
 impl Trip {
     /// Its text's length in bytes.
     pub fn bytes(&self) -> usize {
@@ -676,11 +687,7 @@ impl Downstream {
         }
         text.push_str("END");
         let target = Arc::clone(&self.target);
-        let conn = self.conn().await.map_err(|error| Stopped {
-            committed: 0,
-            unsure: false,
-            error,
-        })?;
+        let conn = self.conn().await.map_err(Stopped::before_any)?;
         let session = conn.id();
         let result = watched(&target, session, async {
             conn.query_drop(text.as_str()).await.map_err(|e| {
@@ -757,11 +764,7 @@ impl Downstream {
             let from = k.checked_sub(1).map_or(0, |p| ends[p] + 2);
             ends.get(k).map_or("", |&to| &text[from..to])
         };
-        let conn = self.conn().await.map_err(|error| Stopped {
-            committed: 0,
-            unsure: false,
-            error,
-        })?;
+        let conn = self.conn().await.map_err(Stopped::before_any)?;
         let session = conn.id();
         // The statement whose answer is read.
         let mut current = 0;
