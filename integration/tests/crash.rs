@@ -35,6 +35,47 @@ async fn dump(server: &MariaDb) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Waits until `b` holds what `a` holds (see [`dump`]); `log` is shown with the last
+/// difference.
+async fn same_rows(a: &MariaDb, b: &MariaDb, what: &str, log: impl Fn() -> String) {
+    eventually(what, WAIT, || async {
+        let (x, y) = (dump(a).await?, dump(b).await?);
+        if x == y {
+            Ok(())
+        } else {
+            Err(format!(
+                "upstream {} rows, downstream {}; first difference {:?}\n{}",
+                x.len(),
+                y.len(),
+                x.iter().zip(&y).find(|(p, q)| p != q),
+                log()
+            ))
+        }
+    })
+    .await;
+}
+
+/// Waits until the drainer of `config` has read (and handed to its workers) every
+/// transaction `upstream` has logged.
+async fn read_to_the_end(upstream: &MariaDb, config: &conf::Config) {
+    eventually("the drainer to read every transaction", WAIT, || async {
+        let logged: Vec<String> = upstream
+            .query("SELECT @@gtid_binlog_pos")
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = integration::drainer_status(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let read = status["upstream_position"]["gtid"].as_str().unwrap_or("");
+        if logged.first().map(String::as_str) == Some(read) {
+            Ok(())
+        } else {
+            Err(format!("read to {read}, the upstream logged {logged:?}"))
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_each_failpoint_neither_loses_nor_repeats() {
     crash_at_each_failpoint(20).await;
@@ -97,23 +138,11 @@ async fn crash_at_each_failpoint(txn_batch: u32) {
     }
 
     let drainer = integration::replicating(&config, WAIT).await.unwrap();
-    eventually(
+    same_rows(
+        &a,
+        &b,
         "the downstream to hold every row exactly once",
-        WAIT,
-        || async {
-            let (x, y) = (dump(&a).await?, dump(&b).await?);
-            if x == y {
-                Ok(())
-            } else {
-                Err(format!(
-                    "upstream {} rows, downstream {}; first difference {:?}\n{}",
-                    x.len(),
-                    y.len(),
-                    x.iter().zip(&y).find(|(p, q)| p != q),
-                    drainer.stderr()
-                ))
-            }
-        },
+        || drainer.stderr(),
     )
     .await;
     let columns: Vec<String> = b
@@ -204,7 +233,7 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
     }
     // The worker waits on row 1 with the other five queued behind it, then sends those
     // in one text, which commits two and waits on row 4.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    read_to_the_end(&a, &config).await;
     first.query_drop("COMMIT").await.unwrap();
     eventually("the text to wait on row 4", WAIT, || async {
         let waiting =
@@ -235,18 +264,7 @@ async fn a_restart_waits_for_the_text_a_killed_drainer_left_running() {
     .await;
     // ... which goes on once row 4 is free.
     fourth.query_drop("COMMIT").await.unwrap();
-    eventually("every row exactly once", WAIT, || async {
-        let (x, y) = (dump(&a).await?, dump(&b).await?);
-        if x == y {
-            Ok(())
-        } else {
-            Err(format!(
-                "upstream {x:?}\ndownstream {y:?}\n{}",
-                restarted.stderr()
-            ))
-        }
-    })
-    .await;
+    same_rows(&a, &b, "every row exactly once", || restarted.stderr()).await;
     // Nothing arrives late: the restart applied none of the text again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -297,7 +315,7 @@ async fn a_failure_inside_a_queue_sent_together_is_named_and_nothing_repeats() {
         a.exec(&[sql]).await.unwrap();
     }
     // The worker waits on row 1 with the other three queued, then sends them together.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    read_to_the_end(&a, &config).await;
     held.query_drop("COMMIT").await.unwrap();
     let out = drainer.wait(WAIT).await.unwrap();
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
@@ -317,16 +335,8 @@ async fn a_failure_inside_a_queue_sent_together_is_named_and_nothing_repeats() {
     assert!(rows("SELECT msg FROM app.log").await.unwrap().is_empty());
     // Mended downstream, the rest applies once.
     b.exec(&["DELETE FROM app.kv WHERE id = 3"]).await.unwrap();
-    let _drainer = integration::replicating(&config, WAIT).await.unwrap();
-    eventually("every row exactly once", WAIT, || async {
-        let (x, y) = (dump(&a).await?, dump(&b).await?);
-        if x == y {
-            Ok(())
-        } else {
-            Err(format!("upstream {x:?}\ndownstream {y:?}"))
-        }
-    })
-    .await;
+    let drainer = integration::replicating(&config, WAIT).await.unwrap();
+    same_rows(&a, &b, "every row exactly once", || drainer.stderr()).await;
 }
 
 /// A drainer whose host stopped (here: SIGSTOP) leaves idle sessions holding its writers'
@@ -350,19 +360,8 @@ async fn a_drainer_in_place_of_a_stopped_one_takes_over_its_writers() {
             }
         }
     };
-    let converged = |what: &'static str| {
-        let (a, b) = (&a, &b);
-        eventually(what, WAIT, move || async move {
-            let (x, y) = (dump(a).await?, dump(b).await?);
-            if x == y {
-                Ok(())
-            } else {
-                Err(format!("upstream {} rows, downstream {}", x.len(), y.len()))
-            }
-        })
-    };
     write(0).await;
-    converged("the first rows downstream").await;
+    same_rows(&a, &b, "the first rows downstream", || stopped.stderr()).await;
     stopped.signal(libc::SIGSTOP);
     // Its own status address and replica id, and a copy of the data-dir (the stopped
     // drainer holds them), as a standby host would have.
@@ -378,7 +377,10 @@ async fn a_drainer_in_place_of_a_stopped_one_takes_over_its_writers() {
     config.pump.server_id += 1;
     let taking_over = integration::replicating(&config, WAIT).await.unwrap();
     write(10).await;
-    converged("the rows written after the takeover").await;
+    same_rows(&a, &b, "the rows written after the takeover", || {
+        taking_over.stderr()
+    })
+    .await;
     stopped.kill();
     assert!(
         taking_over
@@ -451,18 +453,7 @@ async fn an_apply_record_of_the_first_layout_is_upgraded_and_honoured() {
     for n in 6..=8 {
         write(n).await;
     }
-    eventually("every row once", WAIT, || async {
-        let (x, y) = (dump(&a).await?, dump(&b).await?);
-        if x == y {
-            Ok(())
-        } else {
-            Err(format!(
-                "upstream {x:?}\ndownstream {y:?}\n{}",
-                drainer.stderr()
-            ))
-        }
-    })
-    .await;
+    same_rows(&a, &b, "every row once", || drainer.stderr()).await;
     assert_eq!(mark_counter(&b, 1).await.unwrap(), 8);
     let rows: Vec<(u32, String)> = b
         .query("SELECT worker, position FROM retl._drainer_apply_state ORDER BY worker")
