@@ -146,20 +146,13 @@ pub(super) async fn writer_lock(
     keep: bool,
     user: &str,
 ) -> Result<bool, DownstreamError> {
-    // Free, as it nearly always is: one round trip.
-    match get_lock(conn, name, 0).await {
-        Ok(true) => return give_back(conn, name, keep).await,
-        Ok(false) => {}
-        Err(mysql_async::Error::Server(e)) if matches!(e.code, 1235 | 1305) => return Ok(false),
-        Err(e) => return Err(classify("SELECT GET_LOCK(?, ?)", e)),
-    }
     let sql = "SELECT IS_USED_LOCK(?)";
-    let holder: Option<u64> = conn
-        .exec_first::<Option<u64>, _, _>(sql, (name,))
-        .await
-        .map_err(|e| classify(sql, e))?
-        .flatten();
-    if let Some(id) = holder {
+    let holder: Option<u64> = match conn.exec_first::<Option<u64>, _, _>(sql, (name,)).await {
+        Ok(holder) => holder.flatten(),
+        Err(mysql_async::Error::Server(e)) if matches!(e.code, 1235 | 1305) => return Ok(false),
+        Err(e) => return Err(classify(sql, e)),
+    };
+    if let Some(id) = holder.filter(|&id| id != u64::from(conn.id())) {
         let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
                    WHERE ID = ? AND USER = ? AND COMMAND = 'Sleep'";
         let idle: Option<u64> = conn
@@ -180,30 +173,26 @@ pub(super) async fn writer_lock(
             }
         }
     }
-    let got = get_lock(conn, name, WRITER_LOCK_WAIT_S)
+    let sql = "SELECT GET_LOCK(?, ?)";
+    let got: Option<Option<i64>> = conn
+        .exec_first(sql, (name, WRITER_LOCK_WAIT_S))
         .await
-        .map_err(|e| classify("SELECT GET_LOCK(?, ?)", e))?;
-    if !got {
+        .map_err(|e| classify(sql, e))?;
+    if got.flatten() != Some(1) {
+        let sql = "SELECT IS_USED_LOCK(?)";
+        let holder: Option<Option<u64>> = conn
+            .exec_first(sql, (name,))
+            .await
+            .map_err(|e| classify(sql, e))?;
         return Err(DownstreamError::Transient(format!(
             "writer {worker}'s lock {name:?} is still held by connection {} after \
              {WRITER_LOCK_WAIT_S} s: a session of an earlier run of this channel is still \
              applying, or another drainer runs this channel on this downstream",
-            holder.map_or("(gone)".to_owned(), |id| id.to_string())
+            holder
+                .flatten()
+                .map_or("(gone)".to_owned(), |id| id.to_string())
         )));
     }
-    give_back(conn, name, keep).await
-}
-
-/// `GET_LOCK(name, wait)`: whether it was taken.
-async fn get_lock(conn: &mut Conn, name: &str, wait: u32) -> Result<bool, mysql_async::Error> {
-    let got: Option<Option<i64>> = conn
-        .exec_first("SELECT GET_LOCK(?, ?)", (name, wait))
-        .await?;
-    Ok(got.flatten() == Some(1))
-}
-
-/// Gives lock `name` back unless it is to be kept; `Ok(true)`: the server has named locks.
-async fn give_back(conn: &mut Conn, name: &str, keep: bool) -> Result<bool, DownstreamError> {
     if !keep {
         let sql = "DO RELEASE_LOCK(?)";
         conn.exec_drop(sql, (name,))
