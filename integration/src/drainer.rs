@@ -414,8 +414,26 @@ impl DrainerProcess {
 }
 
 impl Drop for DrainerProcess {
+    /// Kills the process. In a failing test its log's last lines are printed (the test's
+    /// output shows them), and with `DRAINER_KEEP_TEST_DIRS` set its directory is kept.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = self.stderr();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "drainer run {} ends its log with:\n{}",
+                self.dir.path().display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        if std::env::var_os("DRAINER_KEEP_TEST_DIRS").is_some() {
+            let dir = std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().expect("a temporary directory"),
+            );
+            eprintln!("kept drainer run directory {}", dir.keep().display());
+        }
     }
 }
 

@@ -311,6 +311,57 @@ async fn an_unknown_column_downstream_refreshes_and_retries() {
     assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
 }
 
+/// A downstream table that a DDL statement of the downstream's own users holds (its
+/// exclusive metadata lock) when the drainer first looks at its columns: the drainer
+/// waits and applies the row. Its sessions hold their writer's named lock, and MariaDB
+/// answers such a session's `information_schema` query without the table (warning
+/// 1684), which the drainer once took for "no such table" and stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_held_by_downstream_ddl_is_waited_for_not_taken_as_missing() {
+    let (a, b, _dir, config) = pair().await;
+    let mut drainer = start(&config).await;
+    // A RENAME takes its tables' exclusive locks in order and waits, holding
+    // `app.lines`'s, for `app.orders`'s, which an open transaction holds.
+    let mut holder = b.conn().await.unwrap();
+    holder
+        .query_drop("START TRANSACTION; SELECT * FROM app.orders")
+        .await
+        .unwrap();
+    let mut ddl = b.conn().await.unwrap();
+    let rename = tokio::spawn(async move {
+        ddl.query_drop("SET SESSION lock_wait_timeout = 6")
+            .await
+            .unwrap();
+        ddl.query_drop("RENAME TABLE app.lines TO app.lines_old, app.orders TO app.orders_old")
+            .await
+    });
+    eventually("the RENAME to hold app.lines", WAIT, || async {
+        let waiting: Vec<String> = b
+            .query("SELECT STATE FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME%'")
+            .await
+            .map_err(|e| e.to_string())?;
+        match waiting.first() {
+            Some(state) if state.contains("metadata lock") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    a.exec(&["INSERT INTO app.lines VALUES (1, 1, 5)"])
+        .await
+        .unwrap();
+    // The lock wait ends in ER_LOCK_WAIT_TIMEOUT: nothing was renamed.
+    let renamed = rename.await.unwrap();
+    assert!(
+        matches!(&renamed, Err(mysql_async::Error::Server(e)) if e.code == 1205),
+        "{renamed:?}"
+    );
+    holder.query_drop("ROLLBACK").await.unwrap();
+    converged(&a, &b).await;
+    assert!(drainer.stderr().contains("1684"), "{}", drainer.stderr());
+    drainer.signal(libc::SIGTERM);
+    assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
+}
+
 /// Writes to the upstream until `stop` turns true: inserts, updates of earlier rows,
 /// deletes, and two-table transactions; returns how many transactions it committed.
 async fn workload(a: &MariaDb, stop: tokio::sync::watch::Receiver<bool>) -> u64 {

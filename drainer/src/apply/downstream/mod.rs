@@ -454,11 +454,10 @@ impl Downstream {
             }
             let sql = "SELECT COUNT(*) FROM information_schema.COLUMNS \
                        WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'worker'";
-            let upgraded: Option<u64> = conn
-                .exec_first(sql, (t.record.schema.as_str(), APPLY_TABLE))
-                .await
-                .map_err(|e| classify(sql, e))?;
-            if upgraded == Some(0) {
+            let upgraded: Vec<u64> =
+                tables::dictionary(&mut conn, sql, (t.record.schema.as_str(), APPLY_TABLE))
+                    .await??;
+            if upgraded.first() == Some(&0) {
                 let alter = t.record.upgrade();
                 match conn.query_drop(alter.as_str()).await {
                     Ok(()) => {
@@ -491,10 +490,9 @@ impl Downstream {
             // that was there before, in another layout, would defeat loop control.
             let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
                        WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
-            let names: Vec<String> = conn
-                .exec(sql, (mark.schema.as_str(), mark.table.as_str()))
-                .await
-                .map_err(|e| classify(sql, e))?;
+            let names: Vec<String> =
+                tables::dictionary(&mut conn, sql, (mark.schema.as_str(), mark.table.as_str()))
+                    .await??;
             let layout = ["id", "channel_id", "val", "channel_info"];
             let fits = names.len() >= 3
                 && names

@@ -28,13 +28,13 @@ impl Downstream {
         let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                    ORDER BY ORDINAL_POSITION";
         let names: Vec<Vec<u8>> = match watched(&target, session, async {
-            conn.exec(sql, (schema, table))
-                .await
-                .map_err(|e| classify(sql, e))
+            dictionary(conn, sql, (schema, table)).await
         })
         .await
         {
-            Ok(names) => names,
+            Ok(Ok(names)) => names,
+            // The session is sound: only the answer is not to be trusted.
+            Ok(Err(skipped)) => return Err(skipped),
             Err(e) => {
                 self.reset();
                 return Err(e);
@@ -92,16 +92,15 @@ impl Downstream {
         let result = watched(&target, session, async {
             let mut rows = Vec::new();
             for schema in schemas {
-                let found: Vec<R> = conn
-                    .exec(sql, (schema.as_str(),))
-                    .await
-                    .map_err(|e| classify(sql, e))?;
-                rows.extend(found);
+                match dictionary(conn, sql, (schema.as_str(),)).await? {
+                    Ok(found) => rows.extend(found),
+                    Err(skipped) => return Ok(Err(skipped)),
+                }
             }
-            Ok(rows)
+            Ok(Ok(rows))
         })
         .await;
-        self.reset_on_error(result)
+        self.reset_on_error(result)?
     }
 
     /// Forgets cached downstream columns (after DDL, or an "unknown column" error).
@@ -114,6 +113,48 @@ impl Downstream {
         self.columns.remove(&(schema.to_owned(), table.to_owned()));
     }
 }
+
+/// The rows of `sql`, a query of `information_schema`, on a writer's session; the inner
+/// error: the server left a table out of the answer.
+///
+/// A writer's session holds its named lock (see [`Downstream::applied`]), and MariaDB
+/// does not let a session that holds any lock wait for a table that a concurrent DDL
+/// statement is changing (it could deadlock): `information_schema` leaves that table out
+/// and warns (1684, `ER_WARN_I_S_SKIPPED_TABLE`). Read then, a table being altered by
+/// the downstream's own users looks absent (the drainer stopped with "no such table"),
+/// and its foreign keys and triggers would be missed. Such an answer is a transient
+/// error: the caller reads again once the statement is done.
+pub(super) async fn dictionary<R, P>(
+    conn: &mut Conn,
+    sql: &str,
+    params: P,
+) -> Result<Result<Vec<R>, DownstreamError>, DownstreamError>
+where
+    R: mysql_async::prelude::FromRow + Send + 'static,
+    P: Into<mysql_async::Params> + Send,
+{
+    let rows: Vec<R> = conn.exec(sql, params).await.map_err(|e| classify(sql, e))?;
+    if conn.get_warnings() == 0 {
+        return Ok(Ok(rows));
+    }
+    let show = "SHOW WARNINGS";
+    let warnings: Vec<(Vec<u8>, u32, Vec<u8>)> =
+        conn.query(show).await.map_err(|e| classify(show, e))?;
+    match warnings
+        .into_iter()
+        .find(|(_, code, _)| *code == SKIPPED_TABLE)
+    {
+        Some((_, code, message)) => Ok(Err(DownstreamError::Transient(format!(
+            "{} ({code}), reading the downstream's tables; reading them again",
+            text(message)
+        )))),
+        None => Ok(Ok(rows)),
+    }
+}
+
+/// `ER_WARN_I_S_SKIPPED_TABLE`: "Table … was skipped since its definition is being
+/// modified by concurrent DDL statement".
+const SKIPPED_TABLE: u32 = 1684;
 
 /// A name the server sent, as text.
 fn text(b: Vec<u8>) -> String {
