@@ -47,6 +47,12 @@ impl Routes {
 
     /// The downstream `(schema, table)` of `schema.table`, when it has another name.
     pub fn table(&self, schema: &str, table: &str) -> Option<(String, String)> {
+        // Asked for every rows event: without table rules, no key is made.
+        if self.tables.is_empty() {
+            return self
+                .schema(schema)
+                .map(|s| (s.to_owned(), table.to_owned()));
+        }
         if let Some(to) = self.tables.get(&(schema.to_owned(), table.to_owned())) {
             return Some(to.clone());
         }

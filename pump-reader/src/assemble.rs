@@ -46,6 +46,9 @@ struct Open {
     announced: bool,
 }
 
+/// At most this many table maps are kept decoded (see `Assembler::decoded`).
+const DECODED_MAPS: usize = 4096;
+
 /// Turns binlog events, in order, into [`TxnEvent`]s.
 #[derive(Debug)]
 pub struct Assembler {
@@ -54,6 +57,10 @@ pub struct Assembler {
     table_id_len: usize,
     /// The table maps in force, decoded and as written.
     maps: HashMap<u64, (Arc<TableMap>, Arc<RawEvent>)>,
+    /// Table maps decoded earlier, by table id, with the body each was decoded from: the
+    /// server writes a table's map into every transaction, and comparing its bytes costs
+    /// less than decoding them again.
+    decoded: HashMap<u64, (Bytes, Arc<TableMap>)>,
     /// The FORMAT_DESCRIPTION of the events being read, as written.
     format: Option<Arc<RawEvent>>,
     open: Option<Open>,
@@ -72,6 +79,7 @@ impl Assembler {
             file: position.coords.file.clone(),
             table_id_len: 6,
             maps: HashMap::new(),
+            decoded: HashMap::new(),
             format: None,
             open: None,
             last: position,
@@ -119,6 +127,7 @@ impl Assembler {
                     6
                 };
                 self.format = Some(Arc::new(event.clone()));
+                self.decoded.clear();
             }
             kind::ROTATE => {
                 let rotate = Rotate::decode(body).map_err(|e| self.decode_error(&h, e))?;
@@ -189,10 +198,24 @@ impl Assembler {
             kind::TABLE_MAP => {
                 self.require_open(&h)?;
                 self.announce(out);
-                let map = TableMap::decode(body, self.table_id_len)
+                let id = rows::table_id(body, self.table_id_len)
                     .map_err(|e| self.decode_error(&h, e))?;
+                let map = match self.decoded.get(&id) {
+                    Some((seen, map)) if seen[..] == body[..] => Arc::clone(map),
+                    _ => {
+                        let map = TableMap::decode(body, self.table_id_len)
+                            .map_err(|e| self.decode_error(&h, e))?;
+                        if self.decoded.len() >= DECODED_MAPS {
+                            self.decoded.clear();
+                        }
+                        let map = Arc::new(map);
+                        self.decoded
+                            .insert(id, (Bytes::copy_from_slice(body), Arc::clone(&map)));
+                        map
+                    }
+                };
                 self.maps
-                    .insert(map.table_id, (Arc::new(map), Arc::new(event.clone())));
+                    .insert(map.table_id, (map, Arc::new(event.clone())));
             }
             code if RowsKind::of(code).is_some() => {
                 self.require_open(&h)?;
@@ -781,6 +804,38 @@ mod tests {
         assert_eq!(
             rows.rows[0].after.as_ref().unwrap()[0],
             Cell::Int { bits: 42, bytes: 1 }
+        );
+    }
+
+    #[test]
+    fn a_table_map_seen_before_is_not_decoded_again_and_a_changed_one_is() {
+        let mut ev = Events::new();
+        let mut a = start(Some("0-7-1"));
+        let mut events = Vec::new();
+        for seq in 2..=4 {
+            events.push(ev.maria_gtid(seq, MariaGtidFlags::TRANSACTIONAL));
+            events.push(ev.table_map(6));
+            events.push(ev.write_row(6, seq as u8));
+            events.push(ev.xid());
+        }
+        // The third names another table under the same id (ids are reused).
+        let mut body = events[9].body.to_vec();
+        assert_eq!(&body[14..16], b"t\0");
+        body[14] = b'u';
+        events[9].body = Bytes::from(body);
+        let out = run(&mut a, &events).unwrap();
+        let tables: Vec<&Arc<TableMap>> = out
+            .iter()
+            .filter_map(|e| match e {
+                TxnEvent::Change(Change::Rows(rows)) => Some(&rows.table),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tables.len(), 3);
+        assert!(Arc::ptr_eq(tables[0], tables[1]), "decoded once");
+        assert_eq!(
+            (tables[1].table.as_str(), tables[2].table.as_str()),
+            ("t", "u")
         );
     }
 

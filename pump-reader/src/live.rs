@@ -334,7 +334,9 @@ impl LiveReader {
     /// Reads one event from the stream (opening it first if needed) into `pending`.
     async fn step(&mut self) -> Result<(), Failure> {
         if self.stream.is_none() {
-            self.stream = Some(self.open_stream().await?);
+            // Boxed, as is the rare classification below: each event's future would
+            // otherwise be as large as a login's (kilobytes, copied for every event).
+            self.stream = Some(Box::pin(self.open_stream()).await?);
         }
         let stream = self.stream.as_mut().expect("opened above");
         let (header, body) =
@@ -351,7 +353,7 @@ impl LiveReader {
                         "the upstream ended the stream".into(),
                     ))
                 }
-                Ok(Err(e)) => return Err(self.classify(e).await),
+                Ok(Err(e)) => return Err(Box::pin(self.classify(e)).await),
                 Ok(Ok(Some(event))) => event,
             };
         let event = RawEvent { header, body };

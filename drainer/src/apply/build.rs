@@ -67,16 +67,16 @@ async fn downstream_shape(
     // The server's implicit row start and end of a system-versioned table are in no
     // column list (information_schema shows neither side's).
     let implicit = table.versioning == Some(schema::Versioning::Implicit);
-    let upstream: Vec<&str> = table
-        .columns
-        .iter()
-        .filter(|c| !(implicit && c.period.is_some()))
-        .map(|c| c.name.as_str())
-        .collect();
+    let upstream = || {
+        table
+            .columns
+            .iter()
+            .filter(move |c| !(implicit && c.period.is_some()))
+            .map(|c| c.name.as_str())
+    };
     let matches = |downstream: &[String]| {
-        upstream.len() == downstream.len()
-            && upstream
-                .iter()
+        upstream().count() == downstream.len()
+            && upstream()
                 .zip(downstream)
                 .all(|(a, b)| a.eq_ignore_ascii_case(b))
     };
@@ -103,14 +103,14 @@ async fn downstream_shape(
             ));
         }
         if ctx.partial && !downstream.is_empty() {
-            return Ok(Some(downstream));
+            return Ok(Some(downstream.to_vec()));
         }
         if fresh {
             return Err(RunError::apply(
                 here,
                 Cause::Columns {
                     table: table.qualified(),
-                    upstream: upstream.join(", "),
+                    upstream: upstream().collect::<Vec<_>>().join(", "),
                     downstream: downstream.join(", "),
                 },
             ));
@@ -169,11 +169,13 @@ pub async fn build_changes(
     let mut format_sent = false;
     // With conflict detection, every change is checked (see [`statements`]).
     let policies = down.conflicts();
-    let position: Arc<str> = Arc::from(here.to_string());
-    let detect = policies.as_deref().map(|policies| Detect {
-        policies,
-        position: &position,
-    });
+    // Written out only for detection (formatting a position for every transaction
+    // costs).
+    let position: Option<Arc<str>> = policies.as_ref().map(|_| Arc::from(here.to_string()));
+    let detect = policies
+        .as_deref()
+        .zip(position.as_ref())
+        .map(|(policies, position)| Detect { policies, position });
     // Runs written with other checks than the default go between statements that set the
     // session's checks and set them back (the downstream then runs them as the upstream
     // did); a run keeps its place in upstream order.

@@ -201,7 +201,15 @@ impl Shared {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Changes `progress` and wakes whoever waits on it.
     fn update<R>(&self, f: impl FnOnce(&mut Progress) -> R) -> R {
+        self.change(true, f)
+    }
+
+    /// Changes `progress`; `wake`: whoever waits on it looks again. Opening a
+    /// transaction makes no wait's condition true (they wait for transactions to finish,
+    /// or a failure): it wakes no one.
+    fn change<R>(&self, wake: bool, f: impl FnOnce(&mut Progress) -> R) -> R {
         let (r, oldest, low, failed) = {
             let mut p = self.lock();
             let before = p.next - p.open.len() as u64;
@@ -222,7 +230,9 @@ impl Shared {
             s.applied_to = low;
         }
         drop(s);
-        self.changed.send_modify(|g| *g = g.wrapping_add(1));
+        if wake || failed {
+            self.changed.send_modify(|g| *g = g.wrapping_add(1));
+        }
         if failed {
             self.failed
                 .send_if_modified(|f| !std::mem::replace(f, true));
@@ -232,9 +242,13 @@ impl Shared {
 
     /// Waits until `ready` holds; `Err` with the failure when a worker failed first.
     async fn wait(&self, ready: impl Fn(&Progress) -> bool) -> Result<(), RunError> {
-        let mut changed = self.changed.subscribe();
+        // Subscribed only when the first look finds it not ready (the usual case is
+        // ready); a change between that look and subscribing is seen by the next look.
+        let mut changed: Option<watch::Receiver<u64>> = None;
         loop {
-            changed.borrow_and_update();
+            if let Some(c) = &mut changed {
+                c.borrow_and_update();
+            }
             {
                 let p = self.lock();
                 if let Some(f) = &p.failed {
@@ -244,8 +258,13 @@ impl Shared {
                     return Ok(());
                 }
             }
-            if changed.changed().await.is_err() {
-                return Err(RunError::Interrupted);
+            match &mut changed {
+                None => changed = Some(self.changed.subscribe()),
+                Some(c) => {
+                    if c.changed().await.is_err() {
+                        return Err(RunError::Interrupted);
+                    }
+                }
             }
         }
     }
@@ -342,7 +361,7 @@ impl Pool {
         self.shared.wait(|p| p.open.len() < MAX_AHEAD).await?;
         job.keys = change_keys(&job.changes, &self.links);
         let keys = job.keys.set();
-        let placed = self.shared.update(|p| {
+        let placed = self.shared.change(false, |p| {
             if let Some(f) = &p.failed {
                 return Err(RunError::shared(f));
             }

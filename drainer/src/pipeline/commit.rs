@@ -8,6 +8,17 @@ use super::*;
 /// (after [`Pool::barrier`]), with the apply record of this position when given.
 pub(super) struct AfterEarlier<'a>(Option<&'a Position>);
 
+/// What [`Run::commit_with_ddl`] applies: the transaction's row changes, its statements
+/// and savepoints, and what it is.
+struct Pieces {
+    txn: Vec<RowChange>,
+    ddl: Vec<Ddl>,
+    markers: Vec<Marker>,
+    had_ddl: bool,
+    tables_change: bool,
+    ddl_not_run: u64,
+}
+
 impl Place for AfterEarlier<'_> {
     fn stamp(&self, down: &Downstream) -> Option<Stamp> {
         self.0.map(|p| down.stamp(p, p))
@@ -88,8 +99,10 @@ impl Run<'_> {
         position: Position,
         timestamp: u32,
     ) -> Result<(), RunError> {
+        // What is not a plain transaction goes through boxed futures: this one is
+        // built for every commit, and would otherwise be as large as the largest path.
         if self.reading.stream.is_open() {
-            return self.commit_streamed(position, timestamp).await;
+            return Box::pin(self.commit_streamed(position, timestamp)).await;
         }
         self.history.commit_staged(&self.store, &position)?;
         if self.reading.fate == Fate::Looped {
@@ -102,7 +115,7 @@ impl Run<'_> {
             self.applier.ctx.status.lock().loops_dropped += 1;
             if tables_change {
                 self.columns_gen += 1;
-                self.refresh_links().await?;
+                Box::pin(self.refresh_links()).await?;
             }
             return self.committed(position, timestamp, 0, tables_change);
         }
@@ -110,7 +123,7 @@ impl Run<'_> {
             return self.committed(position, timestamp, 0, false);
         }
         if let Some(outcome) = self.reading.xa_outcome.take() {
-            return self.end_xa(outcome, position, timestamp).await;
+            return Box::pin(self.end_xa(outcome, position, timestamp)).await;
         }
         let ddl_not_run = std::mem::take(&mut self.reading.ddl_not_run);
         let txn = std::mem::take(&mut self.reading.rows);
@@ -125,14 +138,18 @@ impl Run<'_> {
         let xa = self.reading.start.as_ref().and_then(|c| c.xa.clone());
         if let Some(xid) = xa {
             // Prepared upstream: prepared downstream, in upstream order.
-            self.pool.barrier().await?;
-            let xid = self.applier.down.xa_id(&xid);
-            self.apply_rows(&txn, &markers, Close::Prepare(&xid), None)
-                .await?;
-            // Recorded once prepared (an XA transaction writes no record of its own): a
-            // restart after its XA COMMIT must not find it unapplied and prepare it again.
-            failpoint::hit("after-xa-prepare");
-            self.record_alone(&position).await?;
+            Box::pin(async {
+                self.pool.barrier().await?;
+                let xid = self.applier.down.xa_id(&xid);
+                self.apply_rows(&txn, &markers, Close::Prepare(&xid), None)
+                    .await?;
+                // Recorded once prepared (an XA transaction writes no record of its own):
+                // a restart after its XA COMMIT must not find it unapplied and prepare it
+                // again.
+                failpoint::hit("after-xa-prepare");
+                self.record_alone(&position).await
+            })
+            .await?;
             return self.committed(position, timestamp, ddl_not_run, false);
         }
         let requests = std::mem::take(&mut self.reading.verify);
@@ -140,11 +157,14 @@ impl Run<'_> {
             // `drainer verify`: answered once every earlier transaction is committed and
             // before any later one starts, so the downstream's chunk is as the upstream's
             // was when it was read.
-            self.pool.barrier().await?;
-            if !txn.is_empty() {
-                self.apply_rows(&txn, &markers, Close::Commit, None).await?;
-            }
-            self.answer(&requests, &position).await?;
+            Box::pin(async {
+                self.pool.barrier().await?;
+                if !txn.is_empty() {
+                    self.apply_rows(&txn, &markers, Close::Commit, None).await?;
+                }
+                self.answer(&requests, &position).await
+            })
+            .await?;
             failpoint::hit("after-commit");
             return self.committed(position, timestamp, ddl_not_run, false);
         }
@@ -166,11 +186,41 @@ impl Run<'_> {
             self.applier.ctx.status.lock().upstream = Some(position);
             return self.save_if_due(false);
         }
-        // DDL waits for every earlier transaction, and commits implicitly downstream: the
-        // rows before each statement go in one transaction, the statement runs, then the
-        // rows after it. The last piece carries the apply record (the whole transaction is
-        // applied then); after a DDL statement with no rows after it, the record is
-        // written on its own.
+        Box::pin(self.commit_with_ddl(
+            position,
+            timestamp,
+            Pieces {
+                txn,
+                ddl,
+                markers,
+                had_ddl,
+                tables_change,
+                ddl_not_run,
+            },
+        ))
+        .await
+    }
+
+    /// The rest of [`Run::commit`] for a transaction with DDL, savepoints or a change of
+    /// the tables that link transactions. DDL waits for every earlier transaction, and
+    /// commits implicitly downstream: the rows before each statement go in one
+    /// transaction, the statement runs, then the rows after it. The last piece carries
+    /// the apply record (the whole transaction is applied then); after a DDL statement
+    /// with no rows after it, the record is written on its own.
+    async fn commit_with_ddl(
+        &mut self,
+        position: Position,
+        timestamp: u32,
+        pieces: Pieces,
+    ) -> Result<(), RunError> {
+        let Pieces {
+            txn,
+            ddl,
+            markers,
+            had_ddl,
+            tables_change,
+            ddl_not_run,
+        } = pieces;
         self.pool.barrier().await?;
         let mut from = 0;
         let mut applied = false;

@@ -6,7 +6,9 @@ use super::*;
 
 impl Run<'_> {
     /// Takes one event of `reader`; a streamed transaction whose downstream part was
-    /// lost is read again from its start (`reader` rewound).
+    /// lost is read again from its start (`reader` rewound). Built for every event: what
+    /// few events do (stream, refresh) is boxed, so that this future stays small (a
+    /// future is copied whole where it is awaited).
     pub(super) async fn on_event(
         &mut self,
         event: TxnEvent,
@@ -18,7 +20,7 @@ impl Run<'_> {
                 self.drop_transaction();
                 if self.triggers_read.elapsed() >= TRIGGERS_EVERY {
                     let schemas = self.tracked_schemas();
-                    self.refresh_triggers(&schemas).await?;
+                    Box::pin(self.refresh_triggers(&schemas)).await?;
                 }
                 // Written by this channel's own sessions (see `Mark::server_id`): every
                 // event group, a non-transactional table's and DDL included.
@@ -36,7 +38,7 @@ impl Run<'_> {
                 drop(rows);
                 self.applier.ctx.metrics.buffered(self.reading.rows.len());
                 if self.reading.large() {
-                    self.stream().await?;
+                    Box::pin(self.stream()).await?;
                 }
             }
             TxnEvent::Change(Change::Statement(s)) => {
@@ -44,7 +46,7 @@ impl Run<'_> {
                 if self.reading.stream.is_open() && !self.reading.ddl.is_empty() {
                     // It runs downstream, which commits implicitly: the streamed part
                     // before it commits first, and the statement follows it.
-                    self.end_stream_piece().await?;
+                    Box::pin(self.end_stream_piece()).await?;
                     self.reading.piece_committed();
                 }
             }
@@ -54,7 +56,7 @@ impl Run<'_> {
                     self.reading.markers.push(Marker { at, savepoint });
                     if self.reading.stream.is_open() {
                         // In order with the rows streamed before it.
-                        self.stream().await?;
+                        Box::pin(self.stream()).await?;
                     }
                 }
             }

@@ -246,6 +246,11 @@ pub async fn run(
     // A worker's failure ends the loop as soon as it happens.
     let failed = run.pool.failure();
     tokio::pin!(failed);
+    // Fires once `interval` passed without an event. One timer, moved on when it fires
+    // early: a timer made for every event costs two trips to the timer wheel each.
+    let quiet = tokio::time::sleep(interval);
+    tokio::pin!(quiet);
+    let mut last_event = tokio::time::Instant::now();
     let outcome = async {
         loop {
             let event = tokio::select! {
@@ -255,14 +260,21 @@ pub async fn run(
                 e = reader.next_event() => e?,
                 // An idle upstream still gets its last commit saved in time, and caught up
                 // shown once the workers are done.
-                _ = tokio::time::sleep(interval), if run.unsaved() || run.idle => {
+                () = &mut quiet, if run.unsaved() || run.idle => {
+                    let now = tokio::time::Instant::now();
+                    if now < last_event + interval {
+                        quiet.as_mut().reset(last_event + interval);
+                        continue;
+                    }
                     run.save()?;
                     if run.idle && run.pool.idle() {
                         run.applier.ctx.status.lock().caught_up = true;
                     }
+                    quiet.as_mut().reset(now + interval);
                     continue;
                 }
             };
+            last_event = tokio::time::Instant::now();
             run.applier.ctx.metrics.event(&event);
             if reader.reconnects() > reconnects {
                 run.applier

@@ -130,6 +130,7 @@ impl Run<'_> {
             && rows.raw.format.is_some()
             && (table.versioning.is_some()
                 || (!self.config.syncer.fire_triggers
+                    && !self.triggered.is_empty()
                     && self
                         .triggered
                         .contains(&(table.schema.clone(), table.name.clone()))));

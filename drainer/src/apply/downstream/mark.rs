@@ -73,12 +73,19 @@ impl Mark {
     /// The mark of a transaction sent as one text (`Downstream::trip`), which no
     /// answer can stop between statements: row `id` up as [`Mark::begin`] has it, or
     /// made again if it is missing, so the transaction is marked either way.
-    pub(super) fn upsert(&self, id: u32, transactions: u64) -> String {
-        format!(
-            "INSERT INTO {} (id, channel_id, val, channel_info) VALUES ({id}, {}, \
-             {transactions}, 'drainer') ON DUPLICATE KEY UPDATE val = val + {transactions}",
-            self.qualified(),
+    /// Written into `text` (for every transaction: no string of its own).
+    pub(super) fn push_upsert(&self, text: &mut String, id: u32, transactions: u64) {
+        use std::fmt::Write;
+        text.push_str("INSERT INTO ");
+        push_quoted(text, &self.schema);
+        text.push('.');
+        push_quoted(text, &self.table);
+        write!(
+            text,
+            " (id, channel_id, val, channel_info) VALUES ({id}, {}, {transactions}, \
+             'drainer') ON DUPLICATE KEY UPDATE val = val + {transactions}",
             self.channel_id
         )
+        .expect("writing to a String cannot fail");
     }
 }

@@ -269,7 +269,7 @@ pub struct Downstream {
     target: Arc<Target>,
     conn: Option<Conn>,
     /// `schema.table` → column names, in order; refreshed after DDL.
-    columns: HashMap<(String, String), Vec<String>>,
+    columns: HashMap<String, HashMap<String, Arc<[String]>>>,
     /// Whether the mark table and rows, and the apply record's table, are known to exist.
     mark_ready: bool,
     record_ready: bool,
@@ -599,7 +599,7 @@ impl Downstream {
         let mut marked = None;
         if let Some(m) = mark.filter(|m| m.comment.is_none()) {
             text.push_str(";\n");
-            text.push_str(&m.upsert(self.worker, transactions));
+            m.push_upsert(&mut text, self.worker, transactions);
             ends.push(text.len());
             marked = Some(ends.len() - 1);
         }

@@ -12,15 +12,15 @@ pub struct ForeignKey {
 }
 
 impl Downstream {
-    /// The downstream's columns of `schema.table`, in order (cached until the next DDL).
+    /// The downstream's columns of `schema.table`, in order (cached until the next DDL;
+    /// looked up for every transaction, without a copy).
     pub async fn columns(
         &mut self,
         schema: &str,
         table: &str,
-    ) -> Result<Vec<String>, DownstreamError> {
-        let key = (schema.to_owned(), table.to_owned());
-        if let Some(c) = self.columns.get(&key) {
-            return Ok(c.clone());
+    ) -> Result<Arc<[String]>, DownstreamError> {
+        if let Some(c) = self.columns.get(schema).and_then(|t| t.get(table)) {
+            return Ok(Arc::clone(c));
         }
         let target = Arc::clone(&self.target);
         let conn = self.conn().await?;
@@ -40,11 +40,11 @@ impl Downstream {
                 return Err(e);
             }
         };
-        let names: Vec<String> = names
-            .into_iter()
-            .map(|n| String::from_utf8_lossy(&n).into_owned())
-            .collect();
-        self.columns.insert(key, names.clone());
+        let names: Arc<[String]> = names.into_iter().map(text).collect();
+        self.columns
+            .entry(schema.to_owned())
+            .or_default()
+            .insert(table.to_owned(), Arc::clone(&names));
         Ok(names)
     }
 
@@ -110,7 +110,9 @@ impl Downstream {
 
     /// Forgets the cached columns of one table.
     pub fn forget_table(&mut self, schema: &str, table: &str) {
-        self.columns.remove(&(schema.to_owned(), table.to_owned()));
+        if let Some(tables) = self.columns.get_mut(schema) {
+            tables.remove(table);
+        }
     }
 }
 
