@@ -7,7 +7,9 @@
 //! Literals mean what the parameters meant: the sessions run with
 //! `character_set_client = binary`, so a string parameter is a binary string, and
 //! `_binary X'…'` is one too (an introduced hex literal is a string in every context,
-//! never a number); integers and floating-point values are written exactly (a FLOAT as
+//! never a number), as is `_binary'…'`, used for printable ASCII without a quote or
+//! backslash (the same under every SQL mode; half the text, and no digits to make);
+//! integers and floating-point values are written exactly (a FLOAT as
 //! the double it is); dates and times as their text. A value whose text would not mean
 //! the same (a zero date, which strict SQL modes refuse as text) leaves the transaction
 //! to the prepared statements.
@@ -77,20 +79,40 @@ fn literal(param: &Param, out: &mut String) -> Option<()> {
     Some(())
 }
 
-/// `bytes` as an introduced hex literal: a binary string whatever the context.
+/// `bytes` as an introduced literal, a binary string whatever the context: quoted as
+/// they are when they are printable ASCII without a quote or backslash (which mean
+/// the same under every SQL mode), else in hex.
 fn binary(bytes: &[u8], out: &mut String) {
-    out.push_str("_binary X'");
-    hex(bytes, out);
-    out.push('\'');
+    // Without an early exit, so that the compiler checks many bytes at a time.
+    let plain = bytes.iter().fold(true, |plain, &b| {
+        plain & (b.wrapping_sub(b' ') <= b'~' - b' ') & (b != b'\'') & (b != b'\\')
+    });
+    match std::str::from_utf8(bytes) {
+        Ok(text) if plain => {
+            out.reserve(text.len() + 10);
+            out.push_str("_binary'");
+            out.push_str(text);
+            out.push('\'');
+        }
+        _ => {
+            out.push_str("_binary X'");
+            hex(bytes, out);
+            out.push('\'');
+        }
+    }
 }
 
 /// `bytes` in lower-case hex, two digits each.
 pub(super) fn hex(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
+    let mut buf = [0u8; 256];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        for (i, b) in chunk.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(b >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(b & 15)];
+        }
+        out.push_str(std::str::from_utf8(&buf[..2 * chunk.len()]).expect("hex digits are ASCII"));
     }
 }
 
@@ -143,5 +165,31 @@ mod tests {
             "'-26:03:04.000005'"
         );
         assert_eq!(one(Plain::Bytes(vec![0, 255])).unwrap(), "_binary X'00ff'");
+        // Printable ASCII goes as it is; a quote, a backslash, a control character or
+        // anything past ASCII sends the value in hex.
+        assert_eq!(
+            one(Plain::Bytes(b"12-ab ~".to_vec())).unwrap(),
+            "_binary'12-ab ~'"
+        );
+        assert_eq!(
+            one(Plain::Bytes(b"a\\b".to_vec())).unwrap(),
+            "_binary X'615c62'"
+        );
+        assert_eq!(
+            one(Plain::Bytes(b"a\tb".to_vec())).unwrap(),
+            "_binary X'610962'"
+        );
+        assert_eq!(
+            one(Plain::Bytes("é".as_bytes().to_vec())).unwrap(),
+            "_binary X'c3a9'"
+        );
+        assert_eq!(one(Plain::Bytes(Vec::new())).unwrap(), "_binary''");
+        let long: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let mut expected = String::from("_binary X'");
+        for b in &long {
+            expected.push_str(&format!("{b:02x}"));
+        }
+        expected.push('\'');
+        assert_eq!(one(Plain::Bytes(long)).unwrap(), expected);
     }
 }
