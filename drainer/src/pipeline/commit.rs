@@ -213,40 +213,38 @@ impl Run<'_> {
         timestamp: u32,
         pieces: Pieces,
     ) -> Result<(), RunError> {
-        let Pieces {
-            txn,
-            ddl,
-            markers,
-            had_ddl,
-            tables_change,
-            ddl_not_run,
-        } = pieces;
+        let txn = &pieces.txn;
         self.pool.barrier().await?;
         let mut from = 0;
         let mut applied = false;
-        for ddl in ddl {
+        for ddl in &pieces.ddl {
             applied |= self
                 .apply_rows(&txn[from..ddl.after], &[], Close::Commit, None)
                 .await?;
             from = ddl.after;
-            self.apply_ddl(&ddl).await?;
+            self.apply_ddl(ddl).await?;
         }
-        if had_ddl && from == txn.len() {
+        if pieces.had_ddl && from == txn.len() {
             self.record_alone(&position).await?;
         } else {
             applied |= self
-                .apply_rows(&txn[from..], &markers, Close::Commit, Some(&position))
+                .apply_rows(
+                    &txn[from..],
+                    &pieces.markers,
+                    Close::Commit,
+                    Some(&position),
+                )
                 .await?;
         }
-        if !applied && !had_ddl {
+        if !applied && !pieces.had_ddl {
             self.applier.ctx.metrics.filtered();
         }
-        if tables_change {
+        if pieces.tables_change {
             self.columns_gen += 1;
             self.refresh_links().await?;
         }
         failpoint::hit("after-commit");
-        self.committed(position, timestamp, ddl_not_run, had_ddl)
+        self.committed(position, timestamp, pieces.ddl_not_run, pieces.had_ddl)
     }
 
     /// Ends an XA transaction prepared downstream earlier as the upstream ended it
