@@ -624,6 +624,60 @@ fn not_tls(e: &io::Error) -> bool {
         })
 }
 
+/// The name of a tunnel's directory starts with this; its socket is [`TUNNEL_SOCKET`].
+const TUNNEL_PREFIX: &str = "drainer-relay-";
+const TUNNEL_SOCKET: &str = "upstream.sock";
+/// A tunnel directory unchanged this long is set up (its socket listens, or never will).
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Removes the tunnel directories in `parent` that a killed drainer left (a drainer
+/// stopped in order removes its own): of this user (the owner of `own`, the new one),
+/// unchanged for a minute (not one being set up), and whose socket no process listens
+/// on (connecting is refused). Anything else is left as it is, and failures are only
+/// logged.
+fn sweep_stale_tunnels(parent: &Path, own: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(own).map(|m| m.uid()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(TUNNEL_PREFIX)
+            && path != own
+            && entry.metadata().is_ok_and(|m| {
+                m.is_dir()
+                    && m.uid() == uid
+                    && m.modified()
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age >= STALE_AFTER)
+            });
+        if !ours {
+            continue;
+        }
+        let refused = matches!(
+            std::os::unix::net::UnixStream::connect(path.join(TUNNEL_SOCKET)),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
+        );
+        if refused {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::debug!(dir = %path.display(), "removed a relay tunnel directory a killed drainer left")
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %path.display(), error = %e, "cannot remove a relay tunnel directory a killed drainer left")
+                }
+            }
+        }
+    }
+}
+
 fn host_of(addr: &str) -> String {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     host.trim_start_matches('[')
@@ -637,10 +691,11 @@ impl Tunnel {
     pub async fn start(connector: Connector) -> io::Result<Tunnel> {
         // A new directory with a name of its own, mode 0700: nobody else can reach the
         // socket, and no directory left by a killed process is in the way.
-        let dir = tempfile::Builder::new()
-            .prefix("drainer-relay-")
-            .tempdir()?;
-        let socket = dir.path().join("upstream.sock");
+        let dir = tempfile::Builder::new().prefix(TUNNEL_PREFIX).tempdir()?;
+        if let Some(parent) = dir.path().parent() {
+            sweep_stale_tunnels(parent, dir.path());
+        }
+        let socket = dir.path().join(TUNNEL_SOCKET);
         let listener = UnixListener::bind(&socket)?;
         let carry = connector.clone();
         let accept = tokio::spawn(async move {
@@ -704,6 +759,40 @@ async fn carry_one(local: UnixStream, connector: &Connector) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tunnel_directories_a_killed_drainer_left_are_removed_and_live_ones_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let dir = parent.path().join(format!("{TUNNEL_PREFIX}{name}"));
+            std::fs::create_dir(&dir).unwrap();
+            dir
+        };
+        // Left by a killed drainer: the socket file stays, nobody listens.
+        let stale = make("stale");
+        drop(std::os::unix::net::UnixListener::bind(stale.join(TUNNEL_SOCKET)).unwrap());
+        // Another drainer's, running.
+        let live = make("live");
+        let _listener = std::os::unix::net::UnixListener::bind(live.join(TUNNEL_SOCKET)).unwrap();
+        // Being set up (no socket yet), and someone else's name.
+        let young = make("young");
+        let other = parent.path().join("other-stale");
+        std::fs::create_dir(&other).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(other.join(TUNNEL_SOCKET)).unwrap());
+        // A socket refusing connections in a directory just made: being set up.
+        let just = make("just");
+        drop(std::os::unix::net::UnixListener::bind(just.join(TUNNEL_SOCKET)).unwrap());
+        let old = std::time::SystemTime::now() - 2 * STALE_AFTER;
+        for dir in [&stale, &live, &young, &other] {
+            std::fs::File::open(dir).unwrap().set_modified(old).unwrap();
+        }
+        let own = make("own");
+        sweep_stale_tunnels(parent.path(), &own);
+        assert!(!stale.exists());
+        for kept in [&live, &young, &other, &just, &own] {
+            assert!(kept.exists(), "{}", kept.display());
+        }
+    }
 
     #[test]
     fn compressed_frames_decode_on_arrival() {
