@@ -362,6 +362,48 @@ async fn a_table_held_by_downstream_ddl_is_waited_for_not_taken_as_missing() {
     assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
 }
 
+/// String values that read like SQL (the end of a compound statement, a comment, a
+/// placeholder, a backtick), or hold a quote, a backslash or a control character, sent
+/// under upstream sessions with `ANSI_QUOTES` and `NO_BACKSLASH_ESCAPES`: each arrives
+/// byte for byte, one downstream transaction per upstream one (the values written as
+/// literals into one text, a worker's queue in one compound statement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_read_like_sql_arrive_byte_for_byte() {
+    let (a, b, _dir, mut config) = pair().await;
+    config.syncer.txn_batch = 1;
+    let mut drainer = start(&config).await;
+    let values = [
+        "END; DROP TABLE app.orders; --",
+        "*/ ? ?? $$ % # `x` \"quoted\"",
+        "it's",
+        "back\\slash \\' \\\\",
+        "C:\\dir\\new \\0 \\%",
+        "tab\tnew\nline\r",
+        "_binary X'00' _binary'",
+        "",
+        "~ printable !@^&()[]{}|<>,.:",
+    ];
+    let mut conn = a.conn().await.unwrap();
+    for mode in ["", "ANSI_QUOTES,NO_BACKSLASH_ESCAPES"] {
+        conn.query_drop(format!("SET SESSION sql_mode = '{mode}'"))
+            .await
+            .unwrap();
+        for v in values {
+            conn.exec_drop(
+                "INSERT INTO app.log (at, msg) VALUES (NOW(6), ?)",
+                (format!("{mode}:{v}"),),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    converged(&a, &b).await;
+    let rows: Vec<String> = b.query("SELECT msg FROM app.log").await.unwrap();
+    assert_eq!(rows.len(), 2 * values.len(), "{}", drainer.stderr());
+    drainer.signal(libc::SIGTERM);
+    assert_eq!(drainer.wait(WAIT).await.unwrap().code(), Some(0));
+}
+
 /// Writes to the upstream until `stop` turns true: inserts, updates of earlier rows,
 /// deletes, and two-table transactions; returns how many transactions it committed.
 async fn workload(a: &MariaDb, stop: tokio::sync::watch::Receiver<bool>) -> u64 {
