@@ -295,6 +295,11 @@ impl MariaDb {
         status.map(drop).map_err(HarnessError::from)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers. A hung
     /// server, as a client sees one.
     pub fn freeze(&self) {

@@ -19,7 +19,8 @@
 //! durability settings (`--native-log-slave-updates`: the native replica also binlogs
 //! what it applies, as the drainer's target must). Reports transactions and rows per
 //! second of catch-up, the drainer's CPU seconds and peak RSS, the statements the target
-//! prepared meanwhile, and the ratio drainer / native:
+//! prepared meanwhile, each target's commits per binlog group commit and its server's CPU
+//! per transaction (drainer's target / native replica), and the ratio drainer / native:
 //!
 //! ```text
 //! cargo build --release -p drainer
@@ -791,19 +792,48 @@ struct CatchUp {
     /// Statements the target prepared during the drainer's catch-up (its sessions keep
     /// them cached: many more than its tables' shapes means the caches churn).
     prepared: u64,
+    /// Commits per binlog group commit on each target during its catch-up (the server
+    /// syncs its logs once per group).
+    native_per_group: f64,
+    drainer_per_group: f64,
+    /// CPU seconds each target's server used during its catch-up.
+    native_server_cpu: f64,
+    drained_server_cpu: f64,
 }
 
-/// The server's `Com_stmt_prepare` count.
-async fn prepares(server: &MariaDb) -> Result<u64, Box<dyn std::error::Error>> {
+/// One of the server's global status counters (`Com_stmt_prepare`, `Binlog_commits` …).
+async fn counter(server: &MariaDb, name: &str) -> Result<u64, Box<dyn std::error::Error>> {
     let n: Vec<u64> = server
-        .query(
+        .query(&format!(
             "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-             WHERE VARIABLE_NAME = 'COM_STMT_PREPARE'",
-        )
+             WHERE VARIABLE_NAME = '{}'",
+            name.to_uppercase()
+        ))
         .await?;
     n.first()
         .copied()
-        .ok_or_else(|| "no Com_stmt_prepare".into())
+        .ok_or_else(|| format!("no {name} in the server's status").into())
+}
+
+/// CPU seconds a running server has used.
+fn server_cpu(server: &MariaDb) -> Result<f64, Box<dyn std::error::Error>> {
+    server
+        .pid()
+        .and_then(process_cpu_seconds)
+        .ok_or_else(|| "no CPU figures in /proc for a server".into())
+}
+
+/// A target's binlog commits and group commits (each group one sync of the binlog).
+async fn commit_groups(server: &MariaDb) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    Ok((
+        counter(server, "Binlog_commits").await?,
+        counter(server, "Binlog_group_commits").await?,
+    ))
+}
+
+/// Commits per binlog group between two [`commit_groups`] readings.
+fn per_group(before: (u64, u64), after: (u64, u64)) -> f64 {
+    (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64
 }
 
 /// Runs `sysbench <workload> <action>` against `server`, database `sbtest`.
@@ -944,6 +974,8 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     let transactions = to_seq - from_seq;
 
     eprintln!("{workload}: native replica catching up {transactions} transactions …");
+    let native_before = commit_groups(&native).await?;
+    let native_cpu_before = server_cpu(&native)?;
     let started = Instant::now();
     native.exec(&["START SLAVE"]).await?;
     until("the native replica to catch up", || async {
@@ -952,9 +984,13 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     })
     .await?;
     let native_wall = started.elapsed();
+    let native_server_cpu = server_cpu(&native)? - native_cpu_before;
+    let native_per_group = per_group(native_before, commit_groups(&native).await?);
 
     eprintln!("{workload}: drainer catching up …");
-    let prepares_before = prepares(&drained).await?;
+    let prepares_before = counter(&drained, "Com_stmt_prepare").await?;
+    let drained_before = commit_groups(&drained).await?;
+    let drained_cpu_before = server_cpu(&drained)?;
     let started = Instant::now();
     let drainer = integration::replicating(&config, Duration::from_secs(120)).await?;
     until("the drainer to catch up", || {
@@ -962,7 +998,9 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
     })
     .await?;
     let drainer_wall = started.elapsed();
-    let prepared = prepares(&drained).await? - prepares_before;
+    let drained_server_cpu = server_cpu(&drained)? - drained_cpu_before;
+    let prepared = counter(&drained, "Com_stmt_prepare").await? - prepares_before;
+    let drainer_per_group = per_group(drained_before, commit_groups(&drained).await?);
     let pid = drainer.pid().ok_or("the drainer exited")?;
     let drainer_cpu = process_cpu_seconds(pid).ok_or("no CPU figures in /proc")?;
     let drainer_peak = drainer.peak_rss().ok_or("no VmHWM in /proc")?;
@@ -987,6 +1025,10 @@ async fn catch_up(workload: &str, shape: Workload) -> Result<CatchUp, Box<dyn st
         drainer_cpu,
         drainer_peak,
         native_wall,
+        native_per_group,
+        drainer_per_group,
+        native_server_cpu,
+        drained_server_cpu,
     })
 }
 
@@ -1005,7 +1047,7 @@ async fn replication(
         shape.describe()
     );
     println!(
-        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>7}",
+        "{:<18} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9} {:>13} {:>7}",
         "workload",
         "txns",
         "rows",
@@ -1020,6 +1062,8 @@ async fn replication(
         "RSS MiB",
         "retries",
         "prepared",
+        "per group",
+        "server µs/txn",
         "ratio"
     );
     let mut entries = Vec::new();
@@ -1034,10 +1078,13 @@ async fn replication(
         // The drainer's CPU per upstream transaction and per row change, in µs.
         let per_txn = r.drainer_cpu * 1e6 / r.transactions.max(1) as f64;
         let per_row = r.drainer_cpu * 1e6 / r.rows.max(1) as f64;
+        // Each target server's CPU per transaction during its catch-up, in µs.
+        let drained_server = r.drained_server_cpu * 1e6 / r.transactions.max(1) as f64;
+        let native_server = r.native_server_cpu * 1e6 / r.transactions.max(1) as f64;
         println!(
             "{:<18} {:>8} {:>9} {native_s:>10.2} {native_tps:>10.0} {drainer_s:>10.2} \
              {drainer_tps:>10.0} {:>10.0} {:>8.2} {per_txn:>8.1} {per_row:>8.1} {mib:>9.1} \
-             {:>8} {:>9} {ratio:>7.2}",
+             {:>8} {:>9} {:>9} {:>13} {ratio:>7.2}",
             r.workload,
             r.transactions,
             r.rows,
@@ -1045,9 +1092,11 @@ async fn replication(
             r.drainer_cpu,
             r.retries,
             r.prepared,
+            format!("{:.1}/{:.1}", r.drainer_per_group, r.native_per_group),
+            format!("{:.0}/{:.0}", drained_server, native_server),
         );
         entries.push(format!(
-            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"cpu_us_per_txn":{per_txn:.1},"cpu_us_per_row":{per_row:.1},"peak_rss_bytes":{},"retries":{},"statements_prepared":{}}},"ratio_txn_per_s":{ratio:.3}}}"#,
+            r#"{{"workload":"{}","transactions":{},"rows":{},"native":{{"wall_s":{native_s:.3},"txn_per_s":{native_tps:.0},"commits_per_group":{native_group:.2},"server_cpu_us_per_txn":{native_server:.1}}},"drainer":{{"wall_s":{drainer_s:.3},"txn_per_s":{drainer_tps:.0},"rows_per_s":{:.0},"cpu_s":{:.3},"cpu_us_per_txn":{per_txn:.1},"cpu_us_per_row":{per_row:.1},"peak_rss_bytes":{},"retries":{},"statements_prepared":{},"commits_per_group":{:.2},"server_cpu_us_per_txn":{drained_server:.1}}},"ratio_txn_per_s":{ratio:.3}}}"#,
             r.workload,
             r.transactions,
             r.rows,
@@ -1055,7 +1104,9 @@ async fn replication(
             r.drainer_cpu,
             r.drainer_peak,
             r.retries,
-            r.prepared
+            r.prepared,
+            r.drainer_per_group,
+            native_group = r.native_per_group,
         ));
     }
     if let Some(path) = json {

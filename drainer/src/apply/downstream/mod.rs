@@ -591,7 +591,21 @@ impl Downstream {
         {
             return None;
         }
-        let mut text = String::with_capacity(1024);
+        // Sized for what usually goes in, so that the text is not copied as it grows:
+        // each statement and its values (a string value quoted as it is), the mark and
+        // the record with the positions it lists.
+        let values = |s: &Stmt| -> usize {
+            s.params
+                .iter()
+                .map(|p| match p {
+                    Param::Shared(b) => b.len() + 12,
+                    Param::Plain(_) => 24,
+                })
+                .sum()
+        };
+        let listed = stamp.map_or(0, |st| st.after.len() * 96);
+        let size = 512 + listed + stmts.iter().map(|s| s.sql.len() + values(s)).sum::<usize>();
+        let mut text = String::with_capacity(size);
         let mut ends = Vec::with_capacity(stmts.len() + 4);
         // Not BEGIN, which opens a block inside a compound statement.
         text.push_str("START TRANSACTION");

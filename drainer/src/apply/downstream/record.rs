@@ -81,7 +81,7 @@ impl ApplyRecord {
         out.push_str(", ");
         json_literal(out, |out| position_json(&stamp.low, out));
         out.push_str(", ");
-        json_literal(out, |out| {
+        let list = |out: &mut String| {
             out.push('[');
             for (i, p) in stamp.after.iter().enumerate() {
                 if i > 0 {
@@ -90,7 +90,18 @@ impl ApplyRecord {
                 out.push_str(&p.json);
             }
             out.push(']');
-        });
+        };
+        // The list is the longest part of the text, and written again with every
+        // transaction while the watermark has not passed it: its entries were checked
+        // once, as they were listed.
+        if stamp.after.iter().all(|p| p.plain) {
+            out.reserve(12 + stamp.after.iter().map(|p| p.json.len() + 1).sum::<usize>());
+            out.push_str("_utf8mb4'");
+            list(out);
+            out.push('\'');
+        } else {
+            json_literal(out, list);
+        }
         out.push_str(
             ") ON DUPLICATE KEY UPDATE position = VALUES(position), \
              low_watermark = VALUES(low_watermark), applied_after = VALUES(applied_after)",
@@ -212,13 +223,21 @@ pub(super) fn text_literal(text: &str) -> String {
     out
 }
 
+/// Whether `text` holds no quote or backslash: it may be quoted as it is, under every
+/// SQL mode.
+fn plain(text: &str) -> bool {
+    // Without an early exit, so that the compiler checks many bytes at a time.
+    text.bytes()
+        .fold(true, |plain, b| plain & (b != b'\'') & (b != b'\\'))
+}
+
 /// The JSON `json` appends, as a utf8mb4 string literal: quoted as it is when it holds
 /// no quote or backslash (what positions hold), else in hex (see [`text_literal`]).
 fn json_literal(out: &mut String, json: impl FnOnce(&mut String)) {
     let start = out.len();
     out.push_str("_utf8mb4'");
     json(out);
-    if out[start + 9..].contains(['\'', '\\']) {
+    if !plain(&out[start + 9..]) {
         let text = out.split_off(start + 9);
         out.truncate(start);
         out.push_str(&text_literal(&text));
@@ -279,13 +298,20 @@ impl Stamp {
 pub struct Listed {
     pub position: Position,
     json: String,
+    /// `json` holds no quote or backslash.
+    plain: bool,
 }
 
 impl Listed {
     pub fn new(position: Position) -> Arc<Listed> {
-        let mut json = String::with_capacity(64);
+        let mut json = String::with_capacity(96);
         position_json(&position, &mut json);
-        Arc::new(Listed { position, json })
+        let plain = plain(&json);
+        Arc::new(Listed {
+            position,
+            json,
+            plain,
+        })
     }
 }
 
@@ -592,6 +618,27 @@ mod tests {
             sql.contains(
                 r#"'[{"file":"binlog.000001","pos":900},{"file":"binlog.000001","pos":1300}]')"#
             ),
+            "{sql}"
+        );
+        // A listed position whose file name holds a quote or backslash: the list goes
+        // in hex, whole.
+        let odd = Position {
+            coords: BinlogCoords::new("it's\\odd.1", 7),
+            gtids: None,
+        };
+        let stamp = Stamp {
+            position: odd.clone(),
+            low: at(700),
+            after: vec![Listed::new(at(900)), Listed::new(odd.clone())],
+        };
+        let list = format!(
+            "[{},{}]",
+            serde_json::to_string(&PositionRecord::from(&at(900))).unwrap(),
+            serde_json::to_string(&PositionRecord::from(&odd)).unwrap()
+        );
+        let sql = record.write(2, &stamp);
+        assert!(
+            sql.contains(&format!(", {}) ON DUPLICATE", text_literal(&list))),
             "{sql}"
         );
     }
