@@ -243,6 +243,29 @@ impl Config {
             }
         }
 
+        for (i, f) in syncer.row_filter.iter().enumerate() {
+            let key = format!("syncer.row-filter[{i}]");
+            if let Err(e) = check_identifier(&f.db_name) {
+                v.add(&format!("{key}.db-name"), e);
+            }
+            if let Err(e) = check_identifier(&f.tbl_name) {
+                v.add(&format!("{key}.tbl-name"), e);
+            }
+            // One condition per table: a second one would replace the first unseen.
+            let same = syncer.row_filter[..i]
+                .iter()
+                .any(|o| o.db_name == f.db_name && o.tbl_name == f.tbl_name);
+            if same {
+                v.add(
+                    &key,
+                    format!(
+                        "names {}.{} again: give one entry per table, its conditions joined                          with AND",
+                        f.db_name, f.tbl_name
+                    ),
+                );
+            }
+        }
+
         let to = &syncer.to;
         v.endpoint("syncer.to", &to.host, to.port, &to.user);
         v.tls(&to.tls());

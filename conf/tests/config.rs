@@ -828,3 +828,35 @@ fn conflict_policies_per_table() {
     bad.syncer.conflict.as_mut().unwrap().policy = conf::ConflictPolicy::Lww;
     assert_violates(&bad, "syncer.conflict.policy", "per table");
 }
+
+#[test]
+fn row_filters_one_per_table() {
+    let entry = |db: &str, tbl: &str, cond: &str| {
+        format!(
+            "[[syncer.row-filter]]\ndb-name = \"{db}\"\ntbl-name = \"{tbl}\"\nwhere = \"{cond}\"\n"
+        )
+    };
+    let text = format!(
+        "{MINIMAL}{}{}",
+        entry("app", "orders", "region = 'eu'"),
+        entry("app", "Orders", "amount > 10")
+    );
+    let c = parse(&text).unwrap();
+    // Table names are case-sensitive on the server, as the filter's lookup is.
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+
+    let mut bad = c.clone();
+    bad.syncer.row_filter.push(conf::RowFilter {
+        db_name: "app".into(),
+        tbl_name: "orders".into(),
+        condition: "amount > 10".into(),
+    });
+    bad.syncer.row_filter.push(conf::RowFilter {
+        db_name: "".into(),
+        tbl_name: "x`y".into(),
+        condition: "1 = 1".into(),
+    });
+    assert_violates(&bad, "syncer.row-filter[2]", "names app.orders again");
+    assert_violates(&bad, "syncer.row-filter[3].db-name", "must not be empty");
+    assert_violates(&bad, "syncer.row-filter[3].tbl-name", "backtick");
+}

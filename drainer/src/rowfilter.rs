@@ -7,7 +7,10 @@
 //! `NOT` and parentheses. As in SQL, a comparison with NULL is unknown, and a row whose
 //! condition is not true is not replicated. Unlike a server with a case-insensitive
 //! collation, strings compare byte by byte (`'EU'` is not `'eu'`); numbers compare as
-//! numbers; a date or time compares as its text (`'2026-12-05 10:00:00'`); an ENUM as
+//! numbers, as SQL compares them: integers and decimals exactly (a BIGINT near 2^63
+//! against a literal, a DECIMAL(30,10) against `0.0000000001`), a FLOAT or DOUBLE column,
+//! a literal with an exponent or a string against a number as doubles; a date or time
+//! compares as its text (`'2026-12-05 10:00:00'`); an ENUM as
 //! its member's name.
 //!
 //! An UPDATE whose old row passes and new row does not is applied as a DELETE of the old
@@ -34,8 +37,89 @@ pub enum Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lit {
     Null,
+    /// An integer or decimal literal (no exponent): compared exactly.
+    Exact(Exact),
+    /// A literal with an exponent: a double.
     Number(f64),
     Text(String),
+}
+
+/// An integer or decimal number, exactly: its sign, its integer digits without leading
+/// zeros, its fraction digits without trailing zeros (zero is positive, no digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exact {
+    negative: bool,
+    int: String,
+    frac: String,
+}
+
+impl Exact {
+    /// `-12.340`, `5`, `.5`, `007.`: `None` for anything else.
+    fn parse(text: &str) -> Option<Exact> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
+            return None;
+        }
+        let int = int.trim_start_matches('0').to_owned();
+        let frac = frac.trim_end_matches('0').to_owned();
+        let negative = negative && !(int.is_empty() && frac.is_empty());
+        Some(Exact {
+            negative,
+            int,
+            frac,
+        })
+    }
+
+    fn integer(n: i128) -> Exact {
+        Exact {
+            negative: n < 0,
+            int: if n == 0 {
+                String::new()
+            } else {
+                n.unsigned_abs().to_string()
+            },
+            frac: String::new(),
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        self.int.is_empty() && self.frac.is_empty()
+    }
+
+    fn to_f64(&self) -> f64 {
+        let sign = if self.negative { "-" } else { "" };
+        format!("{sign}0{}.{}0", self.int, self.frac)
+            .parse()
+            .expect("digits make a number")
+    }
+}
+
+impl Ord for Exact {
+    fn cmp(&self, other: &Exact) -> Ordering {
+        let magnitude = self
+            .int
+            .len()
+            .cmp(&other.int.len())
+            .then_with(|| self.int.cmp(&other.int))
+            .then_with(|| self.frac.cmp(&other.frac));
+        match (self.negative, other.negative) {
+            (false, false) => magnitude,
+            (true, true) => magnitude.reverse(),
+            (false, true) => Ordering::Greater,
+            (true, false) => Ordering::Less,
+        }
+    }
+}
+
+impl PartialOrd for Exact {
+    fn partial_cmp(&self, other: &Exact) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +135,7 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
     Ident(String),
-    Number(f64),
+    Number(String),
     Text(String),
     Op(&'static str),
     LParen,
@@ -145,10 +229,10 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();
-                out.push(Token::Number(
-                    text.parse()
-                        .map_err(|_| format!("{text:?} is not a number"))?,
-                ));
+                if Exact::parse(&text).is_none() && text.parse::<f64>().is_err() {
+                    return Err(format!("{text:?} is not a number"));
+                }
+                out.push(Token::Number(text));
             }
             c if c.is_alphanumeric() || c == '_' || c == '$' => {
                 let start = i;
@@ -274,14 +358,17 @@ impl Parser {
         let token = self.peek().cloned();
         self.at += 1;
         match token {
-            Some(Token::Number(n)) => Ok(Expr::Literal(Lit::Number(n))),
+            Some(Token::Number(text)) => Ok(Expr::Literal(match Exact::parse(&text) {
+                Some(exact) => Lit::Exact(exact),
+                None => Lit::Number(text.parse().expect("checked as it was read")),
+            })),
             Some(Token::Text(s)) => Ok(Expr::Literal(Lit::Text(s))),
             Some(Token::Ident(w)) if w.eq_ignore_ascii_case("NULL") => Ok(Expr::Literal(Lit::Null)),
             Some(Token::Ident(w)) if w.eq_ignore_ascii_case("TRUE") => {
-                Ok(Expr::Literal(Lit::Number(1.0)))
+                Ok(Expr::Literal(Lit::Exact(Exact::integer(1))))
             }
             Some(Token::Ident(w)) if w.eq_ignore_ascii_case("FALSE") => {
-                Ok(Expr::Literal(Lit::Number(0.0)))
+                Ok(Expr::Literal(Lit::Exact(Exact::integer(0))))
             }
             Some(Token::Ident(w)) => Ok(Expr::Column(w)),
             _ => {
@@ -394,8 +481,11 @@ impl Expr {
             }
             Expr::Column(_) | Expr::Literal(_) => {
                 // A bare value: true when it is a non-zero number.
-                self.value(table, row)?
-                    .map(|v| matches!(v, Scalar::Number(n) if n != 0.0))
+                self.value(table, row)?.map(|v| match v {
+                    Scalar::Exact(n) => !n.is_zero(),
+                    Scalar::Number(n) => n != 0.0,
+                    Scalar::Text(_) => false,
+                })
             }
         })
     }
@@ -403,6 +493,7 @@ impl Expr {
     fn value(&self, table: &Table, row: &[Option<Value>]) -> Result<Option<Scalar>, String> {
         match self {
             Expr::Literal(Lit::Null) => Ok(None),
+            Expr::Literal(Lit::Exact(n)) => Ok(Some(Scalar::Exact(n.clone()))),
             Expr::Literal(Lit::Number(n)) => Ok(Some(Scalar::Number(*n))),
             Expr::Literal(Lit::Text(s)) => Ok(Some(Scalar::Text(s.as_bytes().to_vec()))),
             Expr::Column(name) => {
@@ -429,6 +520,9 @@ impl Expr {
 /// A value as a condition compares it.
 #[derive(Debug, Clone, PartialEq)]
 enum Scalar {
+    /// An integer or decimal.
+    Exact(Exact),
+    /// A FLOAT or DOUBLE.
     Number(f64),
     Text(Vec<u8>),
 }
@@ -438,16 +532,16 @@ enum Scalar {
 fn scalar(v: &Value) -> Result<Option<Scalar>, &'static str> {
     Ok(Some(match v {
         Value::Null => return Ok(None),
-        Value::Int(i) => Scalar::Number(*i as f64),
-        Value::UInt(u) => Scalar::Number(*u as f64),
+        Value::Int(i) => Scalar::Exact(Exact::integer(i128::from(*i))),
+        Value::UInt(u) => Scalar::Exact(Exact::integer(i128::from(*u))),
         Value::Float(f) => Scalar::Number(f64::from(*f)),
         Value::Double(d) => Scalar::Number(*d),
-        Value::Decimal(d) => match d.parse() {
-            Ok(n) => Scalar::Number(n),
-            Err(_) => return Ok(None),
+        Value::Decimal(d) => match Exact::parse(d) {
+            Some(n) => Scalar::Exact(n),
+            None => return Ok(None),
         },
-        Value::Year(y) => Scalar::Number(f64::from(*y)),
-        Value::Bit { value, .. } => Scalar::Number(*value as f64),
+        Value::Year(y) => Scalar::Exact(Exact::integer(i128::from(*y))),
+        Value::Bit { value, .. } => Scalar::Exact(Exact::integer(i128::from(*value))),
         Value::Text(b) | Value::Bytes(b) => Scalar::Text(b.to_vec()),
         Value::Enum { name, .. } => Scalar::Text(name.clone().unwrap_or_default().into_bytes()),
         Value::Set { names, .. } => Scalar::Text(names.join(",").into_bytes()),
@@ -509,22 +603,17 @@ fn scalar(v: &Value) -> Result<Option<Scalar>, &'static str> {
 }
 
 fn compare(a: &Scalar, b: &Scalar) -> Option<Ordering> {
+    // Anything else against a number: both as doubles, as SQL does (a string as the
+    // number it reads as).
+    let double = |s: &Scalar| match s {
+        Scalar::Exact(n) => Some(n.to_f64()),
+        Scalar::Number(n) => Some(*n),
+        Scalar::Text(t) => std::str::from_utf8(t).ok()?.trim().parse::<f64>().ok(),
+    };
     match (a, b) {
-        (Scalar::Number(x), Scalar::Number(y)) => x.partial_cmp(y),
+        (Scalar::Exact(x), Scalar::Exact(y)) => Some(x.cmp(y)),
         (Scalar::Text(x), Scalar::Text(y)) => Some(x.cmp(y)),
-        // A number against a string: the string as a number, as SQL does.
-        (Scalar::Number(x), Scalar::Text(y)) => std::str::from_utf8(y)
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(|y| x.partial_cmp(&y)),
-        (Scalar::Text(x), Scalar::Number(y)) => std::str::from_utf8(x)
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(|x| x.partial_cmp(y)),
+        _ => double(a)?.partial_cmp(&double(b)?),
     }
 }
 
@@ -599,6 +688,46 @@ mod tests {
                 .columns(),
             ["region", "amount"]
         );
+    }
+
+    #[test]
+    fn integers_and_decimals_compare_exactly() {
+        // 2^53 + 1 and its neighbours are one double: compared as doubles they are equal.
+        let id = |v: Value| {
+            let mut r = row(Some("eu"), "0.00000000000000000001");
+            r[0] = Some(v);
+            r
+        };
+        let big = id(Value::Int(9_007_199_254_740_993));
+        assert!(check("id = 9007199254740993", &big));
+        assert!(!check("id = 9007199254740992", &big));
+        assert!(check("id > 9007199254740992", &big));
+        assert!(!check("id IN (9007199254740992, 9007199254740994)", &big));
+        let top = id(Value::UInt(u64::MAX));
+        assert!(check("id = 18446744073709551615", &top));
+        assert!(check("id > 18446744073709551614", &top));
+        assert!(check("id > -9223372036854775808", &top));
+        let low = id(Value::Int(i64::MIN));
+        assert!(check("id < -9223372036854775807", &low));
+        assert!(check("id = -9223372036854775808.000", &low));
+        // Decimals: their digits, not a double's.
+        let tiny = id(Value::Int(0));
+        assert!(check("amount > 0", &tiny));
+        assert!(check("amount = .00000000000000000001", &tiny));
+        assert!(check("amount < 0.0000000000000000000100000001", &tiny));
+        let negative = row(Some("eu"), "-12.340");
+        assert!(check("amount = -12.34", &negative));
+        assert!(check("amount < -12.3399999999999999999", &negative));
+        assert!(check("amount > -12.3400000000000000001", &negative));
+        assert!(check("amount < 0 AND amount > -13", &negative));
+        assert!(
+            check("amount = '-12.34'", &negative),
+            "a string as a number"
+        );
+        assert!(check("amount < 1e3", &negative), "an exponent: doubles");
+        assert!(check("id = TRUE", &id(Value::Int(1))));
+        assert!(Expr::parse("amount > 1.2.3").is_err());
+        assert!(Expr::parse("amount > -").is_err());
     }
 
     #[test]
