@@ -10,6 +10,8 @@ use crate::model::Route;
 pub struct Routes {
     schemas: HashMap<String, String>,
     tables: HashMap<(String, String), (String, String)>,
+    /// Each table rule's target, with its source.
+    targets: HashMap<(String, String), (String, String)>,
 }
 
 impl Routes {
@@ -29,9 +31,11 @@ impl Routes {
                 .or_else(|| routes.schemas.get(&r.db_name).cloned())
                 .unwrap_or_else(|| r.db_name.clone());
             let name = r.target_tbl_name.clone().unwrap_or_else(|| table.clone());
+            let source = (r.db_name.clone(), table.clone());
             routes
-                .tables
-                .insert((r.db_name.clone(), table.clone()), (schema, name));
+                .targets
+                .insert((schema.clone(), name.clone()), source.clone());
+            routes.tables.insert(source, (schema, name));
         }
         routes
     }
@@ -58,6 +62,23 @@ impl Routes {
         }
         self.schema(schema)
             .map(|s| (s.to_owned(), table.to_owned()))
+    }
+
+    /// The source of the table rule whose target `schema.table` would also go to,
+    /// by its own name or its schema's rule, when it has no table rule itself: the rows
+    /// of both would merge in one downstream table. Only the upstream's tables tell
+    /// (`check-config` cannot see them), so the drainer asks for each table it meets.
+    pub fn collision(&self, schema: &str, table: &str) -> Option<String> {
+        if self.targets.is_empty()
+            || self
+                .tables
+                .contains_key(&(schema.to_owned(), table.to_owned()))
+        {
+            return None;
+        }
+        self.targets
+            .get(&self.target(schema, table))
+            .map(|(s, t)| format!("{s}.{t}"))
     }
 
     /// `schema.table`'s name downstream (its own when not routed).
@@ -96,5 +117,25 @@ mod tests {
         assert_eq!(r.schema("app"), Some("app_eu"));
         assert_eq!(r.schema("shop"), None);
         assert_eq!(r.table("App", "orders"), None, "names match exactly");
+    }
+
+    #[test]
+    fn a_table_going_where_a_table_rule_goes_is_a_collision() {
+        let r = Routes::new(&[
+            route("app", Some("orders"), None, Some("orders_old")),
+            route("shop", None, Some("eu"), None),
+            route("crm", Some("items"), Some("eu"), None),
+        ]);
+        // By its own name, by its schema's rule, and not for the rules' own sources.
+        assert_eq!(r.collision("app", "orders_old"), Some("app.orders".into()));
+        assert_eq!(r.collision("shop", "items"), Some("crm.items".into()));
+        assert_eq!(r.collision("app", "orders"), None);
+        assert_eq!(r.collision("crm", "items"), None);
+        assert_eq!(r.collision("shop", "orders"), None);
+        assert_eq!(r.collision("app", "users"), None);
+        assert_eq!(
+            Routes::new(&[route("a", None, Some("b"), None)]).collision("a", "t"),
+            None
+        );
     }
 }

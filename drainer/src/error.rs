@@ -164,6 +164,14 @@ pub enum Cause {
         reason: String,
         skip: String,
     },
+    /// An upstream table without a table rule of `[[syncer.route]]` whose downstream
+    /// name is a table rule's target.
+    #[error(
+        "{table} would go to the downstream table that [[syncer.route]] routes {other} to, \
+         and their rows would merge there: give one of them a table rule with another \
+         target-tbl-name, or filter one out"
+    )]
+    RouteCollision { table: String, other: String },
     #[error("{schema}.{table} has rows but no tracked definition")]
     Untracked { schema: String, table: String },
     #[error(

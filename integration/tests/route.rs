@@ -293,3 +293,82 @@ async fn routes_that_cannot_work_are_refused() {
     let tables = text_rows(&b, "SHOW TABLES FROM app_eu").await.unwrap();
     assert_eq!(tables, ["t"], "the CREATE TABLE before it went to app_eu");
 }
+
+/// A table without a table rule whose downstream name is a table rule's target (by its
+/// own name, or through its schema's rule) would merge its rows into the routed table:
+/// the drainer stops at its first rows, or at the DDL that makes it, naming both, and
+/// nothing of it reaches the downstream.
+#[tokio::test]
+async fn a_table_that_would_share_a_routed_tables_target_stops_the_drainer() {
+    let tables = [
+        "CREATE TABLE app.orders (id INT PRIMARY KEY)",
+        "CREATE TABLE app.orders_old (id INT PRIMARY KEY)",
+    ];
+    let (a, b) = two_writable_sites(&["CREATE DATABASE app"]).await.unwrap();
+    a.exec(&tables).await.unwrap();
+    b.exec(&tables[1..]).await.unwrap();
+    let dir = TempDir::new().unwrap();
+    let mut config = direction(&a, &b, 1, true, dir.path());
+    config.syncer.route = vec![route("app", Some("orders"), None, Some("orders_old"))];
+    let out = check_config(&config, WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+
+    // Rows of a table the drainer found at its start.
+    let mut drainer = replicating(&config, WAIT).await.unwrap();
+    a.exec(&[
+        "INSERT INTO app.orders VALUES (1)",
+        "INSERT INTO app.orders_old VALUES (2)",
+    ])
+    .await
+    .unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    for needle in [
+        "app.orders_old would go to",
+        "routes app.orders to",
+        "target-tbl-name",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    let rows = text_rows(&b, "SELECT id FROM app.orders_old")
+        .await
+        .unwrap();
+    assert_eq!(rows, ["1"], "app.orders' row only");
+
+    // DDL that makes such a table, through a schema's rule; the same drainer, its rules
+    // changed, resumes at the transaction it stopped at.
+    config.syncer.route = vec![
+        route("crm", Some("items"), Some("app_eu"), None),
+        route("shop", None, Some("app_eu"), None),
+    ];
+    let mut drainer = replicating(&config, WAIT).await.unwrap();
+    a.exec(&[
+        "CREATE DATABASE crm",
+        "CREATE DATABASE shop",
+        "CREATE TABLE crm.items (id INT PRIMARY KEY)",
+        "CREATE TABLE shop.items (id INT PRIMARY KEY, extra INT)",
+    ])
+    .await
+    .unwrap();
+    let out = drainer.wait(WAIT).await.unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    for needle in ["shop.items would go to", "routes crm.items to"] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    let rows = text_rows(&b, "SELECT id FROM app.orders_old ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(rows, ["1", "2"], "resumed at the row it stopped at");
+    let columns = text_rows(
+        &b,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = 'app_eu' AND TABLE_NAME = 'items'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        columns,
+        ["id"],
+        "crm.items' table, not changed by shop.items"
+    );
+}

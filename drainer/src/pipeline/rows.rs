@@ -57,6 +57,15 @@ impl Run<'_> {
         let mut table = match cached {
             Some(t) => Arc::clone(t),
             None => {
+                if let Some(other) = self.routes.collision(schema_name, table_name) {
+                    return Err(RunError::apply(
+                        &At::Position(at.clone()),
+                        Cause::RouteCollision {
+                            table: format!("{schema_name}.{table_name}"),
+                            other,
+                        },
+                    ));
+                }
                 let t = self
                     .history
                     .catalog()

@@ -193,6 +193,15 @@ impl Run<'_> {
                 if let Some(routed) = self.routes.schema(&schema) {
                     schema = routed.to_owned();
                 }
+                // A table this DDL makes or names may go where a table rule's goes.
+                for ((s, t), _) in &expect {
+                    if let Some(other) = self.routes.collision(s, t) {
+                        return Err(self.here_fail(Cause::RouteCollision {
+                            table: format!("{s}.{t}"),
+                            other,
+                        }));
+                    }
+                }
                 for ((s, t), _) in &mut expect {
                     (*s, *t) = self.routes.target(s, t);
                 }
