@@ -245,8 +245,10 @@ impl Applier {
     ) -> Result<Option<usize>, RunError> {
         let message = "cannot read the apply record yet; asking again";
         let mut backoff = Duration::from_millis(100);
+        // They record in the same row.
+        let alternate = stamps.first().is_some_and(|st| st.alternate);
         let record = loop {
-            match self.down.record().await {
+            match self.down.record_of(alternate).await {
                 Ok(record) => break record,
                 Err(e) => {
                     self.ctx

@@ -562,6 +562,9 @@ impl Worker {
             return self.apply_singly(jobs).await;
         }
         let low = self.shared.lock().low.clone();
+        // Its records go to one of the writer's two rows, the other than the last queue's
+        // (see `downstream::ALTERNATE`): they need not list that queue's transactions.
+        let alternate = self.applier.down.next_row();
         let (mut trips, mut stamps, mut positions) = (Vec::new(), Vec::new(), Vec::new());
         let mut size = 0;
         for job in &jobs {
@@ -578,7 +581,7 @@ impl Worker {
             };
             let stmts = self.applier.build(&unit, unit.levels).await?;
             positions.push(Listed::new(job.position.clone()));
-            let stamp = self.applier.down.stamp_listed(&positions, &low);
+            let stamp = self.applier.down.stamp_on(alternate, &positions, &low);
             let trip = (!stmts.is_empty())
                 .then(|| self.applier.down.trip(&stmts, 1, Some(&stamp)))
                 .flatten();

@@ -14,6 +14,11 @@
 //! - `applied_after`: the positions after the transactions this writer committed past
 //!   that watermark (workers commit out of upstream order).
 //!
+//! A writer has a second row (`worker` + [`record::ALTERNATE`]): the queues of
+//! transactions it sends together (`txn-batch = 1`) record in its two rows in turn, each
+//! row listing what was committed through it, so that a queue's records do not list the
+//! previous queue's transactions too. Every row reads alike at a restart.
+//!
 //! Committed together, the row and the changes cannot disagree. After any crash the
 //! furthest watermark `L` of the channel's rows is a true one, and every transaction
 //! committed past it is listed in its writer's row (that writer's own watermark is at or
@@ -291,8 +296,12 @@ pub struct Downstream {
     mark_seconds: metrics::Histogram,
     /// Which writer this session is: its mark row and apply-record row.
     worker: u32,
-    /// After the transactions this writer committed past the last watermark it recorded.
+    /// After the transactions this writer committed past the last watermark it recorded
+    /// in its first row, and in its second ([`record::ALTERNATE`]).
     after: Vec<Arc<Listed>>,
+    after_alternate: Vec<Arc<Listed>>,
+    /// The next queue sent together records in the second row.
+    alternate_next: bool,
     /// The server is MariaDB (learned at connection).
     mariadb: bool,
     /// It takes compound statements (see [`Downstream::apply_trips`]).
@@ -315,6 +324,7 @@ impl Downstream {
     pub fn for_worker(&self, worker: u32) -> Self {
         let mut down = Self::writer(Arc::clone(&self.target), worker);
         down.after = self.after.clone();
+        down.after_alternate = self.after_alternate.clone();
         down
     }
 
@@ -334,6 +344,8 @@ impl Downstream {
             mark_seconds: crate::metrics::mark_update_seconds(),
             worker,
             after: Vec::new(),
+            after_alternate: Vec::new(),
+            alternate_next: false,
             mariadb: true,
             compound: true,
             writer_locks: true,
@@ -536,6 +548,8 @@ impl Downstream {
     pub fn successor(&self) -> Downstream {
         let mut next = Self::writer(Arc::clone(&self.target), self.worker);
         next.after.clone_from(&self.after);
+        next.after_alternate.clone_from(&self.after_alternate);
+        next.alternate_next = self.alternate_next;
         next.stale = match &self.conn {
             Some(conn) => Some((conn.id(), self.server_started)),
             None => self.stale,

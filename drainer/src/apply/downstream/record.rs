@@ -16,6 +16,15 @@ pub struct ApplyRecord {
 /// The apply record's table, in the mark table's schema.
 pub const APPLY_TABLE: &str = "_drainer_apply_state";
 
+/// A writer's second row: its `worker` plus this. Queues of transactions sent together
+/// (`txn-batch = 1`) record in the writer's two rows in turn, each row listing what was
+/// committed through it past the watermark: a queue's records list the transactions
+/// before them in the queue, and no longer the previous queue's as well (by the time a
+/// queue writes a row again, the watermark has mostly passed what that row listed).
+/// A restart reads every row alike; an earlier version reads these rows as writers of
+/// their own, which list what they committed (the same thing).
+pub const ALTERNATE: u32 = 1 << 20;
+
 impl ApplyRecord {
     pub fn qualified(&self) -> String {
         format!("{}.{}", quote(&self.schema), quote(APPLY_TABLE))
@@ -76,7 +85,7 @@ impl ApplyRecord {
             self.channel_id,
         );
         out.push_str(&text_literal(&self.source));
-        let _ = write!(out, ", {worker}, ");
+        let _ = write!(out, ", {}, ", ApplyRecord::row(worker, stamp.alternate));
         json_literal(out, |out| position_json(&stamp.position, out));
         out.push_str(", ");
         json_literal(out, |out| position_json(&stamp.low, out));
@@ -106,6 +115,15 @@ impl ApplyRecord {
             ") ON DUPLICATE KEY UPDATE position = VALUES(position), \
              low_watermark = VALUES(low_watermark), applied_after = VALUES(applied_after)",
         );
+    }
+
+    /// The `worker` column of writer `worker`'s first row or, `alternate`, its second.
+    pub fn row(worker: u32, alternate: bool) -> u32 {
+        if alternate {
+            worker + ALTERNATE
+        } else {
+            worker
+        }
     }
 
     /// The name of writer `worker`'s lock (`GET_LOCK`), held by its session while it
@@ -280,8 +298,11 @@ pub struct Stamp {
     pub position: Position,
     /// Every upstream transaction up to here is committed downstream.
     pub low: Position,
-    /// After the transactions this writer committed past `low` (with `position`).
+    /// After the transactions this writer committed past `low` through this row (with
+    /// `position`).
     pub after: Vec<Arc<Listed>>,
+    /// Written to the writer's second row (see [`ALTERNATE`]).
+    pub alternate: bool,
 }
 
 impl Stamp {
@@ -354,8 +375,19 @@ impl Downstream {
 
     /// [`Downstream::stamp_all`] of positions already listed (see [`Listed`]).
     pub fn stamp_listed(&self, positions: &[Arc<Listed>], low: &Position) -> Stamp {
-        let after: Vec<Arc<Listed>> = self
-            .after
+        self.stamp_on(false, positions, low)
+    }
+
+    /// [`Downstream::stamp_listed`], written to this writer's first row or, `alternate`,
+    /// its second (see [`ALTERNATE`]): the positions that row lists still past `low`,
+    /// then `positions`.
+    pub fn stamp_on(&self, alternate: bool, positions: &[Arc<Listed>], low: &Position) -> Stamp {
+        let listed = if alternate {
+            &self.after_alternate
+        } else {
+            &self.after
+        };
+        let after: Vec<Arc<Listed>> = listed
             .iter()
             .chain(positions)
             .filter(|l| past(&l.position, low))
@@ -369,18 +401,32 @@ impl Downstream {
                 .clone(),
             low: low.clone(),
             after,
+            alternate,
         }
     }
 
+    /// Which of this writer's rows the next queue sent together records in: the first
+    /// and the second in turn (see [`ALTERNATE`]).
+    pub fn next_row(&mut self) -> bool {
+        self.alternate_next = !self.alternate_next;
+        !self.alternate_next
+    }
+
     /// Transactions committed past the watermark before this start (by any writer): this
-    /// writer's records list them too, until the watermark passes them.
+    /// writer's records list them too, in both its rows, until the watermark passes them
+    /// (either row, written over, must not drop them).
     pub fn seed_after(&mut self, positions: &[Position]) {
         self.after = positions.iter().cloned().map(Listed::new).collect();
+        self.after_alternate.clone_from(&self.after);
     }
 
     /// Takes `stamp` as this writer's recorded state: its transaction committed.
     pub fn recorded(&mut self, stamp: &Stamp) {
-        self.after.clone_from(&stamp.after);
+        if stamp.alternate {
+            self.after_alternate.clone_from(&stamp.after);
+        } else {
+            self.after.clone_from(&stamp.after);
+        }
     }
 
     /// Writes the apply record `stamp` in a transaction of its own (after DDL, which
@@ -400,7 +446,16 @@ impl Downstream {
     /// (`None`: no record yet). A shared lock waits for a session still holding the row
     /// (its transaction committing or rolling back): the answer is final.
     pub async fn record(&mut self) -> Result<Option<Position>, DownstreamError> {
-        let rows = self.record_rows(Some(self.worker)).await?;
+        self.record_of(false).await
+    }
+
+    /// [`Downstream::record`] of this writer's first row or, `alternate`, its second.
+    pub async fn record_of(
+        &mut self,
+        alternate: bool,
+    ) -> Result<Option<Position>, DownstreamError> {
+        let row = ApplyRecord::row(self.worker, alternate);
+        let rows = self.record_rows(Some(row)).await?;
         Ok(rows.into_iter().next().map(|(position, _, _)| position))
     }
 
@@ -472,6 +527,10 @@ impl Downstream {
                 .exec(sql.as_str(), (record.channel_id, record.source.as_str()))
                 .await
                 .map_err(|e| classify(&sql, e))?;
+            // A writer's second row names the writer's lock too.
+            for w in &mut workers {
+                *w %= ALTERNATE;
+            }
             workers.extend(0..target.sessions);
             workers.sort_unstable();
             workers.dedup();
@@ -606,6 +665,7 @@ mod tests {
             position: at(1300),
             low: at(700),
             after: vec![Listed::new(at(900)), Listed::new(at(1300))],
+            alternate: false,
         };
         let sql = record.write(2, &stamp);
         assert!(sql.starts_with(&format!(
@@ -630,6 +690,7 @@ mod tests {
             position: odd.clone(),
             low: at(700),
             after: vec![Listed::new(at(900)), Listed::new(odd.clone())],
+            alternate: true,
         };
         let list = format!(
             "[{},{}]",
@@ -692,5 +753,40 @@ mod tests {
         ]));
         // Writer 0 after a barrier: the transaction is its own watermark.
         assert!(down.stamp(&at(2000), &at(2000)).after.is_empty());
+    }
+
+    #[test]
+    fn queues_sent_together_record_in_a_writers_two_rows_in_turn() {
+        let listed =
+            |ps: &[u64]| -> Vec<Arc<Listed>> { ps.iter().map(|&p| Listed::new(at(p))).collect() };
+        let mut down = writer();
+        // Passed over at start: both rows list it until the watermark passes it.
+        down.seed_after(&[at(900)]);
+        assert!(!down.next_row(), "the first queue: the first row");
+        let first = down.stamp_on(false, &listed(&[1000, 1100]), &at(800));
+        assert!(first.after().eq(&[at(900), at(1000), at(1100)]));
+        assert!(!first.alternate);
+        down.recorded(&first);
+        assert!(down.next_row(), "the next queue: the second row");
+        let second = down.stamp_on(true, &listed(&[1200]), &at(800));
+        assert!(second.alternate);
+        assert!(
+            second.after().eq(&[at(900), at(1200)]),
+            "not the first row's transactions: that row still lists them"
+        );
+        down.recorded(&second);
+        // Each row goes on from what it recorded; a session standing in carries both.
+        assert!(!down.next_row());
+        let next = down.successor();
+        assert!(next
+            .stamp_on(false, &listed(&[1300]), &at(1000))
+            .after()
+            .eq(&[at(1100), at(1300)]));
+        assert!(next
+            .stamp_on(true, &listed(&[1400]), &at(1000))
+            .after()
+            .eq(&[at(1200), at(1400)]));
+        assert_eq!(ApplyRecord::row(3, false), 3);
+        assert_eq!(ApplyRecord::row(3, true) % ALTERNATE, 3);
     }
 }
