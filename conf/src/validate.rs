@@ -213,12 +213,7 @@ impl Config {
             }
             for (i, t) in conflict.table.iter().enumerate() {
                 let key = format!("syncer.conflict.table[{i}]");
-                if let Err(e) = check_identifier(&t.db_name) {
-                    v.add(&format!("{key}.db-name"), e);
-                }
-                if let Err(e) = check_identifier(&t.tbl_name) {
-                    v.add(&format!("{key}.tbl-name"), e);
-                }
+                v.table_name(&key, &t.db_name, &t.tbl_name);
                 match (t.policy, &t.column) {
                     (ConflictPolicy::Lww, None) => v.add(
                         &format!("{key}.column"),
@@ -245,12 +240,7 @@ impl Config {
 
         for (i, f) in syncer.row_filter.iter().enumerate() {
             let key = format!("syncer.row-filter[{i}]");
-            if let Err(e) = check_identifier(&f.db_name) {
-                v.add(&format!("{key}.db-name"), e);
-            }
-            if let Err(e) = check_identifier(&f.tbl_name) {
-                v.add(&format!("{key}.tbl-name"), e);
-            }
+            v.table_name(&key, &f.db_name, &f.tbl_name);
             // One condition per table: a second one would replace the first unseen.
             let same = syncer.row_filter[..i]
                 .iter()
@@ -259,7 +249,8 @@ impl Config {
                 v.add(
                     &key,
                     format!(
-                        "names {}.{} again: give one entry per table, its conditions joined                          with AND",
+                        "names {}.{} again: give one entry per table, its conditions joined \
+                         with AND",
                         f.db_name, f.tbl_name
                     ),
                 );
@@ -482,6 +473,16 @@ impl Violations {
                     format!("routes schemas {other} and {} both to {to}", r.db_name),
                 );
             }
+        }
+    }
+
+    /// `db-name` and `tbl-name` of entry `key`, one exact table.
+    fn table_name(&mut self, key: &str, db_name: &str, tbl_name: &str) {
+        if let Err(e) = check_identifier(db_name) {
+            self.add(&format!("{key}.db-name"), e);
+        }
+        if let Err(e) = check_identifier(tbl_name) {
+            self.add(&format!("{key}.tbl-name"), e);
         }
     }
 

@@ -856,7 +856,11 @@ fn row_filters_one_per_table() {
         tbl_name: "x`y".into(),
         condition: "1 = 1".into(),
     });
-    assert_violates(&bad, "syncer.row-filter[2]", "names app.orders again");
+    assert_violates(
+        &bad,
+        "syncer.row-filter[2]",
+        "names app.orders again: give one entry per table, its conditions joined with AND",
+    );
     assert_violates(&bad, "syncer.row-filter[3].db-name", "must not be empty");
     assert_violates(&bad, "syncer.row-filter[3].tbl-name", "backtick");
 }

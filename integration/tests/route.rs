@@ -26,6 +26,14 @@ fn route(db: &str, tbl: Option<&str>, to_db: Option<&str>, to_tbl: Option<&str>)
     }
 }
 
+/// The drainer exited with `code`, its error naming each of `needles`.
+fn exited_naming(out: &integration::DrainerOutput, code: i32, needles: &[&str]) {
+    assert_eq!(out.code(), Some(code), "{}", out.stderr);
+    for needle in needles {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+}
+
 /// Inserts and updates in `schema`'s `orders` table and `users` table (the names on
 /// `site`) until `stop`.
 async fn writer(site: &MariaDb, schema: &str, orders: &str, stop: Arc<AtomicBool>) -> u64 {
@@ -255,8 +263,7 @@ async fn routes_that_cannot_work_are_refused() {
     ] {
         config.syncer.route = routes;
         let out = check_config(&config, WAIT).await.unwrap();
-        assert_eq!(out.code(), Some(2), "{}", out.stderr);
-        assert!(out.stderr.contains(message), "{message}: {}", out.stderr);
+        exited_naming(&out, 2, &[message]);
     }
 
     config.syncer.route = vec![route("app", None, Some("app_eu"), None)];
@@ -286,10 +293,7 @@ async fn routes_that_cannot_work_are_refused() {
     .unwrap();
     let mut drainer = drainer;
     let out = drainer.wait(WAIT).await.unwrap();
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    for needle in ["[[syncer.route]]", "VIEW `app`.`v`", "skip-ddl"] {
-        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
-    }
+    exited_naming(&out, 1, &["[[syncer.route]]", "VIEW `app`.`v`", "skip-ddl"]);
     let tables = text_rows(&b, "SHOW TABLES FROM app_eu").await.unwrap();
     assert_eq!(tables, ["t"], "the CREATE TABLE before it went to app_eu");
 }
@@ -322,14 +326,15 @@ async fn a_table_that_would_share_a_routed_tables_target_stops_the_drainer() {
     .await
     .unwrap();
     let out = drainer.wait(WAIT).await.unwrap();
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    for needle in [
-        "app.orders_old would go to",
-        "routes app.orders to",
-        "target-tbl-name",
-    ] {
-        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
-    }
+    exited_naming(
+        &out,
+        1,
+        &[
+            "app.orders_old would go to",
+            "routes app.orders to",
+            "target-tbl-name",
+        ],
+    );
     let rows = text_rows(&b, "SELECT id FROM app.orders_old")
         .await
         .unwrap();
@@ -351,10 +356,7 @@ async fn a_table_that_would_share_a_routed_tables_target_stops_the_drainer() {
     .await
     .unwrap();
     let out = drainer.wait(WAIT).await.unwrap();
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    for needle in ["shop.items would go to", "routes crm.items to"] {
-        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
-    }
+    exited_naming(&out, 1, &["shop.items would go to", "routes crm.items to"]);
     let rows = text_rows(&b, "SELECT id FROM app.orders_old ORDER BY id")
         .await
         .unwrap();

@@ -213,38 +213,40 @@ impl Run<'_> {
         timestamp: u32,
         pieces: Pieces,
     ) -> Result<(), RunError> {
-        let txn = &pieces.txn;
+        let Pieces {
+            txn,
+            ddl,
+            markers,
+            had_ddl,
+            tables_change,
+            ddl_not_run,
+        } = pieces;
         self.pool.barrier().await?;
         let mut from = 0;
         let mut applied = false;
-        for ddl in &pieces.ddl {
+        for statement in &ddl {
             applied |= self
-                .apply_rows(&txn[from..ddl.after], &[], Close::Commit, None)
+                .apply_rows(&txn[from..statement.after], &[], Close::Commit, None)
                 .await?;
-            from = ddl.after;
-            self.apply_ddl(ddl).await?;
+            from = statement.after;
+            self.apply_ddl(statement).await?;
         }
-        if pieces.had_ddl && from == txn.len() {
+        if had_ddl && from == txn.len() {
             self.record_alone(&position).await?;
         } else {
             applied |= self
-                .apply_rows(
-                    &txn[from..],
-                    &pieces.markers,
-                    Close::Commit,
-                    Some(&position),
-                )
+                .apply_rows(&txn[from..], &markers, Close::Commit, Some(&position))
                 .await?;
         }
-        if !applied && !pieces.had_ddl {
+        if !applied && !had_ddl {
             self.applier.ctx.metrics.filtered();
         }
-        if pieces.tables_change {
+        if tables_change {
             self.columns_gen += 1;
             self.refresh_links().await?;
         }
         failpoint::hit("after-commit");
-        self.committed(position, timestamp, pieces.ddl_not_run, pieces.had_ddl)
+        self.committed(position, timestamp, ddl_not_run, had_ddl)
     }
 
     /// Ends an XA transaction prepared downstream earlier as the upstream ended it
